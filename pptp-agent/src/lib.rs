@@ -1,0 +1,16 @@
+//! pptp-agent: the userspace half of pptp-xdp.
+//!
+//! Protocol logic is sans-IO (bytes, events and time in; bytes, actions and deadlines
+//! out) so that it can be unit-tested, fuzzed and replayed from captures; the tokio
+//! layer only moves bytes between sockets and those machines.
+//!
+//! - [`pptp`] and [`gre`]: the PPTP control channel and enhanced GRE (RFC 2637).
+//! - [`ppp`]: LCP, authentication, CCP, IPCP and IPV6CP.
+//! - [`mppe`]: MPPE key derivation and cipher (RFC 3078, 3079).
+//! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
+
+pub mod dataplane;
+pub mod gre;
+pub mod mppe;
+pub mod ppp;
+pub mod pptp;

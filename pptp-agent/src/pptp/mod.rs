@@ -1,0 +1,1 @@
+//! The PPTP control channel (RFC 2637): message codecs, framing, and the control-connection and call state machines.

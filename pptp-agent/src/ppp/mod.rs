@@ -1,1 +1,6 @@
 //! The PPP engine: LCP, authentication, CCP, IPCP and IPV6CP over a sync (HDLC-less) link.
+
+pub mod auth;
+pub mod frame;
+pub mod fsm;
+pub mod packet;

@@ -1,1 +1,3 @@
 //! The PPTP control channel (RFC 2637): message codecs, framing, and the control-connection and call state machines.
+
+pub mod message;

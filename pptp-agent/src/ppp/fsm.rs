@@ -75,6 +75,38 @@ pub enum Verdict {
     Reject(Vec<u8>),
 }
 
+/// Collects per-option decisions on a Configure-Request into a [`Verdict`]: any
+/// rejected option makes a Configure-Reject of those alone (RFC 1661 §5.4), else any
+/// Nak-ed option a Configure-Nak, else a Configure-Ack.
+#[derive(Debug, Default)]
+pub struct Judgement {
+    naks: Vec<u8>,
+    rejects: Vec<u8>,
+}
+
+impl Judgement {
+    /// Asks the peer to use `data` for option `kind` instead.
+    pub fn nak(&mut self, kind: u8, data: &[u8]) {
+        packet::push_option(&mut self.naks, kind, data);
+    }
+
+    /// Refuses the option.
+    pub fn reject(&mut self, opt: &Opt<'_>) {
+        opt.emit(&mut self.rejects);
+    }
+
+    /// The verdict.
+    pub fn verdict(self) -> Verdict {
+        if !self.rejects.is_empty() {
+            Verdict::Reject(self.rejects)
+        } else if !self.naks.is_empty() {
+            Verdict::Nak(self.naks)
+        } else {
+            Verdict::Ack
+        }
+    }
+}
+
 /// What one protocol (LCP, CCP, IPCP, IPV6CP) contributes to the automaton.
 pub trait Negotiator {
     /// The options of our next Configure-Request (encoded list).

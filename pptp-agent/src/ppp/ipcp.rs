@@ -29,6 +29,14 @@ pub mod opt {
     pub const SECONDARY_NBNS: u8 = 132;
 }
 
+/// Where the server gets the addresses it assigns (the concentrator's pool).
+pub trait AddressPool {
+    /// An address for `user`, or `None` when the pool is exhausted.
+    fn allocate(&mut self, user: &[u8]) -> Option<Ipv4Addr>;
+    /// Gives an address back when its link ends.
+    fn release(&mut self, address: Ipv4Addr);
+}
+
 /// IPCP settings for one end.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpcpConfig {

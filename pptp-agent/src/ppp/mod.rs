@@ -7,4 +7,9 @@ pub mod fsm;
 pub mod ipcp;
 pub mod ipv6cp;
 pub mod lcp;
+pub mod link;
 pub mod packet;
+#[cfg(test)]
+mod pair;
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,11 @@ impl Peer {
         }
     }
 
+    /// The method in use.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
     /// Starts: sends PAP's Authenticate-Request, or waits for a Challenge.
     pub fn start(&mut self, now: Instant, rng: &mut dyn RngCore) {
         if self.method == Method::Pap {

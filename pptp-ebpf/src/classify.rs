@@ -8,7 +8,7 @@ use pptp_common::{
 };
 
 use crate::{
-    packet::{read_u8, read_u16_be},
+    packet::{be16, read},
     verdict,
 };
 
@@ -39,28 +39,23 @@ fn count(class: GlobalCounter, bytes: u64) {
 
 #[inline(always)]
 fn classify(ctx: &XdpContext) -> GlobalCounter {
-    match read_u16_be(ctx, 12) {
-        Some(ETH_P_IP) => {}
+    match read::<2>(ctx, 12) {
+        Some(ethertype) if be16(&ethertype, 0) == ETH_P_IP => {}
         _ => return GlobalCounter::NonIpv4,
     }
-    let ip = ETH_HLEN;
-    let Some(version_ihl) = read_u8(ctx, ip) else {
+    let Some(ip) = read::<IPV4_MIN_HLEN>(ctx, ETH_HLEN) else {
         return GlobalCounter::Malformed;
     };
-    let ihl = ((version_ihl & 0x0f) as usize) * 4;
-    if version_ihl >> 4 != 4 || ihl < IPV4_MIN_HLEN || read_u8(ctx, ip + IPV4_MIN_HLEN - 1).is_none()
-    {
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HLEN {
         return GlobalCounter::Malformed;
     }
-    let (Some(frag), Some(proto)) = (read_u16_be(ctx, ip + 6), read_u8(ctx, ip + 9)) else {
-        return GlobalCounter::Malformed;
-    };
-    if frag & IPV4_OFFSET_MASK != 0 {
+    if be16(&ip, 6) & IPV4_OFFSET_MASK != 0 {
         // Not the first fragment: there is no transport header to look at.
         return GlobalCounter::OtherIpv4;
     }
-    let l4 = ip + ihl;
-    match proto {
+    let l4 = ETH_HLEN + ihl;
+    match ip[9] {
         IPPROTO_TCP => classify_tcp(ctx, l4),
         IPPROTO_GRE => classify_gre(ctx, l4),
         _ => GlobalCounter::OtherIpv4,
@@ -69,10 +64,10 @@ fn classify(ctx: &XdpContext) -> GlobalCounter {
 
 #[inline(always)]
 fn classify_tcp(ctx: &XdpContext, l4: usize) -> GlobalCounter {
-    let (Some(sport), Some(dport)) = (read_u16_be(ctx, l4), read_u16_be(ctx, l4 + 2)) else {
+    let Some(ports) = read::<4>(ctx, l4) else {
         return GlobalCounter::Malformed;
     };
-    if sport == PPTP_TCP_PORT || dport == PPTP_TCP_PORT {
+    if be16(&ports, 0) == PPTP_TCP_PORT || be16(&ports, 2) == PPTP_TCP_PORT {
         GlobalCounter::PptpControl
     } else {
         GlobalCounter::OtherIpv4
@@ -81,23 +76,21 @@ fn classify_tcp(ctx: &XdpContext, l4: usize) -> GlobalCounter {
 
 #[inline(always)]
 fn classify_gre(ctx: &XdpContext, l4: usize) -> GlobalCounter {
-    let (Some(flags), Some(flags_version), Some(proto)) = (
-        read_u8(ctx, l4),
-        read_u8(ctx, l4 + 1),
-        read_u16_be(ctx, l4 + 2),
-    ) else {
+    let Some(base) = read::<4>(ctx, l4) else {
         return GlobalCounter::Malformed;
     };
+    let (flags, flags_version) = (base[0], base[1]);
     if flags_version & GRE_VERSION_MASK != GRE_VERSION_ENHANCED {
         return GlobalCounter::GreOther;
     }
-    // RFC 2637 §4.1: C, R, s and recursion clear, K set, protocol PPP.
+    // RFC 2637 §4.1: C, R, s and recursion clear, K set, protocol PPP, and room
+    // for payload length and call ID.
     let forbidden = GRE_FLAG_C | GRE_FLAG_R | GRE_FLAG_STRICT | GRE_RECUR_MASK;
-    if proto != GRE_PROTO_PPP
+    if be16(&base, 2) != GRE_PROTO_PPP
         || flags & forbidden != 0
         || flags & GRE_FLAG_K == 0
         || flags_version & GRE_FLAGS2_MASK != 0
-        || read_u8(ctx, l4 + GRE_ENHANCED_MIN_HLEN - 1).is_none()
+        || read::<GRE_ENHANCED_MIN_HLEN>(ctx, l4).is_none()
     {
         return GlobalCounter::Malformed;
     }

@@ -1,32 +1,25 @@
 //! Bounds-checked access to packet bytes, in the form the verifier accepts: every
 //! read is preceded by a comparison of `start + offset + size` with `data_end`.
+//!
+//! Reads are of whole header chunks (`N >= 2` bytes): for a one-byte read at a
+//! variable offset LLVM rewrites `p + 1 > end` as `p >= end`, from which the
+//! verifier learns no readable range.
 
 use aya_ebpf::programs::XdpContext;
 
-/// Returns a pointer to a `T` at `offset` from the start of the frame, or `None` if
-/// the frame is too short.
+/// Copies `N` bytes at `offset` out of the frame, or `None` if the frame is too short.
 #[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
+pub fn read<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
     let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + core::mem::size_of::<T>() > end {
+    if start + offset + N > ctx.data_end() {
         return None;
     }
-    Some((start + offset) as *const T)
+    // SAFETY: the comparison above proves all N bytes lie inside the frame.
+    Some(unsafe { *((start + offset) as *const [u8; N]) })
 }
 
-/// Reads a big-endian `u16` at `offset`.
+/// Big-endian `u16` from two bytes of a header chunk.
 #[inline(always)]
-pub fn read_u16_be(ctx: &XdpContext, offset: usize) -> Option<u16> {
-    let p = ptr_at::<[u8; 2]>(ctx, offset)?;
-    // SAFETY: `ptr_at` checked that both bytes lie inside the frame.
-    Some(u16::from_be_bytes(unsafe { *p }))
-}
-
-/// Reads the byte at `offset`.
-#[inline(always)]
-pub fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
-    let p = ptr_at::<u8>(ctx, offset)?;
-    // SAFETY: `ptr_at` checked that the byte lies inside the frame.
-    Some(unsafe { *p })
+pub fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
 }

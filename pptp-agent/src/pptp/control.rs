@@ -1,0 +1,759 @@
+//! The PPTP control connection (RFC 2637 §3.1) as a sans-IO state machine.
+//!
+//! One [`ControlConnection`] runs one TCP control connection, on either side: we
+//! [`originate`](ControlConnection::originate) it (send Start-Control-Connection-Request)
+//! or [`answer`](ControlConnection::answer) it (wait for one). It takes bytes, end of
+//! stream and time ([`handle_input`](ControlConnection::handle_input),
+//! [`handle_eof`](ControlConnection::handle_eof),
+//! [`handle_timeout`](ControlConnection::handle_timeout)) and gives back bytes to send
+//! ([`poll_transmit`](ControlConnection::poll_transmit)), [`Event`]s
+//! ([`poll_event`](ControlConnection::poll_event)) and the next deadline
+//! ([`poll_timeout`](ControlConnection::poll_timeout)). It opens no socket and reads no
+//! clock, so tests drive two of them against each other with a virtual clock.
+//!
+//! What it does, and where it departs from a literal reading of the RFC:
+//! - Handshake: protocol version 1.0 only (anything else is answered with result 5 or,
+//!   as originator, with Stop-Control-Connection-Request reason Stop-Protocol); the
+//!   peer's framing and bearer capabilities, host and vendor are reported in
+//!   [`PeerInfo`]. An [`Admission`] policy lets the concentrator refuse a connection
+//!   with the RFC's result codes (not authorized, general error/no resource).
+//! - Before the handshake completes, call requests and Echo-Requests are answered with
+//!   General Error / Not-Connected (RFC 2637 §2.16); anything else closes.
+//! - Keepalive: after `echo_interval` without hearing from the peer we send an
+//!   Echo-Request; if nothing arrives within `echo_timeout` the connection closes. Any
+//!   message from the peer (and [`note_peer_activity`](ControlConnection::note_peer_activity),
+//!   which the agent calls on GRE traffic) counts as life, so a busy peer is never
+//!   dropped for a late Echo-Reply.
+//! - Every reply the RFC waits for has a deadline (`reply_timeout`, 60 s by default).
+//!   A missing Start-Control-Connection-Reply or Stop-Control-Connection-Reply closes
+//!   the connection; a call whose reply is missing is cleared on its own (see
+//!   [`call`](super::call)) instead of tearing down every other call on the connection.
+//! - A garbled stream ([`FramingError`]) closes the connection at once. A well-framed
+//!   but invalid message is answered with the RFC's General Error and the matching
+//!   error code where a reply exists (call requests, Start-Control-Connection-Request);
+//!   otherwise it is counted in [`ControlStats`] and dropped.
+//!
+//! The call state machines (four positions) live in [`call`](super::call); they share
+//! this connection's outbox, counters and Call ID pool.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::call::{Call, CallEnd, CallInfo, CallRequest};
+use super::call_id::{CallIdAllocator, CallIdPool};
+use super::framing::{Deframer, Frame, FramingError, InvalidMessage};
+use super::message::{
+    BearerCaps, EchoReply, EchoRequest, FramingCaps, GeneralError, IncomingCallReply,
+    IncomingResult, Message, MessageType, OkResult, OutgoingCallReply, OutgoingResult,
+    PROTOCOL_VERSION, ParseError, Reserved8, Reserved16, StartControlConnectionReply,
+    StartControlConnectionRequest, StartResult, StopControlConnectionReply,
+    StopControlConnectionRequest, StopReason, Text, WanErrorNotify,
+};
+
+/// What we are towards the peer of a control connection (RFC 2637 §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// PPTP Access Concentrator: answers Outgoing-Call-Requests, places incoming calls.
+    Pac,
+    /// PPTP Network Server: places outgoing calls, answers Incoming-Call-Requests.
+    Pns,
+}
+
+/// Which roles this side may take. A concentrator takes either: the first call
+/// message on the connection fixes the role for the rest of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    Pac,
+    Pns,
+    Either,
+}
+
+impl Roles {
+    fn allows(self, role: Role) -> bool {
+        matches!(
+            (self, role),
+            (Roles::Either, _) | (Roles::Pac, Role::Pac) | (Roles::Pns, Role::Pns)
+        )
+    }
+}
+
+/// Whether to accept a Start-Control-Connection-Request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Accept,
+    /// Answer with this result (not [`StartResult::Success`]) and error, then close.
+    Refuse(StartResult, GeneralError),
+}
+
+/// Settings of one control connection.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub roles: Roles,
+    pub host_name: String,
+    pub vendor_name: String,
+    pub firmware_revision: u16,
+    pub framing_capabilities: FramingCaps,
+    pub bearer_capabilities: BearerCaps,
+    pub maximum_channels: u16,
+    /// Idle time before we send an Echo-Request; `None` disables keepalive.
+    pub echo_interval: Option<Duration>,
+    /// How long to wait for any sign of life after an Echo-Request.
+    pub echo_timeout: Duration,
+    /// How long to wait for a reply the protocol expects.
+    pub reply_timeout: Duration,
+    pub admission: Admission,
+    /// Our Packet Recv Window Size, announced in call replies and requests.
+    pub recv_window: u16,
+    /// Our Packet Processing Delay, in 1/10 s.
+    pub processing_delay: u16,
+    /// Connect speed we report as PAC, in bits per second.
+    pub connect_speed: u32,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            roles: Roles::Either,
+            host_name: "pptp-xdp".into(),
+            vendor_name: "pptp-xdp".into(),
+            firmware_revision: 1,
+            framing_capabilities: FramingCaps::ALL,
+            bearer_capabilities: BearerCaps::ALL,
+            maximum_channels: u16::MAX,
+            echo_interval: Some(Duration::from_secs(60)),
+            echo_timeout: Duration::from_secs(60),
+            reply_timeout: Duration::from_secs(60),
+            admission: Admission::Accept,
+            recv_window: 64,
+            processing_delay: 0,
+            connect_speed: 100_000_000,
+        }
+    }
+}
+
+/// What the peer said about itself in its Start-Control-Connection message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub protocol_version: u16,
+    pub framing_capabilities: FramingCaps,
+    pub bearer_capabilities: BearerCaps,
+    pub maximum_channels: u16,
+    pub firmware_revision: u16,
+    pub host_name: String,
+    pub vendor_name: String,
+}
+
+/// Why a control connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The byte stream could not be framed.
+    Framing(FramingError),
+    /// A Start-Control-Connection message was malformed.
+    InvalidStart(ParseError),
+    /// A message arrived that the handshake does not allow.
+    Unexpected(MessageType),
+    /// The peer speaks a protocol version other than 1.0.
+    VersionNotSupported(u16),
+    /// The peer refused our Start-Control-Connection-Request.
+    Refused(StartResult, GeneralError),
+    /// We refused the peer's Start-Control-Connection-Request.
+    NotAdmitted(StartResult, GeneralError),
+    /// The peer sent Stop-Control-Connection-Request.
+    PeerStopped(StopReason),
+    /// Our Stop-Control-Connection-Request was answered.
+    Stopped,
+    /// The peer closed TCP.
+    PeerClosed,
+    /// No Start-Control-Connection message in time.
+    HandshakeTimeout,
+    /// No Stop-Control-Connection-Reply in time.
+    StopTimeout,
+    /// No sign of life after an Echo-Request.
+    KeepaliveTimeout,
+    /// [`ControlConnection::abort`] was called.
+    Aborted,
+}
+
+/// Something the owner of the connection must know or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed.
+    Established(PeerInfo),
+    /// The peer asks for a call; answer with [`ControlConnection::accept_call`] or
+    /// [`ControlConnection::refuse_call`]. `local_call_id` is already reserved.
+    CallRequested {
+        local_call_id: u16,
+        request: CallRequest,
+    },
+    /// A call is up: GRE may flow, keyed by `info.local_call_id` inbound and
+    /// `info.peer_call_id` outbound.
+    CallUp(CallInfo),
+    /// A call ended (or never came up); its local Call ID is released.
+    CallDown {
+        local_call_id: u16,
+        peer_call_id: Option<u16>,
+        reason: CallEnd,
+    },
+    /// The PNS sent Set-Link-Info for a call (stored in its [`CallInfo`]).
+    LinkInfo {
+        local_call_id: u16,
+        send_accm: u32,
+        receive_accm: u32,
+    },
+    /// The PAC sent WAN-Error-Notify for a call (counted in its [`CallInfo`]).
+    WanError {
+        local_call_id: u16,
+        counters: WanErrorNotify,
+    },
+    /// The connection is over: send what is left in the transmit queue, then close TCP.
+    Closed(CloseReason),
+}
+
+/// Counted drops and notable messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControlStats {
+    /// Well-framed messages with an invalid body.
+    pub invalid_messages: u64,
+    /// Valid messages that the current state does not allow.
+    pub unexpected_messages: u64,
+    /// Call messages naming no call of ours.
+    pub unknown_call: u64,
+    /// Calls we refused (by policy, lack of IDs, role or Not-Connected).
+    pub refused_calls: u64,
+    pub echo_requests_sent: u64,
+    pub echo_requests_answered: u64,
+    pub wan_error_notifies: u64,
+    pub set_link_infos: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// We answered TCP and wait for Start-Control-Connection-Request.
+    WaitRequest,
+    /// We sent Start-Control-Connection-Request and wait for the reply.
+    WaitReply,
+    Established,
+    /// We sent Stop-Control-Connection-Request and wait for the reply.
+    WaitStopReply,
+    Closed,
+}
+
+/// The connection's own timers; call deadlines are kept with the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Handshake or Stop reply deadline.
+    Reply = 0,
+    /// When to send the next Echo-Request.
+    Idle = 1,
+    /// When to give up on a silent peer.
+    Echo = 2,
+}
+
+/// Messages to send and events to report, in order.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    transmit: VecDeque<Message>,
+    events: VecDeque<Event>,
+}
+
+impl Outbox {
+    pub(super) fn send(&mut self, m: impl Into<Message>) {
+        self.transmit.push_back(m.into());
+    }
+    pub(super) fn emit(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+}
+
+/// One PPTP control connection, either side, both roles.
+#[derive(Debug)]
+pub struct ControlConnection<P: CallIdPool = CallIdAllocator> {
+    pub(super) config: ControlConfig,
+    state: State,
+    /// Our role, once a call has fixed it.
+    pub(super) role: Option<Role>,
+    deframer: Deframer,
+    timers: [Option<Instant>; 3],
+    echo_identifier: u32,
+    peer: Option<PeerInfo>,
+    pub(super) calls: HashMap<u16, Call>,
+    /// Peer Call ID -> our Call ID.
+    pub(super) by_peer_id: HashMap<u16, u16>,
+    /// Call deadlines, ordered.
+    pub(super) call_deadlines: BTreeSet<(Instant, u16)>,
+    pub(super) pool: P,
+    pub(super) out: Outbox,
+    pub(super) stats: ControlStats,
+    pub(super) next_serial: u16,
+}
+
+impl ControlConnection<CallIdAllocator> {
+    /// We opened the TCP connection: sends Start-Control-Connection-Request.
+    pub fn originate(config: ControlConfig, now: Instant) -> Self {
+        Self::originate_with_pool(config, CallIdAllocator::new(), now)
+    }
+
+    /// We accepted the TCP connection: waits for Start-Control-Connection-Request.
+    pub fn answer(config: ControlConfig, now: Instant) -> Self {
+        Self::answer_with_pool(config, CallIdAllocator::new(), now)
+    }
+}
+
+impl<P: CallIdPool> ControlConnection<P> {
+    fn new(config: ControlConfig, pool: P, state: State, now: Instant) -> Self {
+        let mut c = Self {
+            state,
+            role: None,
+            deframer: Deframer::new(),
+            timers: [None; 3],
+            echo_identifier: 0,
+            peer: None,
+            calls: HashMap::new(),
+            by_peer_id: HashMap::new(),
+            call_deadlines: BTreeSet::new(),
+            pool,
+            out: Outbox::default(),
+            stats: ControlStats::default(),
+            next_serial: 0,
+            config,
+        };
+        c.set_timer(Timer::Reply, Some(now + c.config.reply_timeout));
+        c
+    }
+
+    /// Like [`ControlConnection::originate`], taking local Call IDs from `pool`.
+    pub fn originate_with_pool(config: ControlConfig, pool: P, now: Instant) -> Self {
+        let mut c = Self::new(config, pool, State::WaitReply, now);
+        let request = StartControlConnectionRequest {
+            protocol_version: PROTOCOL_VERSION,
+            reserved1: Reserved16,
+            framing_capabilities: c.config.framing_capabilities,
+            bearer_capabilities: c.config.bearer_capabilities,
+            maximum_channels: c.config.maximum_channels,
+            firmware_revision: c.config.firmware_revision,
+            host_name: Text::new(&c.config.host_name),
+            vendor_name: Text::new(&c.config.vendor_name),
+        };
+        c.out.send(request);
+        c
+    }
+
+    /// Like [`ControlConnection::answer`], taking local Call IDs from `pool`.
+    pub fn answer_with_pool(config: ControlConfig, pool: P, now: Instant) -> Self {
+        Self::new(config, pool, State::WaitRequest, now)
+    }
+
+    // ---- outputs ----
+
+    /// The next message to write to the TCP connection, encoded.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.transmit.pop_front().map(|m| m.to_bytes())
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.timers.iter().flatten().min().copied();
+        let call = self.call_deadlines.first().map(|&(t, _)| t);
+        own.into_iter().chain(call).min()
+    }
+
+    /// Whether the connection is over (the transmit queue may still hold a last message).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the handshake has completed and no stop is under way.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// The peer's Start-Control-Connection details, once received.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// Our role on this connection, once fixed by a call.
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    pub fn stats(&self) -> &ControlStats {
+        &self.stats
+    }
+
+    // ---- inputs ----
+
+    /// Bytes read from the TCP connection.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.deframer.push(bytes);
+        loop {
+            match self.deframer.next_frame() {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    self.heard_from_peer(now);
+                    match frame {
+                        Frame::Message(m) => self.handle_message(m, now),
+                        Frame::Invalid(bad) => self.handle_invalid(bad),
+                    }
+                }
+                Err(e) => {
+                    self.close(CloseReason::Framing(e));
+                    break;
+                }
+            }
+            if self.state == State::Closed {
+                break;
+            }
+        }
+    }
+
+    /// The peer closed its side of the TCP connection.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if self.state != State::Closed {
+            self.close(CloseReason::PeerClosed);
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timer_due(Timer::Reply, now) {
+            self.set_timer(Timer::Reply, None);
+            match self.state {
+                State::WaitRequest | State::WaitReply => self.close(CloseReason::HandshakeTimeout),
+                State::WaitStopReply => self.close(CloseReason::StopTimeout),
+                State::Established | State::Closed => {}
+            }
+        }
+        if self.timer_due(Timer::Echo, now) {
+            self.close(CloseReason::KeepaliveTimeout);
+        }
+        if self.timer_due(Timer::Idle, now) {
+            self.set_timer(Timer::Idle, None);
+            self.echo_identifier = self.echo_identifier.wrapping_add(1);
+            self.out.send(EchoRequest {
+                identifier: self.echo_identifier,
+            });
+            self.stats.echo_requests_sent += 1;
+            self.set_timer(Timer::Echo, Some(now + self.config.echo_timeout));
+        }
+        while let Some(&(at, id)) = self.call_deadlines.first() {
+            if at > now || self.state == State::Closed {
+                break;
+            }
+            self.call_deadlines.remove(&(at, id));
+            self.call_timeout(id, now);
+        }
+    }
+
+    /// Evidence that the peer is alive (GRE traffic of one of its calls): postpones
+    /// the next Echo-Request.
+    pub fn note_peer_activity(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.heard_from_peer(now);
+        }
+    }
+
+    /// Starts an orderly shutdown: as PAC, a Call-Disconnect-Notify (Admin Shutdown)
+    /// for every call; then Stop-Control-Connection-Request with `reason`. Before the
+    /// handshake completes this simply closes.
+    pub fn stop(&mut self, reason: StopReason, now: Instant) {
+        match self.state {
+            State::Established => {
+                self.drop_all_calls(CallEnd::LocalClear, true);
+                self.out.send(StopControlConnectionRequest {
+                    reason,
+                    reserved1: Reserved8,
+                    reserved2: Reserved16,
+                });
+                self.state = State::WaitStopReply;
+                self.set_timer(Timer::Idle, None);
+                self.set_timer(Timer::Echo, None);
+                self.set_timer(Timer::Reply, Some(now + self.config.reply_timeout));
+            }
+            State::WaitRequest | State::WaitReply => self.close(CloseReason::Aborted),
+            State::WaitStopReply | State::Closed => {}
+        }
+    }
+
+    /// Ends the connection at once, sending nothing more (e.g. the loser of a
+    /// Start-Control-Connection collision closes the connection it opened, §3.1.3).
+    pub fn abort(&mut self) {
+        if self.state != State::Closed {
+            self.out.transmit.clear();
+            self.close(CloseReason::Aborted);
+        }
+    }
+
+    // ---- internals ----
+
+    fn set_timer(&mut self, t: Timer, at: Option<Instant>) {
+        self.timers[t as usize] = at;
+    }
+
+    fn timer_due(&self, t: Timer, now: Instant) -> bool {
+        self.timers[t as usize].is_some_and(|at| at <= now)
+    }
+
+    fn heard_from_peer(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.set_timer(Timer::Echo, None);
+            self.set_timer(Timer::Idle, self.config.echo_interval.map(|i| now + i));
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        self.drop_all_calls(CallEnd::ControlClosed, false);
+        self.state = State::Closed;
+        self.timers = [None; 3];
+        self.out.emit(Event::Closed(reason));
+    }
+
+    fn establish(&mut self, peer: PeerInfo, now: Instant) {
+        self.state = State::Established;
+        self.set_timer(Timer::Reply, None);
+        self.peer = Some(peer.clone());
+        self.out.emit(Event::Established(peer));
+        self.heard_from_peer(now);
+    }
+
+    fn handle_message(&mut self, m: Message, now: Instant) {
+        match (self.state, m) {
+            (State::WaitRequest, Message::StartControlConnectionRequest(rq)) => {
+                self.answer_start(rq, now)
+            }
+            (State::WaitReply, Message::StartControlConnectionReply(rp)) => {
+                self.handle_start_reply(rp, now)
+            }
+            (
+                State::Established | State::WaitStopReply,
+                Message::StopControlConnectionRequest(rq),
+            ) => {
+                self.out.send(StopControlConnectionReply {
+                    result: OkResult::Ok,
+                    error: GeneralError::None,
+                    reserved1: Reserved16,
+                });
+                self.close(CloseReason::PeerStopped(rq.reason));
+            }
+            (State::WaitStopReply, Message::StopControlConnectionReply(_)) => {
+                self.close(CloseReason::Stopped)
+            }
+            (State::Established | State::WaitStopReply, Message::EchoRequest(rq)) => {
+                self.stats.echo_requests_answered += 1;
+                self.out.send(echo_reply(rq.identifier, GeneralError::None));
+            }
+            (State::Established | State::WaitStopReply, Message::EchoReply(_)) => {}
+            (State::Established, m) if is_call_message(m.message_type()) => {
+                self.handle_call_message(m, now)
+            }
+            (State::WaitRequest | State::WaitReply, m) => self.before_established(m),
+            (_, _) => self.stats.unexpected_messages += 1,
+        }
+    }
+
+    /// A message other than the expected Start-Control-Connection one, before the
+    /// handshake: requests get Not-Connected, anything else ends the connection.
+    fn before_established(&mut self, m: Message) {
+        match m {
+            Message::EchoRequest(rq) => {
+                self.out
+                    .send(echo_reply(rq.identifier, GeneralError::NotConnected));
+            }
+            Message::OutgoingCallRequest(rq) => {
+                self.refuse_outgoing(rq.call_id, GeneralError::NotConnected)
+            }
+            Message::IncomingCallRequest(rq) => {
+                self.refuse_incoming(rq.call_id, GeneralError::NotConnected)
+            }
+            Message::StopControlConnectionRequest(rq) => {
+                self.out.send(StopControlConnectionReply {
+                    result: OkResult::Ok,
+                    error: GeneralError::None,
+                    reserved1: Reserved16,
+                });
+                self.close(CloseReason::PeerStopped(rq.reason));
+            }
+            other => self.close(CloseReason::Unexpected(other.message_type())),
+        }
+    }
+
+    fn handle_invalid(&mut self, bad: InvalidMessage) {
+        self.stats.invalid_messages += 1;
+        let error = bad.error.general_error();
+        match bad.kind {
+            MessageType::StartControlConnectionRequest if self.state == State::WaitRequest => {
+                self.out.send(self.start_reply(StartResult::GeneralError, error));
+                self.close(CloseReason::InvalidStart(bad.error));
+            }
+            MessageType::StartControlConnectionReply if self.state == State::WaitReply => {
+                self.close(CloseReason::InvalidStart(bad.error))
+            }
+            MessageType::OutgoingCallRequest => self.refuse_outgoing(bad.call_id(), error),
+            MessageType::IncomingCallRequest => self.refuse_incoming(bad.call_id(), error),
+            _ => {}
+        }
+    }
+
+    fn start_reply(&self, result: StartResult, error: GeneralError) -> StartControlConnectionReply {
+        StartControlConnectionReply {
+            protocol_version: PROTOCOL_VERSION,
+            result,
+            error,
+            framing_capabilities: self.config.framing_capabilities,
+            bearer_capabilities: self.config.bearer_capabilities,
+            maximum_channels: self.config.maximum_channels,
+            firmware_revision: self.config.firmware_revision,
+            host_name: Text::new(&self.config.host_name),
+            vendor_name: Text::new(&self.config.vendor_name),
+        }
+    }
+
+    fn answer_start(&mut self, rq: StartControlConnectionRequest, now: Instant) {
+        if rq.protocol_version != PROTOCOL_VERSION {
+            self.out.send(
+                self.start_reply(StartResult::VersionNotSupported, GeneralError::None),
+            );
+            return self.close(CloseReason::VersionNotSupported(rq.protocol_version));
+        }
+        if let Admission::Refuse(result, error) = self.config.admission {
+            self.out.send(self.start_reply(result, error));
+            return self.close(CloseReason::NotAdmitted(result, error));
+        }
+        self.out
+            .send(self.start_reply(StartResult::Success, GeneralError::None));
+        self.establish(
+            PeerInfo {
+                protocol_version: rq.protocol_version,
+                framing_capabilities: rq.framing_capabilities,
+                bearer_capabilities: rq.bearer_capabilities,
+                maximum_channels: rq.maximum_channels,
+                firmware_revision: rq.firmware_revision,
+                host_name: rq.host_name.to_string_lossy(),
+                vendor_name: rq.vendor_name.to_string_lossy(),
+            },
+            now,
+        );
+    }
+
+    fn handle_start_reply(&mut self, rp: StartControlConnectionReply, now: Instant) {
+        if rp.result != StartResult::Success {
+            return self.close(CloseReason::Refused(rp.result, rp.error));
+        }
+        if rp.protocol_version != PROTOCOL_VERSION {
+            // RFC 2637 §3.1.1: an unsupported version in the reply gets a Stop.
+            self.peer = None;
+            self.out.send(StopControlConnectionRequest {
+                reason: StopReason::StopProtocol,
+                reserved1: Reserved8,
+                reserved2: Reserved16,
+            });
+            self.state = State::WaitStopReply;
+            self.set_timer(Timer::Reply, Some(now + self.config.reply_timeout));
+            return;
+        }
+        self.establish(
+            PeerInfo {
+                protocol_version: rp.protocol_version,
+                framing_capabilities: rp.framing_capabilities,
+                bearer_capabilities: rp.bearer_capabilities,
+                maximum_channels: rp.maximum_channels,
+                firmware_revision: rp.firmware_revision,
+                host_name: rp.host_name.to_string_lossy(),
+                vendor_name: rp.vendor_name.to_string_lossy(),
+            },
+            now,
+        );
+    }
+
+    /// Answers an Outgoing-Call-Request we will not take with General Error `error`
+    /// (or Do-Not-Accept when `error` is None).
+    pub(super) fn refuse_outgoing(&mut self, peer_call_id: u16, error: GeneralError) {
+        self.stats.refused_calls += 1;
+        let result = match error {
+            GeneralError::None => OutgoingResult::DoNotAccept,
+            _ => OutgoingResult::GeneralError,
+        };
+        self.out.send(OutgoingCallReply {
+            call_id: 0,
+            peer_call_id,
+            result,
+            error,
+            cause_code: 0,
+            connect_speed: 0,
+            packet_recv_window_size: 0,
+            packet_processing_delay: 0,
+            physical_channel_id: 0,
+        });
+    }
+
+    /// Answers an Incoming-Call-Request we will not take with General Error `error`
+    /// (or Do-Not-Accept when `error` is None).
+    pub(super) fn refuse_incoming(&mut self, peer_call_id: u16, error: GeneralError) {
+        self.stats.refused_calls += 1;
+        let result = match error {
+            GeneralError::None => IncomingResult::DoNotAccept,
+            _ => IncomingResult::GeneralError,
+        };
+        self.out.send(IncomingCallReply {
+            call_id: 0,
+            peer_call_id,
+            result,
+            error,
+            packet_recv_window_size: 0,
+            packet_transmit_delay: 0,
+            reserved1: Reserved16,
+        });
+    }
+
+    /// Whether the connection can carry call messages now.
+    pub(super) fn can_call(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether this side may act as `role` on this connection.
+    pub(super) fn roles_allow(&self, role: Role) -> bool {
+        match self.role {
+            Some(fixed) => fixed == role,
+            None => self.config.roles.allows(role),
+        }
+    }
+}
+
+fn echo_reply(identifier: u32, error: GeneralError) -> EchoReply {
+    EchoReply {
+        identifier,
+        result: match error {
+            GeneralError::None => OkResult::Ok,
+            _ => OkResult::GeneralError,
+        },
+        error,
+        reserved1: Reserved16,
+    }
+}
+
+fn is_call_message(t: MessageType) -> bool {
+    !matches!(
+        t,
+        MessageType::StartControlConnectionRequest
+            | MessageType::StartControlConnectionReply
+            | MessageType::StopControlConnectionRequest
+            | MessageType::StopControlConnectionReply
+            | MessageType::EchoRequest
+            | MessageType::EchoReply
+    )
+}
+
+/// The winner of a Start-Control-Connection collision (RFC 2637 §3.1.3): the peer with
+/// the higher IPv4 address, compared as 32-bit unsigned numbers. The loser aborts the
+/// connection it opened and answers on the other one.
+pub fn wins_collision(local: std::net::Ipv4Addr, peer: std::net::Ipv4Addr) -> bool {
+    u32::from(local) > u32::from(peer)
+}

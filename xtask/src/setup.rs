@@ -1,0 +1,135 @@
+//! `cargo xtask setup`: install what the build and the tests need, then check the
+//! machine (root, BPF, bpffs, namespaces) and name precisely what is missing.
+//! Every step is skipped when already done, so running it again costs seconds.
+
+use std::{path::Path, process::Command};
+
+use anyhow::bail;
+
+use crate::cmd::{self, stdout_of, succeeds};
+
+/// The bpf-linker release the BPF build is checked with.
+const BPF_LINKER_VERSION: &str = "0.10.0";
+
+/// Debian packages used by the build, the tests, the demo and the benchmarks.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "network namespaces, veth, bridges (`ip`)"),
+    ("tshark", "independent dissection of what the agent puts on the wire"),
+    ("bpftool", "inspecting pinned maps and programs"),
+    ("ethtool", "interface offload settings in the lab"),
+];
+
+pub fn run() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root: installing packages, BPF, namespaces and bpffs all need it (run as root)".to_owned());
+        return report(&missing);
+    }
+    install_nightly()?;
+    install_bpf_linker()?;
+    install_debian_packages()?;
+    check_machine(&mut missing);
+    report(&missing)
+}
+
+fn install_nightly() -> anyhow::Result<()> {
+    let toolchain = cmd::pinned_toolchain()?;
+    let sysroot = stdout_of(Command::new("rustup").args(["run", &toolchain, "rustc", "--print", "sysroot"]));
+    let has_src = sysroot.is_some_and(|root| {
+        Path::new(root.trim())
+            .join("lib/rustlib/src/rust/library/core")
+            .is_dir()
+    });
+    if has_src {
+        return Ok(());
+    }
+    cmd::run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        &toolchain,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src,clippy,rustfmt",
+    ]))
+}
+
+fn install_bpf_linker() -> anyhow::Result<()> {
+    let version = stdout_of(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    cmd::run(cmd::cargo().args([
+        "install",
+        &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+        "--locked",
+    ]))
+}
+
+fn install_debian_packages() -> anyhow::Result<()> {
+    let absent: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| {
+            stdout_of(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
+                .is_none_or(|status| !status.contains("install ok installed"))
+        })
+        .collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&absent)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// What the kernel and the machine must offer; each gap goes into `missing`.
+fn check_machine(missing: &mut Vec<String>) {
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        missing.push("kernel BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF".into());
+    }
+    if !succeeds(Command::new("bpftool").args(["prog", "list"])) {
+        missing.push("the bpf() syscall: `bpftool prog list` failed (CONFIG_BPF_SYSCALL, or a seccomp/LSM policy forbids it)".into());
+    }
+    if !Path::new("/proc/self/ns/net").exists() {
+        missing.push("network namespaces (CONFIG_NET_NS)".into());
+    }
+    let probe = format!("pxl-setup-probe-{}", std::process::id());
+    if succeeds(Command::new("ip").args(["netns", "add", &probe])) {
+        let veth = succeeds(Command::new("ip").args([
+            "-n", &probe, "link", "add", "name", "probe0", "type", "veth", "peer", "name", "probe1",
+        ]));
+        let bridge = succeeds(Command::new("ip").args(["-n", &probe, "link", "add", "name", "probe2", "type", "bridge"]));
+        let _ = succeeds(Command::new("ip").args(["netns", "del", &probe]));
+        if !veth {
+            missing.push("veth devices (CONFIG_VETH)".into());
+        }
+        if !bridge {
+            missing.push("bridge devices (CONFIG_BRIDGE)".into());
+        }
+    } else {
+        missing.push("`ip netns add` failed: network namespaces unavailable".into());
+    }
+    let bpffs = Path::new("/sys/fs/bpf");
+    let mounted = nix::sys::statfs::statfs(bpffs).is_ok_and(|fs| fs.filesystem_type().0 as i64 == 0xcafe_4a11);
+    if !mounted {
+        eprintln!(
+            "xtask: note: /sys/fs/bpf is not a bpffs; `pptp-agent serve` mounts one there, the lab mounts its own under /run"
+        );
+    }
+}
+
+fn report(missing: &[String]) -> anyhow::Result<()> {
+    if missing.is_empty() {
+        eprintln!("xtask: setup complete: toolchains, packages, root, BPF, BTF and namespaces are all here");
+        return Ok(());
+    }
+    for item in missing {
+        eprintln!("xtask: missing: {item}");
+    }
+    bail!("this machine lacks {} prerequisite(s), listed above", missing.len())
+}

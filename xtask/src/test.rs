@@ -1,0 +1,34 @@
+//! `cargo xtask test`: formatting and lints (the agent's workspace and the BPF crate
+//! on its own target), then every unit and integration test, privileged ones included.
+
+use pptp_tests::lab;
+
+use crate::{cmd, setup};
+
+pub fn run() -> anyhow::Result<()> {
+    setup::run()?;
+    let ebpf = cmd::ebpf_dir();
+    cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
+    cmd::run(cmd::cargo_pinned(&ebpf).args(["fmt", "--all", "--check"]))?;
+    cmd::run(cmd::cargo().args([
+        "clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings",
+    ]))?;
+    cmd::run(cmd::cargo_pinned(&ebpf).args([
+        "clippy", "--locked", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--",
+        "-D", "warnings",
+    ]))?;
+
+    let stale = lab::down_stale()?;
+    if !stale.is_empty() {
+        eprintln!("xtask: removed labs left by killed test runs: {stale:?}");
+    }
+    let agent = cmd::build_agent(false)?;
+    cmd::run(
+        cmd::cargo()
+            .args(["test", "--workspace", "--locked"])
+            .env("PPTP_AGENT_BIN", &agent),
+    )?;
+    let stale = lab::down_stale()?;
+    anyhow::ensure!(stale.is_empty(), "tests left labs behind: {stale:?}");
+    Ok(())
+}

@@ -87,10 +87,13 @@ pub enum Side {
 /// Decides the fate of a frame in flight: false drops it; it may also rewrite it.
 pub type Fault = Box<dyn FnMut(Side, &mut Vec<u8>) -> bool>;
 
+/// A scripted peer: the frames it answers a received frame with.
+pub type Script = Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>>>;
+
 /// What stands on the client side: a real link or a script answering frames.
 pub enum Remote {
     Link(Box<Link>),
-    Script(Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>>>),
+    Script(Script),
 }
 
 pub struct Pair {

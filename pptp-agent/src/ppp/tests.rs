@@ -144,7 +144,7 @@ fn handshake_survives_loss() {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            state % 4 != 0
+            !state.is_multiple_of(4)
         }));
         pair.open();
         pair.drive_to_settled();

@@ -302,7 +302,11 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// Refuses a call the peer requested: General Error with `error`, or Do-Not-Accept
     /// when `error` is [`GeneralError::None`].
-    pub fn refuse_call(&mut self, local_call_id: u16, error: GeneralError) -> Result<(), CallError> {
+    pub fn refuse_call(
+        &mut self,
+        local_call_id: u16,
+        error: GeneralError,
+    ) -> Result<(), CallError> {
         self.call_in(local_call_id, &[CallState::WaitAnswer])?;
         self.refuse_pending(local_call_id, error, CallEnd::RefusedLocally(error));
         Ok(())
@@ -426,8 +430,12 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     pub(super) fn handle_call_message(&mut self, m: Message, now: Instant) {
         match m {
-            Message::OutgoingCallRequest(rq) => self.on_call_request(CallRequest::Outgoing(rq), now),
-            Message::IncomingCallRequest(rq) => self.on_call_request(CallRequest::Incoming(rq), now),
+            Message::OutgoingCallRequest(rq) => {
+                self.on_call_request(CallRequest::Outgoing(rq), now)
+            }
+            Message::IncomingCallRequest(rq) => {
+                self.on_call_request(CallRequest::Incoming(rq), now)
+            }
             Message::OutgoingCallReply(rp) => self.on_outgoing_reply(rp),
             Message::IncomingCallReply(rp) => self.on_incoming_reply(rp),
             Message::IncomingCallConnected(cn) => self.on_incoming_connected(cn),
@@ -483,8 +491,11 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     fn on_outgoing_reply(&mut self, rp: OutgoingCallReply) {
-        let Some(id) = self.expect(rp.peer_call_id, Position::PnsPlacingOutgoing, CallState::WaitReply)
-        else {
+        let Some(id) = self.expect(
+            rp.peer_call_id,
+            Position::PnsPlacingOutgoing,
+            CallState::WaitReply,
+        ) else {
             return;
         };
         if rp.result != OutgoingResult::Connected {
@@ -509,8 +520,11 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     fn on_incoming_reply(&mut self, rp: IncomingCallReply) {
-        let Some(id) = self.expect(rp.peer_call_id, Position::PacPlacingIncoming, CallState::WaitReply)
-        else {
+        let Some(id) = self.expect(
+            rp.peer_call_id,
+            Position::PacPlacingIncoming,
+            CallState::WaitReply,
+        ) else {
             return;
         };
         if rp.result != IncomingResult::Connect {
@@ -543,8 +557,11 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     fn on_incoming_connected(&mut self, cn: IncomingCallConnected) {
-        let Some(id) = self.expect(cn.peer_call_id, Position::PnsAnsweringIncoming, CallState::WaitConnect)
-        else {
+        let Some(id) = self.expect(
+            cn.peer_call_id,
+            Position::PnsAnsweringIncoming,
+            CallState::WaitConnect,
+        ) else {
             return;
         };
         if let Some(call) = self.calls.get_mut(&id) {

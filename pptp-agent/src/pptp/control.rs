@@ -590,7 +590,8 @@ impl<P: CallIdPool> ControlConnection<P> {
         let error = bad.error.general_error();
         match bad.kind {
             MessageType::StartControlConnectionRequest if self.state == State::WaitRequest => {
-                self.out.send(self.start_reply(StartResult::GeneralError, error));
+                self.out
+                    .send(self.start_reply(StartResult::GeneralError, error));
                 self.close(CloseReason::InvalidStart(bad.error));
             }
             MessageType::StartControlConnectionReply if self.state == State::WaitReply => {
@@ -618,9 +619,8 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     fn answer_start(&mut self, rq: StartControlConnectionRequest, now: Instant) {
         if rq.protocol_version != PROTOCOL_VERSION {
-            self.out.send(
-                self.start_reply(StartResult::VersionNotSupported, GeneralError::None),
-            );
+            self.out
+                .send(self.start_reply(StartResult::VersionNotSupported, GeneralError::None));
             return self.close(CloseReason::VersionNotSupported(rq.protocol_version));
         }
         if let Admission::Refuse(result, error) = self.config.admission {

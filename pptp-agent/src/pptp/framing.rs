@@ -93,7 +93,9 @@ impl Deframer {
             return Err(e);
         }
         let avail = &self.buf[self.start..];
-        let Some(len) = avail.first_chunk::<2>().map(|l| usize::from(u16::from_be_bytes(*l)))
+        let Some(len) = avail
+            .first_chunk::<2>()
+            .map(|l| usize::from(u16::from_be_bytes(*l)))
         else {
             return Ok(None);
         };
@@ -190,7 +192,9 @@ mod tests {
         d.push(&bytes[15..]);
         assert_eq!(
             d.next_frame(),
-            Ok(Some(Frame::Message(Message::from(EchoRequest { identifier: 9 }))))
+            Ok(Some(Frame::Message(Message::from(EchoRequest {
+                identifier: 9
+            }))))
         );
         assert_eq!(d.next_frame(), Ok(None));
     }

@@ -23,9 +23,8 @@ fn main() {
     if let Some(prebuilt) = env::var_os("PPTP_EBPF_OBJECT") {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
-        std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
-            fail(&format!("PPTP_EBPF_OBJECT={}: {e}", prebuilt.display()))
-        });
+        std::fs::copy(&prebuilt, &dest)
+            .unwrap_or_else(|e| fail(&format!("PPTP_EBPF_OBJECT={}: {e}", prebuilt.display())));
         return;
     }
 
@@ -33,7 +32,10 @@ fn main() {
     let workspace = manifest_dir.parent().unwrap();
     let ebpf_dir = workspace.join("pptp-ebpf");
     for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
-        println!("cargo:rerun-if-changed={}", ebpf_dir.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            ebpf_dir.join(watched).display()
+        );
     }
     println!(
         "cargo:rerun-if-changed={}",
@@ -75,7 +77,10 @@ fn main() {
     if !status.success() {
         fail(&format!("building the BPF programs failed ({status})"));
     }
-    let built = target_dir.join(BPF_TARGET).join("release").join("pptp-ebpf");
+    let built = target_dir
+        .join(BPF_TARGET)
+        .join("release")
+        .join("pptp-ebpf");
     std::fs::copy(&built, &dest)
         .unwrap_or_else(|e| fail(&format!("copying {}: {e}", built.display())));
 }
@@ -87,7 +92,11 @@ fn pinned_toolchain(ebpf_dir: &Path) -> String {
         .unwrap_or_else(|e| fail(&format!("reading {}: {e}", file.display())));
     text.lines()
         .find_map(|line| {
-            let value = line.trim().strip_prefix("channel")?.trim().strip_prefix('=')?;
+            let value = line
+                .trim()
+                .strip_prefix("channel")?
+                .trim()
+                .strip_prefix('=')?;
             Some(value.trim().trim_matches('"').to_string())
         })
         .unwrap_or_else(|| fail(&format!("no `channel` in {}", file.display())))
@@ -98,12 +107,16 @@ fn check_prerequisites(toolchain: &str) {
         .args(["run", toolchain, "rustc", "--print", "sysroot"])
         .output();
     let sysroot = match sysroot {
-        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        Ok(out) if out.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
         Ok(_) => fail(&format!("the Rust toolchain {toolchain} is not installed")),
         Err(e) => fail(&format!("rustup not found ({e})")),
     };
     if !sysroot.join("lib/rustlib/src/rust/library/core").is_dir() {
-        fail(&format!("the rust-src component of {toolchain} is not installed"));
+        fail(&format!(
+            "the rust-src component of {toolchain} is not installed"
+        ));
     }
     let linker_found = env::var_os("PATH")
         .map(|paths| env::split_paths(&paths).any(|dir| dir.join("bpf-linker").is_file()))
@@ -114,5 +127,7 @@ fn check_prerequisites(toolchain: &str) {
 }
 
 fn fail(what: &str) -> ! {
-    panic!("\n\npptp-agent embeds its BPF programs and cannot build them: {what}.\n{SETUP_HINT}.\n\n");
+    panic!(
+        "\n\npptp-agent embeds its BPF programs and cannot build them: {what}.\n{SETUP_HINT}.\n\n"
+    );
 }

@@ -56,7 +56,9 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
     let lab_id = lab.id().to_owned();
     let bpffs = lab.bpffs()?;
     let pin = |args: &mut Command| {
-        args.arg("--bpffs").arg(&bpffs).args(["--instance", INSTANCE]);
+        args.arg("--bpffs")
+            .arg(&bpffs)
+            .args(["--instance", INSTANCE]);
     };
 
     let mut serve = Command::new(&config.agent_bin);
@@ -94,7 +96,10 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
     check_counters(&serde_json::from_str(&stats_json)?, &tcp, &gre)?;
 
     let status = lab.stop(agent, Duration::from_secs(10))?;
-    ensure!(status.success(), "the agent exited with {status} on SIGTERM");
+    ensure!(
+        status.success(),
+        "the agent exited with {status} on SIGTERM"
+    );
     ensure!(
         !bpffs.join(INSTANCE).exists(),
         "the agent left its pinned maps behind"
@@ -105,7 +110,12 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
         .filter(|ns| ns.starts_with(&lab_id))
         .collect();
     ensure!(left.is_empty(), "namespaces left behind: {left:?}");
-    Ok(DemoReport { tcp, gre, stats_table, stats_json })
+    Ok(DemoReport {
+        tcp,
+        gre,
+        stats_table,
+        stats_json,
+    })
 }
 
 /// The counters must be exactly what the client sent.
@@ -129,7 +139,10 @@ fn check_counters(json: &serde_json::Value, tcp: &TcpSent, gre: &GreSent) -> any
             gre.frame_bytes()
         );
     }
-    ensure!(counter("malformed", "packets")? == 0, "frames counted as malformed");
+    ensure!(
+        counter("malformed", "packets")? == 0,
+        "frames counted as malformed"
+    );
     Ok(())
 }
 

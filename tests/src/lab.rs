@@ -23,7 +23,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::netns::{self, ip, ip_in};
+use crate::{
+    bpffs::TempBpffs,
+    netns::{self, ip, ip_in},
+};
 
 /// Addresses of the lab (documentation ranges only).
 pub mod addr {
@@ -77,7 +80,7 @@ pub struct Lab {
     id: String,
     clients: usize,
     children: Vec<Child>,
-    bpffs: Option<PathBuf>,
+    bpffs: Option<TempBpffs>,
     keep: bool,
 }
 
@@ -135,23 +138,69 @@ impl Lab {
                 "netns", &wan,
             ])?;
             ip_in(&wan, &["link", "set", port, "master", "br0", "up"])?;
-            ip_in(ns, &["addr", "add", &format!("{address}/24"), "dev", ifname])?;
+            ip_in(
+                ns,
+                &["addr", "add", &format!("{address}/24"), "dev", ifname],
+            )?;
             ip_in(ns, &["link", "set", ifname, "up"])
         };
         attach_to_wan(&conc, "conc", addr::CONC_WAN, ifname::UPLINK)?;
         for i in 0..self.clients {
-            attach_to_wan(&self.client_ns(i), &format!("c{i}"), addr::client(i), ifname::HOST)?;
+            attach_to_wan(
+                &self.client_ns(i),
+                &format!("c{i}"),
+                addr::client(i),
+                ifname::HOST,
+            )?;
         }
 
         ip(&[
-            "link", "add", "name", ifname::LAN, "netns", &conc, "type", "veth", "peer", "name",
-            ifname::HOST, "netns", &lan,
+            "link",
+            "add",
+            "name",
+            ifname::LAN,
+            "netns",
+            &conc,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname::HOST,
+            "netns",
+            &lan,
         ])?;
-        ip_in(&conc, &["addr", "add", &format!("{}/24", addr::CONC_LAN), "dev", ifname::LAN])?;
+        ip_in(
+            &conc,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", addr::CONC_LAN),
+                "dev",
+                ifname::LAN,
+            ],
+        )?;
         ip_in(&conc, &["link", "set", ifname::LAN, "up"])?;
-        ip_in(&lan, &["addr", "add", &format!("{}/24", addr::LAN_HOST), "dev", ifname::HOST])?;
+        ip_in(
+            &lan,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", addr::LAN_HOST),
+                "dev",
+                ifname::HOST,
+            ],
+        )?;
         ip_in(&lan, &["link", "set", ifname::HOST, "up"])?;
-        ip_in(&lan, &["route", "add", "default", "via", &addr::CONC_LAN.to_string()])?;
+        ip_in(
+            &lan,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &addr::CONC_LAN.to_string(),
+            ],
+        )?;
         sysctl(&conc, "net/ipv4/ip_forward", "1")
     }
 
@@ -173,7 +222,11 @@ impl Lab {
     }
     /// Namespace of client `i` (0-based).
     pub fn client_ns(&self, i: usize) -> String {
-        assert!(i < self.clients, "client {i} of a lab with {}", self.clients);
+        assert!(
+            i < self.clients,
+            "client {i} of a lab with {}",
+            self.clients
+        );
         format!("{}-c{i}", self.id)
     }
     /// Every namespace of the lab.
@@ -185,21 +238,10 @@ impl Lab {
 
     /// A bpffs mounted for this lab (agents pin their maps here), mounted on first use.
     pub fn bpffs(&mut self) -> anyhow::Result<PathBuf> {
-        if let Some(path) = &self.bpffs {
-            return Ok(path.clone());
+        if self.bpffs.is_none() {
+            self.bpffs = Some(TempBpffs::mount(self.run_dir().join("bpf"))?);
         }
-        let path = self.run_dir().join("bpf");
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        nix::mount::mount(
-            Some("bpf"),
-            &path,
-            Some("bpf"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .with_context(|| format!("mounting bpffs at {}", path.display()))?;
-        self.bpffs = Some(path.clone());
-        Ok(path)
+        Ok(self.bpffs.as_ref().map(|b| b.path().to_path_buf()).unwrap())
     }
 
     fn run_dir(&self) -> PathBuf {
@@ -209,7 +251,9 @@ impl Lab {
     /// Starts `cmd` inside namespace `ns`; the lab kills it (by PID) on teardown.
     pub fn spawn(&mut self, ns: &str, mut cmd: Command) -> anyhow::Result<u32> {
         netns::command_in(ns, &mut cmd)?;
-        let child = cmd.spawn().with_context(|| format!("starting {cmd:?} in {ns}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {cmd:?} in {ns}"))?;
         let pid = child.id();
         self.children.push(child);
         std::fs::create_dir_all(self.run_dir())?;
@@ -220,7 +264,11 @@ impl Lab {
 
     /// Sends SIGTERM to a process started with [`Lab::spawn`] and waits (bounded)
     /// for it to exit; returns its exit status.
-    pub fn stop(&mut self, pid: u32, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub fn stop(
+        &mut self,
+        pid: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let index = self
             .children
             .iter()
@@ -243,11 +291,14 @@ impl Lab {
                 first_error.get_or_insert(e);
             }
         }
+        self.bpffs = None;
         if let Err(e) = remove_run_dir(&self.run_dir()) {
             first_error.get_or_insert(e);
         }
-        self.bpffs = None;
-        for ns in netns::list().into_iter().filter(|ns| belongs_to(ns, &self.id)) {
+        for ns in netns::list()
+            .into_iter()
+            .filter(|ns| belongs_to(ns, &self.id))
+        {
             if let Err(e) = ip(&["netns", "del", &ns]) {
                 first_error.get_or_insert(e);
             }
@@ -317,7 +368,8 @@ fn owner_pid(id: &str) -> Option<u32> {
 }
 
 fn belongs_to(ns: &str, id: &str) -> bool {
-    ns.strip_prefix(id).is_some_and(|rest| rest.starts_with('-'))
+    ns.strip_prefix(id)
+        .is_some_and(|rest| rest.starts_with('-'))
 }
 
 fn remove_run_dir(dir: &Path) -> anyhow::Result<()> {
@@ -364,7 +416,10 @@ pub fn sysctl(ns: &str, key: &str, value: &str) -> anyhow::Result<()> {
 
 /// No IPv6 on lab links: keeps router/neighbour solicitations out of the counters.
 fn quiet_ipv6(ns: &str) -> anyhow::Result<()> {
-    for key in ["net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6"] {
+    for key in [
+        "net/ipv6/conf/all/disable_ipv6",
+        "net/ipv6/conf/default/disable_ipv6",
+    ] {
         sysctl(ns, key, "1")?;
     }
     Ok(())

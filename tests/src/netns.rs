@@ -75,9 +75,7 @@ pub fn command_in(ns: &str, cmd: &mut Command) -> anyhow::Result<()> {
     let file = File::open(path(ns)).with_context(|| format!("opening namespace {ns}"))?;
     // SAFETY: the closure only calls setns(2), which is async-signal-safe.
     unsafe {
-        cmd.pre_exec(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(move || setns(&file, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
     }
     Ok(())
 }

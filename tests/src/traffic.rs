@@ -48,9 +48,18 @@ impl GreSent {
 /// LCP Echo-Request: a frame a PPTP peer could send.
 pub fn enhanced_gre_lcp_echo(call_id: u16, seq: u32) -> Vec<u8> {
     let ppp: [u8; 12] = [
-        0xff, 0x03, 0xc0, 0x21, // address, control, protocol LCP
-        0x09, (seq & 0xff) as u8, 0x00, 0x08, // Echo-Request, id, length 8
-        0x12, 0x34, 0x56, 0x78, // magic number
+        0xff,
+        0x03,
+        0xc0,
+        0x21, // address, control, protocol LCP
+        0x09,
+        (seq & 0xff) as u8,
+        0x00,
+        0x08, // Echo-Request, id, length 8
+        0x12,
+        0x34,
+        0x56,
+        0x78, // magic number
     ];
     let mut packet = vec![0x30, 0x01, 0x88, 0x0b]; // K and S set, version 1, PPP
     packet.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
@@ -63,7 +72,10 @@ pub fn enhanced_gre_lcp_echo(call_id: u16, seq: u32) -> Vec<u8> {
 /// Sends `count` enhanced GRE packets from namespace `ns` to `dst` through a raw
 /// IP socket (the kernel adds the IPv4 header).
 pub fn send_gre(ns: &str, dst: Ipv4Addr, call_id: u16, count: u32) -> anyhow::Result<GreSent> {
-    ensure!(count <= 1_000_000, "refusing to send more than 1,000,000 packets");
+    ensure!(
+        count <= 1_000_000,
+        "refusing to send more than 1,000,000 packets"
+    );
     netns::run_in(ns, move || {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_GRE)))
             .context("opening a raw GRE socket (needs root)")?;
@@ -74,9 +86,16 @@ pub fn send_gre(ns: &str, dst: Ipv4Addr, call_id: u16, count: u32) -> anyhow::Re
             let packet = enhanced_gre_lcp_echo(call_id, seq);
             gre_len = packet.len();
             let sent = socket.send_to(&packet, &to).context("sending GRE")?;
-            ensure!(sent == packet.len(), "short raw send: {sent} of {}", packet.len());
+            ensure!(
+                sent == packet.len(),
+                "short raw send: {sent} of {}",
+                packet.len()
+            );
         }
-        Ok(GreSent { packets: u64::from(count), gre_len })
+        Ok(GreSent {
+            packets: u64::from(count),
+            gre_len,
+        })
     })
 }
 
@@ -108,7 +127,11 @@ impl EchoServer {
                 }
             })
         };
-        Ok(Self { stop, address, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            address,
+            thread: Some(thread),
+        })
     }
 
     /// The address it listens on.
@@ -169,10 +192,18 @@ pub fn tcp_exchange(ns: &str, server: SocketAddrV4, payload: usize) -> anyhow::R
             })
         };
         let mut echoed = Vec::with_capacity(payload);
-        stream.read_to_end(&mut echoed).context("reading the echo")?;
-        writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        stream
+            .read_to_end(&mut echoed)
+            .context("reading the echo")?;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
         if echoed != data {
-            bail!("echo differs: sent {} bytes, got {}", data.len(), echoed.len());
+            bail!(
+                "echo differs: sent {} bytes, got {}",
+                data.len(),
+                echoed.len()
+            );
         }
         drop(stream);
         // The ACK of the server's FIN leaves with the FIN's processing; give it a moment.
@@ -213,7 +244,8 @@ mod tests {
 
     #[test]
     fn snmp_fields_are_found_by_name() {
-        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm OutSegs InSegs\nTcp: 1 42 7\n";
+        let snmp =
+            "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm OutSegs InSegs\nTcp: 1 42 7\n";
         assert_eq!(parse_snmp(snmp, "Tcp", "OutSegs").unwrap(), 42);
         assert_eq!(parse_snmp(snmp, "Ip", "DefaultTTL").unwrap(), 64);
         assert!(parse_snmp(snmp, "Udp", "InDatagrams").is_err());
@@ -224,7 +256,10 @@ mod tests {
     fn gre_frames_are_enhanced_gre_with_key_and_sequence() {
         let packet = enhanced_gre_lcp_echo(0x1234, 7);
         assert_eq!(&packet[..4], &[0x30, 0x01, 0x88, 0x0b]);
-        assert_eq!(u16::from_be_bytes([packet[4], packet[5]]) as usize, packet.len() - 12);
+        assert_eq!(
+            u16::from_be_bytes([packet[4], packet[5]]) as usize,
+            packet.len() - 12
+        );
         assert_eq!(&packet[6..8], &[0x12, 0x34]);
         assert_eq!(&packet[8..12], &7u32.to_be_bytes());
     }

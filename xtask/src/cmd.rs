@@ -38,7 +38,14 @@ pub fn cargo() -> Command {
 pub fn cargo_pinned(dir: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(dir);
-    for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO", "RUSTFLAGS", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "CARGO",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -47,10 +54,15 @@ pub fn cargo_pinned(dir: &Path) -> Command {
 /// The nightly channel pinned for the BPF crate.
 pub fn pinned_toolchain() -> anyhow::Result<String> {
     let file = ebpf_dir().join("rust-toolchain.toml");
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     text.lines()
         .find_map(|line| {
-            let value = line.trim().strip_prefix("channel")?.trim().strip_prefix('=')?;
+            let value = line
+                .trim()
+                .strip_prefix("channel")?
+                .trim()
+                .strip_prefix('=')?;
             Some(value.trim().trim_matches('"').to_owned())
         })
         .with_context(|| format!("no channel in {}", file.display()))
@@ -59,7 +71,9 @@ pub fn pinned_toolchain() -> anyhow::Result<String> {
 /// Runs `cmd` with the terminal attached and fails if it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: running {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("cannot start {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed ({status})", describe(cmd));
     }

@@ -13,8 +13,10 @@ pub fn run() -> anyhow::Result<()> {
         gre_packets: 1000,
         tcp_payload: 256 * 1024,
     })?;
-    println!("\nThe client sent {} TCP segments to port 1723 ({} bytes echoed) and {} GRE packets.",
-        report.tcp.segments, report.tcp.payload, report.gre.packets);
+    println!(
+        "\nThe client sent {} TCP segments to port 1723 ({} bytes echoed) and {} GRE packets.",
+        report.tcp.segments, report.tcp.payload, report.gre.packets
+    );
     println!("\n$ pptp-agent stats\n{}", report.stats_table);
     println!("$ pptp-agent stats --json\n{}", report.stats_json);
     println!("\nCounters match what was sent; the agent detached on SIGTERM and the lab is gone.");

@@ -17,7 +17,10 @@ pub struct FuzzArgs {
 }
 
 pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
-    ensure!((1..=86_400).contains(&args.seconds), "--seconds must be 1..=86400");
+    ensure!(
+        (1..=86_400).contains(&args.seconds),
+        "--seconds must be 1..=86400"
+    );
     if stdout_of(Command::new("cargo-fuzz").arg("--version")).is_none() {
         cmd::run(cmd::cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
@@ -36,10 +39,21 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
     } else {
         args.targets
     };
-    ensure!(!targets.is_empty(), "no fuzz targets found in pptp-agent/fuzz");
+    ensure!(
+        !targets.is_empty(),
+        "no fuzz targets found in pptp-agent/fuzz"
+    );
     for target in &targets {
-        cmd::run(fuzz().args(["run", target, "--", &format!("-max_total_time={}", args.seconds)]))?;
-        eprintln!("xtask: fuzz target {target}: no crash in {} s", args.seconds);
+        cmd::run(fuzz().args([
+            "run",
+            target,
+            "--",
+            &format!("-max_total_time={}", args.seconds),
+        ]))?;
+        eprintln!(
+            "xtask: fuzz target {target}: no crash in {} s",
+            args.seconds
+        );
     }
     Ok(())
 }

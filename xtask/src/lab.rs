@@ -32,19 +32,33 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         Action::Up { name, clients } => {
             let lab = Lab::up_named(&name, &LabSpec { clients })?;
             println!("lab {} is up:", lab.id());
-            println!("  concentrator  {}  up0 {}  lan0 {}", lab.concentrator_ns(), addr::CONC_WAN, addr::CONC_LAN);
+            println!(
+                "  concentrator  {}  up0 {}  lan0 {}",
+                lab.concentrator_ns(),
+                addr::CONC_WAN,
+                addr::CONC_LAN
+            );
             println!("  LAN host      {}  eth0 {}", lab.lan_ns(), addr::LAN_HOST);
             for i in 0..clients {
-                println!("  client {i}      {}  eth0 {}", lab.client_ns(i), addr::client(i));
+                println!(
+                    "  client {i}      {}  eth0 {}",
+                    lab.client_ns(i),
+                    addr::client(i)
+                );
             }
             println!("  WAN bridge    {}  br0", lab.wan_ns());
-            println!("enter one with `ip netns exec <namespace> bash`; remove with `cargo xtask lab down --name {name}`");
+            println!(
+                "enter one with `ip netns exec <namespace> bash`; remove with `cargo xtask lab down --name {name}`"
+            );
             Ok(())
         }
         Action::Down { name } => {
             lab::down_named(&name)?;
             let stale = lab::down_stale()?;
-            println!("lab pxl-{name} removed; stale test labs removed: {}", stale.len());
+            println!(
+                "lab pxl-{name} removed; stale test labs removed: {}",
+                stale.len()
+            );
             Ok(())
         }
     }

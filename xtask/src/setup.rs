@@ -14,7 +14,10 @@ const BPF_LINKER_VERSION: &str = "0.10.0";
 /// Debian packages used by the build, the tests, the demo and the benchmarks.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces, veth, bridges (`ip`)"),
-    ("tshark", "independent dissection of what the agent puts on the wire"),
+    (
+        "tshark",
+        "independent dissection of what the agent puts on the wire",
+    ),
     ("bpftool", "inspecting pinned maps and programs"),
     ("ethtool", "interface offload settings in the lab"),
 ];
@@ -22,7 +25,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 pub fn run() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
-        missing.push("root: installing packages, BPF, namespaces and bpffs all need it (run as root)".to_owned());
+        missing.push(
+            "root: installing packages, BPF, namespaces and bpffs all need it (run as root)"
+                .to_owned(),
+        );
         return report(&missing);
     }
     install_nightly()?;
@@ -33,14 +39,22 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn install_nightly() -> anyhow::Result<()> {
+    const COMPONENTS: [&str; 3] = ["rust-src", "clippy", "rustfmt"];
     let toolchain = cmd::pinned_toolchain()?;
-    let sysroot = stdout_of(Command::new("rustup").args(["run", &toolchain, "rustc", "--print", "sysroot"]));
-    let has_src = sysroot.is_some_and(|root| {
-        Path::new(root.trim())
-            .join("lib/rustlib/src/rust/library/core")
-            .is_dir()
-    });
-    if has_src {
+    let installed = stdout_of(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        &toolchain,
+    ]))
+    .unwrap_or_default();
+    let has = |component: &str| {
+        installed
+            .lines()
+            .any(|line| line == component || line.starts_with(&format!("{component}-")))
+    };
+    if COMPONENTS.iter().all(|c| has(c)) {
         return Ok(());
     }
     cmd::run(Command::new("rustup").args([
@@ -50,7 +64,7 @@ fn install_nightly() -> anyhow::Result<()> {
         "--profile",
         "minimal",
         "--component",
-        "rust-src,clippy,rustfmt",
+        &COMPONENTS.join(","),
     ]))
 }
 
@@ -90,7 +104,10 @@ fn install_debian_packages() -> anyhow::Result<()> {
 /// What the kernel and the machine must offer; each gap goes into `missing`.
 fn check_machine(missing: &mut Vec<String>) {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        missing.push("kernel BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF".into());
+        missing.push(
+            "kernel BTF (/sys/kernel/btf/vmlinux): a kernel built with CONFIG_DEBUG_INFO_BTF"
+                .into(),
+        );
     }
     if !succeeds(Command::new("bpftool").args(["prog", "list"])) {
         missing.push("the bpf() syscall: `bpftool prog list` failed (CONFIG_BPF_SYSCALL, or a seccomp/LSM policy forbids it)".into());
@@ -103,7 +120,9 @@ fn check_machine(missing: &mut Vec<String>) {
         let veth = succeeds(Command::new("ip").args([
             "-n", &probe, "link", "add", "name", "probe0", "type", "veth", "peer", "name", "probe1",
         ]));
-        let bridge = succeeds(Command::new("ip").args(["-n", &probe, "link", "add", "name", "probe2", "type", "bridge"]));
+        let bridge = succeeds(Command::new("ip").args([
+            "-n", &probe, "link", "add", "name", "probe2", "type", "bridge",
+        ]));
         let _ = succeeds(Command::new("ip").args(["netns", "del", &probe]));
         if !veth {
             missing.push("veth devices (CONFIG_VETH)".into());
@@ -114,22 +133,23 @@ fn check_machine(missing: &mut Vec<String>) {
     } else {
         missing.push("`ip netns add` failed: network namespaces unavailable".into());
     }
-    let bpffs = Path::new("/sys/fs/bpf");
-    let mounted = nix::sys::statfs::statfs(bpffs).is_ok_and(|fs| fs.filesystem_type().0 as i64 == 0xcafe_4a11);
-    if !mounted {
-        eprintln!(
-            "xtask: note: /sys/fs/bpf is not a bpffs; `pptp-agent serve` mounts one there, the lab mounts its own under /run"
-        );
+    if let Err(e) = pptp_tests::bpffs::TempBpffs::for_test("setup-probe") {
+        missing.push(format!("bpffs: {e:#}"));
     }
 }
 
 fn report(missing: &[String]) -> anyhow::Result<()> {
     if missing.is_empty() {
-        eprintln!("xtask: setup complete: toolchains, packages, root, BPF, BTF and namespaces are all here");
+        eprintln!(
+            "xtask: setup complete: toolchains, packages, root, BPF, BTF and namespaces are all here"
+        );
         return Ok(());
     }
     for item in missing {
         eprintln!("xtask: missing: {item}");
     }
-    bail!("this machine lacks {} prerequisite(s), listed above", missing.len())
+    bail!(
+        "this machine lacks {} prerequisite(s), listed above",
+        missing.len()
+    )
 }

@@ -11,11 +11,24 @@ pub fn run() -> anyhow::Result<()> {
     cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
     cmd::run(cmd::cargo_pinned(&ebpf).args(["fmt", "--all", "--check"]))?;
     cmd::run(cmd::cargo().args([
-        "clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings",
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
     cmd::run(cmd::cargo_pinned(&ebpf).args([
-        "clippy", "--locked", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--",
-        "-D", "warnings",
+        "clippy",
+        "--locked",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
 
     let stale = lab::down_stale()?;

@@ -83,7 +83,7 @@ impl PinDir {
 /// Whether `path` is the root of a bpffs mount. A missing path is not.
 pub fn is_bpffs(path: &Path) -> anyhow::Result<bool> {
     match nix::sys::statfs::statfs(path) {
-        Ok(fs) => Ok(fs.filesystem_type().0 as i64 == BPF_FS_MAGIC),
+        Ok(fs) => Ok(fs.filesystem_type().0 == BPF_FS_MAGIC),
         Err(nix::errno::Errno::ENOENT) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("statfs {}", path.display())),
     }

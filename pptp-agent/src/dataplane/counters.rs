@@ -70,7 +70,10 @@ impl GlobalCounters {
     pub fn render_table(&self) -> String {
         let mut out = format!("{:<14} {:>14} {:>16}\n", "class", "packets", "bytes");
         for c in &self.counters {
-            out.push_str(&format!("{:<14} {:>14} {:>16}\n", c.name, c.packets, c.bytes));
+            out.push_str(&format!(
+                "{:<14} {:>14} {:>16}\n",
+                c.name, c.packets, c.bytes
+            ));
         }
         out
     }
@@ -83,8 +86,16 @@ mod tests {
     fn sample() -> GlobalCounters {
         GlobalCounters {
             counters: vec![
-                NamedCounter { name: "pptp_control", packets: 3, bytes: 200 },
-                NamedCounter { name: "gre_enhanced", packets: 5, bytes: 700 },
+                NamedCounter {
+                    name: "pptp_control",
+                    packets: 3,
+                    bytes: 200,
+                },
+                NamedCounter {
+                    name: "gre_enhanced",
+                    packets: 5,
+                    bytes: 700,
+                },
             ],
         }
     }

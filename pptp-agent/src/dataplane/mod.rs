@@ -10,4 +10,5 @@ pub mod counters;
 pub mod uplink;
 
 /// The BPF object built from `pptp-ebpf` by `build.rs`.
-pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-ebpf.o"));
+pub static BPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-ebpf.o"));

@@ -30,7 +30,9 @@ impl Uplink {
             .program_mut(PROG_UPLINK)
             .with_context(|| format!("the BPF object has no program {PROG_UPLINK}"))?
             .try_into()?;
-        program.load().context("the kernel rejected the uplink program")?;
+        program
+            .load()
+            .context("the kernel rejected the uplink program")?;
         program
             .attach(interface, XdpMode::default())
             .with_context(|| format!("attaching XDP to {interface}"))?;

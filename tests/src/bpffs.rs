@@ -1,0 +1,44 @@
+//! A bpffs mounted for one test or lab, unmounted and removed when dropped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// A private bpffs mount.
+pub struct TempBpffs {
+    path: PathBuf,
+}
+
+impl TempBpffs {
+    /// Mounts a new bpffs at `path` (created if needed).
+    pub fn mount(path: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        let path = path.into();
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        nix::mount::mount(
+            Some("bpf"),
+            &path,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .with_context(|| format!("mounting bpffs at {} (needs root)", path.display()))?;
+        Ok(Self { path })
+    }
+
+    /// Mounts a bpffs under /run unique to this process and `name`.
+    pub fn for_test(name: &str) -> anyhow::Result<Self> {
+        Self::mount(format!("/run/pptp-xdp-test/{}-{name}", std::process::id()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempBpffs {
+    fn drop(&mut self) {
+        // MNT_DETACH: an object still open somewhere must not keep the mount busy.
+        let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

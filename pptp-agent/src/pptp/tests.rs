@@ -1483,3 +1483,64 @@ fn ids_are_released_when_calls_end() {
     s.handle_eof(now);
     assert_eq!(pool.live(), 0);
 }
+
+#[test]
+fn clear_request_before_the_answer_is_disconnected() {
+    // RFC 2637 §3.2.4.1: wait_cs_ans + Call-Clear-Request -> Call-Disconnect-Notify.
+    let (mut s, now) = answered_server(ControlConfig::default());
+    feed(&mut s, ocrq(0x0101), now);
+    let id = requested_id(&events(&mut s));
+    feed(&mut s, ccrq(0x0101), now);
+    assert!(matches!(
+        &sent(&mut s)[..],
+        [Message::CallDisconnectNotify(n)] if n.call_id == id && n.result == DisconnectResult::Request
+    ));
+    assert_eq!(call_down(&events(&mut s)), vec![(id, CallEnd::PeerCleared)]);
+    assert_eq!(s.accept_call(id, now), Err(CallError::UnknownCall(id)));
+}
+
+#[test]
+fn pns_abandons_a_call_before_the_reply() {
+    let mut p = Pair::established();
+    let client_id = p
+        .client
+        .place_outgoing_call(&OutgoingCallParams::default(), p.now)
+        .unwrap();
+    p.client.clear_call(client_id, p.now).unwrap();
+    match &sent(&mut p.client)[..] {
+        [
+            Message::OutgoingCallRequest(_),
+            Message::CallClearRequest(rq),
+        ] => {
+            assert_eq!(rq.call_id, client_id)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        p.client.call_state(client_id),
+        Some(CallState::WaitDisconnect)
+    );
+}
+
+#[test]
+fn pac_gives_up_before_incoming_call_connected() {
+    let mut p = pac_client_pair();
+    let pac_id = p
+        .client
+        .place_incoming_call(&IncomingCallParams::default(), p.now)
+        .unwrap();
+    p.drive();
+    let pns_id = requested_id(&p.server_events);
+    p.server.accept_call(pns_id, p.now).unwrap();
+    // The ICRP is still in flight when the PAC clears its call.
+    p.client.clear_call(pac_id, p.now).unwrap();
+    p.drive();
+    let (c, s) = p.take_events();
+    assert_eq!(call_down(&c), vec![(pac_id, CallEnd::LocalClear)]);
+    assert!(matches!(
+        call_down(&s)[..],
+        [(id, CallEnd::Disconnected { result: DisconnectResult::AdminShutdown, .. })] if id == pns_id
+    ));
+    // The late ICRP found no call at the PAC.
+    assert_eq!(p.client.stats().unknown_call, 1);
+}

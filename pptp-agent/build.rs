@@ -31,7 +31,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap();
     let ebpf_dir = workspace.join("pptp-ebpf");
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+    for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml", ".cargo/config.toml"] {
         println!(
             "cargo:rerun-if-changed={}",
             ebpf_dir.join(watched).display()
@@ -53,7 +53,8 @@ fn main() {
         .arg(&target_dir)
         .current_dir(&ebpf_dir);
     // The outer build's compiler settings must not leak into the BPF build (clippy
-    // sets a workspace wrapper, coverage tools set RUSTFLAGS, cargo sets RUSTC).
+    // sets a workspace wrapper, coverage tools set RUSTFLAGS, cargo sets RUSTC);
+    // the BPF flags come from pptp-ebpf/.cargo/config.toml.
     for var in [
         "RUSTC",
         "RUSTC_WRAPPER",
@@ -67,10 +68,6 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env(
-        "CARGO_ENCODED_RUSTFLAGS",
-        ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f"),
-    );
     let status = cmd
         .status()
         .unwrap_or_else(|e| fail(&format!("cannot run rustup: {e}")));

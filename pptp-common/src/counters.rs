@@ -25,6 +25,10 @@ impl Counter {
 unsafe impl aya::Pod for Counter {}
 
 /// Index of a slot in the global counter map.
+///
+/// The first six are traffic classes: the uplink program puts every frame it sees
+/// in exactly one of them, so they sum to the frames it ran on. The rest count
+/// outcomes of the data plane (a frame can have a class and an outcome).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GlobalCounter {
@@ -32,26 +36,62 @@ pub enum GlobalCounter {
     PptpControl = 0,
     /// Enhanced GRE (version 1, protocol PPP): PPTP data.
     GreEnhanced = 1,
-    /// GRE of another version or protocol (not PPTP; passed to the kernel).
+    /// GRE of another version (not PPTP; passed to the kernel).
     GreOther = 2,
     /// Any other IPv4 traffic, including non-first fragments.
     OtherIpv4 = 3,
     /// Frames that are not IPv4 (ARP, IPv6, VLAN-tagged ...).
     NonIpv4 = 4,
-    /// IPv4 frames too short for the headers they announce, or enhanced GRE with
-    /// bits RFC 2637 forbids; dropped.
+    /// IPv4 frames too short for the headers they announce, enhanced GRE with bits
+    /// RFC 2637 forbids, or a PPP/IPv4 payload that does not fit its GRE packet; dropped.
     Malformed = 5,
+    /// Outcome: IPv4 packets decapsulated and forwarded by XDP.
+    Decapsulated = 6,
+    /// Outcome: IPv4 packets encapsulated and sent to a peer by the data plane.
+    Encapsulated = 7,
+    /// Outcome: frames of known sessions handed to the agent (PPP control, MPPE,
+    /// sessions in setup or on the fallback path).
+    ToAgent = 8,
+    /// Outcome: enhanced GRE for no installed session (dropped or passed, per config).
+    UnknownSession = 9,
+    /// Outcome: inner source address not the session's; dropped.
+    SpoofedSource = 10,
+    /// Outcome: GRE sequence number duplicate or older than the highest received; dropped.
+    OldSequence = 11,
+    /// Outcome: GRE acknowledgment without payload; consumed.
+    AckOnly = 12,
+    /// Outcome: fragmented outer IPv4 carrying GRE; passed to the kernel to reassemble.
+    OuterFragment = 13,
+    /// Outcome: no next hop known (route or neighbour missing, TTL expiring); passed
+    /// to the kernel, which routes it or answers with ICMP.
+    NoNextHop = 14,
+    /// Outcome: packet larger than the session's MTU; sent to the slow path (the
+    /// kernel fragments or answers fragmentation-needed).
+    TooBig = 15,
+    /// Outcome: TCP SYNs whose MSS option was lowered to fit the tunnel.
+    MssClamped = 16,
 }
 
 impl GlobalCounter {
     /// Every counter, in map-index order.
-    pub const ALL: [GlobalCounter; 6] = [
+    pub const ALL: [GlobalCounter; 17] = [
         GlobalCounter::PptpControl,
         GlobalCounter::GreEnhanced,
         GlobalCounter::GreOther,
         GlobalCounter::OtherIpv4,
         GlobalCounter::NonIpv4,
         GlobalCounter::Malformed,
+        GlobalCounter::Decapsulated,
+        GlobalCounter::Encapsulated,
+        GlobalCounter::ToAgent,
+        GlobalCounter::UnknownSession,
+        GlobalCounter::SpoofedSource,
+        GlobalCounter::OldSequence,
+        GlobalCounter::AckOnly,
+        GlobalCounter::OuterFragment,
+        GlobalCounter::NoNextHop,
+        GlobalCounter::TooBig,
+        GlobalCounter::MssClamped,
     ];
 
     /// Number of slots in the global counter map.
@@ -66,11 +106,35 @@ impl GlobalCounter {
             GlobalCounter::OtherIpv4 => "other_ipv4",
             GlobalCounter::NonIpv4 => "non_ipv4",
             GlobalCounter::Malformed => "malformed",
+            GlobalCounter::Decapsulated => "decapsulated",
+            GlobalCounter::Encapsulated => "encapsulated",
+            GlobalCounter::ToAgent => "to_agent",
+            GlobalCounter::UnknownSession => "unknown_session",
+            GlobalCounter::SpoofedSource => "spoofed_source",
+            GlobalCounter::OldSequence => "old_sequence",
+            GlobalCounter::AckOnly => "ack_only",
+            GlobalCounter::OuterFragment => "outer_fragment",
+            GlobalCounter::NoNextHop => "no_next_hop",
+            GlobalCounter::TooBig => "too_big",
+            GlobalCounter::MssClamped => "mss_clamped",
         }
     }
 
     /// Map index of this counter.
     pub const fn index(self) -> u32 {
         self as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_index_order_with_unique_names() {
+        for (i, c) in GlobalCounter::ALL.iter().enumerate() {
+            assert_eq!(c.index() as usize, i);
+            assert!(GlobalCounter::ALL[..i].iter().all(|o| o.name() != c.name()));
+        }
     }
 }

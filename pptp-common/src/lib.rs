@@ -7,4 +7,5 @@
 
 pub mod counters;
 pub mod maps;
+pub mod session;
 pub mod wire;

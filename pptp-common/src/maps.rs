@@ -4,6 +4,20 @@
 /// Per-CPU array of [`crate::counters::Counter`] indexed by
 /// [`crate::counters::GlobalCounter`].
 pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
+/// Hash of [`crate::session::CallKey`] -> [`crate::session::DecapSession`].
+pub const SESSIONS_BY_CALL: &str = "SESSIONS_BY_CALL";
+/// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`].
+pub const SESSIONS_BY_CLIENT: &str = "SESSIONS_BY_CLIENT";
+/// Mmapable array of [`crate::session::SeqState`] by session slot.
+pub const SESSION_SEQ: &str = "SESSION_SEQ";
+/// Per-CPU array of [`crate::session::SessionCounters`] by session slot.
+pub const SESSION_COUNTERS: &str = "SESSION_COUNTERS";
+/// Array of one [`crate::session::Config`].
+pub const CONFIG: &str = "CONFIG";
+/// LRU hash of destination address (`[u8; 4]`) -> [`crate::session::NextHop`].
+pub const NEXT_HOPS: &str = "NEXT_HOPS";
 
-/// The XDP program attached to the uplink.
+/// XDP on the uplink: classification and GRE decapsulation.
 pub const PROG_UPLINK: &str = "pptp_uplink";
+/// XDP on the LAN link: GRE encapsulation of forwarded traffic to clients.
+pub const PROG_LAN: &str = "pptp_lan";

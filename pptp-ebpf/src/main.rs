@@ -1,34 +1,42 @@
 //! The pptp-xdp BPF programs.
 //!
-//! `pptp_uplink` runs as XDP on the concentrator's uplink. For now it classifies
-//! every frame (PPTP control, enhanced GRE, other GRE, other IPv4, non-IPv4,
-//! malformed) into the per-CPU `GLOBAL_COUNTERS` map and passes it on; malformed
-//! frames are dropped. The GRE decapsulation data plane replaces the classification
-//! step; the counter plumbing stays.
+//! - `pptp_uplink` (XDP, uplink): counts every frame by traffic class and
+//!   decapsulates enhanced GRE of installed fast-path sessions ([`uplink`]).
+//! - `pptp_lan` (XDP, LAN link): encapsulates forwarded traffic towards clients of
+//!   fast-path sessions ([`lan`]).
+//!
+//! Session state lives in the maps of [`maps`], written by the agent.
 #![no_std]
 #![no_main]
+// atomic_xadd: the BPF target has no core::sync::atomic integers.
+#![allow(internal_features)]
+#![feature(core_intrinsics, adt_const_params)]
 
-mod classify;
+mod csum;
+mod forward;
+mod lan;
+mod maps;
+mod mss;
+mod nexthop;
 mod packet;
+mod uplink;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{macros::xdp, programs::XdpContext};
 
 #[xdp]
 pub fn pptp_uplink(ctx: XdpContext) -> u32 {
-    classify::run(&ctx)
+    uplink::run(&ctx)
+}
+
+#[xdp]
+pub fn pptp_lan(ctx: XdpContext) -> u32 {
+    lan::run(&ctx)
 }
 
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
-}
-
-/// Verdicts as `u32`, the type XDP programs return.
-pub(crate) mod verdict {
-    use super::xdp_action;
-    pub const PASS: u32 = xdp_action::XDP_PASS;
-    pub const DROP: u32 = xdp_action::XDP_DROP;
 }
 
 #[unsafe(link_section = "license")]

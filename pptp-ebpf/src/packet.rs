@@ -1,25 +1,70 @@
 //! Bounds-checked access to packet bytes, in the form the verifier accepts: every
-//! read is preceded by a comparison of `start + offset + size` with `data_end`.
+//! access is preceded by a comparison of `start + offset + size` with `data_end`.
 //!
 //! Reads are of whole header chunks (`N >= 2` bytes): for a one-byte read at a
 //! variable offset LLVM rewrites `p + 1 > end` as `p >= end`, from which the
 //! verifier learns no readable range.
 
-use aya_ebpf::programs::XdpContext;
+/// The start and end of a packet's bytes, as the program context gives them.
+pub trait Bytes {
+    fn start(&self) -> usize;
+    fn end(&self) -> usize;
 
-/// Copies `N` bytes at `offset` out of the frame, or `None` if the frame is too short.
-#[inline(always)]
-pub fn read<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
-    let start = ctx.data();
-    if start + offset + N > ctx.data_end() {
-        return None;
+    /// Length of the packet.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end() - self.start()
     }
-    // SAFETY: the comparison above proves all N bytes lie inside the frame.
-    Some(unsafe { *((start + offset) as *const [u8; N]) })
+
+    /// Copies `N` bytes at `offset`, or `None` if the packet is too short.
+    #[inline(always)]
+    fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let at = self.start() + offset;
+        if at + N > self.end() {
+            return None;
+        }
+        // SAFETY: the comparison above proves all N bytes lie inside the packet.
+        Some(unsafe { *(at as *const [u8; N]) })
+    }
+
+    /// Overwrites `N` bytes at `offset`; `None` if the packet is too short.
+    #[inline(always)]
+    fn write<const N: usize>(&self, offset: usize, bytes: &[u8; N]) -> Option<()> {
+        let at = self.start() + offset;
+        if at + N > self.end() {
+            return None;
+        }
+        // SAFETY: the comparison above proves all N bytes lie inside the packet.
+        unsafe { *(at as *mut [u8; N]) = *bytes };
+        Some(())
+    }
+}
+
+impl Bytes for aya_ebpf::programs::XdpContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
 }
 
 /// Big-endian `u16` from two bytes of a header chunk.
 #[inline(always)]
 pub fn be16(bytes: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// Big-endian `u32` from four bytes of a header chunk.
+#[inline(always)]
+pub fn be32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Four bytes of a header chunk (an IPv4 address).
+#[inline(always)]
+pub fn addr(bytes: &[u8], at: usize) -> [u8; 4] {
+    [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]
 }

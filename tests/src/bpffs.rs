@@ -1,6 +1,9 @@
 //! A bpffs mounted for one test or lab, unmounted and removed when dropped.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 use anyhow::Context as _;
 
@@ -25,9 +28,14 @@ impl TempBpffs {
         Ok(Self { path })
     }
 
-    /// Mounts a bpffs under /run unique to this process and `name`.
+    /// Mounts a bpffs under /run unique to this process and call.
     pub fn for_test(name: &str) -> anyhow::Result<Self> {
-        Self::mount(format!("/run/pptp-xdp-test/{}-{name}", std::process::id()))
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self::mount(format!(
+            "/run/pptp-xdp-test/{}-{n}-{name}",
+            std::process::id()
+        ))
     }
 
     pub fn path(&self) -> &Path {

@@ -1,0 +1,177 @@
+//! Per-session state in the BPF maps: what the agent installs when a session's
+//! network phase opens, and what the data plane keeps per session.
+//!
+//! Addresses are stored as the four bytes of the address in network order, exactly
+//! as they appear in an IPv4 header; call IDs and MTUs in host order.
+//!
+//! Maps (names in [`crate::maps`]):
+//! - `SESSIONS_BY_CALL`: [`CallKey`] -> [`DecapSession`], consulted by the uplink
+//!   program for every enhanced GRE packet.
+//! - `SESSIONS_BY_CLIENT`: client address -> [`EncapSession`], consulted by the
+//!   encapsulating programs for every packet towards a client.
+//! - `SESSION_SEQ`: an mmapable array of [`SeqState`] by session slot: the one GRE
+//!   sequence space per session, shared by the BPF programs and the agent.
+//! - `SESSION_COUNTERS`: a per-CPU array of [`SessionCounters`] by session slot.
+
+/// Session flag: the XDP path forwards this session's IPv4 data. Without it (setup,
+/// MPPE, or moved to the fallback path) every frame goes to the agent.
+pub const SESSION_FAST: u32 = 1;
+
+/// Maximum number of sessions the maps hold (slots `0..MAX_SESSIONS`).
+pub const MAX_SESSIONS: u32 = 65_536;
+
+/// Key of `SESSIONS_BY_CALL`: the peer's outer address and the call ID we assigned
+/// (the peer puts it in the key field of the GRE packets it sends us).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CallKey {
+    pub peer_addr: [u8; 4],
+    pub call_id: u16,
+    pub _pad: u16,
+}
+
+impl CallKey {
+    pub const fn new(peer_addr: [u8; 4], call_id: u16) -> Self {
+        Self {
+            peer_addr,
+            call_id,
+            _pad: 0,
+        }
+    }
+}
+
+/// Value of `SESSIONS_BY_CALL`: what decapsulation needs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecapSession {
+    /// The address assigned to the client by IPCP: the only inner source accepted.
+    pub client_addr: [u8; 4],
+    /// Index of the session in `SESSION_SEQ` and `SESSION_COUNTERS`.
+    pub slot: u32,
+    /// `SESSION_*` flags.
+    pub flags: u32,
+}
+
+/// Value of `SESSIONS_BY_CLIENT`: what encapsulation needs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapSession {
+    /// The peer's outer address (destination of the GRE packets).
+    pub peer_addr: [u8; 4],
+    /// Our outer address (source of the GRE packets).
+    pub local_addr: [u8; 4],
+    /// The call ID the peer assigned: the key field of GRE packets we send.
+    pub peer_call_id: u16,
+    /// Largest inner IPv4 packet the tunnel carries (the peer's MRU); larger ones
+    /// go to the slow path, TCP MSS is clamped to `mtu - 40`.
+    pub mtu: u16,
+    /// Index of the session in `SESSION_SEQ` and `SESSION_COUNTERS`.
+    pub slot: u32,
+    /// `SESSION_*` flags.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// The GRE sequence space of one session. The BPF programs and the agent both send
+/// on fast-path sessions, so `tx_next` is only ever advanced with an atomic
+/// fetch-and-add; `rx_highest` is written by whoever receives.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqState {
+    /// Sequence number of the next packet sent to the peer.
+    pub tx_next: u32,
+    /// Highest sequence number received from the peer (valid if `rx_valid != 0`).
+    pub rx_highest: u32,
+    /// Non-zero once a sequenced packet has been received.
+    pub rx_valid: u32,
+    pub _pad: u32,
+}
+
+/// Per-session counters (per CPU in the map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// IPv4 packets decapsulated and forwarded, and their inner bytes.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// IPv4 packets encapsulated towards the peer, and their inner bytes.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Frames handed to the agent (PPP control, MPPE, setup, slow path).
+    pub to_agent: u64,
+    /// Packets dropped because their inner source was not the client's address.
+    pub drop_spoofed: u64,
+    /// Packets dropped as duplicate or older than the highest sequence received.
+    pub drop_old_seq: u64,
+    /// Packets too big for the tunnel, sent to the slow path.
+    pub too_big: u64,
+}
+
+impl SessionCounters {
+    /// Adds another set into this one (used to sum per-CPU values).
+    pub fn add(&mut self, o: &SessionCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.to_agent += o.to_agent;
+        self.drop_spoofed += o.drop_spoofed;
+        self.drop_old_seq += o.drop_old_seq;
+        self.too_big += o.too_big;
+    }
+}
+
+/// A cached next hop: where packets to one destination leave, learnt from
+/// `bpf_fib_lookup` and kept for [`NEXT_HOP_TTL_NS`] (the agent may flush it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// `bpf_ktime_get_ns()` after which the entry must be looked up again.
+    pub expires_ns: u64,
+}
+
+/// How long a cached next hop is trusted before the FIB is asked again.
+pub const NEXT_HOP_TTL_NS: u64 = 1_000_000_000;
+
+/// Data-plane configuration (`CONFIG`, an array of one).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Non-zero: enhanced GRE for no known session is dropped (counted). Zero: it is
+    /// passed to the kernel (and so to the agent's raw socket).
+    pub drop_unknown: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), padded explicitly, valid for any bits.
+    unsafe impl aya::Pod for CallKey {}
+    unsafe impl aya::Pod for DecapSession {}
+    unsafe impl aya::Pod for EncapSession {}
+    unsafe impl aya::Pod for SeqState {}
+    unsafe impl aya::Pod for SessionCounters {}
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for NextHop {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<CallKey>(), 8);
+        assert_eq!(size_of::<DecapSession>(), 12);
+        assert_eq!(size_of::<EncapSession>(), 24);
+        assert_eq!(size_of::<SeqState>(), 16);
+        assert_eq!(size_of::<SessionCounters>(), 64);
+        assert_eq!(size_of::<Config>(), 8);
+        assert_eq!(size_of::<NextHop>(), 24);
+    }
+}

@@ -1,0 +1,63 @@
+//! Every map of the BPF object. All are pinned by name, so that `stats` and
+//! `bpftool` can read them and an agent restart finds the sessions still installed.
+
+use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use pptp_common::{
+    counters::{Counter, GlobalCounter},
+    session::{
+        CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
+        SessionCounters,
+    },
+};
+
+#[map(name = "GLOBAL_COUNTERS")]
+pub static GLOBAL_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(GlobalCounter::COUNT, 0);
+
+#[map(name = "SESSIONS_BY_CALL")]
+pub static SESSIONS_BY_CALL: HashMap<CallKey, DecapSession> = HashMap::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "SESSIONS_BY_CLIENT")]
+pub static SESSIONS_BY_CLIENT: HashMap<[u8; 4], EncapSession> = HashMap::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "SESSION_SEQ")]
+pub static SESSION_SEQ: Array<SeqState> = Array::pinned(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+#[map(name = "SESSION_COUNTERS")]
+pub static SESSION_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "CONFIG")]
+pub static CONFIG: Array<Config> = Array::pinned(1, 0);
+
+#[map(name = "NEXT_HOPS")]
+pub static NEXT_HOPS: LruHashMap<[u8; 4], NextHop> = LruHashMap::pinned(16_384, 0);
+
+/// Adds one frame of `bytes` to a global counter.
+#[inline(always)]
+pub fn count(counter: GlobalCounter, bytes: u64) {
+    if let Some(slot) = GLOBAL_COUNTERS.get_ptr_mut(counter.index()) {
+        // SAFETY: per-CPU slot; no other program instance touches it concurrently.
+        unsafe {
+            (*slot).packets += 1;
+            (*slot).bytes += bytes;
+        }
+    }
+}
+
+/// Updates the per-CPU counters of session `slot`.
+#[inline(always)]
+pub fn count_session(slot: u32, update: impl FnOnce(&mut SessionCounters)) {
+    if let Some(counters) = SESSION_COUNTERS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot; no other program instance touches it concurrently.
+        update(unsafe { &mut *counters });
+    }
+}
+
+/// The data-plane configuration (all zero until the agent writes it).
+#[inline(always)]
+pub fn config() -> Config {
+    CONFIG.get(0).copied().unwrap_or_default()
+}

@@ -1,0 +1,251 @@
+//! Shared by the BPF program tests: loading the embedded object with a private
+//! bpffs, running frames through BPF_PROG_TEST_RUN, reading counters, and building
+//! frames with checksums computed independently of the code under test.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{TestRun, TestRunOptions, Xdp},
+};
+use pptp_agent::dataplane::BPF_OBJECT;
+use pptp_common::{
+    counters::{Counter, GlobalCounter},
+    maps,
+    session::{CallKey, Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
+};
+use pptp_tests::bpffs::TempBpffs;
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// The BPF object loaded (programs loaded, not attached) with its maps pinned in
+/// a private bpffs.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    _bpffs: TempBpffs,
+}
+
+impl Loaded {
+    pub fn new(test: &str) -> Self {
+        let bpffs = TempBpffs::for_test(test).expect("a bpffs (needs root)");
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(bpffs.path())
+            .load(BPF_OBJECT)
+            .expect("loading the BPF object needs root (CAP_BPF)");
+        for name in [maps::PROG_UPLINK, maps::PROG_LAN] {
+            let program: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+            program
+                .load()
+                .unwrap_or_else(|e| panic!("loading {name}: {e:?}"));
+        }
+        Self {
+            ebpf,
+            _bpffs: bpffs,
+        }
+    }
+
+    /// Runs `frame` through `program`; returns the verdict and the output frame.
+    pub fn run(&self, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
+        let program: &Xdp = self.ebpf.program(program).unwrap().try_into().unwrap();
+        let mut out = vec![0u8; frame.len() + 512];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let result = program.test_run(opts).expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out)
+    }
+
+    pub fn global(&self) -> Vec<Counter> {
+        let map: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(self.ebpf.map(maps::GLOBAL_COUNTERS).unwrap()).unwrap();
+        GlobalCounter::ALL
+            .iter()
+            .map(|c| {
+                let mut sum = Counter::default();
+                map.get(&c.index(), 0)
+                    .unwrap()
+                    .iter()
+                    .for_each(|v| sum.add(v));
+                sum
+            })
+            .collect()
+    }
+
+    pub fn session_counters(&self, slot: u32) -> SessionCounters {
+        let map: PerCpuArray<&MapData, SessionCounters> =
+            PerCpuArray::try_from(self.ebpf.map(maps::SESSION_COUNTERS).unwrap()).unwrap();
+        let mut sum = SessionCounters::default();
+        map.get(&slot, 0).unwrap().iter().for_each(|v| sum.add(v));
+        sum
+    }
+
+    pub fn seq(&self, slot: u32) -> SeqState {
+        let map: Array<&MapData, SeqState> =
+            Array::try_from(self.ebpf.map(maps::SESSION_SEQ).unwrap()).unwrap();
+        map.get(&slot, 0).unwrap()
+    }
+
+    pub fn set_seq(&mut self, slot: u32, state: SeqState) {
+        let mut map: Array<&mut MapData, SeqState> =
+            Array::try_from(self.ebpf.map_mut(maps::SESSION_SEQ).unwrap()).unwrap();
+        map.set(slot, state, 0).unwrap();
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        let mut map: Array<&mut MapData, Config> =
+            Array::try_from(self.ebpf.map_mut(maps::CONFIG).unwrap()).unwrap();
+        map.set(0, config, 0).unwrap();
+    }
+
+    pub fn add_decap(&mut self, key: CallKey, session: DecapSession) {
+        let mut map: HashMap<&mut MapData, CallKey, DecapSession> =
+            HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
+        map.insert(key, session, 0).unwrap();
+    }
+
+    pub fn add_encap(&mut self, client: [u8; 4], session: EncapSession) {
+        let mut map: HashMap<&mut MapData, [u8; 4], EncapSession> =
+            HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
+        map.insert(client, session, 0).unwrap();
+    }
+
+    pub fn add_next_hop(&mut self, dst: [u8; 4], hop: NextHop) {
+        let mut map: HashMap<&mut MapData, [u8; 4], NextHop> =
+            HashMap::try_from(self.ebpf.map_mut(maps::NEXT_HOPS).unwrap()).unwrap();
+        map.insert(dst, hop, 0).unwrap();
+    }
+}
+
+/// The change of every global counter between two snapshots, as (name, packets).
+pub fn moved(before: &[Counter], after: &[Counter]) -> Vec<(&'static str, u64)> {
+    GlobalCounter::ALL
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| a.packets != b.packets)
+        .map(|(c, (b, a))| (c.name(), a.packets - b.packets))
+        .collect()
+}
+
+pub const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+pub const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+
+pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = dst.to_vec();
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// RFC 1071 checksum, written independently of the BPF code.
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 packet with a correct header checksum.
+pub struct Ipv4 {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub proto: u8,
+    pub ttl: u8,
+    pub frag: u16,
+    pub options: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+impl Ipv4 {
+    pub fn new(src: [u8; 4], dst: [u8; 4], proto: u8, payload: Vec<u8>) -> Self {
+        Self {
+            src,
+            dst,
+            proto,
+            ttl: 64,
+            frag: 0,
+            options: Vec::new(),
+            payload,
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        assert_eq!(self.options.len() % 4, 0);
+        let ihl = 5 + self.options.len() / 4;
+        let total = (ihl * 4 + self.payload.len()) as u16;
+        let mut h = vec![0x40 | ihl as u8, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&[0x12, 0x34]);
+        h.extend_from_slice(&self.frag.to_be_bytes());
+        h.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
+        h.extend_from_slice(&self.src);
+        h.extend_from_slice(&self.dst);
+        h.extend_from_slice(&self.options);
+        let c = checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(&self.payload);
+        h
+    }
+}
+
+/// An ICMP echo request with `len` bytes of data (checksum correct).
+pub fn icmp_echo(len: usize) -> Vec<u8> {
+    let mut m = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    m.extend((0..len).map(|i| i as u8));
+    let c = checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+/// A TCP segment with the given flags and options and a correct checksum.
+pub fn tcp(src: [u8; 4], dst: [u8; 4], flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0);
+    let mut seg = vec![0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0];
+    seg.push((((20 + options.len()) / 4) as u8) << 4);
+    seg.extend_from_slice(&[flags, 0xff, 0xff, 0, 0, 0, 0]);
+    seg.extend_from_slice(options);
+    seg.extend_from_slice(payload);
+    let c = tcp_checksum(src, dst, &seg);
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
+    seg
+}
+
+/// TCP checksum over the IPv4 pseudo-header (the segment's own field zeroed).
+pub fn tcp_checksum(src: [u8; 4], dst: [u8; 4], segment: &[u8]) -> u16 {
+    let mut data = src.to_vec();
+    data.extend_from_slice(&dst);
+    data.extend_from_slice(&[0, 6]);
+    data.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+    let mut seg = segment.to_vec();
+    seg[16] = 0;
+    seg[17] = 0;
+    data.extend_from_slice(&seg);
+    checksum(&data)
+}
+
+/// An enhanced GRE packet (RFC 2637 §4.1).
+pub fn gre(call_id: u16, seq: Option<u32>, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![
+        0x20 | if seq.is_some() { 0x10 } else { 0 },
+        0x01 | if ack.is_some() { 0x80 } else { 0 },
+        0x88,
+        0x0b,
+    ];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&call_id.to_be_bytes());
+    if let Some(seq) = seq {
+        p.extend_from_slice(&seq.to_be_bytes());
+    }
+    if let Some(ack) = ack {
+        p.extend_from_slice(&ack.to_be_bytes());
+    }
+    p.extend_from_slice(payload);
+    p
+}

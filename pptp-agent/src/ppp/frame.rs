@@ -98,7 +98,9 @@ pub fn encode(framing: Framing, protocol: u16, info: &[u8]) -> Vec<u8> {
     if is_lcp || !framing.acfc {
         out.extend_from_slice(&[0xff, 0x03]);
     }
-    if !is_lcp && framing.pfc && protocol < 0x100 {
+    // 0x00ff is "reserved (compression inefficient)": compressed, it would read as
+    // the Address byte.
+    if !is_lcp && framing.pfc && protocol < 0xff {
         out.push(protocol as u8);
     } else {
         out.extend_from_slice(&protocol.to_be_bytes());
@@ -150,6 +152,8 @@ mod tests {
         assert_eq!(encode(f, protocol::COMPRESSED, &[1]), [0xfd, 1]);
         let none = Framing::default();
         assert_eq!(encode(none, protocol::IPV4, &[]), [0xff, 0x03, 0x00, 0x21]);
+        // Found by fuzzing: 0x00ff must stay two bytes or it reads as the address.
+        assert_eq!(encode(f, 0x00ff, &[3]), [0x00, 0xff, 3]);
     }
 
     #[test]

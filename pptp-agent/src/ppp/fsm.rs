@@ -213,6 +213,7 @@ pub struct Fsm<N> {
     naks_received: u32,
     requests_received: u32,
     reason: Option<FinishReason>,
+    max_len: usize,
     transmit: VecDeque<Vec<u8>>,
     notices: VecDeque<Notice>,
 }
@@ -234,6 +235,7 @@ impl<N: Negotiator> Fsm<N> {
             naks_received: 0,
             requests_received: 0,
             reason: None,
+            max_len: usize::from(super::lcp::DEFAULT_MRU),
             transmit: VecDeque::new(),
             notices: VecDeque::new(),
         }
@@ -272,6 +274,11 @@ impl<N: Negotiator> Fsm<N> {
     /// When [`Fsm::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// Caps the packets this automaton echoes back (Code-Reject) to the peer's MRU.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
     }
 
     /// A fresh identifier for a packet the owner sends on this protocol.
@@ -614,7 +621,8 @@ impl<N: Negotiator> Fsm<N> {
 
     fn ruc(&mut self, bytes: &[u8]) {
         let id = self.next_id();
-        self.send(code::CODE_REJECT, id, bytes);
+        let keep = bytes.len().min(self.max_len.saturating_sub(4));
+        self.send(code::CODE_REJECT, id, &bytes[..keep]);
     }
 
     fn rxj(&mut self, now: Instant, data: &[u8]) {

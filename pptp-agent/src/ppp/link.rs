@@ -629,10 +629,11 @@ impl Link {
             ipv6cp,
             ccp_settled: false,
         };
-        open_fsm(&mut net.ccp, now);
-        open_fsm(&mut net.ipcp, now);
+        let max_len = usize::from(self.lcp.negotiator().peer_mru());
+        open_fsm(&mut net.ccp, now, max_len);
+        open_fsm(&mut net.ipcp, now, max_len);
         if let Some(v6) = &mut net.ipv6cp {
-            open_fsm(v6, now);
+            open_fsm(v6, now, max_len);
         }
         self.net = Some(net);
     }
@@ -738,6 +739,8 @@ impl Link {
     fn lcp_notice(&mut self, now: Instant, notice: Notice) {
         match notice {
             Notice::Up => {
+                self.lcp
+                    .set_max_len(usize::from(self.lcp.negotiator().peer_mru()));
                 self.echo_outstanding = 0;
                 self.echo_deadline = self.config.echo.map(|e| now + e.interval);
                 self.start_auth(now);
@@ -847,7 +850,8 @@ impl Link {
     }
 }
 
-fn open_fsm<N: Negotiator>(fsm: &mut Fsm<N>, now: Instant) {
+fn open_fsm<N: Negotiator>(fsm: &mut Fsm<N>, now: Instant, max_len: usize) {
+    fsm.set_max_len(max_len);
     fsm.open(now);
     fsm.up(now);
 }

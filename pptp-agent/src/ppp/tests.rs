@@ -669,3 +669,26 @@ fn ccp_reset_request_is_acked() {
     assert!(pair.server_events.contains(&Event::CcpResetRequested));
     assert!(pair.client_events.contains(&Event::CcpResetAcked));
 }
+
+#[test]
+fn code_reject_fits_the_peer_mru() {
+    let mut client = client_config(&[Method::MsChapV2], PASSWORD);
+    client.mru = 300;
+    let mut pair = up_pair(
+        server_config(&[Method::MsChapV2], OneAddress::default()),
+        client,
+    );
+    let now = pair.now;
+    let unknown = frame::encode(
+        Framing::default(),
+        protocol::IPCP,
+        &packet::encode(99, 1, &[0; 1000]),
+    );
+    pair.server.handle_frame(now, &unknown);
+    let reply = pair.server.poll_transmit().unwrap();
+    let f = Frame::parse(&reply).unwrap();
+    assert_eq!(
+        (f.protocol, f.info[0], f.info.len()),
+        (protocol::IPCP, code::CODE_REJECT, 300)
+    );
+}

@@ -11,7 +11,7 @@
 //!   [`fsm::Negotiator`] trait.
 //! - [`auth`]: PAP, CHAP-MD5, MS-CHAPv1 and MS-CHAPv2, authenticator and peer.
 //! - [`frame`] and [`packet`]: the wire formats (framing with ACFC/PFC; Code/Id/Length
-//! packets and option lists). They never panic on any input.
+//!   packets and option lists). They never panic on any input.
 
 pub mod auth;
 pub mod ccp;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use pptp_agent::ppp::auth::{Credentials, Method, Policy, Secret, SecretSource};
 use pptp_agent::ppp::ipcp::AddressPool;
-use pptp_agent::ppp::link::{ClientConfig, Link, LinkConfig, Role, ServerConfig};
+use pptp_agent::ppp::link::{ClientConfig, Link, LinkConfig, Role, ServerConfig, Verifier};
 use pptp_agent::ppp::rand::SeedableRng;
 use pptp_agent::ppp::rand::rngs::StdRng;
 
@@ -43,7 +43,7 @@ fn link(server: bool, seed: u64) -> Link {
             local_ip: Ipv4Addr::new(198, 51, 100, 1),
             dns: [Some(Ipv4Addr::new(192, 0, 2, 53)), None],
             nbns: [None, None],
-            secrets: Box::new(Users),
+            verifier: Verifier::Secrets(Box::new(Users)),
             pool: Box::new(Pool),
         })
     } else {

@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use super::auth::{self, AuthError, Authenticated, Credentials, Method, Policy, SecretSource};
+use super::auth::{
+    self, AuthError, Authenticated, Claim, Credentials, Method, Policy, SecretSource,
+};
 use super::ccp::{self, Ccp, MppeAgreement, MppeMode, MppeParams, MppePolicy};
 use super::frame::{self, Frame, Framing, protocol};
 use super::fsm::{Extension, FinishReason, Fsm, Limits, Negotiator, Notice, State};
@@ -65,10 +67,19 @@ pub struct ServerConfig {
     pub dns: [Option<Ipv4Addr>; 2],
     /// NBNS (WINS) servers handed out.
     pub nbns: [Option<Ipv4Addr>; 2],
-    /// Users' secrets.
-    pub secrets: Box<dyn SecretSource + Send>,
+    /// Who judges the peer's credentials.
+    pub verifier: Verifier,
     /// Addresses for peers.
     pub pool: Box<dyn AddressPool + Send>,
+}
+
+/// Who judges a peer's credentials on the server.
+pub enum Verifier {
+    /// Judged at once against locally known secrets (the chap-secrets file).
+    Secrets(Box<dyn SecretSource + Send>),
+    /// Handed out as [`Event::VerifyRequest`]; the owner answers with
+    /// [`Link::verified`] (RADIUS).
+    External,
 }
 
 /// The client's end.
@@ -228,6 +239,9 @@ pub enum Event {
     },
     /// The peer sent CCP Reset-Request (stateful MPPE: flush and set the A bit).
     CcpResetRequested,
+    /// The peer's credentials, to be judged and answered with [`Link::verified`]
+    /// (only with [`Verifier::External`]).
+    VerifyRequest(Claim),
     /// The peer acknowledged our CCP Reset-Request.
     CcpResetAcked,
     /// The link is down for good; the owner tears the call down.
@@ -255,6 +269,8 @@ pub struct Link {
     phase: Phase,
     lcp: Fsm<Lcp>,
     auth: Option<AuthMachine>,
+    /// A claim handed out for external judgement.
+    claim: Option<Claim>,
     authenticated: Option<Authenticated>,
     net: Option<Network>,
     peer_ip: Option<Ipv4Addr>,
@@ -286,6 +302,7 @@ impl Link {
             phase: Phase::Dead,
             lcp,
             auth: None,
+            claim: None,
             authenticated: None,
             net: None,
             peer_ip: None,
@@ -481,12 +498,37 @@ impl Link {
         }
     }
 
+    /// The judgement on the claim of an [`Event::VerifyRequest`]. A verdict for a
+    /// link that has since gone down or restarted is ignored.
+    pub fn verified(&mut self, now: Instant, verdict: auth::Verdict) {
+        if let (Some(claim), Some(AuthMachine::Authenticator(a))) =
+            (self.claim.take(), &mut self.auth)
+        {
+            let outcome = a.complete(&claim, verdict, &mut *self.rng);
+            self.auth_outcome(now, outcome);
+        }
+        self.process(now);
+    }
+
     fn auth_packet(&mut self, now: Instant, frame: Frame<'_>) {
         let outcome = match (&mut self.auth, &self.config.role) {
             (Some(AuthMachine::Authenticator(a)), Role::Server(s))
                 if a.method().protocol() == frame.protocol =>
             {
-                a.receive(frame.info, &*s.secrets, &mut *self.rng)
+                let Some(claim) = a.receive_claim(frame.info) else {
+                    return;
+                };
+                match &s.verifier {
+                    Verifier::Secrets(secrets) => {
+                        let verdict = claim.verify(secrets.secret(&claim.user));
+                        Some(a.complete(&claim, verdict, &mut *self.rng))
+                    }
+                    Verifier::External => {
+                        self.events.push_back(Event::VerifyRequest(claim.clone()));
+                        self.claim = Some(claim);
+                        None
+                    }
+                }
             }
             (Some(AuthMachine::Peer(p)), _) if p.method().protocol() == frame.protocol => {
                 p.receive(now, frame.info, &mut *self.rng)
@@ -748,6 +790,7 @@ impl Link {
             Notice::Down => {
                 self.net = None;
                 self.auth = None;
+                self.claim = None;
                 self.echo_deadline = None;
                 let renegotiating = matches!(
                     self.lcp.state(),
@@ -841,6 +884,7 @@ impl Link {
         self.phase = Phase::Dead;
         self.net = None;
         self.auth = None;
+        self.claim = None;
         self.echo_deadline = None;
         if let (Some(ip), Role::Server(s)) = (self.peer_ip.take(), &mut self.config.role) {
             s.pool.release(ip);

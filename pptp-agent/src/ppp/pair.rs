@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 
 use super::auth::{Credentials, Method, Policy, Secret, SecretSource};
 use super::ipcp::AddressPool;
-use super::link::{ClientConfig, Event, Link, LinkConfig, Role, ServerConfig};
+use super::link::{ClientConfig, Event, Link, LinkConfig, Role, ServerConfig, Verifier};
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const POOL_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -58,7 +58,7 @@ pub fn server_config(methods: &[Method], pool: OneAddress) -> LinkConfig {
         local_ip: SERVER_IP,
         dns: [Some(DNS), None],
         nbns: [None, None],
-        secrets: Box::new(Users),
+        verifier: Verifier::Secrets(Box::new(Users)),
         pool: Box::new(pool),
     }))
 }

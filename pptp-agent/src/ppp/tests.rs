@@ -692,3 +692,54 @@ fn code_reject_fits_the_peer_mru() {
         (protocol::IPCP, code::CODE_REJECT, 300)
     );
 }
+
+#[test]
+fn external_verifier_judges_claims() {
+    use super::auth::{SecretSource, Verdict};
+    use super::link::{Role, Verifier};
+    for (accept, method) in [
+        (true, Method::MsChapV2),
+        (true, Method::Pap),
+        (false, Method::MsChapV1),
+    ] {
+        let mut server = server_config(&[method], OneAddress::default());
+        server.mppe.mode = MppeMode::Prefer;
+        if let Role::Server(s) = &mut server.role {
+            s.verifier = Verifier::External;
+        }
+        let mut client = client_config(&[method], PASSWORD);
+        client.mppe.mode = MppeMode::Prefer;
+        let mut pair = Pair::links(server, client);
+        pair.open();
+        let asked = |p: &Pair| {
+            p.server_events
+                .iter()
+                .any(|e| matches!(e, Event::VerifyRequest(_)))
+        };
+        assert!(pair.drive_until(Duration::from_secs(10), asked));
+        let Some(Event::VerifyRequest(claim)) = pair.server_events.pop() else {
+            panic!()
+        };
+        assert_eq!((claim.method, claim.user.as_slice()), (method, USER));
+        // The RADIUS stand-in: local secrets, or a flat refusal.
+        let verdict = if accept {
+            claim.verify(Users.secret(&claim.user))
+        } else {
+            Verdict::Reject
+        };
+        let now = pair.now;
+        pair.server.verified(now, verdict);
+        pair.drive_to_settled();
+        assert_eq!(up(&pair.client_events).is_some(), accept, "{method:?}");
+        assert_eq!(
+            up(&pair.client_events).is_some_and(|u| u.mppe.is_some()),
+            accept && method.has_mppe_keys()
+        );
+        if !accept {
+            assert!(matches!(
+                down(&pair.client_events),
+                Some(DownReason::AuthFailed(AuthError::Rejected { .. }))
+            ));
+        }
+    }
+}

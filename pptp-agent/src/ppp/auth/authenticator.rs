@@ -1,8 +1,17 @@
 //! The authenticator side: challenges the peer (CHAP family) or waits for its
-//! Authenticate-Request (PAP), checks the answer against the [`SecretSource`] and
-//! replies Success/Failure. A retransmitted Response gets the same reply again
-//! (RFC 1994 §4.2); the Challenge is retransmitted until answered or Max reached.
-//! An unknown user gets the same Failure as a wrong password.
+//! Authenticate-Request (PAP), has the answer judged, and replies Success/Failure.
+//!
+//! Judging is a separate step so that it can happen elsewhere: the peer's answer
+//! becomes a [`Claim`]; [`Claim::verify`] judges it against a locally known
+//! [`Secret`] (the chap-secrets file), while a RADIUS client can take the claim's
+//! challenge and response to its server and come back with a [`Verdict`] (carrying
+//! the MS-CHAPv2 authenticator response and the MPPE keys it was sent).
+//! [`Authenticator::receive`] does both steps at once for a [`SecretSource`].
+//!
+//! A retransmitted Response gets the same reply again (RFC 1994 §4.2); the Challenge
+//! is retransmitted until answered or Max reached. An unknown user gets the same
+//! Failure as a wrong password. MS-CHAPv2 failures say "E=691 R=0 C=... V=3 M=..."
+//! (no retry: like pppd, the peer must start a new call).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -13,8 +22,120 @@ use super::{
     AuthError, Authenticated, Method, Outcome, Secret, SecretSource, Timers, chap, chap_md5,
     crypto, mschap, mschapv2, pap,
 };
-use crate::mppe::keys;
+use crate::mppe::keys::{self, StartKeys};
 use crate::ppp::packet::{self, Packet};
+
+/// What the peer presented, to be judged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The method.
+    pub method: Method,
+    /// The name the peer gave.
+    pub user: Vec<u8>,
+    /// Our challenge (empty for PAP).
+    pub challenge: Vec<u8>,
+    /// The Response value (CHAP family) or the password (PAP).
+    pub response: Vec<u8>,
+    /// The packet identifier (CHAP-MD5 hashes it).
+    pub id: u8,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("method", &self.method)
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The judgement on a [`Claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted.
+    Accept {
+        /// MS-CHAPv2: the 20 bytes for "S=" (required for that method).
+        authenticator_response: Option<[u8; 20]>,
+        /// MS-CHAP: MPPE start keys seen from the authenticator.
+        keys: Option<StartKeys>,
+    },
+    /// Refused.
+    Reject,
+}
+
+impl Claim {
+    /// Judges the claim against the user's secret (`None`: unknown user).
+    pub fn verify(&self, secret: Option<Secret>) -> Verdict {
+        let Some(secret) = secret else {
+            return Verdict::Reject;
+        };
+        let accept = |authenticator_response, keys| Verdict::Accept {
+            authenticator_response,
+            keys,
+        };
+        match self.method {
+            Method::Pap => {
+                let ok = match secret {
+                    Secret::Password(p) => crypto::ct_eq(&self.response, &p),
+                    Secret::NtHash(h) => {
+                        crypto::ct_eq(&crypto::nt_password_hash(&self.response), &h)
+                    }
+                };
+                if ok {
+                    accept(None, None)
+                } else {
+                    Verdict::Reject
+                }
+            }
+            Method::ChapMd5 => match secret {
+                Secret::Password(p)
+                    if crypto::ct_eq(
+                        &self.response,
+                        &chap_md5::response(self.id, &p, &self.challenge),
+                    ) =>
+                {
+                    accept(None, None)
+                }
+                _ => Verdict::Reject,
+            },
+            Method::MsChapV1 => {
+                let (Ok(challenge), Some(resp)) = (
+                    <[u8; 8]>::try_from(self.challenge.as_slice()),
+                    mschap::Response::parse(&self.response),
+                ) else {
+                    return Verdict::Reject;
+                };
+                let hash = secret.nt_hash();
+                let expected = mschap::Response::compute(&challenge, &hash);
+                if !(resp.use_nt && crypto::ct_eq(&resp.nt_response, &expected.nt_response)) {
+                    return Verdict::Reject;
+                }
+                let hh = crypto::hash_nt_password_hash(&hash);
+                accept(None, Some(keys::mschapv1_start_keys(&hh, &challenge)))
+            }
+            Method::MsChapV2 => {
+                let (Ok(challenge), Some(resp)) = (
+                    <[u8; 16]>::try_from(self.challenge.as_slice()),
+                    mschapv2::Response::parse(&self.response),
+                ) else {
+                    return Verdict::Reject;
+                };
+                let hash = secret.nt_hash();
+                let expected =
+                    mschapv2::Response::compute(&challenge, resp.peer_challenge, &self.user, &hash);
+                if !crypto::ct_eq(&resp.nt_response, &expected.nt_response) {
+                    return Verdict::Reject;
+                }
+                let auth = resp.authenticator_response(&challenge, &self.user, &hash);
+                let hh = crypto::hash_nt_password_hash(&hash);
+                accept(
+                    Some(auth),
+                    Some(keys::mschapv2_start_keys(&hh, &resp.nt_response, true)),
+                )
+            }
+        }
+    }
+}
 
 /// The authenticator machine for one link.
 #[derive(Debug)]
@@ -26,6 +147,8 @@ pub struct Authenticator {
     challenge: Vec<u8>,
     transmits: u32,
     deadline: Option<Instant>,
+    /// A claim is out for judgement.
+    pending: bool,
     /// The Success/Failure code and message already sent, repeated for a
     /// retransmitted Response (or PAP Authenticate-Request, which changes its id).
     reply: Option<(u8, Vec<u8>)>,
@@ -43,6 +166,7 @@ impl Authenticator {
             challenge: Vec::new(),
             transmits: 0,
             deadline: None,
+            pending: false,
             reply: None,
             transmit: VecDeque::new(),
         }
@@ -106,19 +230,29 @@ impl Authenticator {
         Some(Err(AuthError::Timeout))
     }
 
-    /// Feeds a packet of the method's protocol; returns the outcome once decided.
+    /// Feeds a packet of the method's protocol and judges it with `secrets`;
+    /// returns the outcome once decided.
     pub fn receive(
         &mut self,
         bytes: &[u8],
         secrets: &dyn SecretSource,
         rng: &mut dyn RngCore,
     ) -> Option<Outcome> {
+        let claim = self.receive_claim(bytes)?;
+        let verdict = claim.verify(secrets.secret(&claim.user));
+        Some(self.complete(&claim, verdict, rng))
+    }
+
+    /// Feeds a packet of the method's protocol; returns the peer's claim when one
+    /// arrives, which must then be judged and passed to [`Authenticator::complete`].
+    /// Retransmitted answers are dealt with here.
+    pub fn receive_claim(&mut self, bytes: &[u8]) -> Option<Claim> {
         let pkt = Packet::parse(bytes).ok()?;
         let is_request = match self.method {
             Method::Pap => pkt.code == pap::REQUEST,
             _ => pkt.code == chap::RESPONSE && pkt.id == self.id,
         };
-        if !is_request {
+        if !is_request || self.pending {
             return None;
         }
         if let Some((code, message)) = &self.reply {
@@ -126,138 +260,83 @@ impl Authenticator {
                 .push_back(packet::encode(*code, pkt.id, message));
             return None;
         }
-        let (user, verdict) = match self.method {
+        let (user, response) = match self.method {
             Method::Pap => {
                 let req = pap::Request::parse(pkt.data)?;
-                (req.user.to_vec(), check_pap(&req, secrets.secret(req.user)))
+                (req.user.to_vec(), req.password.to_vec())
             }
             _ => {
                 let value = chap::Value::parse(pkt.data)?;
-                let secret = secrets.secret(value.name);
-                (
-                    value.name.to_vec(),
-                    self.check_chap(pkt.id, value, secret, rng),
-                )
+                (value.name.to_vec(), value.value.to_vec())
             }
         };
+        self.id = pkt.id;
+        self.pending = true;
+        self.deadline = None;
+        Some(Claim {
+            method: self.method,
+            user,
+            challenge: self.challenge.clone(),
+            response,
+            id: pkt.id,
+        })
+    }
+
+    /// Replies to the peer with the judgement on its claim and ends the exchange.
+    pub fn complete(&mut self, claim: &Claim, verdict: Verdict, rng: &mut dyn RngCore) -> Outcome {
+        const GRANTED: &str = "Access granted";
+        self.pending = false;
+        let pap = self.method == Method::Pap;
         let (code, message, outcome) = match verdict {
-            Ok((message, keys)) => {
-                let code = if self.method == Method::Pap {
-                    pap::ACK
-                } else {
-                    chap::SUCCESS
+            Verdict::Accept {
+                authenticator_response,
+                keys,
+            } => {
+                let message = match (self.method, authenticator_response) {
+                    (Method::Pap, _) => Some(pap::encode_message(b"Login ok")),
+                    (Method::MsChapV2, Some(auth)) => {
+                        Some(mschapv2::success_message(&auth, GRANTED))
+                    }
+                    (Method::MsChapV2, None) => None,
+                    _ => Some(GRANTED.into()),
                 };
-                (
-                    code,
-                    message,
-                    Ok(Authenticated {
-                        user: user.clone(),
-                        method: self.method,
-                        keys,
-                    }),
-                )
+                match message {
+                    Some(m) => {
+                        let ok = Authenticated {
+                            user: claim.user.clone(),
+                            method: self.method,
+                            keys,
+                        };
+                        (if pap { pap::ACK } else { chap::SUCCESS }, m, Ok(ok))
+                    }
+                    None => self.failure(claim, rng),
+                }
             }
-            Err(message) => {
-                let code = if self.method == Method::Pap {
-                    pap::NAK
-                } else {
-                    chap::FAILURE
-                };
-                let user = String::from_utf8_lossy(&user).into_owned();
-                (code, message, Err(AuthError::BadCredentials { user }))
-            }
+            Verdict::Reject => self.failure(claim, rng),
         };
         self.transmit
-            .push_back(packet::encode(code, pkt.id, &message));
+            .push_back(packet::encode(code, claim.id, &message));
         self.reply = Some((code, message));
-        self.deadline = None;
-        Some(outcome)
+        outcome
     }
 
-    /// Checks a CHAP-family Response: Ok(success message, keys) or Err(failure message).
-    fn check_chap(
-        &self,
-        id: u8,
-        value: chap::Value<'_>,
-        secret: Option<Secret>,
-        rng: &mut dyn RngCore,
-    ) -> Result<(Vec<u8>, Option<keys::StartKeys>), Vec<u8>> {
-        const GRANTED: &str = "Access granted";
-        match self.method {
-            Method::ChapMd5 => match secret {
-                Some(Secret::Password(p))
-                    if crypto::ct_eq(value.value, &chap_md5::response(id, &p, &self.challenge)) =>
-                {
-                    Ok((GRANTED.into(), None))
-                }
-                _ => Err(b"Access denied".to_vec()),
-            },
-            Method::MsChapV1 => {
-                let challenge: [u8; 8] = self
-                    .challenge
-                    .as_slice()
-                    .try_into()
-                    .expect("8-byte challenge");
-                match (secret, mschap::Response::parse(value.value)) {
-                    (Some(s), Some(resp)) => {
-                        let hash = s.nt_hash();
-                        let expected = mschap::Response::compute(&challenge, &hash);
-                        if resp.use_nt && crypto::ct_eq(&resp.nt_response, &expected.nt_response) {
-                            let hh = crypto::hash_nt_password_hash(&hash);
-                            Ok((
-                                GRANTED.into(),
-                                Some(keys::mschapv1_start_keys(&hh, &challenge)),
-                            ))
-                        } else {
-                            Err(mschap::failure_message().to_vec())
-                        }
-                    }
-                    _ => Err(mschap::failure_message().to_vec()),
-                }
-            }
+    fn failure(&self, claim: &Claim, rng: &mut dyn RngCore) -> (u8, Vec<u8>, Outcome) {
+        let message = match self.method {
+            Method::Pap => pap::encode_message(b"Login incorrect"),
+            Method::ChapMd5 => b"Access denied".to_vec(),
+            Method::MsChapV1 => mschap::failure_message().to_vec(),
             Method::MsChapV2 => {
-                let challenge: [u8; 16] = self
-                    .challenge
-                    .as_slice()
-                    .try_into()
-                    .expect("16-byte challenge");
-                let resp = mschapv2::Response::parse(value.value);
-                if let (Some(s), Some(resp)) = (secret, resp) {
-                    let hash = s.nt_hash();
-                    let expected = mschapv2::Response::compute(
-                        &challenge,
-                        resp.peer_challenge,
-                        value.name,
-                        &hash,
-                    );
-                    if crypto::ct_eq(&resp.nt_response, &expected.nt_response) {
-                        let auth = resp.authenticator_response(&challenge, value.name, &hash);
-                        let hh = crypto::hash_nt_password_hash(&hash);
-                        let keys = keys::mschapv2_start_keys(&hh, &resp.nt_response, true);
-                        return Ok((mschapv2::success_message(&auth, GRANTED), Some(keys)));
-                    }
-                }
                 let mut next = [0u8; 16];
                 rng.fill_bytes(&mut next);
-                Err(mschapv2::failure_message(691, &next, "Access denied"))
+                mschapv2::failure_message(691, &next, "Access denied")
             }
-            Method::Pap => unreachable!("PAP is not a CHAP method"),
-        }
-    }
-}
-
-fn check_pap(
-    req: &pap::Request<'_>,
-    secret: Option<Secret>,
-) -> Result<(Vec<u8>, Option<keys::StartKeys>), Vec<u8>> {
-    let ok = match secret {
-        Some(Secret::Password(p)) => crypto::ct_eq(req.password, &p),
-        Some(Secret::NtHash(h)) => crypto::ct_eq(&crypto::nt_password_hash(req.password), &h),
-        None => false,
-    };
-    if ok {
-        Ok((pap::encode_message(b"Login ok"), None))
-    } else {
-        Err(pap::encode_message(b"Login incorrect"))
+        };
+        let code = if self.method == Method::Pap {
+            pap::NAK
+        } else {
+            chap::FAILURE
+        };
+        let user = String::from_utf8_lossy(&claim.user).into_owned();
+        (code, message, Err(AuthError::BadCredentials { user }))
     }
 }

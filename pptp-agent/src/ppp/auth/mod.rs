@@ -22,7 +22,7 @@ pub mod policy;
 
 use std::time::Duration;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{Authenticator, Claim, Verdict};
 pub use peer::Peer;
 pub use policy::{Credentials, Method, Policy, Secret, SecretSource};
 

@@ -454,14 +454,18 @@ impl Link {
             .min()
     }
 
+    /// Whether data of this protocol may pass. With MPPE agreed only encrypted
+    /// frames do: plain IP from the peer is dropped (RFC 3078 §3).
     fn data_open(&self, proto: u16) -> bool {
         let Some(net) = self.net.as_ref().filter(|_| self.up) else {
             return false;
         };
+        let encrypted =
+            net.ccp.is_opened() && matches!(net.ccp.negotiator().mppe(), MppeAgreement::On(_));
         match proto {
-            protocol::IPV4 => net.ipcp.is_opened(),
-            protocol::IPV6 => net.ipv6cp.as_ref().is_some_and(|v| v.is_opened()),
-            _ => net.ccp.is_opened(),
+            protocol::IPV4 => !encrypted && net.ipcp.is_opened(),
+            protocol::IPV6 => !encrypted && net.ipv6cp.as_ref().is_some_and(|v| v.is_opened()),
+            _ => encrypted,
         }
     }
 

@@ -609,6 +609,16 @@ fn data_frames_pass_only_when_open() {
         (got.protocol, got.info),
         (protocol::COMPRESSED, &[0x90, 0x00, 1, 2][..])
     );
+    // With MPPE agreed, plain IPv4 is dropped.
+    let plain = frame::encode(
+        Framing {
+            acfc: true,
+            pfc: true,
+        },
+        protocol::IPV4,
+        &[0x45],
+    );
+    assert_eq!(pair.server.handle_frame(now, &plain), None);
     // Before the link is up nothing passes.
     let mut fresh = link(server_config(&[Method::MsChapV2], OneAddress::default()), 3);
     fresh.open(now);

@@ -15,7 +15,11 @@
 //! [`Sequencer`] is one call's sequence state: it numbers what we send, decides
 //! whether a received packet is new (duplicates and old packets are dropped, with
 //! 32-bit wrap-around, as the kernel's driver does) and attaches an acknowledgment only
-//! when there is something new to acknowledge.
+//! when there is something new to acknowledge. Two deliberate details: the first
+//! packet of a call is accepted whatever its number (the kernel starts its window at
+//! 0xffffffff and so drops a first packet numbered 2^31 or more; the RFC lets a sender
+//! start anywhere); and, like the kernel, the verdict is advice the PPP layer may
+//! overrule for LCP Echo, which the kernel lets through even when late.
 
 use pptp_common::wire::{
     GRE_ENHANCED_MIN_HLEN, GRE_FLAG_A, GRE_FLAG_C, GRE_FLAG_K, GRE_FLAG_R, GRE_FLAG_S,

@@ -206,7 +206,7 @@ fn our_server_answers_pptp_linux_like_pptpd() {
                 replies.push(Message::parse(&b).unwrap());
             }
         }
-        server.handle_eof(now);
+        server.handle_eof();
         while let Some(e) = server.poll_event() {
             events.push(e);
         }

@@ -416,7 +416,7 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     /// The peer closed its side of the TCP connection.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self) {
         if self.state != State::Closed {
             self.close(CloseReason::PeerClosed);
         }

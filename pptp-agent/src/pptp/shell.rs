@@ -41,7 +41,7 @@ pub async fn drive<P: CallIdPool>(
             while let Some(bytes) = conn.poll_transmit() {
                 busy = true;
                 if stream.write_all(&bytes).await.is_err() {
-                    conn.handle_eof(Instant::now());
+                    conn.handle_eof();
                 }
             }
             if !busy {
@@ -57,7 +57,7 @@ pub async fn drive<P: CallIdPool>(
         let deadline = conn.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             read = stream.read(&mut buf) => match read {
-                Ok(0) | Err(_) => conn.handle_eof(Instant::now()),
+                Ok(0) | Err(_) => conn.handle_eof(),
                 Ok(n) => conn.handle_input(&buf[..n], Instant::now()),
             },
             Some(command) = commands.recv() => command(&mut conn, Instant::now()),

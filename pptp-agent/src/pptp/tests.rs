@@ -713,7 +713,7 @@ fn unexpected_and_invalid_messages_when_established_are_counted() {
 fn eof_ends_everything() {
     let mut p = Pair::established();
     let (_, server_call) = p.call_up();
-    p.server.handle_eof(p.now);
+    p.server.handle_eof();
     p.drive();
     let (_, s) = p.take_events();
     assert_eq!(call_down(&s), vec![(server_call, CallEnd::ControlClosed)]);
@@ -1404,7 +1404,7 @@ fn pptp_linux_hangup_clears_then_closes() {
     sent(&mut s);
     events(&mut s);
     feed(&mut s, ccrq(0xf054), now);
-    s.handle_eof(now);
+    s.handle_eof();
     assert!(matches!(
         &sent(&mut s)[..],
         [Message::CallDisconnectNotify(n)] if n.call_id == id && n.result == DisconnectResult::Request
@@ -1480,7 +1480,7 @@ fn ids_are_released_when_calls_end() {
     assert_eq!(pool.live(), 2);
     feed(&mut s, ccrq(1), now);
     assert_eq!(pool.live(), 1);
-    s.handle_eof(now);
+    s.handle_eof();
     assert_eq!(pool.live(), 0);
 }
 

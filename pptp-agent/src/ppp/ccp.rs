@@ -342,4 +342,29 @@ mod tests {
         };
         assert_eq!(rej, req);
     }
+
+    #[test]
+    fn stateful_only_when_allowed() {
+        let strict = MppePolicy::default();
+        let mut ccp = Ccp::new(strict, &ALL);
+        assert_eq!(
+            judge(&mut ccp, bits::S128),
+            Verdict::Nak(opt(bits::STATELESS | bits::S128))
+        );
+        let lax = MppePolicy {
+            allow_stateful: true,
+            ..MppePolicy::default()
+        };
+        let mut ccp = Ccp::new(lax, &ALL);
+        assert_eq!(judge(&mut ccp, bits::S128), Verdict::Ack);
+        // The peer Naks our stateless offer with stateful: we follow.
+        ccp.nakked(&packet::parse_options(&opt(bits::S128)).unwrap());
+        assert_eq!(ccp.request(), opt(bits::S128));
+        ccp.acked(&packet::parse_options(&opt(bits::S128)).unwrap());
+        let expected = MppeParams {
+            strength: KeyStrength::Bits128,
+            stateless: false,
+        };
+        assert_eq!(ccp.mppe(), MppeAgreement::On(expected));
+    }
 }

@@ -340,3 +340,93 @@ impl Authenticator {
         (code, message, Err(AuthError::BadCredentials { user }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ppp::auth::crypto::nt_password_hash;
+    use rand::SeedableRng;
+
+    fn claim(method: Method, challenge: &[u8], response: Vec<u8>) -> Claim {
+        Claim {
+            method,
+            user: b"pptpuser".to_vec(),
+            challenge: challenge.to_vec(),
+            response,
+            id: 7,
+        }
+    }
+
+    #[test]
+    fn nt_hash_secrets_serve_mschap_and_pap_but_not_chap_md5() {
+        let hash = Secret::NtHash(nt_password_hash(b"pptp-Secret1"));
+        let c16 = [5u8; 16];
+        let v2 = mschapv2::Response::compute(
+            &c16,
+            [9; 16],
+            b"pptpuser",
+            &nt_password_hash(b"pptp-Secret1"),
+        );
+        let accepted = |v: &Verdict| matches!(v, Verdict::Accept { .. });
+        assert!(accepted(
+            &claim(Method::MsChapV2, &c16, v2.encode()).verify(Some(hash.clone()))
+        ));
+        assert!(accepted(
+            &claim(Method::Pap, &[], b"pptp-Secret1".to_vec()).verify(Some(hash.clone()))
+        ));
+        let md5 = chap_md5::response(7, b"pptp-Secret1", &c16).to_vec();
+        assert_eq!(
+            claim(Method::ChapMd5, &c16, md5.clone()).verify(Some(hash)),
+            Verdict::Reject
+        );
+        let password = Secret::Password(b"pptp-Secret1".to_vec());
+        assert!(accepted(
+            &claim(Method::ChapMd5, &c16, md5).verify(Some(password))
+        ));
+    }
+
+    #[test]
+    fn malformed_and_unknown_claims_are_rejected() {
+        let password = Some(Secret::Password(b"x".to_vec()));
+        assert_eq!(
+            claim(Method::MsChapV2, &[1; 16], vec![0; 48]).verify(password.clone()),
+            Verdict::Reject
+        );
+        assert_eq!(
+            claim(Method::MsChapV1, &[1; 3], vec![0; 49]).verify(password),
+            Verdict::Reject
+        );
+        assert_eq!(
+            claim(Method::Pap, &[], b"x".to_vec()).verify(None),
+            Verdict::Reject
+        );
+    }
+
+    #[test]
+    fn retransmitted_response_gets_the_same_reply() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut a = Authenticator::new(Method::ChapMd5, b"pptpd", Timers::default());
+        a.start(now, &mut rng);
+        let challenge = a.poll_transmit().unwrap();
+        let pkt = Packet::parse(&challenge).unwrap();
+        let value = chap::Value::parse(pkt.data).unwrap();
+        let response = chap_md5::response(pkt.id, b"pptp-Secret1", value.value);
+        let data = chap::Value {
+            value: &response,
+            name: b"pptpuser",
+        }
+        .encode();
+        let bytes = packet::encode(chap::RESPONSE, pkt.id, &data);
+        struct One;
+        impl SecretSource for One {
+            fn secret(&self, _: &[u8]) -> Option<Secret> {
+                Some(Secret::Password(b"pptp-Secret1".to_vec()))
+            }
+        }
+        assert!(a.receive(&bytes, &One, &mut rng).unwrap().is_ok());
+        let first = a.poll_transmit().unwrap();
+        assert_eq!(a.receive(&bytes, &One, &mut rng), None);
+        assert_eq!(a.poll_transmit().unwrap(), first);
+    }
+}

@@ -78,13 +78,20 @@ pub struct EncapSession {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SeqState {
-    /// Sequence number of the next packet sent to the peer.
-    pub tx_next: u32,
+    /// Packets sent to the peer so far; its low 32 bits are the sequence number of
+    /// the next one.
+    pub tx_next: u64,
     /// Highest sequence number received from the peer (valid if `rx_valid != 0`).
     pub rx_highest: u32,
     /// Non-zero once a sequenced packet has been received.
     pub rx_valid: u32,
-    pub _pad: u32,
+}
+
+impl SeqState {
+    /// The GRE sequence number of the next packet sent.
+    pub const fn next_seq(&self) -> u32 {
+        self.tx_next as u32
+    }
 }
 
 /// Per-session counters (per CPU in the map).

@@ -44,7 +44,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let header = ctx.read::<IPV4_MIN_HLEN>(ETH_HLEN)?;
-    let session = unsafe { SESSIONS_BY_CLIENT.get(&addr(&header, 16)) }?;
+    let session = unsafe { SESSIONS_BY_CLIENT.get(addr(&header, 16)) }?;
     let frame_len = ctx.len() as u64;
     let slot = session.slot;
     let ihl = ((header[0] & 0x0f) as usize) * 4;
@@ -98,16 +98,16 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     // by the agent through its mmap of the same array.
     let (seq, ack) = unsafe {
         let ack = ((*seq).rx_valid != 0).then_some((*seq).rx_highest);
-        (fetch_add(&mut (*seq).tx_next), ack)
+        (fetch_add(&mut (*seq).tx_next) as u32, ack)
     };
     let gre_len = GRE_ENHANCED_MIN_HLEN + 4 + if ack.is_some() { 4 } else { 0 };
     let push = OUTER_IP_LEN + gre_len + PPP_HEADER.len();
     forward::adjust_head(ctx, -(push as i32))?;
     forward::write_ethernet(ctx, &hop)?;
-    ctx.write(ETH_HLEN, &outer_ipv4(&session, push + inner_len))?;
+    ctx.write(ETH_HLEN, &outer_ipv4(session, push + inner_len))?;
     let gre = ETH_HLEN + OUTER_IP_LEN;
     let payload_len = (PPP_HEADER.len() + inner_len) as u16;
-    ctx.write(gre, &gre_header(&session, payload_len, seq, ack.is_some()))?;
+    ctx.write(gre, &gre_header(session, payload_len, seq, ack.is_some()))?;
     match ack {
         Some(ack) => {
             ctx.write(gre + 12, &ack.to_be_bytes())?;
@@ -125,11 +125,16 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
 
 /// Atomically increments `*counter`, returning its previous value (a BPF atomic
 /// fetch-and-add; `core::sync::atomic` has no atomics for the BPF target).
+///
+/// SeqCst, not Relaxed: LLVM's BPF backend compiles a relaxed fetch-and-add into the
+/// legacy non-fetching `lock +=` even when the result is used (seen with the pinned
+/// toolchain: every packet got the same sequence number); SeqCst gets
+/// `atomic64_fetch_add`. The lan tests catch a regression.
 #[inline(always)]
-unsafe fn fetch_add(counter: *mut u32) -> u32 {
+unsafe fn fetch_add(counter: *mut u64) -> u64 {
     // SAFETY: the caller passes a valid, aligned pointer into a map value.
     unsafe {
-        core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::SeqCst }>(
             counter, 1,
         )
     }

@@ -22,10 +22,10 @@ const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
 pub fn lookup(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option<NextHop> {
     // SAFETY: helper calls with valid arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(cached) = unsafe { NEXT_HOPS.get(&dst) } {
-        if cached.expires_ns > now {
-            return Some(*cached);
-        }
+    if let Some(cached) = unsafe { NEXT_HOPS.get(dst) }
+        && cached.expires_ns > now
+    {
+        return Some(*cached);
     }
     // SAFETY: an all-zero bpf_fib_lookup is a valid (empty) parameter block.
     let mut params: FibParams = unsafe { core::mem::zeroed() };
@@ -53,6 +53,6 @@ pub fn lookup(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Opt
         dmac: params.dmac,
         expires_ns: now + NEXT_HOP_TTL_NS,
     };
-    let _ = NEXT_HOPS.insert(&dst, &hop, 0);
+    let _ = NEXT_HOPS.insert(dst, hop, 0);
     Some(hop)
 }

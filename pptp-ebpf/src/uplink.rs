@@ -151,7 +151,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         return None;
     }
 
-    let Some(session) = (unsafe { SESSIONS_BY_CALL.get(&CallKey::new(src, call_id)) }) else {
+    let Some(session) = (unsafe { SESSIONS_BY_CALL.get(CallKey::new(src, call_id)) }) else {
         count(GlobalCounter::UnknownSession, frame_len);
         return Some(if config().drop_unknown != 0 {
             DROP

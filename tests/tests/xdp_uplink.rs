@@ -94,8 +94,9 @@ fn classification() {
     let mut first_fragment = outer(PEER, gre(CALL, Some(1), None, &[0xff, 0x03, 0x00, 0x21]));
     first_fragment.frag = 0x2000;
 
+    type Case = (&'static str, Vec<u8>, u32, Vec<(&'static str, u64)>);
     #[rustfmt::skip]
-    let cases: Vec<(&str, Vec<u8>, u32, Vec<(&str, u64)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("TCP to port 1723", tcp(40000, 1723), XDP_PASS, vec![("pptp_control", 1)]),
         ("TCP from port 1723", tcp(1723, 40000), XDP_PASS, vec![("pptp_control", 1)]),
         ("TCP to port 80", tcp(40000, 80), XDP_PASS, vec![("other_ipv4", 1)]),

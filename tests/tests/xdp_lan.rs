@@ -1,0 +1,235 @@
+//! The LAN XDP program under BPF_PROG_TEST_RUN: encapsulation with exact expected
+//! output bytes (with and without ack, sequence numbers advancing, MSS clamping)
+//! and every reason to leave a packet to the kernel. Needs root (BPF).
+
+mod support;
+
+use pptp_common::{
+    maps::PROG_LAN,
+    session::{EncapSession, NextHop, SESSION_FAST, SeqState},
+};
+use support::*;
+
+const PEER: [u8; 4] = [198, 51, 100, 10];
+const SERVER: [u8; 4] = [198, 51, 100, 1];
+const CLIENT: [u8; 4] = [192, 0, 2, 10];
+const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
+const LAN_HOST: [u8; 4] = [203, 0, 113, 10];
+const PEER_CALL: u16 = 0x2002;
+const SLOT: u32 = 3;
+const MTU: u16 = 1400;
+const UPLINK_HOP: NextHop = NextHop {
+    ifindex: 5,
+    smac: [0x02, 0, 0, 0, 5, 1],
+    dmac: [0x02, 0, 0, 0, 5, 2],
+    expires_ns: u64::MAX,
+};
+
+fn loaded() -> Loaded {
+    let mut l = Loaded::new("xdp-lan");
+    let session = EncapSession {
+        peer_addr: PEER,
+        local_addr: SERVER,
+        peer_call_id: PEER_CALL,
+        mtu: MTU,
+        slot: SLOT,
+        flags: SESSION_FAST,
+        _pad: 0,
+    };
+    l.add_encap(CLIENT, session);
+    l.add_encap(
+        SLOW_CLIENT,
+        EncapSession {
+            flags: 0,
+            slot: 4,
+            ..session
+        },
+    );
+    l.add_next_hop(PEER, UPLINK_HOP);
+    l
+}
+
+fn lan_frame(ip: &Ipv4) -> Vec<u8> {
+    ethernet(MAC_A, MAC_B, 0x0800, &ip.bytes())
+}
+
+/// What the uplink must carry for `inner` (already with its TTL lowered).
+fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
+    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], inner].concat();
+    let mut outer = Ipv4::new(SERVER, PEER, 47, gre(PEER_CALL, Some(seq), ack, &ppp));
+    outer.frag = 0x4000; // DF
+    let mut bytes = outer.bytes();
+    // The data plane sends ID 0 (RFC 6864, atomic datagram): fix the expectation's.
+    bytes[4] = 0;
+    bytes[5] = 0;
+    bytes[10] = 0;
+    bytes[11] = 0;
+    let c = checksum(&bytes[..20]);
+    bytes[10..12].copy_from_slice(&c.to_be_bytes());
+    ethernet(UPLINK_HOP.dmac, UPLINK_HOP.smac, 0x0800, &bytes)
+}
+
+fn check(l: &Loaded, what: &str, frame: &[u8], verdict: u32, counters: &[(&str, u64)]) -> Vec<u8> {
+    let before = l.global();
+    let (got, out) = l.run(PROG_LAN, frame);
+    assert_eq!(got, verdict, "{what}: verdict");
+    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
+    out
+}
+
+fn ping(ttl: u8, len: usize) -> Ipv4 {
+    let mut ip = Ipv4::new(LAN_HOST, CLIENT, 1, icmp_echo(len));
+    ip.ttl = ttl;
+    ip
+}
+
+#[test]
+fn encapsulates_with_and_without_ack() {
+    let mut l = loaded();
+    let out = check(
+        &l,
+        "no ack yet",
+        &lan_frame(&ping(64, 32)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    assert_eq!(out, encapsulated(&ping(63, 32).bytes(), 0, None));
+    let out = check(
+        &l,
+        "second packet",
+        &lan_frame(&ping(64, 32)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    assert_eq!(
+        out,
+        encapsulated(&ping(63, 32).bytes(), 1, None),
+        "sequence advances"
+    );
+
+    // Once something was received the highest sequence number rides along as ack.
+    let seq = l.seq(SLOT);
+    l.set_seq(
+        SLOT,
+        SeqState {
+            rx_highest: 41,
+            rx_valid: 1,
+            ..seq
+        },
+    );
+    let out = check(
+        &l,
+        "with ack",
+        &lan_frame(&ping(64, 100)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    assert_eq!(out, encapsulated(&ping(63, 100).bytes(), 2, Some(41)));
+    assert_eq!(l.seq(SLOT).next_seq(), 3);
+
+    // Ethernet padding after a short packet is not carried into the tunnel.
+    let mut padded = lan_frame(&ping(64, 0));
+    padded.extend_from_slice(&[0; 10]);
+    let out = check(&l, "padding", &padded, XDP_REDIRECT, &[("encapsulated", 1)]);
+    assert_eq!(out, encapsulated(&ping(63, 0).bytes(), 3, Some(41)));
+
+    let counters = l.session_counters(SLOT);
+    assert_eq!(counters.tx_packets, 4);
+    let sizes: u64 = [32, 32, 100, 0].iter().map(|d| (20 + 8 + d) as u64).sum();
+    assert_eq!(counters.tx_bytes, sizes);
+}
+
+#[test]
+fn clamps_the_mss_of_syns() {
+    let l = loaded();
+    let syn = |mss: u16| {
+        let [h, lo] = mss.to_be_bytes();
+        let options = [2, 4, h, lo, 1, 1, 4, 2]; // MSS, NOP, NOP, SACK permitted
+        Ipv4::new(
+            LAN_HOST,
+            CLIENT,
+            6,
+            tcp(LAN_HOST, CLIENT, 0x12, &options, &[]),
+        )
+    };
+    let out = check(
+        &l,
+        "SYN-ACK with MSS 1460",
+        &lan_frame(&syn(1460)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1), ("mss_clamped", 1)],
+    );
+    let mut expected = syn(1360);
+    expected.ttl = 63;
+    assert_eq!(
+        out,
+        encapsulated(&expected.bytes(), 0, None),
+        "MSS 1460 -> 1360, checksums valid"
+    );
+    let segment = &out[out.len() - 28..];
+    assert_eq!(
+        tcp_checksum(LAN_HOST, CLIENT, segment),
+        u16::from_be_bytes([segment[16], segment[17]])
+    );
+
+    let out = check(
+        &l,
+        "SYN with a small MSS",
+        &lan_frame(&syn(1200)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    let mut expected = syn(1200);
+    expected.ttl = 63;
+    assert_eq!(
+        out,
+        encapsulated(&expected.bytes(), 1, None),
+        "MSS below the limit untouched"
+    );
+}
+
+#[test]
+fn leaves_to_the_kernel_what_it_must() {
+    let l = loaded();
+    let unrelated = lan_frame(&Ipv4::new(LAN_HOST, [203, 0, 113, 20], 1, icmp_echo(8)));
+    assert_eq!(
+        check(&l, "not for a session", &unrelated, XDP_PASS, &[]),
+        unrelated
+    );
+
+    let slow = lan_frame(&Ipv4::new(LAN_HOST, SLOW_CLIENT, 1, icmp_echo(8)));
+    assert_eq!(
+        check(&l, "fallback session", &slow, XDP_PASS, &[("to_agent", 1)]),
+        slow
+    );
+
+    let fits = lan_frame(&ping(64, MTU as usize - 28));
+    check(
+        &l,
+        "exactly the MTU",
+        &fits,
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    let big = lan_frame(&ping(64, MTU as usize - 27));
+    assert_eq!(
+        check(
+            &l,
+            "one byte over the MTU",
+            &big,
+            XDP_PASS,
+            &[("too_big", 1)]
+        ),
+        big
+    );
+    assert_eq!(l.session_counters(SLOT).too_big, 1);
+
+    let expiring = lan_frame(&ping(1, 8));
+    assert_eq!(
+        check(&l, "TTL 1", &expiring, XDP_PASS, &[("no_next_hop", 1)]),
+        expiring
+    );
+
+    let arp = ethernet(MAC_A, MAC_B, 0x0806, &[0; 28]);
+    assert_eq!(check(&l, "ARP", &arp, XDP_PASS, &[]), arp);
+}

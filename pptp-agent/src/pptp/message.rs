@@ -16,7 +16,9 @@
 //!
 //! Each message is declared once in the `messages!` table below; the macro derives the
 //! struct, its wire length, parser, emitter and (in tests) a proptest strategy, so the
-//! fifteen codecs cannot drift apart.
+//! fifteen codecs cannot drift apart. Unlike smoltcp's `Packet<T>`/`Repr` pairs there
+//! is no zero-copy view: control messages are small fixed records read once per call
+//! set-up, so owned structs cost nothing and keep the API to one type per message.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! `pptp-agent serve`.
 
 use clap::Args;
-use pptp_agent::dataplane::uplink::Uplink;
+use pptp_agent::dataplane::xdp::{XdpDataplane, XdpOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::PinArgs;
@@ -11,6 +11,13 @@ pub struct ServeArgs {
     /// Interface facing the PPTP clients (receives TCP 1723 and GRE).
     #[arg(long, value_name = "IFACE")]
     uplink: String,
+    /// Interface facing the LAN: traffic to clients arriving here is encapsulated
+    /// in XDP. Without it, return traffic takes the kernel's routing.
+    #[arg(long, value_name = "IFACE")]
+    lan: Option<String>,
+    /// Drop GRE of unknown sessions in XDP instead of passing it to the kernel.
+    #[arg(long)]
+    drop_unknown: bool,
     #[command(flatten)]
     pins: PinArgs,
 }
@@ -27,13 +34,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let uplink = Uplink::attach(&args.uplink, args.pins.pin_dir()?)?;
+        let mut dataplane = XdpDataplane::load(
+            args.pins.pin_dir()?,
+            XdpOptions {
+                drop_unknown: args.drop_unknown,
+            },
+        )?;
+        dataplane.attach_uplink(&args.uplink)?;
+        if let Some(lan) = &args.lan {
+            dataplane.attach_lan(lan)?;
+        }
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
-        uplink.detach()
+        dataplane.shutdown()
     })
 }

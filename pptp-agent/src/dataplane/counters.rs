@@ -31,12 +31,12 @@ impl GlobalCounters {
                 path.display()
             )
         })?;
-        Self::read(Map::PerCpuArray(data))
+        Self::read(&Map::PerCpuArray(data))
     }
 
     /// Reads the counters from a counter map.
-    pub fn read(map: Map) -> anyhow::Result<Self> {
-        let array: PerCpuArray<MapData, Counter> =
+    pub fn read(map: &Map) -> anyhow::Result<Self> {
+        let array: PerCpuArray<&MapData, Counter> =
             PerCpuArray::try_from(map).context("the counter map has an unexpected type")?;
         let counters = GlobalCounter::ALL
             .iter()

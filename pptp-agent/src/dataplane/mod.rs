@@ -1,13 +1,16 @@
 //! The data plane: the BPF programs embedded in this binary, the bpffs directory
-//! their maps are pinned in, and the counters they keep.
+//! their maps are pinned in, the sessions installed in them and the counters they
+//! keep.
 //!
-//! The XDP program on the uplink is loaded from [`BPF_OBJECT`]; its maps are pinned
+//! The XDP programs are loaded from [`BPF_OBJECT`] by [`xdp`]; their maps are pinned
 //! under `<bpffs>/<instance>/` so that `pptp-agent stats` (and `bpftool`) can read
-//! them from another process.
+//! them from another process. [`seq`] shares each session's GRE sequence space
+//! between the programs and the agent.
 
 pub mod bpffs;
 pub mod counters;
-pub mod uplink;
+pub mod seq;
+pub mod xdp;
 
 /// The BPF object built from `pptp-ebpf` by `build.rs`.
 pub static BPF_OBJECT: &[u8] =

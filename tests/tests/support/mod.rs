@@ -30,8 +30,14 @@ pub struct Loaded {
 impl Loaded {
     pub fn new(test: &str) -> Self {
         let bpffs = TempBpffs::for_test(test).expect("a bpffs (needs root)");
+        let path = bpffs.path().to_path_buf();
+        Self::sharing(bpffs, &path)
+    }
+
+    /// Loads the object with its maps pinned in `pins` (reusing maps pinned there).
+    pub fn sharing(bpffs: TempBpffs, pins: &std::path::Path) -> Self {
         let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(bpffs.path())
+            .default_map_pin_directory(pins)
             .load(BPF_OBJECT)
             .expect("loading the BPF object needs root (CAP_BPF)");
         for name in [maps::PROG_UPLINK, maps::PROG_LAN] {

@@ -1,0 +1,131 @@
+//! The agent's side of the XDP data plane (`pptp_agent::dataplane::xdp`): what it
+//! installs is what the BPF programs see (through the same pinned maps), the agent
+//! and the programs draw from one GRE sequence space, a restarted agent flushes
+//! what a crashed one left, and shutdown leaves nothing. Needs root (BPF).
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use aya::maps::{HashMap, Map, MapData};
+use pptp_agent::dataplane::{
+    bpffs::PinDir,
+    xdp::{SessionSpec, XdpDataplane, XdpOptions},
+};
+use pptp_common::{
+    maps,
+    session::{CallKey, DecapSession, NextHop, SESSION_FAST},
+};
+use pptp_tests::bpffs::TempBpffs;
+use support::*;
+
+const SPEC: SessionSpec = SessionSpec {
+    peer_addr: Ipv4Addr::new(198, 51, 100, 10),
+    local_addr: Ipv4Addr::new(198, 51, 100, 1),
+    local_call_id: 0x1001,
+    peer_call_id: 0x2002,
+    client_addr: Ipv4Addr::new(192, 0, 2, 10),
+    mtu: 1400,
+    fast: true,
+};
+
+fn pinned_calls(pins: &PinDir) -> Vec<(CallKey, DecapSession)> {
+    let data = MapData::from_pin(pins.object(maps::SESSIONS_BY_CALL)).unwrap();
+    let map: HashMap<MapData, CallKey, DecapSession> =
+        HashMap::try_from(Map::HashMap(data)).unwrap();
+    map.iter().map(Result::unwrap).collect()
+}
+
+#[test]
+fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
+    let bpffs = TempBpffs::for_test("dataplane").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    let slot = dataplane.install(SPEC).unwrap();
+    assert_eq!(
+        pinned_calls(&pins),
+        vec![(
+            CallKey::new([198, 51, 100, 10], 0x1001),
+            DecapSession {
+                client_addr: [192, 0, 2, 10],
+                slot: slot.0,
+                flags: SESSION_FAST
+            }
+        )]
+    );
+    assert!(
+        dataplane
+            .install(SessionSpec {
+                local_call_id: 7,
+                ..SPEC
+            })
+            .is_err(),
+        "one session per client address"
+    );
+
+    // A second loader on the same pins runs the very programs against the same maps.
+    let mut programs = Loaded::sharing(TempBpffs::for_test("unused").unwrap(), pins.path());
+    programs.add_next_hop(
+        [198, 51, 100, 10],
+        NextHop {
+            ifindex: 5,
+            smac: MAC_A,
+            dmac: MAC_B,
+            expires_ns: u64::MAX,
+        },
+    );
+    let to_client = ethernet(
+        MAC_A,
+        MAC_B,
+        0x0800,
+        &Ipv4::new([203, 0, 113, 10], [192, 0, 2, 10], 1, icmp_echo(8)).bytes(),
+    );
+    let seq_of =
+        |frame: &[u8]| u32::from_be_bytes(frame[14 + 20 + 8..14 + 20 + 12].try_into().unwrap());
+
+    let (verdict, out) = programs.run(maps::PROG_LAN, &to_client);
+    assert_eq!((verdict, seq_of(&out)), (XDP_REDIRECT, 0));
+    assert_eq!(
+        dataplane.seq().take_seq(slot.0),
+        1,
+        "the agent continues the program's sequence"
+    );
+    let (_, out) = programs.run(maps::PROG_LAN, &to_client);
+    assert_eq!(seq_of(&out), 2, "and the program continues the agent's");
+    assert_eq!(dataplane.seq().highest_received(slot.0), None);
+    assert_eq!(dataplane.session_counters(slot).unwrap().tx_packets, 2);
+
+    // Moved to the fallback path, the session's traffic goes to the agent.
+    dataplane.set_fast(slot, false).unwrap();
+    assert_eq!(programs.run(maps::PROG_LAN, &to_client).0, XDP_PASS);
+    assert_eq!(dataplane.session_counters(slot).unwrap().to_agent, 1);
+
+    dataplane.remove(slot).unwrap();
+    assert!(pinned_calls(&pins).is_empty());
+    assert_eq!(programs.run(maps::PROG_LAN, &to_client).0, XDP_PASS);
+    drop(programs);
+    dataplane.shutdown().unwrap();
+    assert!(!pins.path().exists(), "shutdown removes the pins");
+}
+
+#[test]
+fn a_restarted_agent_flushes_what_a_crashed_one_left() {
+    let bpffs = TempBpffs::for_test("dataplane-restart").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    let mut crashed = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    crashed.install(SPEC).unwrap();
+    crashed
+        .install(SessionSpec {
+            local_call_id: 2,
+            client_addr: Ipv4Addr::new(192, 0, 2, 11),
+            ..SPEC
+        })
+        .unwrap();
+    std::mem::forget(crashed); // no shutdown: as if the process had died
+    assert_eq!(pinned_calls(&pins).len(), 2);
+
+    let restarted = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    assert!(pinned_calls(&pins).is_empty(), "stale sessions flushed");
+    assert_eq!(restarted.sessions().count(), 0);
+    restarted.shutdown().unwrap();
+}

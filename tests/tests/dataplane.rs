@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use aya::maps::{HashMap, Map, MapData};
 use pptp_agent::dataplane::{
     bpffs::PinDir,
-    xdp::{SessionSpec, XdpDataplane, XdpOptions},
+    xdp::{CallSpec, NetworkSpec, XdpDataplane, XdpOptions},
 };
 use pptp_common::{
     maps,
@@ -19,11 +19,13 @@ use pptp_common::{
 use pptp_tests::bpffs::TempBpffs;
 use support::*;
 
-const SPEC: SessionSpec = SessionSpec {
+const CALL: CallSpec = CallSpec {
     peer_addr: Ipv4Addr::new(198, 51, 100, 10),
     local_addr: Ipv4Addr::new(198, 51, 100, 1),
     local_call_id: 0x1001,
     peer_call_id: 0x2002,
+};
+const NETWORK: NetworkSpec = NetworkSpec {
     client_addr: Ipv4Addr::new(192, 0, 2, 10),
     mtu: 1400,
     fast: true,
@@ -41,47 +43,49 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
     let bpffs = TempBpffs::for_test("dataplane").unwrap();
     let pins = PinDir::new(bpffs.path(), "agent").unwrap();
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
-    let slot = dataplane.install(SPEC).unwrap();
+    let slot = dataplane.install(CALL).unwrap();
+    let key = CallKey::new([198, 51, 100, 10], 0x1001);
+    let in_setup = DecapSession {
+        client_addr: [0; 4],
+        slot: slot.0,
+        flags: 0,
+    };
     assert_eq!(
         pinned_calls(&pins),
-        vec![(
-            CallKey::new([198, 51, 100, 10], 0x1001),
-            DecapSession {
-                client_addr: [192, 0, 2, 10],
-                slot: slot.0,
-                flags: SESSION_FAST
-            }
-        )]
+        vec![(key, in_setup)],
+        "in setup: known, frames to the agent"
     );
+    dataplane.set_network(slot, NETWORK).unwrap();
+    let up = DecapSession {
+        client_addr: [192, 0, 2, 10],
+        slot: slot.0,
+        flags: SESSION_FAST,
+    };
+    assert_eq!(pinned_calls(&pins), vec![(key, up)]);
+    let other = dataplane
+        .install(CallSpec {
+            local_call_id: 7,
+            ..CALL
+        })
+        .unwrap();
     assert!(
-        dataplane
-            .install(SessionSpec {
-                local_call_id: 7,
-                ..SPEC
-            })
-            .is_err(),
+        dataplane.set_network(other, NETWORK).is_err(),
         "one session per client address"
     );
+    dataplane.remove(other).unwrap();
 
     // A second loader on the same pins runs the very programs against the same maps.
     let mut programs = Loaded::sharing(TempBpffs::for_test("unused").unwrap(), pins.path());
-    programs.add_next_hop(
-        [198, 51, 100, 10],
-        NextHop {
-            ifindex: 5,
-            smac: MAC_A,
-            dmac: MAC_B,
-            expires_ns: u64::MAX,
-        },
-    );
-    let to_client = ethernet(
-        MAC_A,
-        MAC_B,
-        0x0800,
-        &Ipv4::new([203, 0, 113, 10], [192, 0, 2, 10], 1, icmp_echo(8)).bytes(),
-    );
-    let seq_of =
-        |frame: &[u8]| u32::from_be_bytes(frame[14 + 20 + 8..14 + 20 + 12].try_into().unwrap());
+    let hop = NextHop {
+        ifindex: 5,
+        smac: MAC_A,
+        dmac: MAC_B,
+        expires_ns: u64::MAX,
+    };
+    programs.add_next_hop([198, 51, 100, 10], hop);
+    let ping = Ipv4::new([203, 0, 113, 10], [192, 0, 2, 10], 1, icmp_echo(8));
+    let to_client = ethernet(MAC_A, MAC_B, 0x0800, &ping.bytes());
+    let seq_of = |frame: &[u8]| u32::from_be_bytes(frame[42..46].try_into().unwrap());
 
     let (verdict, out) = programs.run(maps::PROG_LAN, &to_client);
     assert_eq!((verdict, seq_of(&out)), (XDP_REDIRECT, 0));
@@ -113,12 +117,12 @@ fn a_restarted_agent_flushes_what_a_crashed_one_left() {
     let bpffs = TempBpffs::for_test("dataplane-restart").unwrap();
     let pins = PinDir::new(bpffs.path(), "agent").unwrap();
     let mut crashed = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
-    crashed.install(SPEC).unwrap();
+    let slot = crashed.install(CALL).unwrap();
+    crashed.set_network(slot, NETWORK).unwrap();
     crashed
-        .install(SessionSpec {
+        .install(CallSpec {
             local_call_id: 2,
-            client_addr: Ipv4Addr::new(192, 0, 2, 11),
-            ..SPEC
+            ..CALL
         })
         .unwrap();
     std::mem::forget(crashed); // no shutdown: as if the process had died

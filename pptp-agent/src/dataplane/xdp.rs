@@ -2,10 +2,12 @@
 //! maps pinned, attach them (uplink: decapsulation; LAN: encapsulation), and
 //! install, switch and remove sessions.
 //!
-//! A session is installed when its network phase opens: `SESSIONS_BY_CALL` (for the
-//! uplink), `SESSIONS_BY_CLIENT` (for the LAN) and a slot in the per-session arrays.
-//! Without `fast` the programs hand all of the session's traffic to the agent
-//! (MPPE, or moved to the fallback path), but still keep its sequence numbers.
+//! A call is installed as soon as it is up ([`XdpDataplane::install`]): an entry in
+//! `SESSIONS_BY_CALL` and a slot in the per-session arrays, so that the uplink
+//! program keeps its GRE sequence numbers from the first packet and hands its PPP
+//! negotiation to the agent. When IPCP opens, [`XdpDataplane::set_network`] gives it
+//! its client address (and `SESSIONS_BY_CLIENT` for the LAN program) and, unless the
+//! session uses MPPE, the fast flag: from then on XDP forwards its IPv4 data.
 //!
 //! Restart: the maps are pinned, so a new agent finds what a crashed one left. It
 //! cannot own those sessions (their control connections died with the old
@@ -29,9 +31,9 @@ use pptp_common::{
 
 use super::{BPF_OBJECT, bpffs::PinDir, counters::GlobalCounters, seq::SeqSpace};
 
-/// What the data plane needs to know about one session.
+/// A call, as the data plane needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionSpec {
+pub struct CallSpec {
     /// The peer's outer address.
     pub peer_addr: Ipv4Addr,
     /// Our outer address (source of the GRE packets we send).
@@ -40,12 +42,24 @@ pub struct SessionSpec {
     pub local_call_id: u16,
     /// The call ID the peer assigned (the key of GRE packets to the peer).
     pub peer_call_id: u16,
+}
+
+/// A session's network layer, once IPCP is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkSpec {
     /// The client's (inner) address.
     pub client_addr: Ipv4Addr,
     /// Largest inner packet the tunnel carries (the peer's MRU).
     pub mtu: u16,
     /// Whether XDP forwards the session's IPv4 data.
     pub fast: bool,
+}
+
+/// Everything installed for one session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSpec {
+    pub call: CallSpec,
+    pub network: Option<NetworkSpec>,
 }
 
 /// A session's place in the per-session arrays.
@@ -166,75 +180,105 @@ impl XdpDataplane {
         Ok(())
     }
 
-    /// Installs a session; returns its slot.
-    pub fn install(&mut self, spec: SessionSpec) -> anyhow::Result<Slot> {
-        if self
-            .installed
-            .values()
-            .any(|s| s.client_addr == spec.client_addr)
-        {
-            bail!(
-                "address {} already belongs to an installed session",
-                spec.client_addr
-            );
-        }
+    /// Installs a call whose network layer is not up yet; returns its slot.
+    pub fn install(&mut self, call: CallSpec) -> anyhow::Result<Slot> {
         let slot = Slot(self.free.pop().context("all session slots are in use")?);
         self.seq.reset(slot.0);
         let zero = PerCpuValues::try_from(vec![
             SessionCounters::default();
             aya::util::nr_cpus().map_err(|(_, e)| e)?
         ])?;
-        self.session_counters.set(slot.0, zero, 0)?;
-        self.write(slot, &spec)
-            .inspect_err(|_| self.free.push(slot.0))?;
+        let spec = SessionSpec {
+            call,
+            network: None,
+        };
+        let written = self
+            .session_counters
+            .set(slot.0, zero, 0)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| self.write_call(slot, &spec));
+        if let Err(e) = written {
+            self.free.push(slot.0);
+            return Err(e);
+        }
         self.installed.insert(slot, spec);
         Ok(slot)
     }
 
-    fn write(&mut self, slot: Slot, spec: &SessionSpec) -> anyhow::Result<()> {
-        let flags = if spec.fast { SESSION_FAST } else { 0 };
-        let key = CallKey::new(spec.peer_addr.octets(), spec.local_call_id);
-        self.by_call.insert(
-            key,
-            DecapSession {
-                client_addr: spec.client_addr.octets(),
+    /// Gives a session its network layer (or changes it, e.g. the fast flag).
+    pub fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> anyhow::Result<()> {
+        let mut spec = *self.installed.get(&slot).context("no such session")?;
+        let owner = self.installed.iter().find(|(s, o)| {
+            **s != slot
+                && o.network
+                    .is_some_and(|n| n.client_addr == network.client_addr)
+        });
+        if let Some((other, _)) = owner {
+            bail!(
+                "address {} already belongs to session {}",
+                network.client_addr,
+                other.0
+            );
+        }
+        if let Some(old) = spec
+            .network
+            .filter(|old| old.client_addr != network.client_addr)
+        {
+            self.by_client.remove(&old.client_addr.octets())?;
+        }
+        spec.network = Some(network);
+        self.by_client.insert(
+            network.client_addr.octets(),
+            EncapSession {
+                peer_addr: spec.call.peer_addr.octets(),
+                local_addr: spec.call.local_addr.octets(),
+                peer_call_id: spec.call.peer_call_id,
+                mtu: network.mtu,
                 slot: slot.0,
-                flags,
+                flags: flags(&spec),
+                _pad: 0,
             },
             0,
         )?;
-        let encap = EncapSession {
-            peer_addr: spec.peer_addr.octets(),
-            local_addr: spec.local_addr.octets(),
-            peer_call_id: spec.peer_call_id,
-            mtu: spec.mtu,
-            slot: slot.0,
-            flags,
-            _pad: 0,
-        };
-        if let Err(e) = self.by_client.insert(spec.client_addr.octets(), encap, 0) {
-            let _ = self.by_call.remove(&key);
-            return Err(e.into());
-        }
+        self.write_call(slot, &spec)?;
+        self.installed.insert(slot, spec);
+        Ok(())
+    }
+
+    fn write_call(&mut self, slot: Slot, spec: &SessionSpec) -> anyhow::Result<()> {
+        let client = spec.network.map_or([0; 4], |n| n.client_addr.octets());
+        self.by_call.insert(
+            CallKey::new(spec.call.peer_addr.octets(), spec.call.local_call_id),
+            DecapSession {
+                client_addr: client,
+                slot: slot.0,
+                flags: flags(spec),
+            },
+            0,
+        )?;
         Ok(())
     }
 
     /// Moves a session between the XDP path (`fast`) and the agent.
     pub fn set_fast(&mut self, slot: Slot, fast: bool) -> anyhow::Result<()> {
-        let mut spec = *self.installed.get(&slot).context("no such session")?;
-        spec.fast = fast;
-        self.write(slot, &spec)?;
-        self.installed.insert(slot, spec);
-        Ok(())
+        let spec = self.installed.get(&slot).context("no such session")?;
+        let network = spec
+            .network
+            .context("the session has no network layer yet")?;
+        self.set_network(slot, NetworkSpec { fast, ..network })
     }
 
     /// Removes a session from every map and frees its slot.
     pub fn remove(&mut self, slot: Slot) -> anyhow::Result<()> {
         let spec = self.installed.remove(&slot).context("no such session")?;
-        let by_call = self
-            .by_call
-            .remove(&CallKey::new(spec.peer_addr.octets(), spec.local_call_id));
-        let by_client = self.by_client.remove(&spec.client_addr.octets());
+        let by_call = self.by_call.remove(&CallKey::new(
+            spec.call.peer_addr.octets(),
+            spec.call.local_call_id,
+        ));
+        let by_client = match spec.network {
+            Some(n) => self.by_client.remove(&n.client_addr.octets()),
+            None => Ok(()),
+        };
         self.free.push(slot.0);
         by_call?;
         by_client?;
@@ -287,6 +331,13 @@ impl XdpDataplane {
         pins.remove()?;
         tracing::info!(interfaces = ?attached, "XDP programs detached, pins removed");
         Ok(())
+    }
+}
+
+fn flags(spec: &SessionSpec) -> u32 {
+    match spec.network {
+        Some(n) if n.fast => SESSION_FAST,
+        _ => 0,
     }
 }
 

@@ -182,6 +182,7 @@ pub enum SeqVerdict {
 /// no reorder buffer, anything not newer than the last accepted packet is dropped).
 #[derive(Debug, Clone, Default)]
 pub struct Sequencer {
+    first_tx: u32,
     next_tx: u32,
     highest_rx: Option<u32>,
     acked_rx: Option<u32>,
@@ -192,6 +193,7 @@ impl Sequencer {
     /// A sequencer whose first transmitted packet carries `first_seq`.
     pub fn new(first_seq: u32) -> Self {
         Self {
+            first_tx: first_seq,
             next_tx: first_seq,
             ..Self::default()
         }
@@ -238,10 +240,10 @@ impl Sequencer {
 
     /// Packets sent and not yet acknowledged by the peer.
     pub fn unacked(&self) -> u32 {
-        match self.highest_ack_from_peer {
-            Some(ack) => self.next_tx.wrapping_sub(ack).wrapping_sub(1),
-            None => self.next_tx,
-        }
+        let oldest_unacked = self
+            .highest_ack_from_peer
+            .map_or(self.first_tx, |ack| ack.wrapping_add(1));
+        self.next_tx.wrapping_sub(oldest_unacked)
     }
 
     fn take_ack(&mut self) -> Option<u32> {
@@ -429,7 +431,9 @@ mod tests {
     #[test]
     fn acks_only_when_new() {
         let mut s = Sequencer::new(10);
+        assert_eq!(s.unacked(), 0);
         let h = s.data_header(7, 3);
+        assert_eq!(s.unacked(), 1);
         assert_eq!((h.seq, h.ack, h.call_id), (Some(10), None, 7));
         assert_eq!(s.ack_only_header(7), None);
         s.on_header(&GreHeader {

@@ -747,3 +747,31 @@ fn external_verifier_judges_claims() {
         }
     }
 }
+
+#[test]
+fn lost_success_is_recovered_by_the_repeated_response() {
+    for method in [Method::ChapMd5, Method::MsChapV1, Method::MsChapV2] {
+        let mut server = server_config(&[method], OneAddress::default());
+        server.mppe.mode = MppeMode::Prefer;
+        let mut client = client_config(&[method], PASSWORD);
+        client.mppe.mode = MppeMode::Prefer;
+        let mut pair = Pair::links(server, client);
+        let mut dropped = false;
+        pair.fault = Some(Box::new(move |side, f| {
+            let success = Frame::parse(f)
+                .is_ok_and(|fr| fr.protocol == protocol::CHAP && fr.info.first() == Some(&3));
+            if side == Side::Server && success && !dropped {
+                dropped = true;
+                return false;
+            }
+            true
+        }));
+        pair.open();
+        pair.drive_to_settled();
+        assert!(
+            up(&pair.client_events).is_some(),
+            "{method:?}: {:?}",
+            pair.client_events
+        );
+    }
+}

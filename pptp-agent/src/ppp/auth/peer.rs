@@ -2,7 +2,8 @@
 //! Authenticate-Request (PAP), then waits for Success/Failure. With MS-CHAPv2 the
 //! peer checks the authenticator's "S=" response (RFC 2759 §5) and fails the link if
 //! it is missing or wrong. A retransmitted Challenge (same id and value) is answered
-//! with the same Response.
+//! with the same Response, and the Response is repeated until Success or Failure
+//! arrives, since a lost Success is otherwise never sent again.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -102,9 +103,19 @@ impl Peer {
             _ => return None,
         }
         self.deadline = None;
-        if self.method == Method::Pap && self.transmits < self.timers.max_transmits {
-            self.send_pap(now);
-            return None;
+        if self.transmits < self.timers.max_transmits {
+            if self.method == Method::Pap {
+                self.send_pap(now);
+                return None;
+            }
+            if let Some(a) = &self.answered {
+                // Our Response or the Success/Failure got lost: the authenticator
+                // answers a repeated Response again (RFC 1994 §4.2).
+                self.transmit.push_back(a.packet.clone());
+                self.transmits += 1;
+                self.deadline = Some(now + self.timers.restart);
+                return None;
+            }
         }
         self.done = true;
         Some(Err(AuthError::Timeout))
@@ -188,7 +199,8 @@ impl Peer {
             packet,
             v2,
         });
-        self.deadline = Some(now + self.timers.wait);
+        self.transmits = 1;
+        self.deadline = Some(now + self.timers.restart);
     }
 
     fn check_success(&self, id: u8, message: &[u8]) -> Option<Outcome> {

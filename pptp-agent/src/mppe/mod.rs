@@ -4,6 +4,8 @@
 //! cipher uses; the per-packet cipher (coherency count, stateful and stateless
 //! rekeying) builds on it.
 
+pub mod cipher;
 pub mod keys;
 
+pub use cipher::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, MppeHeader, Plaintext};
 pub use keys::{KeyStrength, SessionKey, StartKeys};

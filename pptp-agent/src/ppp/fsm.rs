@@ -256,11 +256,6 @@ impl<N: Negotiator> Fsm<N> {
         &self.negotiator
     }
 
-    /// The protocol-specific half, mutably.
-    pub fn negotiator_mut(&mut self) -> &mut N {
-        &mut self.negotiator
-    }
-
     /// The next packet to send (protocol field not included).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()

@@ -14,3 +14,4 @@ pub mod gre;
 pub mod mppe;
 pub mod ppp;
 pub mod pptp;
+pub mod session;

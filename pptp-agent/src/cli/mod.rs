@@ -1,5 +1,7 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
+mod dial;
+mod options;
 mod serve;
 mod stats;
 
@@ -18,9 +20,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the concentrator: attach the XDP program to the uplink and keep it
-    /// running until SIGINT or SIGTERM, then detach it and remove its pinned maps.
+    /// Run the concentrator: accept PPTP calls, run PPP, forward sessions in XDP
+    /// (or through the agent), until SIGINT or SIGTERM; then hang every session up
+    /// and remove every map, route and pin.
     Serve(serve::ServeArgs),
+    /// Dial a PPTP server as a client and route traffic through the tunnel until
+    /// SIGINT or SIGTERM.
+    Dial(dial::DialArgs),
     /// Print the data plane's counters (read from the pinned maps of a running agent).
     Stats(stats::StatsArgs),
 }
@@ -46,6 +52,7 @@ impl PinArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Dial(args) => dial::run(args),
         Command::Stats(args) => stats::run(args),
     }
 }

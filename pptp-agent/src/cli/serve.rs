@@ -1,55 +1,175 @@
-//! `pptp-agent serve`.
+//! `pptp-agent serve`: the concentrator.
 
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context as _, bail};
 use clap::Args;
-use pptp_agent::dataplane::xdp::{XdpDataplane, XdpOptions};
-use tokio::signal::unix::{SignalKind, signal};
+use pptp_agent::{
+    dataplane::xdp::{XdpDataplane, XdpOptions},
+    ppp::auth::{Secret, SecretSource},
+    pptp::control::ControlConfig,
+    session::{
+        gre_socket::GreSocket,
+        hub::{Hub, TunMode},
+        pool::{RangePool, SharedPool},
+        server::{ServerSettings, serve},
+        tun::Tun,
+    },
+};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot, watch},
+};
 
-use super::PinArgs;
+use super::{PinArgs, options::PolicyArgs};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Interface facing the PPTP clients (receives TCP 1723 and GRE).
+    /// Interface facing the PPTP clients: the XDP program decapsulating GRE goes
+    /// here. Without it no XDP is used and every session takes the agent's path.
     #[arg(long, value_name = "IFACE")]
-    uplink: String,
+    uplink: Option<String>,
     /// Interface facing the LAN: traffic to clients arriving here is encapsulated
-    /// in XDP. Without it, return traffic takes the kernel's routing.
+    /// in XDP. Without it, return traffic goes through the kernel and the agent.
     #[arg(long, value_name = "IFACE")]
     lan: Option<String>,
     /// Drop GRE of unknown sessions in XDP instead of passing it to the kernel.
     #[arg(long)]
     drop_unknown: bool,
+    /// Address and port to accept control connections on.
+    #[arg(long, default_value = "0.0.0.0:1723")]
+    listen: SocketAddr,
+    /// Our address inside the tunnels.
+    #[arg(long, value_name = "ADDR")]
+    local_ip: Ipv4Addr,
+    /// Client addresses, FIRST-LAST.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_range)]
+    pool: (Ipv4Addr, Ipv4Addr),
+    /// DNS servers handed to clients (at most two).
+    #[arg(long, value_name = "ADDR")]
+    dns: Vec<Ipv4Addr>,
+    /// A user allowed to dial in, NAME:PASSWORD (repeatable).
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user, required = true)]
+    users: Vec<(String, String)>,
+    /// Our CHAP name.
+    #[arg(long, default_value = "pptp-xdp")]
+    name: String,
+    /// The MRU we ask for.
+    #[arg(long, default_value_t = 1400)]
+    mru: u16,
+    /// Name of the TUN device for sessions handled by the agent.
+    #[arg(long, default_value = "pptp0")]
+    tun: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
     #[command(flatten)]
     pins: PinArgs,
 }
 
+fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or("expected FIRST-LAST, e.g. 192.0.2.10-192.0.2.250")?;
+    let first: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let last: Ipv4Addr = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if first > last {
+        return Err(format!("{first} comes after {last}"));
+    }
+    Ok((first, last))
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    let (name, password) = s.split_once(':').ok_or("expected NAME:PASSWORD")?;
+    if name.is_empty() {
+        return Err("empty user name".into());
+    }
+    Ok((name.to_owned(), password.to_owned()))
+}
+
+/// Users given on the command line.
+struct Users(Vec<(String, String)>);
+
+impl SecretSource for Users {
+    fn secret(&self, user: &[u8]) -> Option<Secret> {
+        self.0
+            .iter()
+            .find(|(name, _)| name.as_bytes() == user)
+            .map(|(_, password)| Secret::Password(password.clone().into_bytes()))
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    super::options::init_logging();
+    if args.dns.len() > 2 {
+        bail!("at most two --dns servers");
+    }
+    let pool = RangePool::new(args.pool.0, args.pool.1).context("empty pool")?;
+    if (args.pool.0..=args.pool.1).contains(&args.local_ip) {
+        bail!("--local-ip {} lies inside the pool", args.local_ip);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut dataplane = XdpDataplane::load(
-            args.pins.pin_dir()?,
-            XdpOptions {
-                drop_unknown: args.drop_unknown,
-            },
-        )?;
-        dataplane.attach_uplink(&args.uplink)?;
-        if let Some(lan) = &args.lan {
-            dataplane.attach_lan(lan)?;
-        }
+        let xdp = match &args.uplink {
+            Some(uplink) => {
+                let mut xdp = XdpDataplane::load(
+                    args.pins.pin_dir()?,
+                    XdpOptions {
+                        drop_unknown: args.drop_unknown,
+                    },
+                )?;
+                xdp.attach_uplink(uplink)?;
+                if let Some(lan) = &args.lan {
+                    xdp.attach_lan(lan)?;
+                }
+                Some(xdp)
+            }
+            None => {
+                tracing::warn!("no --uplink: XDP not used, every session takes the agent's path");
+                None
+            }
+        };
+        let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
+        let tun = Tun::create(&args.tun, args.local_ip, None, args.mru)?;
+        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp);
+        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let hub_task = tokio::spawn(hub.run(hub_rx));
+
+        let settings = Arc::new(ServerSettings {
+            name: args.name.clone(),
+            auth: args.policy.auth_policy(),
+            local_ip: args.local_ip,
+            dns: [args.dns.first().copied(), args.dns.get(1).copied()],
+            nbns: [None, None],
+            pool: SharedPool(Arc::new(Mutex::new(pool))),
+            secrets: Arc::new(Users(args.users.clone())),
+            mppe: args.policy.mppe_policy(),
+            mru: args.mru,
+            control: ControlConfig::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(listen = %args.listen, "accepting control connections");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, settings, hub_tx.clone(), stop_rx));
+
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
-        dataplane.shutdown()
+        let (done, wait) = oneshot::channel();
+        let _ = hub_tx.send(pptp_agent::session::hub::HubCommand::Shutdown(done));
+        let _ = wait.await;
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        let _ = hub_task.await;
+        Ok(())
     })
 }

@@ -1,0 +1,109 @@
+//! `pptp-agent dial`: a voluntary PPTP client (PNS).
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use clap::Args;
+use pptp_agent::{
+    ppp::auth::Credentials,
+    pptp::control::ControlConfig,
+    session::{
+        client::{DialSettings, dial},
+        hub::SessionEvent,
+    },
+};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+};
+
+use super::options::PolicyArgs;
+
+#[derive(Args, Debug)]
+pub struct DialArgs {
+    /// The PPTP server.
+    #[arg(long, value_name = "ADDR")]
+    server: Ipv4Addr,
+    /// User name.
+    #[arg(long)]
+    user: String,
+    /// Password (see also --password-file).
+    #[arg(
+        long,
+        conflicts_with = "password_file",
+        required_unless_present = "password_file"
+    )]
+    password: Option<String>,
+    /// File whose first line is the password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<std::path::PathBuf>,
+    /// Name of the TUN device to create.
+    #[arg(long, default_value = "pptp-client0")]
+    tun: String,
+    /// Route through the tunnel once it is up, a.b.c.d/n (repeatable).
+    #[arg(long = "route", value_name = "PREFIX")]
+    routes: Vec<String>,
+    /// The MRU we ask for.
+    #[arg(long, default_value_t = 1400)]
+    mru: u16,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+pub fn run(args: DialArgs) -> anyhow::Result<()> {
+    super::options::init_logging();
+    let password = match (&args.password, &args.password_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file)?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let settings = DialSettings {
+        server: args.server,
+        credentials: Credentials {
+            user: args.user.clone().into_bytes(),
+            password: password.into_bytes(),
+        },
+        auth: args.policy.auth_policy(),
+        mppe: args.policy.mppe_policy(),
+        mru: args.mru,
+        tun_name: args.tun.clone(),
+        routes: args.routes.clone(),
+        control: ControlConfig::default(),
+        connect_timeout: Duration::from_secs(10),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (hangup_tx, hangup_rx) = watch::channel(false);
+        let session = tokio::spawn(dial(settings, events_tx, hangup_rx));
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut went_up = false;
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(SessionEvent::Up(up)) => {
+                        went_up = true;
+                        tracing::info!(local = %up.local_ip, remote = %up.peer_ip, mppe = up.mppe.is_some(), "connected");
+                    }
+                    Some(SessionEvent::Down(reason)) => {
+                        tracing::info!(%reason, "disconnected");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = term.recv() => { let _ = hangup_tx.send(true); }
+                _ = int.recv() => { let _ = hangup_tx.send(true); }
+            }
+        }
+        let _ = hangup_tx.send(true);
+        session.await??;
+        anyhow::ensure!(went_up, "the session never came up");
+        Ok(())
+    })
+}

@@ -1,0 +1,581 @@
+//! The session hub: one task that owns every call's PPP link, the raw GRE socket,
+//! the TUN device and the XDP data plane, and moves frames between them.
+//!
+//! Control connections run in their own tasks (the PPTP shell) and tell the hub
+//! when a call is up or down ([`HubCommand`]); the hub tells them to clear a call
+//! when its link dies. Keeping all links in one task keeps the data structures
+//! lock-free; PPP negotiation is light, and each link is a sans-IO machine.
+//!
+//! Per received GRE packet: find the session by (source address, call ID), judge the
+//! sequence number (the agent's own [`Sequencer`], or nothing when XDP sits in front
+//! and already did), hand the PPP frame to the link, and write IPv4 data that comes
+//! back to the TUN device. Per TUN packet: find the session by destination (the
+//! concentrator) or take the only one (a client), add PPP and GRE, send.
+//!
+//! When a server link comes up the session gets its network layer in the XDP maps
+//! (fast unless MPPE) and a route through the TUN device for what XDP leaves to the
+//! kernel; when it goes down everything it had is removed again.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    io,
+    net::Ipv4Addr,
+    time::Instant,
+};
+
+use rand::{SeedableRng as _, rngs::StdRng};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    dataplane::xdp::{CallSpec, NetworkSpec, Slot, XdpDataplane},
+    gre::{GreHeader, SeqVerdict, Sequencer},
+    ppp::{
+        frame::{Framing, protocol},
+        link::{DownReason, Event, Link, LinkConfig, LinkUp},
+    },
+    pptp::{call_id::CallIdAllocator, shell::Command},
+};
+
+use super::{gre_socket::GreSocket, tun::Tun};
+
+/// A command to a control connection's task.
+pub type ControlCommand = Command<CallIdAllocator>;
+
+/// (peer's outer address, our call ID): how GRE from the peer names a session.
+pub type SessionKey = (Ipv4Addr, u16);
+
+/// A call that came up on a control connection.
+pub struct CallUp {
+    pub peer_addr: Ipv4Addr,
+    pub local_addr: Ipv4Addr,
+    pub local_call_id: u16,
+    pub peer_call_id: u16,
+    /// The PPP link to run over it.
+    pub link: LinkConfig,
+    /// The control connection, to clear the call when the link ends.
+    pub control: mpsc::Sender<ControlCommand>,
+    /// Told when the link comes up and when the session ends.
+    pub notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+}
+
+/// What the hub is asked to do.
+pub enum HubCommand {
+    /// Start the PPP link of a call.
+    CallUp(Box<CallUp>),
+    /// The control connection lost the call.
+    CallDown(SessionKey),
+    /// Close every link (LCP Terminate), clear every call, undo every route and
+    /// map entry, then stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What the owner of a call hears about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    Up(LinkUp),
+    Down(DownReason),
+}
+
+/// Where the IPv4 packets of sessions meet the kernel.
+pub enum TunMode {
+    /// The concentrator's shared device: routes per client address.
+    Concentrator(Tun),
+    /// A client's device, created when its link comes up, with these routes.
+    Client { name: String, routes: Vec<String> },
+}
+
+/// Packets the hub dropped, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    pub malformed_gre: u64,
+    pub unknown_session: u64,
+    pub old_sequence: u64,
+    pub spoofed_source: u64,
+    pub no_session_for_destination: u64,
+    pub send_errors: u64,
+}
+
+/// How a session's GRE sequence numbers are kept.
+enum Sequencing {
+    /// By the agent alone (no XDP in front of this session).
+    Local(Sequencer),
+    /// In the slot shared with the XDP programs, which already dropped old packets.
+    Shared(Slot),
+}
+
+struct Session {
+    peer_addr: Ipv4Addr,
+    local_call_id: u16,
+    peer_call_id: u16,
+    link: Link,
+    seq: Sequencing,
+    up: Option<LinkUp>,
+    framing: Framing,
+    control: mpsc::Sender<ControlCommand>,
+    notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+}
+
+/// The hub. Build it with [`Hub::new`], run it with [`Hub::run`].
+pub struct Hub {
+    gre: GreSocket,
+    tun_mode: TunMode,
+    /// The client's device once its link is up.
+    client_tun: Option<Tun>,
+    xdp: Option<XdpDataplane>,
+    sessions: HashMap<SessionKey, Session>,
+    by_client: HashMap<Ipv4Addr, SessionKey>,
+    timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
+    scratch: Vec<u8>,
+    stats: HubStats,
+}
+
+enum Wake {
+    Gre(io::Result<super::gre_socket::Received>),
+    Tun(io::Result<usize>),
+    Command(Option<HubCommand>),
+    Timer,
+}
+
+/// Packets taken from the GRE socket per wake-up before looking at anything else.
+const GRE_BATCH: usize = 64;
+
+impl Hub {
+    pub fn new(gre: GreSocket, tun_mode: TunMode, xdp: Option<XdpDataplane>) -> Self {
+        Self {
+            gre,
+            tun_mode,
+            client_tun: None,
+            xdp,
+            sessions: HashMap::new(),
+            by_client: HashMap::new(),
+            timers: BinaryHeap::new(),
+            scratch: Vec::with_capacity(2048),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// Runs until [`HubCommand::Shutdown`] or until every sender is gone.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
+        let mut gre_buf = vec![0u8; 65_536];
+        let mut tun_buf = vec![0u8; 65_536];
+        loop {
+            let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
+            let wake = {
+                let tun = self.tun();
+                tokio::select! {
+                    r = self.gre.recv(&mut gre_buf) => Wake::Gre(r),
+                    r = recv_tun(tun, &mut tun_buf) => Wake::Tun(r),
+                    c = commands.recv() => Wake::Command(c),
+                    () = sleep_until(deadline) => Wake::Timer,
+                }
+            };
+            match wake {
+                Wake::Gre(Ok(received)) => {
+                    self.on_gre(&gre_buf, &received).await;
+                    for _ in 1..GRE_BATCH {
+                        match self.gre.try_recv(&mut gre_buf) {
+                            Ok(Some(received)) => self.on_gre(&gre_buf, &received).await,
+                            Ok(None) => break,
+                            Err(_) => self.stats.malformed_gre += 1,
+                        }
+                    }
+                }
+                Wake::Gre(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.stats.malformed_gre += 1
+                }
+                Wake::Gre(Err(e)) => tracing::warn!(error = %e, "GRE socket"),
+                Wake::Tun(Ok(n)) => self.on_tun_packet(&tun_buf[..n]),
+                Wake::Tun(Err(e)) => tracing::warn!(error = %e, "TUN device"),
+                Wake::Command(Some(HubCommand::CallUp(call))) => self.on_call_up(*call),
+                Wake::Command(Some(HubCommand::CallDown(key))) => self.on_call_down(key),
+                Wake::Command(Some(HubCommand::Shutdown(done))) => {
+                    self.shutdown();
+                    let _ = done.send(());
+                    return;
+                }
+                Wake::Command(None) => {
+                    self.shutdown();
+                    return;
+                }
+                Wake::Timer => self.on_timers(),
+            }
+        }
+    }
+
+    fn tun(&self) -> Option<&Tun> {
+        match &self.tun_mode {
+            TunMode::Concentrator(tun) => Some(tun),
+            TunMode::Client { .. } => self.client_tun.as_ref(),
+        }
+    }
+
+    /// Drop counters.
+    pub fn stats(&self) -> HubStats {
+        self.stats
+    }
+
+    fn on_call_up(&mut self, call: CallUp) {
+        let key = (call.peer_addr, call.local_call_id);
+        let seq = match &mut self.xdp {
+            Some(xdp) => match xdp.install(CallSpec {
+                peer_addr: call.peer_addr,
+                local_addr: call.local_addr,
+                local_call_id: call.local_call_id,
+                peer_call_id: call.peer_call_id,
+            }) {
+                Ok(slot) => Sequencing::Shared(slot),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the call in the data plane");
+                    clear_call(&call.control, call.local_call_id);
+                    return;
+                }
+            },
+            None => Sequencing::Local(Sequencer::new(0)),
+        };
+        let mut link = Link::new(call.link, Box::new(StdRng::from_os_rng()));
+        let now = Instant::now();
+        link.open(now);
+        tracing::info!(peer = %call.peer_addr, call_id = call.local_call_id, "call up, PPP starting");
+        self.sessions.insert(
+            key,
+            Session {
+                peer_addr: call.peer_addr,
+                local_call_id: call.local_call_id,
+                peer_call_id: call.peer_call_id,
+                link,
+                seq,
+                up: None,
+                framing: Framing::default(),
+                control: call.control,
+                notify: call.notify,
+            },
+        );
+        self.flush(key, now);
+    }
+
+    fn on_call_down(&mut self, key: SessionKey) {
+        let now = Instant::now();
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.link.lower_down(now);
+            self.flush(key, now);
+        }
+        // A link that did not report Down on lower_down still goes.
+        self.end_session(key, DownReason::LowerLayerDown);
+    }
+
+    async fn on_gre(&mut self, buf: &[u8], received: &super::gre_socket::Received) {
+        let Ok((header, payload)) = GreHeader::parse(&buf[received.gre_offset..received.end])
+        else {
+            self.stats.malformed_gre += 1;
+            return;
+        };
+        let key = (received.src, header.call_id);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            self.stats.unknown_session += 1;
+            return;
+        };
+        if let Sequencing::Local(seq) = &mut session.seq
+            && matches!(
+                seq.on_header(&header),
+                Some(SeqVerdict::Duplicate | SeqVerdict::Old)
+            )
+        {
+            self.stats.old_sequence += 1;
+            return;
+        }
+        if payload.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let data = session.link.handle_frame(now, payload);
+        let expected_source = match &self.tun_mode {
+            TunMode::Concentrator(_) => session.up.as_ref().map(|up| up.peer_ip),
+            TunMode::Client { .. } => None,
+        };
+        if let Some(frame) = data
+            && frame.protocol == protocol::IPV4
+        {
+            let packet = frame.info;
+            let spoofed = packet.len() < 20
+                || expected_source.is_some_and(|src| packet[12..16] != src.octets());
+            if spoofed {
+                self.stats.spoofed_source += 1;
+            } else if let Some(tun) = self.tun()
+                && tun.send(packet).await.is_err()
+            {
+                self.stats.send_errors += 1;
+            }
+        }
+        self.flush(key, now);
+    }
+
+    fn on_tun_packet(&mut self, packet: &[u8]) {
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return;
+        }
+        let key = match &self.tun_mode {
+            TunMode::Concentrator(_) => {
+                let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+                self.by_client.get(&dst).copied()
+            }
+            TunMode::Client { .. } => self.sessions.keys().next().copied(),
+        };
+        let Some(session) = key.and_then(|key| self.sessions.get_mut(&key)) else {
+            self.stats.no_session_for_destination += 1;
+            return;
+        };
+        let header = PppHeader::new(session.framing, protocol::IPV4);
+        send_gre(
+            &self.gre,
+            self.xdp.as_ref(),
+            session,
+            &mut self.scratch,
+            &[header.as_bytes(), packet],
+            &mut self.stats,
+        );
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session.link.handle_timeout(now);
+                self.flush(key, now);
+            }
+        }
+    }
+
+    /// Sends what the link queued, acts on its events and re-arms its timer.
+    fn flush(&mut self, key: SessionKey, now: Instant) {
+        loop {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            while let Some(frame) = session.link.poll_transmit() {
+                send_gre(
+                    &self.gre,
+                    self.xdp.as_ref(),
+                    session,
+                    &mut self.scratch,
+                    &[&frame],
+                    &mut self.stats,
+                );
+            }
+            let Some(event) = session.link.poll_event() else {
+                break;
+            };
+            self.on_link_event(key, event);
+        }
+        if let Some(at) = self.sessions.get(&key).and_then(|s| s.link.poll_timeout()) {
+            self.timers.push(Reverse((at.max(now), key)));
+        }
+    }
+
+    fn on_link_event(&mut self, key: SessionKey, event: Event) {
+        match event {
+            Event::AuthSucceeded { user } => {
+                tracing::info!(peer = %key.0, user = %String::from_utf8_lossy(&user), "authenticated");
+            }
+            Event::Up(up) => {
+                if let Err(e) = self.network_up(key, &up) {
+                    tracing::error!(error = %e, "cannot bring the session's network up");
+                    if let Some(session) = self.sessions.get_mut(&key) {
+                        session.link.close(Instant::now());
+                    }
+                    return;
+                }
+                tracing::info!(peer = %key.0, local = %up.local_ip, remote = %up.peer_ip, mppe = up.mppe.is_some(), "session up");
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.framing = up.framing;
+                    if let Some(notify) = &session.notify {
+                        let _ = notify.send(SessionEvent::Up(up.clone()));
+                    }
+                    session.up = Some(up);
+                }
+            }
+            Event::Down(reason) => self.end_session(key, reason),
+            other => tracing::debug!(peer = %key.0, event = ?other, "link event"),
+        }
+    }
+
+    fn network_up(&mut self, key: SessionKey, up: &LinkUp) -> anyhow::Result<()> {
+        match &self.tun_mode {
+            TunMode::Concentrator(tun) => {
+                if let (Some(xdp), Some(Sequencing::Shared(slot))) =
+                    (&mut self.xdp, self.sessions.get(&key).map(|s| &s.seq))
+                {
+                    xdp.set_network(
+                        *slot,
+                        NetworkSpec {
+                            client_addr: up.peer_ip,
+                            mtu: up.peer_mru,
+                            fast: up.mppe.is_none(),
+                        },
+                    )?;
+                }
+                tun.add_route(&format!("{}/32", up.peer_ip))?;
+                self.by_client.insert(up.peer_ip, key);
+            }
+            TunMode::Client { name, routes } => {
+                let tun = Tun::create(name, up.local_ip, Some(up.peer_ip), up.peer_mru)?;
+                for route in routes {
+                    tun.add_route(route)?;
+                }
+                self.client_tun = Some(tun);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a session and everything it had; tells its control connection to
+    /// clear the call (harmless if the call is already gone).
+    fn end_session(&mut self, key: SessionKey, reason: DownReason) {
+        let Some(session) = self.sessions.remove(&key) else {
+            return;
+        };
+        tracing::info!(peer = %key.0, call_id = key.1, %reason, "session down");
+        if let (Some(xdp), Sequencing::Shared(slot)) = (&mut self.xdp, &session.seq)
+            && let Err(e) = xdp.remove(*slot)
+        {
+            tracing::error!(error = %e, "removing the session from the data plane");
+        }
+        if let Some(up) = &session.up {
+            match &self.tun_mode {
+                TunMode::Concentrator(tun) => {
+                    tun.remove_route(&format!("{}/32", up.peer_ip));
+                    self.by_client.remove(&up.peer_ip);
+                }
+                TunMode::Client { .. } => self.client_tun = None,
+            }
+        }
+        clear_call(&session.control, session.local_call_id);
+        if let Some(notify) = &session.notify {
+            let _ = notify.send(SessionEvent::Down(reason));
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();
+        for key in &keys {
+            if let Some(session) = self.sessions.get_mut(key) {
+                session.link.close(now);
+            }
+            self.flush(*key, now);
+            self.end_session(*key, DownReason::Closed);
+        }
+        if let Some(xdp) = self.xdp.take()
+            && let Err(e) = xdp.shutdown()
+        {
+            tracing::error!(error = %e, "shutting the XDP data plane down");
+        }
+    }
+}
+
+/// The PPP header for `protocol` as the peer agreed to receive it (at most four
+/// bytes, built without allocating).
+struct PppHeader {
+    bytes: [u8; 4],
+    len: usize,
+}
+
+impl PppHeader {
+    fn new(framing: Framing, protocol: u16) -> Self {
+        let mut bytes = [0; 4];
+        let mut len = 0;
+        if !framing.acfc {
+            bytes[..2].copy_from_slice(&[0xff, 0x03]);
+            len = 2;
+        }
+        if framing.pfc && protocol < 0x100 {
+            bytes[len] = protocol as u8;
+            len += 1;
+        } else {
+            bytes[len..len + 2].copy_from_slice(&protocol.to_be_bytes());
+            len += 2;
+        }
+        Self { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Sends `parts` (together one PPP frame) to the session's peer in one GRE packet.
+fn send_gre(
+    gre: &GreSocket,
+    xdp: Option<&XdpDataplane>,
+    session: &mut Session,
+    scratch: &mut Vec<u8>,
+    parts: &[&[u8]],
+    stats: &mut HubStats,
+) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let Ok(payload_len) = u16::try_from(len) else {
+        stats.send_errors += 1;
+        return;
+    };
+    let header = match (&mut session.seq, xdp) {
+        (Sequencing::Local(seq), _) => seq.data_header(session.peer_call_id, payload_len),
+        (Sequencing::Shared(slot), Some(xdp)) => GreHeader {
+            call_id: session.peer_call_id,
+            payload_len,
+            seq: Some(xdp.seq().take_seq(slot.0)),
+            ack: xdp.seq().highest_received(slot.0),
+        },
+        (Sequencing::Shared(_), None) => unreachable!("shared sequencing without XDP"),
+    };
+    scratch.clear();
+    header.emit(scratch);
+    for part in parts {
+        scratch.extend_from_slice(part);
+    }
+    if gre.send_to(scratch, session.peer_addr).is_err() {
+        stats.send_errors += 1;
+    }
+}
+
+fn clear_call(control: &mpsc::Sender<ControlCommand>, local_call_id: u16) {
+    let _ = control.try_send(Box::new(move |conn, now| {
+        let _ = conn.clear_call(local_call_id, now);
+    }));
+}
+
+async fn recv_tun(tun: Option<&Tun>, buf: &mut [u8]) -> io::Result<usize> {
+    match tun {
+        Some(tun) => tun.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppp_headers_follow_the_negotiated_compression() {
+        let h = |acfc, pfc, p| PppHeader::new(Framing { acfc, pfc }, p).as_bytes().to_vec();
+        assert_eq!(h(false, false, 0x21), [0xff, 0x03, 0x00, 0x21]);
+        assert_eq!(h(true, false, 0x21), [0x00, 0x21]);
+        assert_eq!(h(false, true, 0x21), [0xff, 0x03, 0x21]);
+        assert_eq!(h(true, true, 0x21), [0x21]);
+        assert_eq!(
+            h(true, true, 0xc021),
+            [0xc0, 0x21],
+            "PFC only for protocols below 0x100"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! Sessions at run time: the tokio tasks that tie a PPTP call, its PPP link and the
+//! data plane together, for the concentrator ([`server`]) and the client ([`client`]).
+//!
+//! - [`hub`]: the one task that runs every PPP link and the agent's data path.
+//! - [`gre_socket`], [`tun`]: the raw GRE socket and the TUN device it uses.
+//! - [`pool`]: the concentrator's address pool.
+
+pub mod client;
+pub mod gre_socket;
+pub mod hub;
+pub mod pool;
+pub mod server;
+pub mod tun;

@@ -1,0 +1,88 @@
+//! The concentrator's address pool: a range of IPv4 addresses handed to clients,
+//! shared by every session's IPCP (hence the mutex).
+
+use std::{
+    collections::BTreeSet,
+    net::Ipv4Addr,
+    sync::{Arc, Mutex},
+};
+
+use crate::ppp::ipcp::AddressPool;
+
+/// Addresses `first..=last`, lowest free first.
+#[derive(Debug)]
+pub struct RangePool {
+    first: u32,
+    last: u32,
+    in_use: BTreeSet<u32>,
+}
+
+impl RangePool {
+    /// A pool of `first..=last`; `None` if the range is empty.
+    pub fn new(first: Ipv4Addr, last: Ipv4Addr) -> Option<Self> {
+        let (first, last) = (u32::from(first), u32::from(last));
+        (first <= last).then_some(Self {
+            first,
+            last,
+            in_use: BTreeSet::new(),
+        })
+    }
+
+    /// Addresses handed out.
+    pub fn in_use(&self) -> usize {
+        self.in_use.len()
+    }
+
+    /// Addresses in the pool.
+    pub fn size(&self) -> u64 {
+        u64::from(self.last - self.first) + 1
+    }
+
+    fn take(&mut self) -> Option<Ipv4Addr> {
+        let free = (self.first..=self.last).find(|a| !self.in_use.contains(a))?;
+        self.in_use.insert(free);
+        Some(Ipv4Addr::from(free))
+    }
+}
+
+/// A pool shared by the links of many sessions.
+#[derive(Clone, Debug)]
+pub struct SharedPool(pub Arc<Mutex<RangePool>>);
+
+impl AddressPool for SharedPool {
+    fn allocate(&mut self, _user: &[u8]) -> Option<Ipv4Addr> {
+        self.0.lock().expect("pool lock").take()
+    }
+
+    fn release(&mut self, address: Ipv4Addr) {
+        self.0
+            .lock()
+            .expect("pool lock")
+            .in_use
+            .remove(&u32::from(address));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hands_out_each_address_once_and_takes_them_back() {
+        let pool =
+            RangePool::new(Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11)).unwrap();
+        let mut shared = SharedPool(Arc::new(Mutex::new(pool)));
+        let a = shared.allocate(b"u").unwrap();
+        let b = shared.allocate(b"u").unwrap();
+        assert_eq!(
+            (a, b),
+            (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11))
+        );
+        assert_eq!(shared.allocate(b"u"), None, "exhausted");
+        shared.release(a);
+        assert_eq!(shared.allocate(b"u"), Some(a));
+        assert!(
+            RangePool::new(Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 10)).is_none()
+        );
+    }
+}

@@ -508,10 +508,14 @@ impl Decryptor {
                     lost: ccount.wrapping_sub(expected) & CCOUNT_MASK,
                 });
             }
-        } else {
-            if !flushed {
-                return Err(MppeError::AwaitingFlush { ccount });
+            self.ccount = ccount;
+            if flushed {
+                self.state.advance();
+                self.state.restart();
             }
+        } else if !flushed {
+            return Err(MppeError::AwaitingFlush { ccount });
+        } else {
             let ahead = ccount.wrapping_sub(self.ccount) & CCOUNT_MASK;
             if ahead > DEFAULT_MAX_JUMP {
                 // A flushed packet from before the loss, arriving late.
@@ -521,17 +525,17 @@ impl Decryptor {
                 });
             }
             // One key change per flag packet missed: the sender rekeyed on each
-            // count ending in 0xFF from the first count missed up to this one.
+            // count ending in 0xFF from the first count missed up to this one;
+            // then one for this flushed packet.
             while ccount & !0xff != self.ccount & !0xff {
                 self.state.advance();
                 self.ccount = (self.ccount + 256) & CCOUNT_MASK;
             }
-            self.discard = false;
-        }
-        self.ccount = ccount;
-        if flushed {
             self.state.advance();
+            self.resync_extra_keys(body);
             self.state.restart();
+            self.discard = false;
+            self.ccount = ccount;
         }
         match open(&mut self.state.rc4, ccount, body) {
             Ok(p) => Ok(Decrypted::Packet(p)),
@@ -545,6 +549,40 @@ impl Decryptor {
         }
     }
 }
+
+impl Decryptor {
+    /// Stateful resynchronisation: the sender changes its key once per
+    /// Reset-Request it answers, so if the flushed packet answering an earlier one
+    /// was lost too, it is some keys ahead. If the current key does not decrypt the
+    /// protocol field to `00 xx` (odd `xx`, the uncompressed form Linux and Windows
+    /// send), try up to [`RESYNC_EXTRA_KEYS`] more and keep the first that does;
+    /// otherwise keep the current key (Linux's behaviour).
+    fn resync_extra_keys(&mut self, body: &[u8]) {
+        let [a, b, ..] = *body else {
+            return;
+        };
+        let strict = |key: &SessionKey| {
+            let mut head = [a, b];
+            Rc4State::new(key).apply(&mut head);
+            head[0] == 0 && head[1] & 1 == 1
+        };
+        if strict(&self.state.key) {
+            return;
+        }
+        let mut candidate = self.state.key.clone();
+        for _ in 0..RESYNC_EXTRA_KEYS {
+            candidate = keys::rekey(&self.state.start, &candidate, self.state.strength);
+            if strict(&candidate) {
+                self.state.key = candidate;
+                return;
+            }
+        }
+    }
+}
+
+/// How many key changes beyond the expected one a stateful resynchronisation
+/// tries (lost flushed packets answering earlier Reset-Requests).
+pub const RESYNC_EXTRA_KEYS: usize = 3;
 
 /// Decrypts the protocol field into a scratch copy, checks it, then decrypts the
 /// rest in place. On error `body` is untouched.

@@ -201,7 +201,32 @@ impl Lab {
                 &addr::CONC_LAN.to_string(),
             ],
         )?;
-        sysctl(&conc, "net/ipv4/ip_forward", "1")
+        sysctl(&conc, "net/ipv4/ip_forward", "1")?;
+        self.tune_veths()
+    }
+
+    /// Two veth properties that real NICs do not have and XDP cares about:
+    /// - a veth hands TCP segments on with their checksum left to "offload"; an XDP
+    ///   program that encapsulates such a segment sends it with a wrong checksum, so
+    ///   the hosts that originate traffic compute checksums themselves (tx off);
+    /// - XDP_REDIRECT into a veth needs NAPI on its peer, which GRO enables.
+    fn tune_veths(&self) -> anyhow::Result<()> {
+        let ethtool = |ns: &str, args: &[&str]| {
+            netns::run_in_ns(ns, Command::new("ethtool").args(args))
+                .map(drop)
+                .context("ethtool (run `cargo xtask setup`)")
+        };
+        ethtool(
+            &self.lan_ns(),
+            &["-K", ifname::HOST, "tx", "off", "gro", "on"],
+        )?;
+        for i in 0..self.clients {
+            ethtool(
+                &self.client_ns(i),
+                &["-K", ifname::HOST, "tx", "off", "gro", "on"],
+            )?;
+        }
+        ethtool(&self.wan_ns(), &["-K", "conc", "gro", "on"])
     }
 
     /// The lab's identifier (prefix of its namespace names).
@@ -260,6 +285,12 @@ impl Lab {
         let pids: Vec<String> = self.children.iter().map(|c| c.id().to_string()).collect();
         std::fs::write(self.run_dir().join("pids"), pids.join("\n"))?;
         Ok(pid)
+    }
+
+    /// Whether a process started with [`Lab::spawn`] has exited (and how).
+    pub fn exited(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        let child = self.children.iter_mut().find(|c| c.id() == pid)?;
+        child.try_wait().ok().flatten()
     }
 
     /// Sends SIGTERM to a process started with [`Lab::spawn`] and waits (bounded)

@@ -1,11 +1,13 @@
 //! Test support shared by the integration tests, `cargo xtask` and the benchmarks.
 //!
+//! - [`agents`]: pptp-agent servers and clients in the lab.
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
 //!   built from network namespaces and veth pairs, torn down when dropped.
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
 
+pub mod agents;
 pub mod bpffs;
 pub mod demo;
 pub mod lab;

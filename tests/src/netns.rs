@@ -90,3 +90,9 @@ pub fn list() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs a command inside namespace `ns` to completion, failing with its stderr.
+pub fn run_in_ns(ns: &str, cmd: &mut Command) -> anyhow::Result<Output> {
+    command_in(ns, cmd)?;
+    output(cmd)
+}

@@ -20,6 +20,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("bpftool", "inspecting pinned maps and programs"),
     ("ethtool", "interface offload settings in the lab"),
+    ("iputils-ping", "ping through the tunnels"),
+    ("iperf3", "TCP throughput in the demo and benchmarks"),
 ];
 
 pub fn run() -> anyhow::Result<()> {

@@ -1,0 +1,166 @@
+//! Running `pptp-agent` in the lab: a concentrator in the concentrator namespace,
+//! clients dialing from client namespaces, and waiting (bounded) for each to be
+//! ready. Each agent's log goes to a file whose tail is shown when a wait fails.
+
+use std::{
+    fs::File,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    demo::wait_for,
+    lab::{Lab, addr, ifname},
+    netns,
+};
+
+/// The TUN device a dialing client creates.
+pub const CLIENT_TUN: &str = "pptp-client0";
+/// The concentrator's address inside the tunnels.
+pub const SERVER_TUNNEL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// Instance name the lab's concentrator pins its maps under.
+pub const SERVER_INSTANCE: &str = "conc";
+
+/// A running agent.
+pub struct Agent {
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// The last lines of the agent's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+fn spawn(
+    lab: &mut Lab,
+    ns: &str,
+    bin: &Path,
+    args: &[String],
+    name: &str,
+) -> anyhow::Result<Agent> {
+    let log = std::env::temp_dir().join(format!("{}-{name}.log", lab.id()));
+    let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    let pid = lab.spawn(ns, cmd)?;
+    Ok(Agent { pid, log })
+}
+
+/// Starts the concentrator with XDP on the uplink and the LAN link, the lab's pool,
+/// and `extra` arguments (users, policies); returns once it accepts connections.
+pub fn start_server(lab: &mut Lab, bin: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
+    let bpffs = lab.bpffs()?;
+    let mut args: Vec<String> = [
+        "serve",
+        "--uplink",
+        ifname::UPLINK,
+        "--lan",
+        ifname::LAN,
+        "--local-ip",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(SERVER_TUNNEL_ADDR.to_string());
+    args.push("--pool".into());
+    args.push(format!("{}-192.0.2.250", addr::POOL_START));
+    args.push("--bpffs".into());
+    args.push(bpffs.display().to_string());
+    args.extend(["--instance".into(), SERVER_INSTANCE.into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let ns = lab.concentrator_ns();
+    let agent = spawn(lab, &ns, bin, &args, "server")?;
+    wait_for(Duration::from_secs(20), || listening(&ns, 1723)).with_context(|| {
+        format!(
+            "the concentrator did not listen on 1723:\n{}",
+            agent.log_tail()
+        )
+    })?;
+    Ok(agent)
+}
+
+/// Dials the lab's concentrator from client `i` with `extra` arguments (user,
+/// password, policies); returns once the client's tunnel has its address.
+pub fn dial(lab: &mut Lab, bin: &Path, i: usize, extra: &[&str]) -> anyhow::Result<Agent> {
+    let mut args: Vec<String> = vec!["dial".into(), "--server".into(), addr::CONC_WAN.to_string()];
+    args.extend(["--route".into(), "203.0.113.0/24".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let ns = lab.client_ns(i);
+    let agent = spawn(lab, &ns, bin, &args, &format!("client{i}"))?;
+    let mut exit = None;
+    let up = wait_for(Duration::from_secs(20), || {
+        exit = lab.exited(agent.pid);
+        exit.is_some() || tunnel_address(&ns).is_some()
+    });
+    match (up, exit) {
+        (Ok(()), None) => Ok(agent),
+        (_, Some(status)) => bail!("client {i} exited ({status}):\n{}", agent.log_tail()),
+        (Err(e), None) => {
+            Err(e).with_context(|| format!("client {i} did not come up:\n{}", agent.log_tail()))
+        }
+    }
+}
+
+/// The address of the client's tunnel device in `ns`, once it is up.
+pub fn tunnel_address(ns: &str) -> Option<Ipv4Addr> {
+    let out = netns::output(
+        Command::new("ip").args(["-n", ns, "-j", "-4", "addr", "show", "dev", CLIENT_TUN]),
+    )
+    .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    json[0]["addr_info"][0]["local"].as_str()?.parse().ok()
+}
+
+/// Packets received and sent by `dev` in `ns`.
+pub fn link_packets(ns: &str, dev: &str) -> anyhow::Result<(u64, u64)> {
+    let out =
+        netns::output(Command::new("ip").args(["-n", ns, "-j", "-s", "link", "show", "dev", dev]))?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let stats = &json[0]["stats64"];
+    Ok((
+        stats["rx"]["packets"].as_u64().context("no rx packets")?,
+        stats["tx"]["packets"].as_u64().context("no tx packets")?,
+    ))
+}
+
+/// Whether something listens on TCP `port` in `ns`.
+pub fn listening(ns: &str, port: u16) -> bool {
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    netns::run_in(ns, move || {
+        Ok(std::fs::read_to_string("/proc/thread-self/net/tcp")?)
+    })
+    .map(|tcp| tcp.contains(&needle))
+    .unwrap_or(false)
+}
+
+/// Runs `ping -c count` from `ns` to `dst`; true if every echo was answered.
+pub fn ping(ns: &str, dst: Ipv4Addr, count: u32) -> anyhow::Result<bool> {
+    let mut cmd = Command::new("ping");
+    cmd.args([
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        &dst.to_string(),
+    ]);
+    netns::command_in(ns, &mut cmd)?;
+    let out = cmd
+        .output()
+        .context("ping (run `cargo xtask setup` for iputils-ping)")?;
+    Ok(out.status.success())
+}

@@ -24,15 +24,18 @@ const STRENGTHS: [KeyStrength; 3] = [
 /// A plain model of the sender, written from the RFC 3078 / ppp_mppe description:
 /// a session key and an RC4 stream, rekeyed before the packet when stateless, on
 /// counts ending in 0xFF, or after a reset.
+/// A keystream applied in place.
+type Stream = Box<dyn FnMut(&mut [u8])>;
+
 struct Model {
     strength: KeyStrength,
     stateless: bool,
     key: SessionKey,
-    rc4: Box<dyn FnMut(&mut [u8])>,
+    rc4: Stream,
     ccount: u16,
 }
 
-fn rc4_stream(key: &SessionKey) -> Box<dyn FnMut(&mut [u8])> {
+fn rc4_stream(key: &SessionKey) -> Stream {
     let k = key.as_bytes().to_vec();
     if k.len() == 16 {
         let mut c = Rc4::<U16>::new_from_slice(&k).unwrap();
@@ -74,7 +77,11 @@ impl Model {
 
 /// Mostly short payloads (the debug-build RC4 is slow), every 97th one 1400 bytes.
 fn payload(i: usize) -> Vec<u8> {
-    let len = if i % 97 == 0 { 1400 } else { (i * 7) % 90 + 1 };
+    let len = if i.is_multiple_of(97) {
+        1400
+    } else {
+        (i * 7) % 90 + 1
+    };
     (0..len).map(|j| (i + j) as u8).collect()
 }
 

@@ -65,6 +65,7 @@ fuzz_target!(|input: &[u8]| {
                 mode,
                 strengths: all.to_vec(),
                 allow_stateful: which & 0x80 != 0,
+                request_stateful: which & 0x40 != 0,
             };
             exercise(&mut Ccp::new(policy, &all), data);
         }

@@ -277,6 +277,7 @@ fn negotiators_accept_pppd(frames: &[Captured], method: Method, mppe: Option<Key
                         mode,
                         strengths,
                         allow_stateful: false,
+                        request_stateful: false,
                     },
                     &all,
                 );

@@ -64,6 +64,8 @@ pub struct MppePolicy {
     pub strengths: Vec<KeyStrength>,
     /// Accept stateful mode if the peer insists (stateless is always preferred).
     pub allow_stateful: bool,
+    /// Ask for stateful mode ourselves (pppd's `mppe-stateful`); needs `allow_stateful`.
+    pub request_stateful: bool,
 }
 
 impl Default for MppePolicy {
@@ -72,6 +74,7 @@ impl Default for MppePolicy {
             mode: MppeMode::Require,
             strengths: vec![KeyStrength::Bits128],
             allow_stateful: false,
+            request_stateful: false,
         }
     }
 }
@@ -162,9 +165,14 @@ impl Ccp {
     }
 
     fn all_bits(&self) -> u32 {
+        let mode = if self.policy.request_stateful && self.policy.allow_stateful {
+            0
+        } else {
+            bits::STATELESS
+        };
         self.available
             .iter()
-            .fold(bits::STATELESS, |acc, &s| acc | strength_bit(s))
+            .fold(mode, |acc, &s| acc | strength_bit(s))
     }
 
     fn params(&self, word: u32) -> Option<MppeParams> {
@@ -366,5 +374,24 @@ mod tests {
             stateless: false,
         };
         assert_eq!(ccp.mppe(), MppeAgreement::On(expected));
+    }
+
+    #[test]
+    fn stateful_is_offered_only_when_requested_and_allowed() {
+        let asking = MppePolicy {
+            allow_stateful: true,
+            request_stateful: true,
+            ..MppePolicy::default()
+        };
+        assert_eq!(Ccp::new(asking, &ALL).request(), opt(bits::S128));
+        let not_allowed = MppePolicy {
+            request_stateful: true,
+            ..MppePolicy::default()
+        };
+        assert_eq!(
+            Ccp::new(not_allowed, &ALL).request(),
+            opt(bits::STATELESS | bits::S128),
+            "request_stateful without allow_stateful still offers stateless"
+        );
     }
 }

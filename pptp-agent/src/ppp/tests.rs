@@ -59,6 +59,7 @@ fn policies() -> Vec<MppePolicy> {
                 mode,
                 strengths,
                 allow_stateful: false,
+                request_stateful: false,
             });
         }
     }

@@ -91,7 +91,7 @@ pub struct MppeConfig {
     /// Stateless receive only: the largest forward jump of the coherency count that
     /// is accepted (each skipped count costs one rekey: one SHA-1 and two RC4 key
     /// schedules). Larger jumps, up to half the count space, are refused as
-    /// [`MppeError::TooFarAhead`]. At most 2048; [`DEFAULT_MAX_JUMP`] is 2048.
+    /// [`MppeError::TooFarAhead`]. Clamped to 1..=2048; [`DEFAULT_MAX_JUMP`] is 2048.
     pub max_jump: u16,
 }
 
@@ -226,8 +226,9 @@ pub enum MppeError {
     },
 }
 
-/// An RC4 state, rekeyed in place (RC4 is small enough to write out; a plain
-/// loop is about twice as fast as the generic `rc4` crate per byte).
+/// An RC4 state, rekeyed in place. RC4 is small enough to write out: a plain byte
+/// loop, without the `rc4` crate's per-byte block dispatch, and a key schedule that
+/// reuses the state's memory.
 #[derive(Clone)]
 struct Rc4State {
     s: [u8; 256],
@@ -431,7 +432,7 @@ impl Decryptor {
         Self {
             state: KeyState::new(start_key, config.strength),
             stateless: config.stateless,
-            max_jump: config.max_jump.min(DEFAULT_MAX_JUMP),
+            max_jump: config.max_jump.clamp(1, DEFAULT_MAX_JUMP),
             ccount: CCOUNT_MASK,
             discard: false,
         }

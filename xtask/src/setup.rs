@@ -21,6 +21,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting pinned maps and programs"),
     ("ethtool", "interface offload settings in the lab"),
     ("iputils-ping", "ping through the tunnels"),
+    (
+        "nftables",
+        "packet loss induced in tests (no netem in this kernel)",
+    ),
     ("iperf3", "TCP throughput in the demo and benchmarks"),
 ];
 

@@ -60,7 +60,8 @@ pub struct PolicyArgs {
     /// MPPE key lengths allowed, strongest first.
     #[arg(long, value_delimiter = ',', default_value = "128", value_parser = ["128", "56", "40"])]
     pub mppe_bits: Vec<String>,
-    /// Accept stateful MPPE if the peer insists (stateless is always preferred).
+    /// Allow stateful MPPE: accept it when the peer asks, and ask for it ourselves
+    /// (like pppd's `mppe-stateful`). Without it only stateless MPPE is used.
     #[arg(long)]
     pub mppe_stateful: bool,
 }
@@ -88,6 +89,7 @@ impl PolicyArgs {
                 })
                 .collect(),
             allow_stateful: self.mppe_stateful,
+            request_stateful: self.mppe_stateful,
         }
     }
 }

@@ -9,8 +9,10 @@
 //! Per received GRE packet: find the session by (source address, call ID), judge the
 //! sequence number (the agent's own [`Sequencer`], or nothing when XDP sits in front
 //! and already did), hand the PPP frame to the link, and write IPv4 data that comes
-//! back to the TUN device. Per TUN packet: find the session by destination (the
-//! concentrator) or take the only one (a client), add PPP and GRE, send.
+//! back to the TUN device (decrypting MPPE first). Per TUN packet: find the session
+//! by destination (the concentrator) or take the only one (a client), encrypt if
+//! the session uses MPPE, add PPP and GRE, send. Frames are assembled in buffers
+//! the hub owns: no allocation per packet.
 //!
 //! When a server link comes up the session gets its network layer in the XDP maps
 //! (fast unless MPPE) and a route through the TUN device for what XDP leaves to the
@@ -21,7 +23,7 @@ use std::{
     collections::{BinaryHeap, HashMap},
     io,
     net::Ipv4Addr,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use rand::{SeedableRng as _, rngs::StdRng};
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     dataplane::xdp::{CallSpec, NetworkSpec, Slot, XdpDataplane},
     gre::{GreHeader, SeqVerdict, Sequencer},
+    mppe::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, cipher::ENCRYPT_HEADROOM},
     ppp::{
         frame::{Framing, protocol},
         link::{DownReason, Event, Link, LinkConfig, LinkUp},
@@ -94,6 +97,10 @@ pub struct HubStats {
     pub spoofed_source: u64,
     pub no_session_for_destination: u64,
     pub send_errors: u64,
+    /// MPPE packets refused (out of window, awaiting a flush, malformed).
+    pub mppe_refused: u64,
+    /// Stateful MPPE losses that made us send a CCP Reset-Request.
+    pub mppe_resets_sent: u64,
 }
 
 /// How a session's GRE sequence numbers are kept.
@@ -104,6 +111,18 @@ enum Sequencing {
     Shared(Slot),
 }
 
+/// A session's MPPE, one half per direction.
+struct Cipher {
+    encrypt: Encryptor,
+    decrypt: Decryptor,
+    /// When we last asked the peer for a flush (stateful mode, lost sync).
+    last_reset_request: Option<Instant>,
+}
+
+/// While stateful MPPE waits for a flushed packet, the Reset-Request (which may be
+/// lost too) is sent again at most this often, as packets keep arriving.
+const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
+
 struct Session {
     peer_addr: Ipv4Addr,
     local_call_id: u16,
@@ -112,6 +131,7 @@ struct Session {
     seq: Sequencing,
     up: Option<LinkUp>,
     framing: Framing,
+    mppe: Option<Cipher>,
     control: mpsc::Sender<ControlCommand>,
     notify: Option<mpsc::UnboundedSender<SessionEvent>>,
 }
@@ -126,7 +146,10 @@ pub struct Hub {
     sessions: HashMap<SessionKey, Session>,
     by_client: HashMap<Ipv4Addr, SessionKey>,
     timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
+    /// Assembles outgoing GRE packets.
     scratch: Vec<u8>,
+    /// Holds a received MPPE packet while it is decrypted in place.
+    decrypt_buf: Vec<u8>,
     stats: HubStats,
 }
 
@@ -151,6 +174,7 @@ impl Hub {
             by_client: HashMap::new(),
             timers: BinaryHeap::new(),
             scratch: Vec::with_capacity(2048),
+            decrypt_buf: Vec::with_capacity(2048),
             stats: HubStats::default(),
         }
     }
@@ -247,6 +271,7 @@ impl Hub {
                 seq,
                 up: None,
                 framing: Framing::default(),
+                mppe: None,
                 control: call.control,
                 notify: call.notify,
             },
@@ -293,10 +318,19 @@ impl Hub {
             TunMode::Concentrator(_) => session.up.as_ref().map(|up| up.peer_ip),
             TunMode::Client { .. } => None,
         };
-        if let Some(frame) = data
-            && frame.protocol == protocol::IPV4
-        {
-            let packet = frame.info;
+        // The decryption buffer is taken out of the hub while the session is borrowed.
+        let mut decrypted = std::mem::take(&mut self.decrypt_buf);
+        let packet: &[u8] = match data {
+            Some(frame) if frame.protocol == protocol::IPV4 => frame.info,
+            Some(frame) if frame.protocol == protocol::COMPRESSED => {
+                match decrypt(session, frame.info, &mut decrypted, now, &mut self.stats) {
+                    Some((start, len)) => &decrypted[start..start + len],
+                    None => &[],
+                }
+            }
+            _ => &[],
+        };
+        if !packet.is_empty() {
             let spoofed = packet.len() < 20
                 || expected_source.is_some_and(|src| packet[12..16] != src.octets());
             if spoofed {
@@ -307,6 +341,7 @@ impl Hub {
                 self.stats.send_errors += 1;
             }
         }
+        self.decrypt_buf = decrypted;
         self.flush(key, now);
     }
 
@@ -325,15 +360,42 @@ impl Hub {
             self.stats.no_session_for_destination += 1;
             return;
         };
-        let header = PppHeader::new(session.framing, protocol::IPV4);
-        send_gre(
-            &self.gre,
-            self.xdp.as_ref(),
-            session,
-            &mut self.scratch,
-            &[header.as_bytes(), packet],
-            &mut self.stats,
+        let encrypted = session.mppe.is_some();
+        let ppp = PppHeader::new(
+            session.framing,
+            if encrypted {
+                protocol::COMPRESSED
+            } else {
+                protocol::IPV4
+            },
         );
+        let headroom = if encrypted { ENCRYPT_HEADROOM } else { 0 };
+        let Some(header) = gre_header(
+            session,
+            self.xdp.as_ref(),
+            ppp.as_bytes().len() + headroom + packet.len(),
+        ) else {
+            self.stats.send_errors += 1;
+            return;
+        };
+        self.scratch.clear();
+        header.emit(&mut self.scratch);
+        self.scratch.extend_from_slice(ppp.as_bytes());
+        let body = self.scratch.len();
+        self.scratch.resize(body + headroom, 0);
+        self.scratch.extend_from_slice(packet);
+        if let Some(cipher) = &mut session.mppe
+            && cipher
+                .encrypt
+                .encrypt(protocol::IPV4, &mut self.scratch[body..])
+                .is_err()
+        {
+            self.stats.send_errors += 1;
+            return;
+        }
+        if self.gre.send_to(&self.scratch, session.peer_addr).is_err() {
+            self.stats.send_errors += 1;
+        }
     }
 
     fn on_timers(&mut self) {
@@ -362,7 +424,7 @@ impl Hub {
                     self.xdp.as_ref(),
                     session,
                     &mut self.scratch,
-                    &[&frame],
+                    &frame,
                     &mut self.stats,
                 );
             }
@@ -389,9 +451,18 @@ impl Hub {
                     }
                     return;
                 }
-                tracing::info!(peer = %key.0, local = %up.local_ip, remote = %up.peer_ip, mppe = up.mppe.is_some(), "session up");
+                let mppe = up.mppe.as_ref().map(|m| m.params);
+                tracing::info!(peer = %key.0, local = %up.local_ip, remote = %up.peer_ip, ?mppe, "session up");
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.framing = up.framing;
+                    session.mppe = up.mppe.as_ref().map(|m| {
+                        let config = MppeConfig::new(m.params.strength, m.params.stateless);
+                        Cipher {
+                            encrypt: Encryptor::new(m.keys.send, config),
+                            decrypt: Decryptor::new(m.keys.recv, config),
+                            last_reset_request: None,
+                        }
+                    });
                     if let Some(notify) = &session.notify {
                         let _ = notify.send(SessionEvent::Up(up.clone()));
                     }
@@ -399,6 +470,11 @@ impl Hub {
                 }
             }
             Event::Down(reason) => self.end_session(key, reason),
+            Event::CcpResetRequested => {
+                if let Some(cipher) = self.sessions.get_mut(&key).and_then(|s| s.mppe.as_mut()) {
+                    cipher.encrypt.reset();
+                }
+            }
             other => tracing::debug!(peer = %key.0, event = ?other, "link event"),
         }
     }
@@ -507,21 +583,11 @@ impl PppHeader {
     }
 }
 
-/// Sends `parts` (together one PPP frame) to the session's peer in one GRE packet.
-fn send_gre(
-    gre: &GreSocket,
-    xdp: Option<&XdpDataplane>,
-    session: &mut Session,
-    scratch: &mut Vec<u8>,
-    parts: &[&[u8]],
-    stats: &mut HubStats,
-) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let Ok(payload_len) = u16::try_from(len) else {
-        stats.send_errors += 1;
-        return;
-    };
-    let header = match (&mut session.seq, xdp) {
+/// The GRE header of the next packet of `len` payload bytes to the session's peer;
+/// `None` if the payload does not fit a GRE packet.
+fn gre_header(session: &mut Session, xdp: Option<&XdpDataplane>, len: usize) -> Option<GreHeader> {
+    let payload_len = u16::try_from(len).ok()?;
+    Some(match (&mut session.seq, xdp) {
         (Sequencing::Local(seq), _) => seq.data_header(session.peer_call_id, payload_len),
         (Sequencing::Shared(slot), Some(xdp)) => GreHeader {
             call_id: session.peer_call_id,
@@ -530,14 +596,74 @@ fn send_gre(
             ack: xdp.seq().highest_received(slot.0),
         },
         (Sequencing::Shared(_), None) => unreachable!("shared sequencing without XDP"),
+    })
+}
+
+/// Sends one PPP frame to the session's peer in one GRE packet.
+fn send_gre(
+    gre: &GreSocket,
+    xdp: Option<&XdpDataplane>,
+    session: &mut Session,
+    scratch: &mut Vec<u8>,
+    frame: &[u8],
+    stats: &mut HubStats,
+) {
+    let Some(header) = gre_header(session, xdp, frame.len()) else {
+        stats.send_errors += 1;
+        return;
     };
     scratch.clear();
     header.emit(scratch);
-    for part in parts {
-        scratch.extend_from_slice(part);
-    }
+    scratch.extend_from_slice(frame);
     if gre.send_to(scratch, session.peer_addr).is_err() {
         stats.send_errors += 1;
+    }
+}
+
+/// Decrypts an MPPE packet into `buf`; returns where the IPv4 packet lies in it.
+/// Asks the link to send a CCP Reset-Request when stateful MPPE lost sync.
+fn decrypt(
+    session: &mut Session,
+    packet: &[u8],
+    buf: &mut Vec<u8>,
+    now: Instant,
+    stats: &mut HubStats,
+) -> Option<(usize, usize)> {
+    let Some(cipher) = &mut session.mppe else {
+        stats.mppe_refused += 1;
+        return None;
+    };
+    buf.clear();
+    buf.extend_from_slice(packet);
+    let base = buf.as_ptr() as usize;
+    match cipher.decrypt.decrypt(buf) {
+        Ok(Decrypted::Packet(plain)) if plain.protocol == protocol::IPV4 => {
+            Some((plain.payload.as_ptr() as usize - base, plain.payload.len()))
+        }
+        Ok(Decrypted::Packet(_)) => None,
+        Ok(Decrypted::SendResetRequest { ccount, lost }) => {
+            tracing::info!(peer = %session.peer_addr, ccount, lost, "stateful MPPE lost sync: CCP Reset-Request");
+            cipher.last_reset_request = Some(now);
+            stats.mppe_resets_sent += 1;
+            session.link.send_ccp_reset_request(now);
+            None
+        }
+        Err(MppeError::AwaitingFlush { .. }) => {
+            stats.mppe_refused += 1;
+            let due = cipher
+                .last_reset_request
+                .is_none_or(|at| now.duration_since(at) >= RESET_REQUEST_RETRY);
+            if due {
+                cipher.last_reset_request = Some(now);
+                stats.mppe_resets_sent += 1;
+                session.link.send_ccp_reset_request(now);
+            }
+            None
+        }
+        Err(_) => {
+            stats.mppe_refused += 1;
+            None
+        }
     }
 }
 

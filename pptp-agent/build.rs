@@ -5,6 +5,11 @@
 //! `-Z build-std=core` and `bpf-linker`. aya-build expects the BPF crate inside this
 //! workspace, so this script drives cargo itself. `PPTP_EBPF_OBJECT=<path>` embeds a
 //! prebuilt object instead (packaging, cross builds).
+//!
+//! The same cargo invocation builds the benchmark programs (`pptp-bench`: load
+//! generator, sink, bare redirect) into `OUT_DIR/pptp-bench.o`; only the `bench`
+//! feature embeds them. With `PPTP_EBPF_OBJECT`, `PPTP_EBPF_BENCH_OBJECT=<path>`
+//! names the prebuilt bench object (an empty file stands in when it is not given).
 
 use std::{
     env,
@@ -17,21 +22,40 @@ const BPF_TARGET: &str = "bpfel-unknown-none";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=PPTP_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=PPTP_EBPF_BENCH_OBJECT");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let dest = out_dir.join("pptp-ebpf.o");
+    let bench_dest = out_dir.join("pptp-bench.o");
 
     if let Some(prebuilt) = env::var_os("PPTP_EBPF_OBJECT") {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
         std::fs::copy(&prebuilt, &dest)
             .unwrap_or_else(|e| fail(&format!("PPTP_EBPF_OBJECT={}: {e}", prebuilt.display())));
+        match env::var_os("PPTP_EBPF_BENCH_OBJECT") {
+            Some(bench) => {
+                let bench = PathBuf::from(bench);
+                println!("cargo:rerun-if-changed={}", bench.display());
+                std::fs::copy(&bench, &bench_dest).unwrap_or_else(|e| {
+                    fail(&format!("PPTP_EBPF_BENCH_OBJECT={}: {e}", bench.display()))
+                });
+            }
+            None => std::fs::write(&bench_dest, b"")
+                .unwrap_or_else(|e| fail(&format!("writing {}: {e}", bench_dest.display()))),
+        }
         return;
     }
 
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap();
     let ebpf_dir = workspace.join("pptp-ebpf");
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml", ".cargo/config.toml"] {
+    for watched in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+        ".cargo/config.toml",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             ebpf_dir.join(watched).display()
@@ -74,12 +98,13 @@ fn main() {
     if !status.success() {
         fail(&format!("building the BPF programs failed ({status})"));
     }
-    let built = target_dir
-        .join(BPF_TARGET)
-        .join("release")
-        .join("pptp-ebpf");
-    std::fs::copy(&built, &dest)
-        .unwrap_or_else(|e| fail(&format!("copying {}: {e}", built.display())));
+    // Both binaries of the BPF crate: the programs and the benchmark programs.
+    let release = target_dir.join(BPF_TARGET).join("release");
+    for (bin, to) in [("pptp-ebpf", &dest), ("pptp-bench", &bench_dest)] {
+        let built = release.join(bin);
+        std::fs::copy(&built, to)
+            .unwrap_or_else(|e| fail(&format!("copying {}: {e}", built.display())));
+    }
 }
 
 /// The nightly channel named in `pptp-ebpf/rust-toolchain.toml`.

@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests, `cargo xtask` and the benchmarks.
 //!
 //! - [`agents`]: pptp-agent servers and clients in the lab.
+//! - [`bench_lab`]: the namespaces of `cargo xtask bench` (three parallel chains).
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
@@ -8,6 +9,7 @@
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
 
 pub mod agents;
+pub mod bench_lab;
 pub mod bpffs;
 pub mod demo;
 pub mod lab;

@@ -3,6 +3,7 @@
 //! `setup` installs what the build and the tests need (idempotent); `demo` and
 //! `test` run it first, so a fresh machine needs nothing else.
 
+mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -32,6 +33,8 @@ enum Task {
     Lab(lab::LabArgs),
     /// Run every fuzz target (or the ones named) for a bounded time.
     Fuzz(fuzz::FuzzArgs),
+    /// Benchmarks: XDP decap/encap packets/s against a bare redirect and kernel forwarding.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Task::Test => test::run(),
         Task::Lab(args) => lab::run(args),
         Task::Fuzz(args) => fuzz::run(args),
+        Task::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,3 +15,9 @@ pub mod xdp;
 /// The BPF object built from `pptp-ebpf` by `build.rs`.
 pub static BPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-ebpf.o"));
+
+/// The benchmark programs built from `pptp-ebpf/src/bench.rs` (load generator, sink,
+/// bare redirect), for `cargo xtask bench` only.
+#[cfg(feature = "bench")]
+pub static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-bench.o"));

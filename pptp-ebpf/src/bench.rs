@@ -1,0 +1,146 @@
+//! Programs for `cargo xtask bench` only (a second object, `pptp-bench`; the agent
+//! embeds it only with its `bench` feature):
+//!
+//! - `bench_gen`: the load generator, run with BPF_PROG_TEST_RUN in live-frames mode
+//!   on the generator's veth. Every frame gets the first [`TEMPLATE_LEN`] bytes of
+//!   template `n % count` (one template per session), the GRE sequence number
+//!   `n / count + 1` when the templates are enhanced GRE, and is sent with `XDP_TX`.
+//!   Rewriting the headers of every frame is needed: live-frames pages are recycled
+//!   with whatever the receivers wrote into them (decapsulation overwrites the GRE
+//!   header with an Ethernet header, forwarding decrements the TTL).
+//! - `bench_sink`: counts every frame per CPU by kind and drops it.
+//! - `bench_redirect`: the "bare redirect" baseline: sends every frame, unparsed,
+//!   to the interface in `REDIRECT_TO[0]`.
+//! - `bench_pass`: `XDP_PASS`, the empty program of the per-packet timings.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::bpf_redirect,
+    macros::{map, xdp},
+    maps::{Array, PerCpuArray},
+    programs::XdpContext,
+};
+
+/// Bytes of each frame the generator rewrites from its template.
+const TEMPLATE_LEN: usize = 72;
+/// Offset of the GRE sequence number in a template (Ethernet 14 + IPv4 20 + 8).
+const SEQ_OFFSET: usize = 42;
+/// Room for this many templates.
+const MAX_TEMPLATES: u32 = 4096;
+
+/// Generator settings, written by the bench before each run.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GenConfig {
+    /// Number of templates in use (at least 1).
+    pub count: u32,
+    /// Non-zero: write the GRE sequence number at [`SEQ_OFFSET`].
+    pub gre_seq: u32,
+}
+
+#[map(name = "GEN_CONFIG")]
+static GEN_CONFIG: Array<GenConfig> = Array::with_max_entries(1, 0);
+
+/// Frames generated so far (one generator runs at a time: a plain counter).
+#[map(name = "GEN_COUNTER")]
+static GEN_COUNTER: Array<u64> = Array::with_max_entries(1, 0);
+
+#[map(name = "GEN_TEMPLATES")]
+static GEN_TEMPLATES: Array<[u8; TEMPLATE_LEN]> = Array::with_max_entries(MAX_TEMPLATES, 0);
+
+/// Sink counters: [`SINK_ALL`], [`SINK_UDP`], [`SINK_GRE`], [`SINK_OTHER`].
+#[map(name = "SINK_COUNTERS")]
+static SINK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
+
+const SINK_ALL: u32 = 0;
+const SINK_UDP: u32 = 1;
+const SINK_GRE: u32 = 2;
+const SINK_OTHER: u32 = 3;
+
+#[map(name = "REDIRECT_TO")]
+static REDIRECT_TO: Array<u32> = Array::with_max_entries(1, 0);
+
+#[xdp]
+pub fn bench_gen(ctx: XdpContext) -> u32 {
+    generate(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+#[inline(always)]
+fn generate(ctx: &XdpContext) -> Option<u32> {
+    let config = GEN_CONFIG.get(0)?;
+    let counter = GEN_COUNTER.get_ptr_mut(0)?;
+    // SAFETY: a valid map value; only one generator runs at a time.
+    let n = unsafe {
+        let n = *counter;
+        *counter = n + 1;
+        n
+    };
+    let count = u64::from(config.count.max(1));
+    let template = GEN_TEMPLATES.get((n % count) as u32)?;
+    let start = ctx.data();
+    if start + TEMPLATE_LEN > ctx.data_end() {
+        return None;
+    }
+    // SAFETY: the comparison above proves the bytes lie inside the frame.
+    unsafe { *(start as *mut [u8; TEMPLATE_LEN]) = *template };
+    if config.gre_seq != 0 {
+        let seq = ((n / count) as u32).wrapping_add(1);
+        // SAFETY: SEQ_OFFSET + 4 <= TEMPLATE_LEN, checked above.
+        unsafe { *((start + SEQ_OFFSET) as *mut [u8; 4]) = seq.to_be_bytes() };
+    }
+    Some(xdp_action::XDP_TX)
+}
+
+#[xdp]
+pub fn bench_sink(ctx: XdpContext) -> u32 {
+    let kind = match kind(&ctx) {
+        Some(17) => SINK_UDP,
+        Some(47) => SINK_GRE,
+        _ => SINK_OTHER,
+    };
+    for index in [SINK_ALL, kind] {
+        if let Some(slot) = SINK_COUNTERS.get_ptr_mut(index) {
+            // SAFETY: per-CPU slot.
+            unsafe { *slot += 1 };
+        }
+    }
+    xdp_action::XDP_DROP
+}
+
+/// The IPv4 protocol of an Ethernet frame.
+#[inline(always)]
+fn kind(ctx: &XdpContext) -> Option<u8> {
+    let start = ctx.data();
+    if start + 24 > ctx.data_end() {
+        return None;
+    }
+    // SAFETY: the comparison above proves the bytes lie inside the frame.
+    let header = unsafe { *(start as *const [u8; 24]) };
+    (header[12] == 0x08 && header[13] == 0x00).then_some(header[23])
+}
+
+#[xdp]
+pub fn bench_redirect(_ctx: XdpContext) -> u32 {
+    match REDIRECT_TO.get(0) {
+        // SAFETY: plain helper call.
+        Some(ifindex) => unsafe { bpf_redirect(*ifindex, 0) as u32 },
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+#[xdp]
+pub fn bench_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,41 @@
+//! `cargo xtask bench`: the benchmarks, each measuring its baselines in the same run
+//! and reporting ratios (timing goals live here, never in pass/fail tests).
+//!
+//! - `xdp` (`tests/benches/xdp.rs`): decap and encap packets/s of the XDP data plane
+//!   against a bare XDP redirect and plain kernel forwarding, in a namespace lab,
+//!   plus ns per packet of each program under BPF_PROG_TEST_RUN.
+
+use clap::Args;
+use pptp_tests::lab;
+
+use crate::{cmd, setup};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Length of each measuring round, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.seconds <= 60.0,
+        "--seconds must be in (0, 60]"
+    );
+    setup::run()?;
+    let stale = lab::down_stale()?;
+    if !stale.is_empty() {
+        eprintln!("xtask: removed labs left by killed runs: {stale:?}");
+    }
+    cmd::run(
+        cmd::cargo()
+            .args(["bench", "--locked", "-p", "pptp-tests", "--bench", "xdp"])
+            .env("PPTP_BENCH_SECONDS", args.seconds.to_string()),
+    )?;
+    let stale = lab::down_stale()?;
+    anyhow::ensure!(
+        stale.is_empty(),
+        "the benchmark left labs behind: {stale:?}"
+    );
+    Ok(())
+}

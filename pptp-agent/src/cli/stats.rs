@@ -1,14 +1,13 @@
 //! `pptp-agent stats`.
 
 use clap::Args;
-use pptp_agent::dataplane::counters::GlobalCounters;
-use pptp_common::maps::GLOBAL_COUNTERS;
+use pptp_agent::dataplane::report::Report;
 
 use super::PinArgs;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Print JSON instead of a table.
+    /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -16,12 +15,11 @@ pub struct StatsArgs {
 }
 
 pub fn run(args: StatsArgs) -> anyhow::Result<()> {
-    let pins = args.pins.pin_dir()?;
-    let counters = GlobalCounters::read_pinned(&pins.object(GLOBAL_COUNTERS))?;
+    let report = Report::read(&args.pins.pin_dir()?)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&counters)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", counters.render_table());
+        print!("{}", report.render());
     }
     Ok(())
 }

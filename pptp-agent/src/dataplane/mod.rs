@@ -9,6 +9,7 @@
 
 pub mod bpffs;
 pub mod counters;
+pub mod report;
 pub mod seq;
 pub mod xdp;
 

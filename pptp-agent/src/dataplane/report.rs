@@ -1,0 +1,146 @@
+//! What `pptp-agent stats` shows, read from the pinned maps of a running agent: the
+//! global counters and one row per installed session with its path and counters.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context as _;
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use pptp_common::{
+    maps,
+    session::{CallKey, DecapSession, SESSION_FAST, SessionCounters},
+};
+use serde::Serialize;
+
+use super::{bpffs::PinDir, counters::GlobalCounters};
+
+/// Which path carries a session's IPv4 data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// Forwarded by the XDP programs.
+    Xdp,
+    /// Handled by the agent (MPPE, fallback, or still negotiating).
+    Agent,
+}
+
+/// One session as the data plane sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    pub slot: u32,
+    pub peer: Ipv4Addr,
+    pub call_id: u16,
+    /// The client's address (none while PPP negotiates).
+    pub client: Option<Ipv4Addr>,
+    pub path: Path,
+    #[serde(flatten)]
+    pub counters: SessionCountersJson,
+}
+
+/// [`SessionCounters`] in a serialisable form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionCountersJson {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub to_agent: u64,
+    pub drop_spoofed: u64,
+    pub drop_old_seq: u64,
+    pub too_big: u64,
+}
+
+impl From<SessionCounters> for SessionCountersJson {
+    fn from(c: SessionCounters) -> Self {
+        Self {
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            to_agent: c.to_agent,
+            drop_spoofed: c.drop_spoofed,
+            drop_old_seq: c.drop_old_seq,
+            too_big: c.too_big,
+        }
+    }
+}
+
+/// Everything `stats` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub global: GlobalCounters,
+    pub sessions: Vec<SessionRow>,
+}
+
+impl Report {
+    /// Reads the maps pinned in `pins`.
+    pub fn read(pins: &PinDir) -> anyhow::Result<Self> {
+        let global = GlobalCounters::read_pinned(&pins.object(maps::GLOBAL_COUNTERS))?;
+        let open = |name: &str| {
+            MapData::from_pin(pins.object(name))
+                .with_context(|| format!("opening the pinned map {name}"))
+        };
+        let calls: HashMap<MapData, CallKey, DecapSession> =
+            HashMap::try_from(Map::HashMap(open(maps::SESSIONS_BY_CALL)?))?;
+        let counters: PerCpuArray<MapData, SessionCounters> =
+            PerCpuArray::try_from(Map::PerCpuArray(open(maps::SESSION_COUNTERS)?))?;
+        let mut sessions = Vec::new();
+        for entry in calls.iter() {
+            let (key, session) = entry?;
+            let mut sum = SessionCounters::default();
+            counters
+                .get(&session.slot, 0)?
+                .iter()
+                .for_each(|c| sum.add(c));
+            sessions.push(SessionRow {
+                slot: session.slot,
+                peer: Ipv4Addr::from(key.peer_addr),
+                call_id: key.call_id,
+                client: (session.client_addr != [0; 4])
+                    .then(|| Ipv4Addr::from(session.client_addr)),
+                path: if session.flags & SESSION_FAST != 0 {
+                    Path::Xdp
+                } else {
+                    Path::Agent
+                },
+                counters: sum.into(),
+            });
+        }
+        sessions.sort_by_key(|s| s.slot);
+        Ok(Self { global, sessions })
+    }
+
+    /// Human-readable: the counters, then a `|`-separated session table (as
+    /// `accel-cmd show sessions` prints it).
+    pub fn render(&self) -> String {
+        let mut out = self.global.render_table();
+        out.push_str(&format!("\nsessions: {}\n", self.sessions.len()));
+        if self.sessions.is_empty() {
+            return out;
+        }
+        out.push_str(" slot | peer            | call  | client          | path  | rx-pkts    | rx-bytes     | tx-pkts    | tx-bytes     | to-agent | drops\n");
+        for s in &self.sessions {
+            let c = &s.counters;
+            let client = s.client.map_or("-".to_owned(), |a| a.to_string());
+            let path = match s.path {
+                Path::Xdp => "xdp",
+                Path::Agent => "agent",
+            };
+            out.push_str(&format!(
+                " {:>4} | {:<15} | {:>5} | {:<15} | {:<5} | {:>10} | {:>12} | {:>10} | {:>12} | {:>8} | {}\n",
+                s.slot,
+                s.peer,
+                s.call_id,
+                client,
+                path,
+                c.rx_packets,
+                c.rx_bytes,
+                c.tx_packets,
+                c.tx_bytes,
+                c.to_agent,
+                c.drop_spoofed + c.drop_old_seq
+            ));
+        }
+        out
+    }
+}

@@ -25,6 +25,8 @@ use aya_ebpf::{
 
 /// Bytes of each frame the generator rewrites from its template.
 const TEMPLATE_LEN: usize = 72;
+/// The same in 64-bit words (templates are stored as words: copied word by word).
+const TEMPLATE_WORDS: usize = TEMPLATE_LEN / 8;
 /// Offset of the GRE sequence number in a template (Ethernet 14 + IPv4 20 + 8).
 const SEQ_OFFSET: usize = 42;
 /// Room for this many templates.
@@ -48,7 +50,7 @@ static GEN_CONFIG: Array<GenConfig> = Array::with_max_entries(1, 0);
 static GEN_COUNTER: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map(name = "GEN_TEMPLATES")]
-static GEN_TEMPLATES: Array<[u8; TEMPLATE_LEN]> = Array::with_max_entries(MAX_TEMPLATES, 0);
+static GEN_TEMPLATES: Array<[u64; TEMPLATE_WORDS]> = Array::with_max_entries(MAX_TEMPLATES, 0);
 
 /// Sink counters: [`SINK_ALL`], [`SINK_UDP`], [`SINK_GRE`], [`SINK_OTHER`].
 #[map(name = "SINK_COUNTERS")]
@@ -83,8 +85,14 @@ fn generate(ctx: &XdpContext) -> Option<u32> {
     if start + TEMPLATE_LEN > ctx.data_end() {
         return None;
     }
-    // SAFETY: the comparison above proves the bytes lie inside the frame.
-    unsafe { *(start as *mut [u8; TEMPLATE_LEN]) = *template };
+    // Nine word stores, volatile so that LLVM does not turn them back into a call to
+    // a byte-wise memmove (it did: the copy then cost more than the rest).
+    let words = start as *mut u64;
+    for (i, word) in template.iter().enumerate() {
+        // SAFETY: the comparison above proves the bytes lie inside the frame; live
+        // frames start 8-byte aligned (XDP_PACKET_HEADROOM after an aligned header).
+        unsafe { words.add(i).write_volatile(*word) };
+    }
     if config.gre_seq != 0 {
         let seq = ((n / count) as u32).wrapping_add(1);
         // SAFETY: SEQ_OFFSET + 4 <= TEMPLATE_LEN, checked above.

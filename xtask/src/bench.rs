@@ -15,6 +15,9 @@ pub struct BenchArgs {
     /// Length of each measuring round, in seconds.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Skip the `perf record` profile of the XDP data plane (taken when perf is installed).
+    #[arg(long)]
+    no_perf: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -27,10 +30,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !stale.is_empty() {
         eprintln!("xtask: removed labs left by killed runs: {stale:?}");
     }
+    let perf = !args.no_perf && cmd::succeeds(std::process::Command::new("perf").arg("--version"));
+    if !perf && !args.no_perf {
+        eprintln!("xtask: perf not found: the benchmark runs without a profile");
+    }
     cmd::run(
         cmd::cargo()
             .args(["bench", "--locked", "-p", "pptp-tests", "--bench", "xdp"])
-            .env("PPTP_BENCH_SECONDS", args.seconds.to_string()),
+            .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
+            .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" }),
     )?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(

@@ -62,11 +62,22 @@ fn spawn(
 /// Starts the concentrator with XDP on the uplink and the LAN link, the lab's pool,
 /// and `extra` arguments (users, policies); returns once it accepts connections.
 pub fn start_server(lab: &mut Lab, bin: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
+    start_server_on(lab, bin, ifname::UPLINK, extra)
+}
+
+/// As [`start_server`], with XDP asked for on `uplink` (a missing interface makes the
+/// agent fall back to its own path).
+pub fn start_server_on(
+    lab: &mut Lab,
+    bin: &Path,
+    uplink: &str,
+    extra: &[&str],
+) -> anyhow::Result<Agent> {
     let bpffs = lab.bpffs()?;
     let mut args: Vec<String> = [
         "serve",
         "--uplink",
-        ifname::UPLINK,
+        uplink,
         "--lan",
         ifname::LAN,
         "--local-ip",

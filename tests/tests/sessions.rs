@@ -177,10 +177,12 @@ fn wrong_password_is_refused() {
     );
 }
 
-/// An MPPE session (the agent's own path, through its TUN device) with every 30th
-/// GRE packet lost in each direction at the client: ping and 10 MiB of TCP cross,
-/// byte for byte.
-fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool) {
+/// An MPPE session (the agent's own path, through its TUN device) with every
+/// `loss_every`-th GRE packet lost in each direction at the client: ping and 10 MiB
+/// of TCP cross, byte for byte. (Stateful MPPE discards everything after a loss
+/// until the sender flushes, which it does on its next packet; under TCP backoff that
+/// makes heavy loss slow, so the stateful case loses less.)
+fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool, loss_every: u32) {
     let bin = agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let bpffs = lab.bpffs().unwrap();
@@ -207,7 +209,7 @@ fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool) {
     client_args.extend_from_slice(client_policy);
     let client = agents::dial(&mut lab, &bin, 0, &client_args).unwrap();
     let client_ns = lab.client_ns(0);
-    agents::induce_gre_loss(&client_ns, 30).unwrap();
+    agents::induce_gre_loss(&client_ns, loss_every).unwrap();
 
     assert!(
         agents::ping(&client_ns, addr::LAN_HOST, 10).unwrap(),
@@ -257,15 +259,46 @@ fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool) {
 
 #[test]
 fn mppe_128_stateless_survives_loss() {
-    mppe_session_survives_loss(&["--mppe-bits", "128"], false);
+    mppe_session_survives_loss(&["--mppe-bits", "128"], false, 30);
 }
 
 #[test]
 fn mppe_128_stateful_survives_loss() {
-    mppe_session_survives_loss(&["--mppe-bits", "128", "--mppe-stateful"], true);
+    mppe_session_survives_loss(&["--mppe-bits", "128", "--mppe-stateful"], true, 200);
 }
 
 #[test]
 fn mppe_40_survives_loss() {
-    mppe_session_survives_loss(&["--mppe-bits", "40"], false);
+    mppe_session_survives_loss(&["--mppe-bits", "40"], false, 30);
+}
+
+#[test]
+fn without_xdp_plain_sessions_take_the_agents_path() {
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let server =
+        agents::start_server_on(&mut lab, &bin, "missing0", &["--user", "alice:secret-1"]).unwrap();
+    let _client = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "secret-1"],
+    )
+    .unwrap();
+    let client_ns = lab.client_ns(0);
+    assert!(agents::ping(&client_ns, addr::LAN_HOST, 3).unwrap());
+    let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 9000)).unwrap();
+    let sent = traffic::tcp_exchange(&client_ns, echo.address(), 4 << 20).unwrap();
+    assert_eq!(sent.payload, 4 << 20);
+    let (rx, tx) = agents::link_packets(&lab.concentrator_ns(), "pptp0").unwrap();
+    assert!(
+        rx >= sent.segments && tx > 1000,
+        "the agent's TUN carried the session: {rx}/{tx}"
+    );
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("XDP unavailable"),
+        "the fallback is said in the log:\n{log}"
+    );
+    drop(echo);
 }

@@ -101,6 +101,28 @@ impl SecretSource for Users {
     }
 }
 
+/// Loads the XDP programs and attaches them to the uplink (and LAN link).
+fn start_xdp(args: &ServeArgs, uplink: &str) -> anyhow::Result<XdpDataplane> {
+    let mut xdp = XdpDataplane::load(
+        args.pins.pin_dir()?,
+        XdpOptions {
+            drop_unknown: args.drop_unknown,
+        },
+    )?;
+    let attached = xdp.attach_uplink(uplink).and_then(|()| match &args.lan {
+        Some(lan) => xdp.attach_lan(lan),
+        None => Ok(()),
+    });
+    match attached {
+        Ok(()) => Ok(xdp),
+        Err(e) => {
+            // Leave no pins or programs behind for the fallback that follows.
+            let _ = xdp.shutdown();
+            Err(e)
+        }
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::options::init_logging();
     if args.dns.len() > 2 {
@@ -115,19 +137,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let xdp = match &args.uplink {
-            Some(uplink) => {
-                let mut xdp = XdpDataplane::load(
-                    args.pins.pin_dir()?,
-                    XdpOptions {
-                        drop_unknown: args.drop_unknown,
-                    },
-                )?;
-                xdp.attach_uplink(uplink)?;
-                if let Some(lan) = &args.lan {
-                    xdp.attach_lan(lan)?;
+            Some(uplink) => match start_xdp(&args, uplink) {
+                Ok(xdp) => Some(xdp),
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "XDP unavailable: every session takes the agent's path (TUN + raw GRE socket)"
+                    );
+                    None
                 }
-                Some(xdp)
-            }
+            },
             None => {
                 tracing::warn!("no --uplink: XDP not used, every session takes the agent's path");
                 None

@@ -2,11 +2,13 @@
 //! XDP did not consume arrives here (PPP negotiation, MPPE, fallback sessions), and
 //! the agent's own GRE packets leave through it.
 //!
+//! Packets are received in batches (`recvmmsg`) into buffers allocated once.
+//!
 //! It must be open whenever XDP may pass GRE up: a kernel with no GRE handler and no
 //! raw GRE socket answers GRE with ICMP protocol-unreachable, and real peers tear the
 //! call down on it.
 
-use std::{io, mem::MaybeUninit, net::Ipv4Addr};
+use std::{io, net::Ipv4Addr};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{Interest, unix::AsyncFd};
@@ -41,24 +43,15 @@ impl GreSocket {
         Ok(Self { fd })
     }
 
-    /// Receives one packet into `buf` (IPv4 header included, as raw sockets deliver
-    /// it). Malformed IPv4 framing is reported as `InvalidData`.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    /// Waits for packets and receives up to a batch of them with one `recvmmsg`
+    /// call. Returns how many arrived; [`RecvBatch::packet`] reads each.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| recv_into(fd.get_ref(), buf)) {
-                Ok(result) => return result.and_then(|n| parse_ipv4(&buf[..n])),
+            match guard.try_io(|fd| batch.recv(fd.get_ref())) {
+                Ok(result) => return result,
                 Err(_would_block) => continue,
             }
-        }
-    }
-
-    /// Receives a packet if one is waiting, without blocking.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        match recv_into(self.fd.get_ref(), buf) {
-            Ok(n) => parse_ipv4(&buf[..n]).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
         }
     }
 
@@ -69,11 +62,76 @@ impl GreSocket {
     }
 }
 
-fn recv_into(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `recv` only writes initialised bytes into the buffer it is given, and
-    // a `[u8]` is valid for any bytes.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    socket.recv(uninit)
+/// Buffers for one `recvmmsg` call: [`BATCH`] packets of up to [`PACKET_MAX`] bytes,
+/// allocated once.
+pub struct RecvBatch {
+    buffers: Vec<[u8; PACKET_MAX]>,
+    lengths: [usize; BATCH],
+    truncated: [bool; BATCH],
+}
+
+/// Packets per `recvmmsg` call.
+pub const BATCH: usize = 32;
+/// Largest GRE packet (with its IPv4 header) received whole; longer ones are
+/// truncated and refused. Uplinks carry 1500-byte frames; this leaves room for jumbo.
+pub const PACKET_MAX: usize = 9216;
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            buffers: vec![[0; PACKET_MAX]; BATCH],
+            lengths: [0; BATCH],
+            truncated: [false; BATCH],
+        }
+    }
+}
+
+impl RecvBatch {
+    fn recv(&mut self, socket: &Socket) -> io::Result<usize> {
+        let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.buffers[i].as_mut_ptr().cast(),
+            iov_len: PACKET_MAX,
+        });
+        // SAFETY: an all-zero mmsghdr is valid; each is pointed at its own iovec.
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (header, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the headers and buffers outlive the call; MSG_DONTWAIT keeps it
+        // non-blocking (the socket is non-blocking too).
+        let n = unsafe {
+            libc::recvmmsg(
+                std::os::fd::AsRawFd::as_raw_fd(socket),
+                headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for (i, header) in headers.iter().take(n).enumerate() {
+            self.lengths[i] = (header.msg_len as usize).min(PACKET_MAX);
+            self.truncated[i] = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        }
+        Ok(n)
+    }
+
+    /// Packet `i` of the last batch: its bytes and where its GRE header lies, or an
+    /// `InvalidData` error for a truncated or malformed packet.
+    pub fn packet(&self, i: usize) -> io::Result<(&[u8], Received)> {
+        let bytes = &self.buffers[i][..self.lengths[i]];
+        if self.truncated[i] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "packet truncated",
+            ));
+        }
+        parse_ipv4(bytes).map(|r| (bytes, r))
+    }
 }
 
 fn parse_ipv4(packet: &[u8]) -> io::Result<Received> {

@@ -40,7 +40,10 @@ use crate::{
     pptp::{call_id::CallIdAllocator, shell::Command},
 };
 
-use super::{gre_socket::GreSocket, tun::Tun};
+use super::{
+    gre_socket::{GreSocket, RecvBatch},
+    tun::Tun,
+};
 
 /// A command to a control connection's task.
 pub type ControlCommand = Command<CallIdAllocator>;
@@ -154,14 +157,11 @@ pub struct Hub {
 }
 
 enum Wake {
-    Gre(io::Result<super::gre_socket::Received>),
+    Gre(io::Result<usize>),
     Tun(io::Result<usize>),
     Command(Option<HubCommand>),
     Timer,
 }
-
-/// Packets taken from the GRE socket per wake-up before looking at anything else.
-const GRE_BATCH: usize = 64;
 
 impl Hub {
     pub fn new(gre: GreSocket, tun_mode: TunMode, xdp: Option<XdpDataplane>) -> Self {
@@ -181,32 +181,27 @@ impl Hub {
 
     /// Runs until [`HubCommand::Shutdown`] or until every sender is gone.
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
-        let mut gre_buf = vec![0u8; 65_536];
+        let mut batch = RecvBatch::default();
         let mut tun_buf = vec![0u8; 65_536];
         loop {
             let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
             let wake = {
                 let tun = self.tun();
                 tokio::select! {
-                    r = self.gre.recv(&mut gre_buf) => Wake::Gre(r),
+                    r = self.gre.recv_batch(&mut batch) => Wake::Gre(r),
                     r = recv_tun(tun, &mut tun_buf) => Wake::Tun(r),
                     c = commands.recv() => Wake::Command(c),
                     () = sleep_until(deadline) => Wake::Timer,
                 }
             };
             match wake {
-                Wake::Gre(Ok(received)) => {
-                    self.on_gre(&gre_buf, &received).await;
-                    for _ in 1..GRE_BATCH {
-                        match self.gre.try_recv(&mut gre_buf) {
-                            Ok(Some(received)) => self.on_gre(&gre_buf, &received).await,
-                            Ok(None) => break,
+                Wake::Gre(Ok(n)) => {
+                    for i in 0..n {
+                        match batch.packet(i) {
+                            Ok((bytes, received)) => self.on_gre(bytes, &received).await,
                             Err(_) => self.stats.malformed_gre += 1,
                         }
                     }
-                }
-                Wake::Gre(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                    self.stats.malformed_gre += 1
                 }
                 Wake::Gre(Err(e)) => tracing::warn!(error = %e, "GRE socket"),
                 Wake::Tun(Ok(n)) => self.on_tun_packet(&tun_buf[..n]),

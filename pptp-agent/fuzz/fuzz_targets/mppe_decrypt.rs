@@ -1,7 +1,8 @@
 //! Fuzzes the MPPE decryptor with raw bytes and with a real encryptor's packets
 //! delivered out of order, replayed, lost, corrupted or after resets. It must never
 //! panic; in stateless mode every unmodified packet it accepts must decrypt to what
-//! was encrypted.
+//! was encrypted, unless the sender got a whole count space (4096 packets) or more
+//! ahead of the receiver, which no coherency count can tell.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +10,8 @@ use pptp_agent::mppe::cipher::ENCRYPT_HEADROOM;
 use pptp_agent::mppe::{Decrypted, Decryptor, Encryptor, KeyStrength, MppeConfig};
 
 struct Sent {
+    /// How many packets the encryptor had sent before this one.
+    index: i64,
     wire: Vec<u8>,
     protocol: u16,
     payload: Vec<u8>,
@@ -30,6 +33,10 @@ fuzz_target!(|data: &[u8]| {
     let mut enc = Encryptor::new(start, config);
     let mut dec = Decryptor::new(start, config);
     let mut sent: Vec<Sent> = Vec::new();
+    // Packets encrypted so far, and the index of the packet whose key the
+    // decryptor holds (-1: the initial key).
+    let mut sent_total: i64 = 0;
+    let mut recv_index: i64 = -1;
     let mut it = ops.iter().copied();
     while let Some(op) = it.next() {
         let arg = it.next().unwrap_or(0);
@@ -45,10 +52,12 @@ fuzz_target!(|data: &[u8]| {
                     sent.remove(0);
                 }
                 sent.push(Sent {
+                    index: sent_total,
                     wire,
                     protocol,
                     payload,
                 });
+                sent_total += 1;
             }
             // Deliver a sent packet as it is (in order, late or replayed).
             1 | 2 => {
@@ -62,12 +71,16 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let s = &sent[index];
                 let mut wire = s.wire.clone();
-                if let Ok(Decrypted::Packet(p)) = dec.decrypt(&mut wire) {
-                    if stateless {
-                        assert_eq!(p.protocol, s.protocol);
-                        assert_eq!(p.payload, &s.payload[..]);
-                    }
+                let behind = s.index - recv_index;
+                let before = dec.ccount();
+                if let Ok(Decrypted::Packet(p)) = dec.decrypt(&mut wire)
+                    && stateless
+                    && (1..4096).contains(&behind)
+                {
+                    assert_eq!(p.protocol, s.protocol);
+                    assert_eq!(p.payload, &s.payload[..]);
                 }
+                recv_index += i64::from(dec.ccount().wrapping_sub(before) & 0xfff);
             }
             // Deliver a sent packet with one byte changed.
             3 => {
@@ -75,7 +88,9 @@ fuzz_target!(|data: &[u8]| {
                     let mut wire = s.wire.clone();
                     let i = usize::from(arg) % wire.len();
                     wire[i] ^= arg | 1;
+                    let before = dec.ccount();
                     let _ = dec.decrypt(&mut wire);
+                    recv_index += i64::from(dec.ccount().wrapping_sub(before) & 0xfff);
                 }
             }
             // The peer asked for a reset.
@@ -85,13 +100,16 @@ fuzz_target!(|data: &[u8]| {
                 for _ in 0..arg {
                     let mut wire = [0u8; ENCRYPT_HEADROOM + 1];
                     enc.encrypt(0x0021, &mut wire).unwrap();
+                    sent_total += 1;
                 }
             }
             // Raw bytes from the input.
             _ => {
                 let n = usize::from(arg) % 64;
                 let mut raw: Vec<u8> = it.by_ref().take(n).collect();
+                let before = dec.ccount();
                 let _ = dec.decrypt(&mut raw);
+                recv_index += i64::from(dec.ccount().wrapping_sub(before) & 0xfff);
             }
         }
         let _ = dec.is_discarding();

@@ -1,108 +1,155 @@
-//! The demo scenario, shared by `cargo xtask demo` and the test that checks it:
-//! the agent on the concentrator's uplink, PPTP control TCP and GRE from a client,
-//! then `pptp-agent stats`, whose counters must equal what was sent.
+//! The demo scenario, shared by `cargo xtask demo` and the test that checks it: the
+//! concentrator with XDP in the lab, one client on the XDP fast path (no MPPE) and
+//! one on the agent's path (MPPE-128), ping and TCP from both to the LAN host, then
+//! `pptp-agent stats`. The uplink's PPTP-control and GRE counters must equal what the
+//! clients sent, counted independently by nftables in each client's namespace.
 
 use std::{
     net::SocketAddrV4,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail, ensure};
 
 use crate::{
-    lab::{Lab, LabSpec, addr, ifname},
+    agents::{self, SERVER_INSTANCE},
+    lab::{Lab, LabSpec, addr},
     netns,
-    traffic::{self, EchoServer, GreSent, TcpSent},
+    traffic::{self, EchoServer, TcpSent},
 };
-
-/// Instance name the demo agent pins its maps under.
-const INSTANCE: &str = "demo";
-/// PPTP control port.
-const PPTP_PORT: u16 = 1723;
 
 /// What to send.
 #[derive(Clone, Debug)]
 pub struct DemoConfig {
     /// The `pptp-agent` binary to run.
     pub agent_bin: PathBuf,
-    /// GRE packets to send.
-    pub gre_packets: u32,
-    /// Bytes to exchange over the TCP-1723 connection.
+    /// Bytes each client exchanges with the LAN host over TCP through its tunnel.
     pub tcp_payload: usize,
+    /// Pings each client sends to the LAN host.
+    pub pings: u32,
+}
+
+/// One client of the demo.
+#[derive(Debug)]
+pub struct ClientReport {
+    pub user: &'static str,
+    /// MPPE policy it dialed with.
+    pub mppe: &'static str,
+    pub tcp: TcpSent,
 }
 
 /// What happened.
 #[derive(Debug)]
 pub struct DemoReport {
-    pub tcp: TcpSent,
-    pub gre: GreSent,
+    pub clients: Vec<ClientReport>,
+    /// TCP segments to port 1723 the clients sent (nftables' count).
+    pub control_segments: u64,
+    /// GRE packets the clients sent (nftables' count).
+    pub gre_packets: u64,
     /// `pptp-agent stats` output.
     pub stats_table: String,
     /// `pptp-agent stats --json` output.
     pub stats_json: String,
 }
 
-/// Runs the demo; fails if the agent's counters differ from what was sent or if
-/// anything is left behind.
+/// The demo's users: (name, password, MPPE policy of their client).
+const USERS: [(&str, &str, &str); 2] = [
+    ("alice", "alice-secret", "deny"),
+    ("bob", "bob-secret", "require"),
+];
+
+/// Runs the demo; fails if a session does not carry its traffic, if the counters
+/// differ from what was sent, or if anything is left behind.
 pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
     ensure!(
         config.agent_bin.is_file(),
         "{} not found: build it with `cargo build -p pptp-agent`",
         config.agent_bin.display()
     );
-    let mut lab = Lab::up(&LabSpec { clients: 1 })?;
+    let mut lab = Lab::up(&LabSpec {
+        clients: USERS.len(),
+    })?;
     let lab_id = lab.id().to_owned();
     let bpffs = lab.bpffs()?;
-    let pin = |args: &mut Command| {
-        args.arg("--bpffs")
-            .arg(&bpffs)
-            .args(["--instance", INSTANCE]);
-    };
-
-    let mut serve = Command::new(&config.agent_bin);
-    serve.args(["serve", "--uplink", ifname::UPLINK]);
-    pin(&mut serve);
-    let agent = lab.spawn(&lab.concentrator_ns(), serve)?;
-    let counters_pin = bpffs.join(INSTANCE).join("GLOBAL_COUNTERS");
-    wait_for(Duration::from_secs(20), || {
-        counters_pin.exists() && xdp_attached(&lab.concentrator_ns())
-    })
-    .context("the agent did not attach its XDP program within 20 s")?;
-
-    // Until the control channel is served by the agent, an echo server stands in
-    // for it: the traffic on the wire is real TCP to port 1723 either way.
-    let server = EchoServer::start(
-        &lab.concentrator_ns(),
-        SocketAddrV4::new(addr::CONC_WAN, PPTP_PORT),
-    )?;
-    let tcp = traffic::tcp_exchange(&lab.client_ns(0), server.address(), config.tcp_payload)?;
-    let gre = traffic::send_gre(&lab.client_ns(0), addr::CONC_WAN, 0, config.gre_packets)?;
-    drop(server);
+    let users: Vec<String> = USERS.iter().map(|(u, p, _)| format!("{u}:{p}")).collect();
+    let mut server_args = vec!["--mppe", "prefer"];
+    for user in &users {
+        server_args.extend(["--user", user]);
+    }
+    let server = agents::start_server(&mut lab, &config.agent_bin, &server_args)?;
+    for i in 0..USERS.len() {
+        count_sent(&lab.client_ns(i))?;
+    }
+    let mut clients = Vec::new();
+    for (i, (user, password, mppe)) in USERS.iter().enumerate() {
+        let dialed = agents::dial(
+            &mut lab,
+            &config.agent_bin,
+            i,
+            &["--user", user, "--password", password, "--mppe", mppe],
+        )?;
+        drop(dialed); // the lab stops it
+    }
+    let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 9000))?;
+    for (i, (user, _, mppe)) in USERS.iter().enumerate() {
+        let ns = lab.client_ns(i);
+        ensure!(
+            agents::ping(&ns, addr::LAN_HOST, config.pings)?,
+            "{user}: ping through the tunnel failed"
+        );
+        let tcp = traffic::tcp_exchange(&ns, echo.address(), config.tcp_payload)?;
+        clients.push(ClientReport { user, mppe, tcp });
+    }
+    drop(echo);
 
     let stats = |json: bool| -> anyhow::Result<String> {
         let mut cmd = Command::new(&config.agent_bin);
-        cmd.arg("stats");
-        pin(&mut cmd);
+        cmd.arg("stats")
+            .arg("--bpffs")
+            .arg(&bpffs)
+            .args(["--instance", SERVER_INSTANCE]);
         if json {
             cmd.arg("--json");
         }
-        let out = netns::output(cmd.stderr(Stdio::piped()))?;
-        Ok(String::from_utf8(out.stdout)?)
+        Ok(String::from_utf8(netns::output(&mut cmd)?.stdout)?)
+    };
+    // Keepalives may cross while we read: read the clients' counts on both sides of
+    // the agent's, and take a round where nothing moved.
+    let mut attempt = 0;
+    let (control_segments, gre_packets, stats_json) = loop {
+        let before = sent_totals(&lab)?;
+        let json = stats(true)?;
+        if sent_totals(&lab)? == before {
+            break (before.0, before.1, json);
+        }
+        attempt += 1;
+        ensure!(attempt < 5, "the clients' traffic never stopped");
     };
     let stats_table = stats(false)?;
-    let stats_json = stats(true)?;
-    check_counters(&serde_json::from_str(&stats_json)?, &tcp, &gre)?;
+    check_counters(
+        &serde_json::from_str(&stats_json)?,
+        control_segments,
+        gre_packets,
+    )?;
 
-    let status = lab.stop(agent, Duration::from_secs(10))?;
+    for pid in lab_client_pids(&lab) {
+        let status = lab.stop(pid, Duration::from_secs(10))?;
+        ensure!(status.success(), "a client exited with {status}");
+    }
+    wait_for(Duration::from_secs(10), || {
+        stats(true).is_ok_and(|json| sessions_gone(&json))
+    })
+    .context("sessions stayed installed after the hang-ups")?;
+    let status = lab.stop(server.pid, Duration::from_secs(10))?;
     ensure!(
         status.success(),
-        "the agent exited with {status} on SIGTERM"
+        "the concentrator exited with {status} on SIGTERM"
     );
     ensure!(
-        !bpffs.join(INSTANCE).exists(),
-        "the agent left its pinned maps behind"
+        !bpffs.join(SERVER_INSTANCE).exists(),
+        "the concentrator left its pinned maps behind"
     );
     lab.down()?;
     let left: Vec<_> = netns::list()
@@ -111,45 +158,111 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
         .collect();
     ensure!(left.is_empty(), "namespaces left behind: {left:?}");
     Ok(DemoReport {
-        tcp,
-        gre,
+        clients,
+        control_segments,
+        gre_packets,
         stats_table,
         stats_json,
     })
 }
 
-/// The counters must be exactly what the client sent.
-fn check_counters(json: &serde_json::Value, tcp: &TcpSent, gre: &GreSent) -> anyhow::Result<()> {
-    let counter = |name: &str, field: &str| -> anyhow::Result<u64> {
+/// The PIDs of the dialing clients (every agent but the first, the concentrator).
+fn lab_client_pids(lab: &Lab) -> Vec<u32> {
+    lab.pids().into_iter().skip(1).collect()
+}
+
+fn sessions_gone(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["sessions"].as_array().map(Vec::is_empty))
+        .unwrap_or(false)
+}
+
+/// nftables rules in `ns` that count what leaves it: TCP to port 1723, then GRE.
+fn count_sent(ns: &str) -> anyhow::Result<()> {
+    let nft = |args: &[&str]| {
+        netns::run_in_ns(ns, Command::new("nft").args(args))
+            .map(drop)
+            .context("nft (run `cargo xtask setup` for nftables)")
+    };
+    nft(&["add", "table", "inet", "demo"])?;
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "demo",
+        "out",
+        "{ type filter hook output priority 0; }",
+    ])?;
+    nft(&[
+        "add", "rule", "inet", "demo", "out", "tcp", "dport", "1723", "counter",
+    ])?;
+    nft(&[
+        "add", "rule", "inet", "demo", "out", "ip", "protocol", "gre", "counter",
+    ])
+}
+
+/// (TCP segments to 1723, GRE packets) sent by all clients so far.
+fn sent_totals(lab: &Lab) -> anyhow::Result<(u64, u64)> {
+    let mut totals = (0, 0);
+    for i in 0..USERS.len() {
+        let mut cmd = Command::new("nft");
+        cmd.args(["-j", "list", "chain", "inet", "demo", "out"]);
+        let out = netns::run_in_ns(&lab.client_ns(i), &mut cmd)?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let counters: Vec<u64> = json["nftables"]
+            .as_array()
+            .context("nft -j output")?
+            .iter()
+            .filter_map(|item| {
+                item["rule"]["expr"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|e| e["counter"]["packets"].as_u64())
+            })
+            .collect();
+        let [control, gre] = counters[..] else {
+            bail!("expected two counting rules, found {counters:?}");
+        };
+        totals.0 += control;
+        totals.1 += gre;
+    }
+    Ok(totals)
+}
+
+/// The uplink counters must be exactly what the clients sent.
+fn check_counters(json: &serde_json::Value, control: u64, gre: u64) -> anyhow::Result<()> {
+    let counter = |name: &str| -> anyhow::Result<u64> {
         json["counters"]
             .as_array()
             .and_then(|all| all.iter().find(|c| c["name"] == name))
-            .and_then(|c| c[field].as_u64())
-            .with_context(|| format!("no {name}.{field} in the stats JSON"))
+            .and_then(|c| c["packets"].as_u64())
+            .with_context(|| format!("no {name} in the stats JSON"))
     };
-    let control = counter("pptp_control", "packets")?;
-    let gre_packets = counter("gre_enhanced", "packets")?;
-    let gre_bytes = counter("gre_enhanced", "bytes")?;
-    if control != tcp.segments || gre_packets != gre.packets || gre_bytes != gre.frame_bytes() {
+    let (seen_control, seen_gre) = (counter("pptp_control")?, counter("gre_enhanced")?);
+    if seen_control != control || seen_gre != gre {
         bail!(
-            "counters differ from what was sent: pptp_control {control} (sent {}), \
-             gre_enhanced {gre_packets} packets / {gre_bytes} bytes (sent {} / {})",
-            tcp.segments,
-            gre.packets,
-            gre.frame_bytes()
+            "counters differ from what was sent: pptp_control {seen_control} (sent {control}), \
+             gre_enhanced {seen_gre} (sent {gre})"
         );
     }
+    ensure!(counter("malformed")? == 0, "frames counted as malformed");
     ensure!(
-        counter("malformed", "packets")? == 0,
-        "frames counted as malformed"
+        counter("decapsulated")? > 0,
+        "nothing took the XDP fast path"
+    );
+    ensure!(counter("to_agent")? > 0, "nothing took the agent's path");
+    let paths: Vec<&str> = json["sessions"]
+        .as_array()
+        .context("no sessions in the stats JSON")?
+        .iter()
+        .filter_map(|s| s["path"].as_str())
+        .collect();
+    ensure!(
+        paths.len() == 2 && paths.contains(&"xdp") && paths.contains(&"agent"),
+        "expected one XDP and one agent-path session, found {paths:?}"
     );
     Ok(())
-}
-
-fn xdp_attached(ns: &str) -> bool {
-    netns::output(Command::new("ip").args(["-n", ns, "-d", "link", "show", ifname::UPLINK]))
-        .map(|out| String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
-        .unwrap_or(false)
 }
 
 /// Polls `ready` every 50 ms until it holds or `timeout` passes.

@@ -1,5 +1,6 @@
-//! `cargo xtask demo`'s scenario, checked: the counters `pptp-agent stats` prints
-//! equal what the client sent, and nothing is left behind. Needs root.
+//! `cargo xtask demo`'s scenario, checked: a plain session on the XDP path and an
+//! MPPE session on the agent's path carry ping and TCP, the uplink counters equal
+//! what the clients sent (counted by nftables), and nothing is left behind. Needs root.
 
 use std::path::PathBuf;
 
@@ -15,17 +16,24 @@ fn agent_bin() -> PathBuf {
 }
 
 #[test]
-fn stats_match_the_traffic_sent() {
+fn sessions_carry_traffic_and_stats_match_what_was_sent() {
     let report = demo::run(&DemoConfig {
         agent_bin: agent_bin(),
-        gre_packets: 300,
-        tcp_payload: 64 * 1024,
+        tcp_payload: 1 << 20,
+        pings: 3,
     })
     .expect("demo scenario");
-    assert_eq!(report.gre.packets, 300);
+    assert_eq!(report.clients.len(), 2);
+    assert!(report.clients.iter().all(|c| c.tcp.payload == 1 << 20));
     assert!(
-        report.tcp.segments >= 3,
-        "a TCP exchange has at least SYN, data, FIN"
+        report.control_segments >= 8,
+        "two control connections: {}",
+        report.control_segments
     );
-    assert!(report.stats_table.contains("gre_enhanced"));
+    assert!(
+        report.gre_packets >= 100,
+        "PPP negotiation and data: {}",
+        report.gre_packets
+    );
+    assert!(report.stats_table.contains("| xdp ") && report.stats_table.contains("| agent "));
 }

@@ -27,6 +27,7 @@ use std::{
 };
 
 use rand::{SeedableRng as _, rngs::StdRng};
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -74,6 +75,70 @@ pub enum HubCommand {
     /// Close every link (LCP Terminate), clear every call, undo every route and
     /// map entry, then stop.
     Shutdown(oneshot::Sender<()>),
+    /// Report every session.
+    Sessions(oneshot::Sender<Vec<SessionInfo>>),
+    /// Hang up the sessions selected (LCP Terminate, then the call is cleared);
+    /// answers how many were selected.
+    Kill(Selector, oneshot::Sender<usize>),
+    /// Report the hub's drop counters.
+    Stats(oneshot::Sender<HubStats>),
+}
+
+/// Which sessions a [`HubCommand::Kill`] hangs up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The session with this id ([`SessionInfo::id`]).
+    Id(u64),
+    /// Every session of this user.
+    User(String),
+    /// Every session.
+    All,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// PPP is negotiating.
+    Starting,
+    /// IPCP is open: traffic flows.
+    Up,
+}
+
+/// Which path carries a session's IPv4 data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPath {
+    /// Forwarded by the XDP programs.
+    Xdp,
+    /// Through the agent (MPPE, no XDP, or still negotiating).
+    Agent,
+}
+
+/// One session, as operators see it (`pptp-agent sessions`, the API, metrics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// Unique for the life of the agent.
+    pub id: u64,
+    /// The authenticated user name (ours, on a client).
+    pub user: Option<String>,
+    /// The peer's outer address.
+    pub peer: Ipv4Addr,
+    pub local_call_id: u16,
+    pub peer_call_id: u16,
+    /// The client's tunnel address (the peer's on a server, ours on a client).
+    pub client: Option<Ipv4Addr>,
+    pub state: SessionState,
+    pub path: DataPath,
+    /// e.g. "128-bit stateless".
+    pub mppe: Option<String>,
+    pub uptime_secs: u64,
+    /// IPv4 packets and bytes received from the peer (both paths added up).
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// IPv4 packets and bytes sent to the peer (both paths added up).
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
 }
 
 /// What the owner of a call hears about its session.
@@ -92,7 +157,7 @@ pub enum TunMode {
 }
 
 /// Packets the hub dropped, by reason.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HubStats {
     pub malformed_gre: u64,
     pub unknown_session: u64,
@@ -126,7 +191,20 @@ struct Cipher {
 /// lost too) is sent again at most this often, as packets keep arriving.
 const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
 
+/// Packets a session moved through the agent.
+#[derive(Debug, Default, Clone, Copy)]
+struct AgentCounters {
+    rx_packets: u64,
+    rx_bytes: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+}
+
 struct Session {
+    id: u64,
+    started: Instant,
+    user: Option<String>,
+    counters: AgentCounters,
     peer_addr: Ipv4Addr,
     local_call_id: u16,
     peer_call_id: u16,
@@ -149,6 +227,7 @@ pub struct Hub {
     sessions: HashMap<SessionKey, Session>,
     by_client: HashMap<Ipv4Addr, SessionKey>,
     timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
+    next_session_id: u64,
     /// Assembles outgoing GRE packets.
     scratch: Vec<u8>,
     /// Holds a received MPPE packet while it is decrypted in place.
@@ -173,6 +252,7 @@ impl Hub {
             sessions: HashMap::new(),
             by_client: HashMap::new(),
             timers: BinaryHeap::new(),
+            next_session_id: 1,
             scratch: Vec::with_capacity(2048),
             decrypt_buf: Vec::with_capacity(2048),
             stats: HubStats::default(),
@@ -212,6 +292,15 @@ impl Hub {
                     self.shutdown();
                     let _ = done.send(());
                     return;
+                }
+                Wake::Command(Some(HubCommand::Sessions(reply))) => {
+                    let _ = reply.send(self.session_infos());
+                }
+                Wake::Command(Some(HubCommand::Kill(selector, reply))) => {
+                    let _ = reply.send(self.kill(&selector));
+                }
+                Wake::Command(Some(HubCommand::Stats(reply))) => {
+                    let _ = reply.send(self.stats);
                 }
                 Wake::Command(None) => {
                     self.shutdown();
@@ -256,9 +345,15 @@ impl Hub {
         let now = Instant::now();
         link.open(now);
         tracing::info!(peer = %call.peer_addr, call_id = call.local_call_id, "call up, PPP starting");
+        let id = self.next_session_id;
+        self.next_session_id += 1;
         self.sessions.insert(
             key,
             Session {
+                id,
+                started: Instant::now(),
+                user: None,
+                counters: AgentCounters::default(),
                 peer_addr: call.peer_addr,
                 local_call_id: call.local_call_id,
                 peer_call_id: call.peer_call_id,
@@ -330,10 +425,18 @@ impl Hub {
                 || expected_source.is_some_and(|src| packet[12..16] != src.octets());
             if spoofed {
                 self.stats.spoofed_source += 1;
-            } else if let Some(tun) = self.tun()
-                && tun.send(packet).await.is_err()
-            {
-                self.stats.send_errors += 1;
+            } else {
+                session.counters.rx_packets += 1;
+                session.counters.rx_bytes += packet.len() as u64;
+                let tun = match &self.tun_mode {
+                    TunMode::Concentrator(tun) => Some(tun),
+                    TunMode::Client { .. } => self.client_tun.as_ref(),
+                };
+                if let Some(tun) = tun
+                    && tun.send(packet).await.is_err()
+                {
+                    self.stats.send_errors += 1;
+                }
             }
         }
         self.decrypt_buf = decrypted;
@@ -390,7 +493,96 @@ impl Hub {
         }
         if self.gre.send_to(&self.scratch, session.peer_addr).is_err() {
             self.stats.send_errors += 1;
+        } else {
+            session.counters.tx_packets += 1;
+            session.counters.tx_bytes += packet.len() as u64;
         }
+    }
+
+    fn session_infos(&self) -> Vec<SessionInfo> {
+        let now = Instant::now();
+        let mut infos: Vec<SessionInfo> = self
+            .sessions
+            .values()
+            .map(|session| {
+                let mut rx = (session.counters.rx_packets, session.counters.rx_bytes);
+                let mut tx = (session.counters.tx_packets, session.counters.tx_bytes);
+                let mut path = DataPath::Agent;
+                if let (Some(xdp), Sequencing::Shared(slot)) = (&self.xdp, &session.seq) {
+                    if session.up.is_some() && session.mppe.is_none() {
+                        path = DataPath::Xdp;
+                    }
+                    if let Ok(c) = xdp.session_counters(*slot) {
+                        rx = (rx.0 + c.rx_packets, rx.1 + c.rx_bytes);
+                        tx = (tx.0 + c.tx_packets, tx.1 + c.tx_bytes);
+                    }
+                }
+                let client = session.up.as_ref().map(|up| match self.tun_mode {
+                    TunMode::Concentrator(_) => up.peer_ip,
+                    TunMode::Client { .. } => up.local_ip,
+                });
+                SessionInfo {
+                    id: session.id,
+                    user: session.user.clone(),
+                    peer: session.peer_addr,
+                    local_call_id: session.local_call_id,
+                    peer_call_id: session.peer_call_id,
+                    client,
+                    state: if session.up.is_some() {
+                        SessionState::Up
+                    } else {
+                        SessionState::Starting
+                    },
+                    path,
+                    mppe: session
+                        .up
+                        .as_ref()
+                        .and_then(|up| up.mppe.as_ref())
+                        .map(|m| {
+                            let bits = match m.params.strength {
+                                crate::mppe::KeyStrength::Bits40 => 40,
+                                crate::mppe::KeyStrength::Bits56 => 56,
+                                crate::mppe::KeyStrength::Bits128 => 128,
+                            };
+                            let mode = if m.params.stateless {
+                                "stateless"
+                            } else {
+                                "stateful"
+                            };
+                            format!("{bits}-bit {mode}")
+                        }),
+                    uptime_secs: now.duration_since(session.started).as_secs(),
+                    rx_packets: rx.0,
+                    rx_bytes: rx.1,
+                    tx_packets: tx.0,
+                    tx_bytes: tx.1,
+                }
+            })
+            .collect();
+        infos.sort_by_key(|i| i.id);
+        infos
+    }
+
+    fn kill(&mut self, selector: &Selector) -> usize {
+        let now = Instant::now();
+        let keys: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| match selector {
+                Selector::Id(id) => s.id == *id,
+                Selector::User(user) => s.user.as_deref() == Some(user.as_str()),
+                Selector::All => true,
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &keys {
+            if let Some(session) = self.sessions.get_mut(key) {
+                tracing::info!(id = session.id, user = ?session.user, "killed by the operator");
+                session.link.close(now);
+            }
+            self.flush(*key, now);
+        }
+        keys.len()
     }
 
     fn on_timers(&mut self) {
@@ -436,7 +628,11 @@ impl Hub {
     fn on_link_event(&mut self, key: SessionKey, event: Event) {
         match event {
             Event::AuthSucceeded { user } => {
-                tracing::info!(peer = %key.0, user = %String::from_utf8_lossy(&user), "authenticated");
+                let user = String::from_utf8_lossy(&user).into_owned();
+                tracing::info!(peer = %key.0, %user, "authenticated");
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.user = Some(user);
+                }
             }
             Event::Up(up) => {
                 if let Err(e) = self.network_up(key, &up) {

@@ -44,12 +44,24 @@
 //!   up to [`MppeConfig::max_jump`] counts (2048, half the count space, as Linux).
 //!   Counts behind the last one (late or reordered packets) and the same count again
 //!   are refused without changing any state, as is a packet whose decrypted protocol
-//!   field is not a valid PPP protocol (the state is rolled back), so a stray or
-//!   corrupt packet cannot desynchronise the receiver.
+//!   field is not a valid PPP protocol (the state is rolled back; this catches about
+//!   a quarter of random garbage). A forged or corrupt packet that passes can only
+//!   move the count forward: packets in between are then refused as late, and later
+//!   ones decrypt again, since the key follows the count.
 //! - Stateful: a count other than the next one means loss; [`Decryptor::decrypt`]
 //!   answers [`Decrypted::SendResetRequest`] once and then refuses every packet
 //!   ([`MppeError::AwaitingFlush`]) until one with A set arrives; it then rekeys once
-//!   per flag packet missed and once for the flushed packet, and decrypts it.
+//!   per flag packet missed and once for the flushed packet, and decrypts it. If
+//!   that key does not decrypt the protocol field to `00 xx`, up to
+//!   [`RESYNC_EXTRA_KEYS`] further keys are tried: the sender rekeys once per
+//!   Reset-Request it answers, so a lost flushed packet would otherwise leave the
+//!   receiver one key behind for good (Linux does not recover from that).
+//!   Reordered packets are losses in stateful mode.
+//! - Either mode: a gap of 4096 packets or more cannot be seen in a 12-bit count;
+//!   the receiver is then a multiple of 4096 keys behind and cannot recover (as in
+//!   Linux). Only about a quarter of such packets fail the protocol check; the rest
+//!   come out as garbage for the network layer to drop, and LCP echo or the user
+//!   ends the link.
 
 use super::keys::{self, KeyStrength, SessionKey};
 

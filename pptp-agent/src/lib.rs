@@ -9,7 +9,11 @@
 //! - [`mppe`]: MPPE key derivation and cipher (RFC 3078, 3079).
 //! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
 
+pub mod api;
+pub mod auth;
+pub mod config;
 pub mod dataplane;
+pub mod dhcp;
 pub mod gre;
 pub mod mppe;
 pub mod ppp;

@@ -1,0 +1,398 @@
+//! The agent's configuration file (TOML), validated into a [`Config`].
+//!
+//! Everything `pptp-agent serve` takes on its command line, plus what a production
+//! concentrator needs (several pools, per-user dial-in permission, limits,
+//! keepalive, a chap-secrets file). `pptp-agent/examples/pptp-agent.toml` documents
+//! every key with its default.
+//!
+//! Mistakes are reported the way compilers report them, `file:line: key: message`,
+//! so that an operator editing `/etc/pptp-xdp/pptp-agent.toml` goes straight to the
+//! line: TOML syntax errors, unknown keys (every table is `deny_unknown_fields`) and
+//! wrong types stop parsing at the first one (that is how serde works); the semantic
+//! checks that follow (addresses, pools, interface names, MPPE bits, limits, ...)
+//! report every problem at once. Validated fields keep their position in the file
+//! through `toml::Spanned`.
+//!
+//! [`Config::load`] reads the file; [`Config::load_users`] then reads the secrets file
+//! it names and cross-checks it with the configuration (static addresses against the
+//! local address, dial-in entries against the users). [`reload`] does both for
+//! SIGHUP and says which changes need a restart.
+
+pub mod diag;
+mod raw;
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use diag::{Diagnostic, Diagnostics};
+
+use crate::{
+    auth::{
+        chap_secrets::ChapSecrets,
+        pool::AddressRange,
+        users::{DialIn, UserDb},
+    },
+    ppp::{
+        auth::{Method, Policy, Secret},
+        ccp::{MppeMode, MppePolicy},
+    },
+};
+
+/// Where the agent looks for its configuration by default.
+pub const DEFAULT_PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
+
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+pub const IFNAMSIZ_MAX: usize = 15;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Our CHAP name, also the server column matched in chap-secrets.
+    pub name: String,
+    /// Addresses to accept control connections on.
+    pub listen: Vec<SocketAddr>,
+    /// The MRU we ask for.
+    pub mru: u16,
+    /// Interfaces and the data plane.
+    pub interfaces: Interfaces,
+    /// Addresses inside the tunnels.
+    pub tunnel: Tunnel,
+    /// Authentication.
+    pub auth: Auth,
+    /// MPPE.
+    pub mppe: MppePolicy,
+    /// Limits.
+    pub limits: Limits,
+    /// Keepalive.
+    pub keepalive: Keepalive,
+}
+
+/// `[interfaces]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    /// Interfaces facing the clients (XDP decapsulation); empty: agent path only.
+    pub uplink: Vec<String>,
+    /// Interfaces facing the LAN (XDP encapsulation).
+    pub lan: Vec<String>,
+    /// TUN device for sessions on the agent's path.
+    pub tun: String,
+    /// Drop GRE of unknown sessions in XDP.
+    pub drop_unknown: bool,
+    /// bpffs mount point.
+    pub bpffs: PathBuf,
+    /// Directory of this agent's pins under `bpffs`.
+    pub instance: String,
+}
+
+/// `[tunnel]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// Our address inside the tunnels.
+    pub local_ip: Ipv4Addr,
+    /// Client address ranges.
+    pub pools: Vec<AddressRange>,
+    /// DNS servers (primary, secondary).
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// WINS (NBNS) servers (primary, secondary).
+    pub wins: [Option<Ipv4Addr>; 2],
+}
+
+impl Tunnel {
+    /// Addresses in the pools.
+    pub fn pool_size(&self) -> u64 {
+        self.pools.iter().map(AddressRange::size).sum()
+    }
+}
+
+/// `[auth]` and `[users]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// Methods, most preferred first.
+    pub policy: Policy,
+    /// The chap-secrets file (absolute).
+    pub secrets: PathBuf,
+    /// Dial-in permission of users not listed in `users`.
+    pub default_dial_in: DialIn,
+    /// Per-user dial-in permission.
+    pub dial_in: BTreeMap<String, DialIn>,
+    /// Lines of the `[users.NAME]` tables, for messages about them.
+    user_lines: BTreeMap<String, usize>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions in all.
+    pub max_sessions: u32,
+    /// Sessions of one user; `None`: unlimited.
+    pub sessions_per_user: Option<u32>,
+    /// Control connections from one source address; `None`: unlimited.
+    pub connections_per_source: Option<u32>,
+    /// Time from the TCP connection to the end of authentication.
+    pub handshake_timeout: Duration,
+}
+
+/// `[keepalive]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before an LCP Echo-Request; `None`: no LCP echo.
+    pub lcp_echo_interval: Option<Duration>,
+    /// Unanswered LCP Echo-Requests before the link is declared dead.
+    pub lcp_echo_failures: u32,
+    /// Idle time before a control-connection Echo-Request; `None`: none.
+    pub control_echo_interval: Option<Duration>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, Diagnostics> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text`, read from `path` (named in messages; relative paths in the
+    /// file are relative to its directory).
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Config, Diagnostics> {
+        raw::parse(path.as_ref(), text)
+    }
+
+    /// Reads the secrets file and builds the user database, cross-checked with this
+    /// configuration. Warnings (valid but probably unintended) go to the second value.
+    pub fn load_users(&self) -> Result<(UserDb, Vec<Diagnostic>), Diagnostics> {
+        let secrets = ChapSecrets::load(&self.auth.secrets)?;
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let server = self.name.as_bytes();
+        let chap_md5 = self.auth.policy.allows(Method::ChapMd5);
+        let only_chap_md5 = self
+            .auth
+            .policy
+            .methods
+            .iter()
+            .all(|m| *m == Method::ChapMd5);
+        let mut statics: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+        for entry in secrets.for_server(server) {
+            let at = |key: &str, message: String| {
+                Diagnostic::new(&secrets.path, entry.line, key, message)
+            };
+            if let Some(addr) = entry.addresses.static_address {
+                if addr == self.tunnel.local_ip {
+                    errors.push(at(
+                        "addresses",
+                        format!("{addr} is the tunnel's local address (tunnel.local_ip)"),
+                    ));
+                }
+                if let Some(first) = statics.insert(addr, entry.line) {
+                    errors.push(at(
+                        "addresses",
+                        format!("{addr} is already the static address on line {first}"),
+                    ));
+                }
+            }
+            if entry.addresses.is_none() {
+                warnings.push(at(
+                    "addresses",
+                    "no address allowed (a line without addresses, or `-`): IPCP will fail; \
+                     write `*` to let the pool choose"
+                        .into(),
+                ));
+            }
+            if matches!(entry.secret, Secret::NtHash(_)) {
+                if only_chap_md5 {
+                    errors.push(at(
+                        "secret",
+                        "an NT hash cannot answer CHAP-MD5, the only method in auth.methods".into(),
+                    ));
+                } else if chap_md5 {
+                    warnings.push(at(
+                        "secret",
+                        "an NT hash cannot answer CHAP-MD5: this user needs MS-CHAP or PAP".into(),
+                    ));
+                }
+            }
+        }
+        for (user, line) in &self.auth.user_lines {
+            let known = secrets
+                .for_server(server)
+                .any(|e| e.user() == Some(user.as_bytes()));
+            if !known {
+                warnings.push(Diagnostic::new(
+                    &self.path,
+                    *line,
+                    format!("users.{}", raw::quote_key(user)),
+                    format!(
+                        "no entry for this user in {} (server {} or *)",
+                        secrets.path.display(),
+                        self.name
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
+        Ok((
+            UserDb::new(
+                secrets,
+                &self.name,
+                self.auth.dial_in.clone(),
+                self.auth.default_dial_in,
+            ),
+            warnings,
+        ))
+    }
+
+    /// A few lines describing the configuration (for `check-config`).
+    pub fn summary(&self, users: &UserDb) -> String {
+        let mut out = String::new();
+        let pools: Vec<String> = self.tunnel.pools.iter().map(|r| r.to_string()).collect();
+        let listen: Vec<String> = self.listen.iter().map(|a| a.to_string()).collect();
+        let server = self.name.as_bytes();
+        let entries: Vec<_> = users.secrets().for_server(server).collect();
+        let named = entries.iter().filter(|e| e.user().is_some()).count();
+        let wildcard = entries.len() - named;
+        let statics = users.static_addresses().count();
+        let denied: Vec<&str> = self
+            .auth
+            .dial_in
+            .iter()
+            .filter(|(_, d)| **d == DialIn::Deny)
+            .map(|(u, _)| u.as_str())
+            .collect();
+        let methods: Vec<&str> = self
+            .auth
+            .policy
+            .methods
+            .iter()
+            .map(|m| raw::method_name(*m))
+            .collect();
+        let bits: Vec<String> = self
+            .mppe
+            .strengths
+            .iter()
+            .map(|s| raw::bits(*s).to_string())
+            .collect();
+        let iface = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        out += &format!("listen: {}\n", listen.join(", "));
+        out += &format!(
+            "interfaces: uplink {}, lan {}, tun {}\n",
+            iface(&self.interfaces.uplink),
+            iface(&self.interfaces.lan),
+            self.interfaces.tun
+        );
+        out += &format!(
+            "tunnel: local {}, pool {} ({} addresses), {} static\n",
+            self.tunnel.local_ip,
+            pools.join(", "),
+            self.tunnel.pool_size(),
+            statics
+        );
+        out += &format!(
+            "users: {named} in {}{}, dial-in default {}{}\n",
+            users.secrets().path.display(),
+            if wildcard > 0 {
+                format!(" (+{wildcard} wildcard)")
+            } else {
+                String::new()
+            },
+            self.auth.default_dial_in.as_str(),
+            if denied.is_empty() {
+                String::new()
+            } else {
+                format!(", denied: {}", denied.join(", "))
+            }
+        );
+        out += &format!("auth: {}\n", methods.join(", "));
+        out += &format!(
+            "mppe: {}{}\n",
+            match self.mppe.mode {
+                MppeMode::Require => "require",
+                MppeMode::Prefer => "prefer",
+                MppeMode::Deny => "deny",
+            },
+            if self.mppe.mode == MppeMode::Deny {
+                String::new()
+            } else {
+                format!(
+                    ", {} bits, {}",
+                    bits.join("/"),
+                    if self.mppe.allow_stateful {
+                        "stateful allowed"
+                    } else {
+                        "stateless only"
+                    }
+                )
+            }
+        );
+        let opt = |v: Option<u32>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+        out += &format!(
+            "limits: {} sessions, {} per user, {} connections per source, handshake {} s\n",
+            self.limits.max_sessions,
+            opt(self.limits.sessions_per_user),
+            opt(self.limits.connections_per_source),
+            self.limits.handshake_timeout.as_secs()
+        );
+        out
+    }
+}
+
+/// What a reload (SIGHUP) produced.
+#[derive(Debug)]
+pub struct Reload {
+    /// The new configuration (apply `limits`, `keepalive`, `auth` at once).
+    pub config: Config,
+    /// The new user database: pass it to [`Users::replace`](crate::auth::users::Users::replace).
+    pub users: UserDb,
+    /// Warnings about the new files.
+    pub warnings: Vec<Diagnostic>,
+    /// Keys that changed but only take effect after a restart (listening
+    /// addresses, interfaces, tunnel addresses, MRU, name).
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Re-reads the configuration `old` came from and its secrets file, and returns the
+/// new values or every error; nothing running is touched (the caller swaps the
+/// users and limits in; sessions already up keep going).
+pub fn reload(old: &Config) -> Result<Reload, Diagnostics> {
+    let config = Config::load(&old.path)?;
+    let (users, warnings) = config.load_users()?;
+    let mut needs_restart = Vec::new();
+    if config.name != old.name {
+        needs_restart.push("name");
+    }
+    if config.listen != old.listen {
+        needs_restart.push("listen");
+    }
+    if config.mru != old.mru {
+        needs_restart.push("mru");
+    }
+    if config.interfaces != old.interfaces {
+        needs_restart.push("interfaces");
+    }
+    if config.tunnel != old.tunnel {
+        needs_restart.push("tunnel");
+    }
+    Ok(Reload {
+        config,
+        users,
+        warnings,
+        needs_restart,
+    })
+}
+
+#[cfg(test)]
+mod tests;

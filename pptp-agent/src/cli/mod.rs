@@ -1,8 +1,10 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
 mod dial;
+mod kill;
 mod options;
 mod serve;
+mod sessions;
 mod stats;
 
 use std::path::PathBuf;
@@ -27,8 +29,14 @@ enum Command {
     /// Dial a PPTP server as a client and route traffic through the tunnel until
     /// SIGINT or SIGTERM.
     Dial(dial::DialArgs),
-    /// Print the data plane's counters (read from the pinned maps of a running agent).
+    /// Print counters and sessions: from the running agent's API, or from its
+    /// pinned maps when no agent answers.
     Stats(stats::StatsArgs),
+    /// List the running agent's sessions (id, user, peer, address, path, MPPE,
+    /// state, uptime, counters).
+    Sessions(sessions::SessionsArgs),
+    /// Hang sessions up (LCP Terminate-Request, then the call is cleared).
+    Kill(kill::KillArgs),
 }
 
 /// Where an agent's maps are pinned; `serve` and `stats` must agree on it.
@@ -54,5 +62,140 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Dial(args) => dial::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Sessions(args) => sessions::run(args),
+        Command::Kill(args) => kill::run(args),
+    }
+}
+
+/// The running agent's API socket (`sessions`, `kill`, `stats`).
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// The agent's API socket [default: /run/pptp-xdp/<instance>.sock].
+    #[arg(long, value_name = "PATH")]
+    api_socket: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    fn socket(&self, instance: &str) -> PathBuf {
+        self.api_socket
+            .clone()
+            .unwrap_or_else(|| pptp_agent::api::default_socket(instance))
+    }
+}
+
+/// The agent to talk to, for commands that need no pins (`sessions`, `kill`).
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The agent's instance name (as given to `serve`).
+    #[arg(long, default_value = bpffs::DEFAULT_INSTANCE, value_name = "NAME")]
+    instance: String,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+impl AgentArgs {
+    fn call(
+        &self,
+        request: &pptp_agent::api::Request,
+    ) -> Result<serde_json::Value, pptp_agent::api::client::ClientError> {
+        pptp_agent::api::client::call(
+            &self.api.socket(&self.instance),
+            request,
+            std::time::Duration::from_secs(10),
+        )
+    }
+}
+
+/// `serve`'s API socket and Prometheus endpoint.
+#[derive(Args, Debug)]
+pub struct ServeApiArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Serve Prometheus metrics (GET /metrics) on ADDR:PORT; off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Add per-session series (packets, bytes, uptime; labelled by id, user and
+    /// address) to the metrics: one series per session and counter.
+    #[arg(long, requires = "metrics")]
+    metrics_sessions: bool,
+}
+
+/// The API socket and metrics port, bound but not served yet.
+pub struct BoundApi {
+    socket: pptp_agent::api::ApiSocket,
+    metrics: Option<std::net::TcpListener>,
+    per_session: bool,
+}
+
+/// The API and metrics tasks.
+pub struct RunningApi(Vec<tokio::task::JoinHandle<()>>);
+
+impl ServeApiArgs {
+    /// Binds the API socket and the metrics port. `serve` does this before it
+    /// touches the data plane: a second agent with the same instance stops here.
+    fn bind(&self, instance: &str) -> anyhow::Result<BoundApi> {
+        use anyhow::Context as _;
+        let socket = pptp_agent::api::ApiSocket::bind(&self.api.socket(instance))?;
+        let metrics = self
+            .metrics
+            .map(|addr| {
+                let listener = std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+                listener.set_nonblocking(true)?;
+                anyhow::Ok(listener)
+            })
+            .transpose()?;
+        Ok(BoundApi {
+            socket,
+            metrics,
+            per_session: self.metrics_sessions,
+        })
+    }
+}
+
+impl BoundApi {
+    /// Serves the API (and metrics) from the hub and, when XDP is in use, its pins,
+    /// until `stop` turns true.
+    fn start(
+        self,
+        hub: tokio::sync::mpsc::UnboundedSender<pptp_agent::session::hub::HubCommand>,
+        pins: Option<PinDir>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<RunningApi> {
+        use pptp_agent::api::{Backend, Limits, metrics};
+        let limits = Limits::default();
+        let backend = std::sync::Arc::new(Backend {
+            hub,
+            pins,
+            timeout: limits.hub_timeout,
+        });
+        let mut tasks = Vec::new();
+        if let Some(listener) = self.metrics {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics on /metrics");
+            tasks.push(tokio::spawn(metrics::serve(
+                listener,
+                backend.clone(),
+                self.per_session,
+                limits,
+                stop.clone(),
+            )));
+        }
+        let socket = self.socket;
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = socket.serve(backend, limits, stop).await {
+                tracing::error!(error = format!("{e:#}"), "API stopped");
+            }
+        }));
+        Ok(RunningApi(tasks))
+    }
+}
+
+impl RunningApi {
+    /// Waits (bounded) for the tasks to end after `stop`; the socket is removed.
+    async fn finish(self) {
+        for task in self.0 {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        }
     }
 }

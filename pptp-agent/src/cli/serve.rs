@@ -67,6 +67,8 @@ pub struct ServeArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     pins: PinArgs,
+    #[command(flatten)]
+    api: super::ServeApiArgs,
 }
 
 fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
@@ -136,6 +138,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let api = args.api.bind(&args.pins.instance)?;
         let xdp = match &args.uplink {
             Some(uplink) => match start_xdp(&args, uplink) {
                 Ok(xdp) => Some(xdp),
@@ -154,6 +157,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
         let tun = Tun::create(&args.tun, args.local_ip, None, args.mru)?;
+        let pins = xdp.as_ref().map(|_| args.pins.pin_dir()).transpose()?;
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let hub_task = tokio::spawn(hub.run(hub_rx));
@@ -175,6 +179,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         tracing::info!(listen = %args.listen, "accepting control connections");
         let (stop_tx, stop_rx) = watch::channel(false);
+        let api = api.start(hub_tx.clone(), pins, stop_rx.clone())?;
         let server = tokio::spawn(serve(listener, settings, hub_tx.clone(), stop_rx));
 
         let mut term = signal(SignalKind::terminate())?;
@@ -187,6 +192,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = hub_tx.send(pptp_agent::session::hub::HubCommand::Shutdown(done));
         let _ = wait.await;
         let _ = stop_tx.send(true);
+        api.finish().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
         let _ = hub_task.await;
         Ok(())

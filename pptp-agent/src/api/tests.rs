@@ -1,0 +1,530 @@
+//! The API's protocol, rendering and servers, against a fake hub (no root needed).
+
+use std::{
+    io::{Read as _, Write as _},
+    net::Ipv4Addr,
+    os::unix::fs::PermissionsExt as _,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use super::{
+    client::{self, ClientError},
+    view::{SessionView, StatsView, printable, render_sessions, render_stats, uptime},
+    *,
+};
+use crate::dataplane::{
+    counters::{GlobalCounters, NamedCounter},
+    report::{Path as DpPath, SessionCountersJson, SessionRow},
+};
+
+fn alice() -> SessionInfo {
+    SessionInfo {
+        id: 1,
+        user: Some("alice".into()),
+        peer: Ipv4Addr::new(198, 51, 100, 2),
+        local_call_id: 7,
+        peer_call_id: 9,
+        client: Some(Ipv4Addr::new(192, 0, 2, 10)),
+        state: SessionState::Up,
+        path: DataPath::Xdp,
+        mppe: None,
+        uptime_secs: 65,
+        rx_packets: 5,
+        rx_bytes: 420,
+        tx_packets: 6,
+        tx_bytes: 504,
+    }
+}
+
+fn bob() -> SessionInfo {
+    SessionInfo {
+        id: 2,
+        user: Some("bo\"b\n\x1b[31m".into()),
+        peer: Ipv4Addr::new(198, 51, 100, 3),
+        local_call_id: 8,
+        client: None,
+        state: SessionState::Starting,
+        path: DataPath::Agent,
+        mppe: Some("128-bit stateless".into()),
+        uptime_secs: 90_061,
+        ..alice()
+    }
+}
+
+fn report() -> Report {
+    Report {
+        global: GlobalCounters {
+            counters: vec![
+                NamedCounter {
+                    name: "pptp_control",
+                    packets: 12,
+                    bytes: 900,
+                },
+                NamedCounter {
+                    name: "decapsulated",
+                    packets: 5,
+                    bytes: 420,
+                },
+            ],
+        },
+        sessions: vec![SessionRow {
+            slot: 3,
+            peer: Ipv4Addr::new(198, 51, 100, 2),
+            call_id: 7,
+            client: Some(Ipv4Addr::new(192, 0, 2, 10)),
+            path: DpPath::Xdp,
+            counters: SessionCountersJson {
+                rx_packets: 5,
+                to_agent: 11,
+                drop_spoofed: 1,
+                drop_old_seq: 2,
+                ..Default::default()
+            },
+        }],
+    }
+}
+
+fn hub_stats() -> HubStats {
+    HubStats {
+        unknown_session: 4,
+        mppe_resets_sent: 2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn requests_parse_and_print_back() {
+    let ok = |s: &str| Request::parse(s.as_bytes()).unwrap();
+    assert_eq!(ok(r#"{"cmd":"sessions"}"#), Request::Sessions);
+    assert_eq!(ok(r#"{"cmd":"stats"}"#), Request::Stats);
+    assert_eq!(
+        ok(r#"{"cmd":"kill","id":3}"#),
+        Request::Kill(Selector::Id(3))
+    );
+    assert_eq!(
+        ok(r#"{"cmd":"kill","user":"alice"}"#),
+        Request::Kill(Selector::User("alice".into()))
+    );
+    assert_eq!(
+        ok(r#"{"cmd":"kill","all":true}"#),
+        Request::Kill(Selector::All)
+    );
+    for request in [
+        Request::Sessions,
+        Request::Stats,
+        Request::Kill(Selector::Id(3)),
+        Request::Kill(Selector::User("alice".into())),
+        Request::Kill(Selector::All),
+    ] {
+        assert_eq!(
+            Request::parse(request.to_json().to_string().as_bytes()),
+            Ok(request)
+        );
+    }
+    let err = |s: &str| Request::parse(s.as_bytes()).unwrap_err();
+    assert!(err("sessions").contains("not a JSON request"));
+    assert!(err("[1]").contains("object"));
+    assert!(err(r#"{"cmd":"reboot"}"#).contains("unknown cmd"));
+    assert!(err(r#"{"cmd":"sessions","id":1}"#).contains("unexpected field"));
+    assert!(err(r#"{"cmd":"kill"}"#).contains("exactly one"));
+    assert!(err(r#"{"cmd":"kill","id":1,"user":"a"}"#).contains("exactly one"));
+    assert!(err(r#"{"cmd":"kill","all":false}"#).contains("exactly one"));
+    assert!(err(r#"{"cmd":"kill","id":"1"}"#).contains("number"));
+    assert!(err(r#"{"cmd":"kill","id":-1}"#).contains("number"));
+}
+
+#[test]
+fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
+    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()));
+    assert_eq!(doc["xdp"], true);
+    assert_eq!(doc["installed_calls"], 1);
+    assert_eq!(doc["counters"][0]["name"], "pptp_control");
+    assert_eq!(doc["hub"]["unknown_session"], 4);
+    assert_eq!(
+        doc["totals"],
+        json!({"sessions": 2, "up": 1, "starting": 1, "xdp": 1, "agent": 1})
+    );
+    assert_eq!(doc["sessions"][0]["user"], "alice");
+    assert_eq!(doc["sessions"][0]["dataplane"]["slot"], 3);
+    assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
+    assert!(doc["sessions"][1].get("dataplane").is_none());
+
+    let without_xdp = stats_document(&hub_stats(), &[alice()], None);
+    assert_eq!(without_xdp["xdp"], false);
+    assert!(without_xdp.get("counters").is_none());
+}
+
+#[test]
+fn session_table_is_pipe_separated_and_escapes_user_names() {
+    let sessions: Vec<SessionView> = serde_json::from_value(json!([alice(), bob()])).unwrap();
+    let table = render_sessions(&sessions);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    let cells =
+        |line: &str| -> Vec<String> { line.split(" | ").map(|c| c.trim().to_owned()).collect() };
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "id", "user", "peer", "client", "path", "mppe", "state", "uptime", "rx-pkts",
+            "rx-bytes", "tx-pkts", "tx-bytes"
+        ]
+    );
+    assert!(lines[1].starts_with("----") && lines[1].contains("-+-"));
+    assert_eq!(
+        cells(lines[2]),
+        [
+            "1",
+            "alice",
+            "198.51.100.2",
+            "192.0.2.10",
+            "xdp",
+            "-",
+            "up",
+            "00:01:05",
+            "5",
+            "420",
+            "6",
+            "504"
+        ]
+    );
+    let bob = cells(lines[3]);
+    assert_eq!(bob[1], "bo\"b\\n\\u{1b}[31m", "no raw control characters");
+    assert_eq!(
+        (bob[3].as_str(), bob[5].as_str()),
+        ("-", "128-bit stateless")
+    );
+    assert_eq!(bob[7], "1d 01:01:01");
+    // Every row has its columns where the header has them.
+    let bars = |line: &str| -> Vec<usize> { line.match_indices(" | ").map(|(i, _)| i).collect() };
+    assert_eq!(bars(lines[0]), bars(lines[2]));
+    assert_eq!(bars(lines[0]), bars(lines[3]));
+    assert_eq!(printable("a|b"), "a\\|b");
+    assert_eq!(uptime(0), "00:00:00");
+    assert_eq!(uptime(3600 * 25), "1d 01:00:00");
+}
+
+#[test]
+fn stats_render_counters_drops_and_sessions() {
+    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()));
+    let view: StatsView = serde_json::from_value(doc).unwrap();
+    let text = render_stats(&view);
+    assert!(
+        text.starts_with("sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\npptp_control "), "{text}");
+    assert!(
+        text.contains("calls installed in the XDP maps: 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("unknown_session") && l.ends_with(" 4")),
+        "{text}"
+    );
+    let header = text.lines().find(|l| l.contains("| to-agent |")).unwrap();
+    assert!(header.trim_end().ends_with("| drops"), "{header}");
+    let alice_row = text.lines().find(|l| l.contains("| alice ")).unwrap();
+    assert!(
+        alice_row.trim_end().ends_with("|       11 |     3"),
+        "{alice_row}"
+    );
+
+    let view: StatsView = serde_json::from_value(stats_document(&hub_stats(), &[], None)).unwrap();
+    assert!(render_stats(&view).contains("XDP: not in use"));
+}
+
+#[test]
+fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
+    let text = metrics::render(&[alice(), bob()], &hub_stats(), Some(&report()), false);
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for line in [
+        "# TYPE pptp_sessions gauge",
+        "pptp_sessions{state=\"up\",path=\"xdp\"} 1",
+        "pptp_sessions{state=\"up\",path=\"agent\"} 0",
+        "pptp_sessions{state=\"starting\",path=\"agent\"} 1",
+        "pptp_sessions{state=\"starting\",path=\"xdp\"} 0",
+        "pptp_xdp_enabled 1",
+        "# TYPE pptp_xdp_packets_total counter",
+        "pptp_xdp_packets_total{counter=\"pptp_control\"} 12",
+        "pptp_xdp_bytes_total{counter=\"decapsulated\"} 420",
+        "pptp_xdp_installed_calls 1",
+        "pptp_agent_drops_total{reason=\"unknown_session\"} 4",
+        "pptp_agent_drops_total{reason=\"spoofed_source\"} 0",
+        "pptp_mppe_reset_requests_total 2",
+    ] {
+        assert!(has(line), "missing {line:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("pptp_session_"),
+        "per-session series are opt-in"
+    );
+    assert!(!text.contains("reason=\"mppe_resets_sent\""));
+    // Every sample line is `name{labels} value` or `name value`, and every metric has
+    // HELP and TYPE before its samples.
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap().to_owned());
+        } else if !line.starts_with("# HELP ") {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(typed.contains(name), "{name} has no TYPE");
+            assert!(
+                line.rsplit(' ').next().unwrap().parse::<u64>().is_ok(),
+                "{line}"
+            );
+        }
+    }
+
+    let text = metrics::render(&[alice(), bob()], &hub_stats(), None, true);
+    assert!(text.contains("pptp_xdp_enabled 0"));
+    assert!(!text.contains("pptp_xdp_packets_total"));
+    assert!(text.lines().any(|l| l
+        == "pptp_session_rx_bytes_total{id=\"1\",user=\"alice\",client=\"192.0.2.10\",path=\"xdp\"} 420"));
+    assert!(
+        text.contains("user=\"bo\\\"b\\n\x1b[31m\",client=\"\""),
+        "label values escaped: {text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("pptp_session_uptime_seconds{"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn http_requests_are_routed() {
+    use metrics::{Route, route};
+    assert_eq!(
+        route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Route::Metrics
+    );
+    assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
+    assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+    assert_eq!(
+        route(b"POST /metrics HTTP/1.1\r\n\r\n"),
+        Route::MethodNotAllowed
+    );
+    assert_eq!(route(b"GET /metrics\r\n\r\n"), Route::BadRequest);
+    assert_eq!(route(b"GET /metrics SPDY/3\r\n\r\n"), Route::BadRequest);
+}
+
+/// A hub that answers the operator's commands with [`alice`] and [`bob`] and records
+/// what it was asked to kill.
+fn fake_hub() -> (
+    mpsc::UnboundedSender<HubCommand>,
+    std::sync::Arc<std::sync::Mutex<Vec<Selector>>>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let killed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = killed.clone();
+    tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            match command {
+                HubCommand::Sessions(reply) => {
+                    let _ = reply.send(vec![alice(), bob()]);
+                }
+                HubCommand::Stats(reply) => {
+                    let _ = reply.send(hub_stats());
+                }
+                HubCommand::Kill(selector, reply) => {
+                    let n = match &selector {
+                        Selector::User(u) if u == "alice" => 1,
+                        Selector::All => 2,
+                        _ => 0,
+                    };
+                    log.lock().unwrap().push(selector);
+                    let _ = reply.send(n);
+                }
+                _ => {}
+            }
+        }
+    });
+    (tx, killed)
+}
+
+fn temp_socket() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir()
+        .join(format!(
+            "pptp-api-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+        .join("agent.sock")
+}
+
+fn quick() -> Limits {
+    Limits {
+        read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_socket_answers_one_json_line_per_request() {
+    let path = temp_socket();
+    let (hub, killed) = fake_hub();
+    let socket = ApiSocket::bind(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "root only");
+    let backend = Arc::new(Backend {
+        hub,
+        pins: None,
+        timeout: Duration::from_secs(2),
+    });
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(socket.serve(backend, quick(), stop));
+
+    let p = path.clone();
+    let answers = blocking(move || {
+        let t = Duration::from_secs(5);
+        (
+            client::call(&p, &Request::Sessions, t).unwrap(),
+            client::call(&p, &Request::Stats, t).unwrap(),
+            client::call(&p, &Request::Kill(Selector::User("alice".into())), t).unwrap(),
+            client::call(&p, &Request::Kill(Selector::Id(99)), t).unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(answers.0["sessions"][0]["user"], "alice");
+    assert_eq!(answers.0["sessions"][1]["state"], "starting");
+    assert_eq!(answers.1["xdp"], false);
+    assert_eq!(answers.1["totals"]["sessions"], 2);
+    assert_eq!(answers.2, json!({"killed": 1}));
+    assert_eq!(answers.3, json!({"killed": 0}));
+    assert_eq!(
+        *killed.lock().unwrap(),
+        [Selector::User("alice".into()), Selector::Id(99)]
+    );
+
+    // Garbage, oversized and silent clients get an error line, and the server goes on.
+    let p = path.clone();
+    let raw = move |bytes: Vec<u8>, close: bool| {
+        let p = p.clone();
+        blocking(move || {
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&bytes);
+            if close {
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        })
+    };
+    assert!(
+        raw(b"hello\n".to_vec(), false)
+            .await
+            .contains("\"error\":\"not a JSON request")
+    );
+    assert!(
+        raw(vec![b'{'; 4096], false)
+            .await
+            .contains("longer than 4096 bytes")
+    );
+    assert!(
+        raw(Vec::new(), false)
+            .await
+            .contains("not received in time")
+    );
+    assert_eq!(
+        raw(b"{\"cmd\":\"kill\",\"all\":true}".to_vec(), true).await,
+        "{\"killed\":2}\n",
+        "a request without its newline, then EOF, is still answered"
+    );
+    // A second agent on the same socket is refused while this one runs.
+    let err = ApiSocket::bind(&path).err().unwrap();
+    assert!(
+        format!("{err:#}").contains("another agent answers"),
+        "{err:#}"
+    );
+
+    stop_tx.send(true).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(!path.exists(), "the socket is removed on stop");
+    let p = path.clone();
+    let err = blocking(move || client::call(&p, &Request::Sessions, Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    let _ = std::fs::remove_dir(path.parent().unwrap());
+}
+
+#[tokio::test]
+async fn a_stale_socket_is_replaced_and_other_files_are_not() {
+    let path = temp_socket();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // A socket nobody listens on any more, as a crashed agent leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let socket = ApiSocket::bind(&path).unwrap();
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+    drop(socket);
+    assert!(!path.exists());
+
+    std::fs::write(&path, "not a socket").unwrap();
+    let err = ApiSocket::bind(&path).err().unwrap();
+    assert!(format!("{err:#}").contains("not a socket"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
+    std::fs::remove_file(&path).unwrap();
+    let _ = std::fs::remove_dir(path.parent().unwrap());
+}
+
+#[tokio::test]
+async fn metrics_are_served_over_http_and_bad_requests_refused() {
+    let (hub, _) = fake_hub();
+    let backend = Arc::new(Backend {
+        hub,
+        pins: None,
+        timeout: Duration::from_secs(2),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(metrics::serve(listener, backend, true, quick(), stop));
+    let get = move |request: Vec<u8>| {
+        blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&request);
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        })
+    };
+    let ok = get(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()).await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(ok.contains("Content-Type: text/plain; version=0.0.4"));
+    let (head, body) = ok.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    assert!(body.contains("pptp_sessions{state=\"up\",path=\"xdp\"} 1\n"));
+    assert!(body.contains("pptp_session_tx_packets_total{id=\"1\""));
+    assert!(
+        get(b"GET /nope HTTP/1.1\r\n\r\n".to_vec())
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
+    assert!(
+        get(b"DELETE /metrics HTTP/1.1\r\n\r\n".to_vec())
+            .await
+            .starts_with("HTTP/1.1 405")
+    );
+    let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    big.resize(metrics::MAX_HEAD, b'a');
+    assert!(get(big).await.starts_with("HTTP/1.1 400"), "oversized head");
+    assert_eq!(
+        get(b"GET /metrics HTTP/1.1\r\n".to_vec()).await,
+        "",
+        "incomplete head: closed after the timeout"
+    );
+    stop_tx.send(true).unwrap();
+    server.await.unwrap();
+}

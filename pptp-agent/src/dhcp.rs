@@ -26,7 +26,8 @@
 //! IPv4/UDP packet into a caller-owned buffer: from our address port 67 to the client's
 //! `ciaddr` (or the packet's source) port 68, carrying options 53 (ACK), 54 (server
 //! identifier), the client identifier echoed (RFC 6842), then the options the client
-//! requested that we have (1, 6, 15, 121, 249), in the order it asked for them; no lease
+//! requested that we have (1, 6, 15, 121, 249), in the order it asked for them (without a
+//! request list: 1, 6, 15, 121); no lease
 //! time and no `yiaddr` (RFC 2131 §4.3.5). Everything else is [`Ok(None)`]: the caller
 //! forwards it as usual. A packet addressed to our DHCP server port that we cannot read
 //! is a [`DhcpError`]: drop it (and count it). Sans-IO, no allocation per packet once
@@ -110,6 +111,13 @@ pub const MIN_MAX_MESSAGE: usize = 576;
 /// options 53 and 54, then at most five options of 255 bytes (client identifier, DNS,
 /// domain, both route options), the mask and the end.
 pub const MAX_REPLY_LEN: usize = IPV4_HEADER + UDP_HEADER + DHCP_FIXED + 3 + 6 + 6 + 5 * 257 + 1;
+/// What a request without a Parameter Request List gets (besides 53, 54 and 61).
+const DEFAULT_REQUEST: [u8; 4] = [
+    option::SUBNET_MASK,
+    option::DNS_SERVERS,
+    option::DOMAIN_NAME,
+    option::CLASSLESS_ROUTES,
+];
 /// How much of the 576-byte minimum the options may use.
 const MIN_OPTIONS_ROOM: usize = MIN_MAX_MESSAGE - IPV4_HEADER - UDP_HEADER - DHCP_FIXED;
 
@@ -508,6 +516,13 @@ fn parse_inform(msg: &[u8]) -> Result<Option<Inform<'_>>, DhcpError> {
             }
             Ok(())
         })?;
+    }
+    if inform.n_requested == 0 {
+        // No Parameter Request List: what we have, the routes once.
+        for (i, c) in DEFAULT_REQUEST.iter().enumerate() {
+            inform.requested[i] = *c;
+        }
+        inform.n_requested = DEFAULT_REQUEST.len();
     }
     match n_type {
         // BOOTP with RFC 1497 vendor extensions: not DHCP.

@@ -91,6 +91,8 @@ pub fn start_server_on(
     args.push("--bpffs".into());
     args.push(bpffs.display().to_string());
     args.extend(["--instance".into(), SERVER_INSTANCE.into()]);
+    // Each lab's concentrator has its own API socket (labs run in parallel).
+    args.extend(["--api-socket".into(), api_socket(lab).display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     let ns = lab.concentrator_ns();
     let agent = spawn(lab, &ns, bin, &args, "server")?;
@@ -212,4 +214,47 @@ pub fn induce_gre_loss(ns: &str, every: u32) -> anyhow::Result<()> {
         ])?;
     }
     Ok(())
+}
+
+/// The API socket of the lab's concentrator (in the lab's run directory).
+pub fn api_socket(lab: &Lab) -> PathBuf {
+    Path::new(crate::lab::RUN_ROOT)
+        .join(lab.id())
+        .join("api.sock")
+}
+
+/// Runs an operator command (`sessions`, `kill`, `stats`) against the lab's
+/// concentrator (its API socket, pins and instance added), bounded in time; returns
+/// its output whether it succeeded or not.
+pub fn operator(lab: &mut Lab, bin: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .arg("--api-socket")
+        .arg(api_socket(lab))
+        .args(["--instance", SERVER_INSTANCE]);
+    if args.first() == Some(&"stats") {
+        cmd.arg("--bpffs").arg(lab.bpffs()?);
+    }
+    output_within(&mut cmd, Duration::from_secs(30))
+}
+
+/// Runs `cmd` to completion, killing it (by its PID) if it takes longer than `limit`.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> anyhow::Result<std::process::Output> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    Ok(out?)
 }

@@ -222,6 +222,8 @@ fn stats_render_counters_drops_and_sessions() {
             .any(|l| l.starts_with("unknown_session") && l.ends_with(" 4")),
         "{text}"
     );
+    assert!(!text.lines().any(|l| l.starts_with("mppe_resets_sent")));
+    assert!(text.contains("CCP Reset-Requests sent (stateful MPPE lost sync): 2\n"));
     let header = text.lines().find(|l| l.contains("| to-agent |")).unwrap();
     assert!(header.trim_end().ends_with("| drops"), "{header}");
     let alice_row = text.lines().find(|l| l.contains("| alice ")).unwrap();

@@ -168,8 +168,14 @@ pub fn render_stats(stats: &StatsView) -> String {
         out.push_str("XDP: not in use (every session takes the agent's path)\n");
     }
     out.push_str("\nagent path drops\n");
-    for (reason, n) in &stats.hub {
+    for (reason, n) in stats.hub.iter().filter(|(r, _)| *r != "mppe_resets_sent") {
         let _ = writeln!(out, "{reason:<28} {n:>14}");
+    }
+    if let Some(n) = stats.hub.get("mppe_resets_sent") {
+        let _ = writeln!(
+            out,
+            "CCP Reset-Requests sent (stateful MPPE lost sync): {n}"
+        );
     }
     out.push('\n');
     let mut headers = SESSION_HEADERS.to_vec();

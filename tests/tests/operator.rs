@@ -1,0 +1,284 @@
+//! The operator's commands against a real concentrator in the lab: `sessions`
+//! (table and JSON) shows a dialed-in session with its user, address, path and
+//! counters that grow with traffic; `kill` hangs it up (the client exits, the session
+//! leaves the maps, its route goes); `stats` through the API, once and with
+//! `--watch`, and from the maps when no agent answers; the Prometheus endpoint.
+//! Needs root.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    path::PathBuf,
+    process::Command,
+    time::Duration,
+};
+
+use pptp_tests::{
+    agents::{self, SERVER_INSTANCE},
+    demo::wait_for,
+    lab::{Lab, LabSpec, addr},
+    netns,
+};
+use serde_json::Value;
+
+fn agent_bin() -> PathBuf {
+    std::env::var_os("PPTP_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
+        })
+}
+
+/// Runs an operator command that must succeed; returns its stdout.
+fn ok(lab: &mut Lab, args: &[&str]) -> String {
+    let out = agents::operator(lab, &agent_bin(), args).unwrap();
+    assert!(
+        out.status.success(),
+        "pptp-agent {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(lab: &mut Lab, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(lab, args)).unwrap()
+}
+
+fn routes(lab: &Lab) -> String {
+    let out = netns::output(Command::new("ip").args([
+        "-n",
+        &lab.concentrator_ns(),
+        "route",
+        "show",
+        "dev",
+        "pptp0",
+    ]))
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn alice_up(lab: &mut Lab, extra: &[&str]) -> (agents::Agent, agents::Agent) {
+    let bin = agent_bin();
+    let mut args = vec!["--user", "alice:secret-1"];
+    args.extend_from_slice(extra);
+    let server = agents::start_server(lab, &bin, &args).unwrap();
+    let client =
+        agents::dial(lab, &bin, 0, &["--user", "alice", "--password", "secret-1"]).unwrap();
+    (server, client)
+}
+
+#[test]
+fn sessions_lists_the_session_and_kill_hangs_it_up() {
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let (server, client) = alice_up(&mut lab, &[]);
+    let socket = agents::api_socket(&lab);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the API socket is root's only");
+
+    let before = json(&mut lab, &["sessions", "--json"]);
+    let sessions = before["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{before:#}");
+    let s = &sessions[0];
+    assert_eq!(s["user"], "alice");
+    assert_eq!(s["client"], addr::POOL_START.to_string());
+    assert_eq!(s["peer"], addr::client(0).to_string());
+    assert_eq!(s["path"], "xdp");
+    assert_eq!(s["state"], "up");
+    assert_eq!(s["mppe"], Value::Null);
+    let id = s["id"].as_u64().unwrap();
+
+    let client_ns = lab.client_ns(0);
+    assert!(agents::ping(&client_ns, addr::LAN_HOST, 5).unwrap());
+    let after = json(&mut lab, &["sessions", "--json"]);
+    let count = |v: &Value, field: &str| v["sessions"][0][field].as_u64().unwrap();
+    for field in ["rx_packets", "tx_packets"] {
+        assert!(
+            count(&after, field) >= count(&before, field) + 5,
+            "{field} grew by the 5 pings: {} -> {}",
+            count(&before, field),
+            count(&after, field)
+        );
+    }
+    assert!(count(&after, "rx_bytes") >= count(&before, "rx_bytes") + 5 * 84);
+
+    let table = ok(&mut lab, &["sessions"]);
+    eprintln!("$ pptp-agent sessions\n{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].trim_start().starts_with("id | user "), "{table}");
+    assert_eq!(lines.len(), 3, "header, rule, one session:\n{table}");
+    let cells: Vec<&str> = lines[2].split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[..7],
+        [
+            &id.to_string(),
+            "alice",
+            &addr::client(0).to_string(),
+            &addr::POOL_START.to_string(),
+            "xdp",
+            "-",
+            "up"
+        ]
+    );
+
+    let stats = ok(&mut lab, &["stats"]);
+    eprintln!("$ pptp-agent stats\n{stats}");
+    assert!(stats.starts_with("source: agent ("), "{stats}");
+    assert!(stats.contains("sessions: 1 (up 1, starting 0; path xdp 1, agent 0)"));
+    assert!(stats.contains("calls installed in the XDP maps: 1"));
+    let stats_json = json(&mut lab, &["stats", "--json"]);
+    assert_eq!(stats_json["source"], "agent");
+    assert_eq!(stats_json["installed_calls"], 1);
+    assert_eq!(stats_json["sessions"][0]["user"], "alice");
+    assert!(stats_json["sessions"][0]["dataplane"]["slot"].is_u64());
+
+    // A user with no session: nothing hung up, and the command says so.
+    let none = agents::operator(&mut lab, &bin, &["kill", "bob"]).unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no session matches user \"bob\""));
+    assert!(lab.exited(client.pid).is_none(), "alice is still up");
+
+    let killed = ok(&mut lab, &["kill", "alice"]);
+    assert_eq!(killed.trim(), "hanging up 1 session (user \"alice\")");
+    wait_for(Duration::from_secs(10), || lab.exited(client.pid).is_some())
+        .unwrap_or_else(|e| panic!("the client did not exit: {e:#}\n{}", client.log_tail()));
+    wait_for(Duration::from_secs(10), || {
+        let s = json(&mut lab, &["stats", "--json"]);
+        s["installed_calls"] == 0 && s["sessions"].as_array().is_some_and(Vec::is_empty)
+    })
+    .expect("the session left the hub and the XDP maps");
+    assert_eq!(routes(&lab), "", "no route left to the client");
+    assert_eq!(
+        json(&mut lab, &["sessions", "--json"])["sessions"],
+        Value::Array(vec![])
+    );
+
+    // SIGTERM: the socket goes with the agent, and the commands say where they looked.
+    let status = lab.stop(server.pid, Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "{status}\n{}", server.log_tail());
+    assert!(!socket.exists(), "the API socket is removed on shutdown");
+    let gone = agents::operator(&mut lab, &bin, &["sessions"]).unwrap();
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(!gone.status.success());
+    assert!(
+        err.contains("no agent answers on") && err.contains(&socket.display().to_string()),
+        "{err}"
+    );
+}
+
+/// A scrape of `/metrics` from inside the concentrator's namespace.
+fn scrape(ns: &str, addr: SocketAddr) -> String {
+    netns::run_in(ns, move || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .unwrap()
+}
+
+fn sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn stats_watch_fallback_and_metrics() {
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, 9100).into();
+    let (_server, _client) = alice_up(
+        &mut lab,
+        &["--metrics", &metrics.to_string(), "--metrics-sessions"],
+    );
+    assert!(agents::ping(&lab.client_ns(0), addr::LAN_HOST, 5).unwrap());
+
+    let watch = ok(&mut lab, &["stats", "--watch", "1", "--count", "2"]);
+    eprintln!("$ pptp-agent stats --watch 1 --count 2\n{watch}");
+    assert_eq!(
+        watch.matches("Every 1s: pptp-agent stats").count(),
+        2,
+        "{watch}"
+    );
+    assert!(watch.contains(", frame 1, ") && watch.contains(", frame 2, "));
+    assert_eq!(watch.matches("source: agent (").count(), 2);
+    let frames = json(&mut lab, &["stats", "--json"]);
+
+    // No agent on the socket given: the pinned maps, and the output says so.
+    let fallback = agents::output_within(
+        Command::new(&bin)
+            .args(["stats", "--api-socket", "/nonexistent/api.sock"])
+            .arg("--bpffs")
+            .arg(lab.bpffs().unwrap())
+            .args(["--instance", SERVER_INSTANCE]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&fallback.stdout);
+    assert!(fallback.status.success());
+    assert!(
+        text.starts_with("source: pinned maps only") && text.contains("/nonexistent/api.sock"),
+        "{text}"
+    );
+    assert!(text.contains("decapsulated"), "{text}");
+
+    let answer = scrape(&lab.concentrator_ns(), metrics);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"));
+    eprintln!("GET /metrics\n{body}");
+    assert_eq!(sample(body, "pptp_sessions{state=\"up\",path=\"xdp\"}"), 1);
+    assert_eq!(
+        sample(body, "pptp_sessions{state=\"up\",path=\"agent\"}"),
+        0
+    );
+    assert_eq!(
+        sample(body, "pptp_sessions{state=\"starting\",path=\"xdp\"}"),
+        0
+    );
+    assert_eq!(sample(body, "pptp_xdp_enabled"), 1);
+    assert_eq!(sample(body, "pptp_xdp_installed_calls"), 1);
+    // Nothing but the pings' data is decapsulated (keepalives go to the agent): the
+    // scrape agrees with stats.
+    let counter = |name: &str| {
+        frames["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    let decapsulated = counter("decapsulated");
+    // The first ping goes up the stack while the LAN host's address is resolved.
+    assert!(decapsulated + counter("no_next_hop") >= 5, "{frames:#}");
+    assert_eq!(
+        sample(body, "pptp_xdp_packets_total{counter=\"decapsulated\"}"),
+        decapsulated
+    );
+    assert_eq!(
+        sample(body, "pptp_agent_drops_total{reason=\"spoofed_source\"}"),
+        0
+    );
+    let labels = format!(
+        "{{id=\"{}\",user=\"alice\",client=\"{}\",path=\"xdp\"}}",
+        frames["sessions"][0]["id"],
+        addr::POOL_START
+    );
+    assert!(sample(body, &format!("pptp_session_rx_packets_total{labels}")) >= 5);
+    assert!(sample(body, &format!("pptp_session_tx_packets_total{labels}")) >= 5);
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            line.rsplit(' ').next().unwrap().parse::<u64>().is_ok(),
+            "not a sample: {line}"
+        );
+    }
+}

@@ -30,6 +30,9 @@ type Stream = Box<dyn FnMut(&mut [u8])>;
 struct Model {
     strength: KeyStrength,
     stateless: bool,
+    /// Linux changes the key on the flushed packet answering a Reset-Request;
+    /// FreeBSD ppp only restarts RC4 with the current key.
+    reset_changes_key: bool,
     key: SessionKey,
     rc4: Stream,
     ccount: u16,
@@ -52,6 +55,7 @@ impl Model {
         Self {
             strength,
             stateless,
+            reset_changes_key: true,
             rc4: rc4_stream(&key),
             key,
             ccount: 4095,
@@ -61,8 +65,11 @@ impl Model {
     fn send(&mut self, protocol: u16, payload: &[u8], reset: bool) -> Vec<u8> {
         self.ccount = (self.ccount + 1) % 4096;
         let mut bits = 0x10;
-        if self.stateless || self.ccount & 0xff == 0xff || reset {
+        let flag = self.ccount & 0xff == 0xff;
+        if self.stateless || flag || (reset && self.reset_changes_key) {
             self.key = keys::rekey(&START, &self.key, self.strength);
+        }
+        if self.stateless || flag || reset {
             self.rc4 = rc4_stream(&self.key);
             bits |= 0x80;
         }
@@ -422,6 +429,43 @@ fn never_panics_on_arbitrary_bytes() {
                 })
                 .collect();
             let _ = dec.decrypt(&mut pkt);
+        }
+    }
+}
+
+#[test]
+fn stateful_resynchronises_with_a_sender_that_only_restarts_rc4_on_reset() {
+    for strength in STRENGTHS {
+        let mut model = Model::new(strength, false);
+        model.reset_changes_key = false;
+        let mut dec = Decryptor::new(START, MppeConfig::new(strength, false));
+        let mut i = 0;
+        let mut next = |model: &mut Model, reset: bool| {
+            i += 1;
+            let data = payload(i);
+            (model.send(0x0021, &data, reset), data)
+        };
+        for _ in 0..10 {
+            let (wire, data) = next(&mut model, false);
+            expect_plain(&mut dec, wire, 0x0021, &data);
+        }
+        // A spontaneous flush (no loss) is followed too.
+        let (wire, data) = next(&mut model, true);
+        expect_plain(&mut dec, wire, 0x0021, &data);
+        // Loss across a flag packet, a reset request, the flushed answer.
+        for _ in 0..300 {
+            next(&mut model, false);
+        }
+        let (mut wire, _) = next(&mut model, false);
+        assert!(matches!(
+            dec.decrypt(&mut wire),
+            Ok(Decrypted::SendResetRequest { lost: 300, .. })
+        ));
+        let (wire, data) = next(&mut model, true);
+        expect_plain(&mut dec, wire, 0x0021, &data);
+        for _ in 0..600 {
+            let (wire, data) = next(&mut model, false);
+            expect_plain(&mut dec, wire, 0x0021, &data);
         }
     }
 }

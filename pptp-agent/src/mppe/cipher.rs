@@ -52,11 +52,12 @@
 //!   answers [`Decrypted::SendResetRequest`] once and then refuses every packet
 //!   ([`MppeError::AwaitingFlush`]) until one with A set arrives; it then rekeys once
 //!   per flag packet missed and once for the flushed packet, and decrypts it. If
-//!   that key does not decrypt the protocol field to `00 xx`, up to
-//!   [`RESYNC_EXTRA_KEYS`] further keys are tried: the sender rekeys once per
+//!   that key does not decrypt the protocol field to `00 xx`, the key without that
+//!   last change (FreeBSD-style senders only restart RC4 on a Reset-Request) and up
+//!   to [`RESYNC_EXTRA_KEYS`] further keys are tried: a Linux sender rekeys once per
 //!   Reset-Request it answers, so a lost flushed packet would otherwise leave the
-//!   receiver one key behind for good (Linux does not recover from that).
-//!   Reordered packets are losses in stateful mode.
+//!   receiver one key behind for good (Linux's receiver does not recover from
+//!   that). Reordered packets are losses in stateful mode.
 //! - Either mode: a gap of 4096 packets or more cannot be seen in a 12-bit count;
 //!   the receiver is then a multiple of 4096 keys behind and cannot recover (as in
 //!   Linux). Only about a quarter of such packets fail the protocol check; the rest
@@ -543,8 +544,7 @@ impl Decryptor {
             }
             self.ccount = ccount;
             if flushed {
-                self.state.advance();
-                self.state.restart();
+                self.change_key_for_flushed(ccount, body);
             }
         } else if !flushed {
             return Err(MppeError::AwaitingFlush { ccount });
@@ -564,9 +564,7 @@ impl Decryptor {
                 self.state.advance();
                 self.ccount = (self.ccount + 256) & CCOUNT_MASK;
             }
-            self.state.advance();
-            self.resync_extra_keys(body);
-            self.state.restart();
+            self.change_key_for_flushed(ccount, body);
             self.discard = false;
             self.ccount = ccount;
         }
@@ -584,37 +582,49 @@ impl Decryptor {
 }
 
 impl Decryptor {
-    /// Stateful resynchronisation: the sender changes its key once per
-    /// Reset-Request it answers, so if the flushed packet answering an earlier one
-    /// was lost too, it is some keys ahead. If the current key does not decrypt the
-    /// protocol field to `00 xx` (odd `xx`, the uncompressed form Linux and Windows
-    /// send), try up to [`RESYNC_EXTRA_KEYS`] more and keep the first that does;
-    /// otherwise keep the current key (Linux's behaviour).
-    fn resync_extra_keys(&mut self, body: &[u8]) {
-        let [a, b, ..] = *body else {
-            return;
-        };
-        let strict = |key: &SessionKey| {
-            let mut head = [a, b];
-            Rc4State::new(key).apply(&mut head);
-            head[0] == 0 && head[1] & 1 == 1
-        };
-        if strict(&self.state.key) {
-            return;
-        }
-        let mut candidate = self.state.key.clone();
-        for _ in 0..RESYNC_EXTRA_KEYS {
-            candidate = keys::rekey(&self.state.start, &candidate, self.state.strength);
-            if strict(&candidate) {
-                self.state.key = candidate;
-                return;
+    /// Stateful mode, a flushed packet (after any catch-up for missed flag
+    /// packets): one key change, as Linux ppp_mppe's sender makes, and a fresh RC4
+    /// state.
+    ///
+    /// If that key does not decrypt the protocol field to `00 xx` (odd `xx`, the
+    /// uncompressed form Linux and Windows send), two other senders are tried
+    /// before keeping Linux's key: one that answers a Reset-Request by restarting
+    /// RC4 with its current key, without a key change (FreeBSD ppp's reading of
+    /// RFC 3078; not for flag packets, where everyone changes the key); and a
+    /// Linux sender that is up to [`RESYNC_EXTRA_KEYS`] keys further on, having
+    /// answered earlier Reset-Requests with flushed packets that were lost too.
+    /// Without the second, one lost flushed packet would leave the receiver a key
+    /// behind for good.
+    fn change_key_for_flushed(&mut self, ccount: u16, body: &[u8]) {
+        let unchanged = self.state.key.clone();
+        self.state.advance();
+        if let [a, b, ..] = *body {
+            let strict = |key: &SessionKey| {
+                let mut head = [a, b];
+                Rc4State::new(key).apply(&mut head);
+                head[0] == 0 && head[1] & 1 == 1
+            };
+            if !strict(&self.state.key) {
+                if ccount & 0xff != 0xff && strict(&unchanged) {
+                    self.state.key = unchanged;
+                } else {
+                    let mut candidate = self.state.key.clone();
+                    for _ in 0..RESYNC_EXTRA_KEYS {
+                        candidate = keys::rekey(&self.state.start, &candidate, self.state.strength);
+                        if strict(&candidate) {
+                            self.state.key = candidate;
+                            break;
+                        }
+                    }
+                }
             }
         }
+        self.state.restart();
     }
 }
 
-/// How many key changes beyond the expected one a stateful resynchronisation
-/// tries (lost flushed packets answering earlier Reset-Requests).
+/// How many key changes beyond the expected one a stateful flushed packet may
+/// be found at (lost flushed packets answering earlier Reset-Requests).
 pub const RESYNC_EXTRA_KEYS: usize = 3;
 
 /// Decrypts the protocol field into a scratch copy, checks it, then decrypts the

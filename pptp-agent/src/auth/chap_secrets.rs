@@ -344,7 +344,7 @@ fn parse_secret(path: &Path, word: Vec<u8>) -> Result<Secret, String> {
 
 /// 32 hex digits (either case) as 16 bytes.
 pub fn parse_nt_hash(hex: &[u8]) -> Option<[u8; 16]> {
-    if hex.len() != 32 {
+    if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; 16];

@@ -171,7 +171,6 @@ impl Config {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let server = self.name.as_bytes();
-        let chap_md5 = self.auth.policy.allows(Method::ChapMd5);
         let only_chap_md5 = self
             .auth
             .policy
@@ -210,11 +209,6 @@ impl Config {
                     errors.push(at(
                         "secret",
                         "an NT hash cannot answer CHAP-MD5, the only method in auth.methods".into(),
-                    ));
-                } else if chap_md5 {
-                    warnings.push(at(
-                        "secret",
-                        "an NT hash cannot answer CHAP-MD5: this user needs MS-CHAP or PAP".into(),
                     ));
                 }
             }

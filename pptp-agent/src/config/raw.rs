@@ -46,7 +46,7 @@ struct RawConfig {
     #[serde(default)]
     keepalive: RawKeepalive,
     #[serde(default)]
-    users: BTreeMap<S<String>, RawUser>,
+    users: BTreeMap<String, S<RawUser>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -353,7 +353,12 @@ fn deserialize_error(
     text: &str,
     e: serde_path_to_error::Error<toml::de::Error>,
 ) -> Diagnostic {
-    let key = e.path().to_string();
+    // Spanned<T> shows up in serde paths as a private field: leave it out.
+    let key = e
+        .path()
+        .to_string()
+        .replace(".$__serde_spanned_private_value", "")
+        .replace("$__serde_spanned_private_value.", "");
     let inner = e.inner();
     let line = inner.span().map_or(0, |s| line_of(text, s.start));
     let message = inner.message().trim().to_owned();
@@ -619,20 +624,24 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     let mut dial_in_map = BTreeMap::new();
     let mut user_lines = BTreeMap::new();
     for (user, settings) in &raw.users {
-        let key = format!("users.{}", quote_key(user.get_ref()));
-        if user.get_ref().is_empty() {
-            c.err(user.span(), "users", "empty user name");
+        let key = format!("users.{}", quote_key(user));
+        if user.is_empty() {
+            c.err(settings.span(), "users", "empty user name");
             continue;
         }
-        user_lines.insert(user.get_ref().clone(), line_of(text, user.span().start));
-        let d = match &settings.dial_in {
+        user_lines.insert(user.clone(), line_of(text, settings.span().start));
+        let d = match &settings.get_ref().dial_in {
             None => {
-                c.err(user.span(), key, "missing: dial_in = \"allow\" or \"deny\"");
+                c.err(
+                    settings.span(),
+                    key,
+                    "missing: dial_in = \"allow\" or \"deny\"",
+                );
                 continue;
             }
             Some(v) => dial_in(&mut c, v, &format!("{key}.dial_in")),
         };
-        dial_in_map.insert(user.get_ref().clone(), d);
+        dial_in_map.insert(user.clone(), d);
     }
 
     // [mppe]

@@ -1,1 +1,675 @@
 use super::*;
+
+const PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
+
+const MINIMAL: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.250\"]\n";
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse(PATH, text).map_err(|e| e.to_string())
+}
+
+/// The error of `text`, which must fail.
+fn error(text: &str) -> String {
+    parse(text).expect_err("should fail")
+}
+
+/// The errors of MINIMAL followed by `extra` (MINIMAL is 3 lines long).
+fn error_with(extra: &str) -> String {
+    error(&format!("{MINIMAL}{extra}"))
+}
+
+#[test]
+fn minimal_config_gets_the_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.path, Path::new(PATH));
+    assert_eq!(c.name, "pptp-xdp");
+    assert_eq!(
+        c.listen,
+        vec!["0.0.0.0:1723".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.mru, 1400);
+    assert_eq!(
+        c.interfaces,
+        Interfaces {
+            uplink: vec![],
+            lan: vec![],
+            tun: "pptp0".into(),
+            drop_unknown: false,
+            bpffs: "/sys/fs/bpf".into(),
+            instance: "pptp-xdp".into(),
+        }
+    );
+    assert_eq!(c.tunnel.local_ip, Ipv4Addr::new(192, 0, 2, 1));
+    assert_eq!(c.tunnel.pool_size(), 241);
+    assert_eq!(c.tunnel.dns, [None, None]);
+    assert_eq!(c.tunnel.wins, [None, None]);
+    assert_eq!(
+        c.auth.policy.methods,
+        vec![Method::MsChapV2, Method::MsChapV1, Method::ChapMd5]
+    );
+    assert_eq!(c.auth.secrets, Path::new("/etc/ppp/chap-secrets"));
+    assert_eq!(c.auth.default_dial_in, DialIn::Allow);
+    assert!(c.auth.dial_in.is_empty());
+    assert_eq!(c.mppe.mode, MppeMode::Deny);
+    assert_eq!(c.mppe.strengths, vec![crate::mppe::KeyStrength::Bits128]);
+    assert!(!c.mppe.allow_stateful && !c.mppe.request_stateful);
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_sessions: 1000,
+            sessions_per_user: None,
+            connections_per_source: Some(10),
+            handshake_timeout: Duration::from_secs(30),
+        }
+    );
+    assert_eq!(
+        c.keepalive,
+        Keepalive {
+            lcp_echo_interval: Some(Duration::from_secs(30)),
+            lcp_echo_failures: 3,
+            control_echo_interval: Some(Duration::from_secs(60)),
+        }
+    );
+}
+
+#[test]
+fn every_key_is_read() {
+    let c = parse(
+        r#"
+name = "vpn1"
+listen = ["198.51.100.1:1723", "203.0.113.1:1723"]
+mru = 1450
+
+[interfaces]
+uplink = ["eth0"]
+lan = ["eth1", "eth2"]
+tun = "vpn0"
+drop_unknown = true
+bpffs = "/run/bpf"
+instance = "vpn1"
+
+[tunnel]
+local_ip = "10.0.0.1"
+pools = ["10.0.0.16-10.0.0.31", "10.1.0.0/24", "10.2.0.9"]
+dns = ["10.0.0.2", "10.0.0.3"]
+wins = ["10.0.0.4"]
+
+[auth]
+methods = ["pap", "mschapv2"]
+secrets = "secrets/chap"
+dial_in = "deny"
+
+[mppe]
+policy = "require"
+bits = [40, 128]
+stateful = true
+
+[limits]
+max_sessions = 200
+sessions_per_user = 1
+connections_per_source = 0
+handshake_timeout = 20
+
+[keepalive]
+lcp_echo_interval = 0
+lcp_echo_failures = 5
+control_echo_interval = 120
+
+[users.alice]
+dial_in = "allow"
+
+[users."bob@corp"]
+dial_in = "deny"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.name, "vpn1");
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.mru, 1450);
+    assert_eq!(c.interfaces.uplink, vec!["eth0"]);
+    assert_eq!(c.interfaces.lan, vec!["eth1", "eth2"]);
+    assert_eq!(c.interfaces.tun, "vpn0");
+    assert!(c.interfaces.drop_unknown);
+    assert_eq!(c.interfaces.bpffs, Path::new("/run/bpf"));
+    assert_eq!(c.interfaces.instance, "vpn1");
+    assert_eq!(
+        c.tunnel.pools,
+        vec![
+            AddressRange {
+                first: Ipv4Addr::new(10, 0, 0, 16),
+                last: Ipv4Addr::new(10, 0, 0, 31)
+            },
+            // A subnet without its network and broadcast addresses.
+            AddressRange {
+                first: Ipv4Addr::new(10, 1, 0, 1),
+                last: Ipv4Addr::new(10, 1, 0, 254)
+            },
+            AddressRange {
+                first: Ipv4Addr::new(10, 2, 0, 9),
+                last: Ipv4Addr::new(10, 2, 0, 9)
+            },
+        ]
+    );
+    assert_eq!(c.tunnel.pool_size(), 16 + 254 + 1);
+    assert_eq!(
+        c.tunnel.dns,
+        [
+            Some(Ipv4Addr::new(10, 0, 0, 2)),
+            Some(Ipv4Addr::new(10, 0, 0, 3))
+        ]
+    );
+    assert_eq!(c.tunnel.wins, [Some(Ipv4Addr::new(10, 0, 0, 4)), None]);
+    assert_eq!(c.auth.policy.methods, vec![Method::Pap, Method::MsChapV2]);
+    // Relative to the configuration file's directory.
+    assert_eq!(c.auth.secrets, Path::new("/etc/pptp-xdp/secrets/chap"));
+    assert_eq!(c.auth.default_dial_in, DialIn::Deny);
+    assert_eq!(c.auth.dial_in.get("alice"), Some(&DialIn::Allow));
+    assert_eq!(c.auth.dial_in.get("bob@corp"), Some(&DialIn::Deny));
+    assert_eq!(c.mppe.mode, MppeMode::Require);
+    assert_eq!(
+        c.mppe.strengths,
+        vec![
+            crate::mppe::KeyStrength::Bits40,
+            crate::mppe::KeyStrength::Bits128
+        ]
+    );
+    assert!(c.mppe.allow_stateful && c.mppe.request_stateful);
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_sessions: 200,
+            sessions_per_user: Some(1),
+            connections_per_source: None,
+            handshake_timeout: Duration::from_secs(20),
+        }
+    );
+    assert_eq!(
+        c.keepalive,
+        Keepalive {
+            lcp_echo_interval: None,
+            lcp_echo_failures: 5,
+            control_echo_interval: Some(Duration::from_secs(120)),
+        }
+    );
+}
+
+#[test]
+fn syntax_errors() {
+    assert_eq!(
+        error("name = \"x\"\nmru = \n"),
+        "/etc/pptp-xdp/pptp-agent.toml:2: TOML syntax: string values must be quoted, expected literal string"
+    );
+    assert_eq!(
+        error("[tunnel]\nlocal_ip = \"a\"\nlocal_ip = \"b\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:3: TOML syntax: duplicate key"
+    );
+    assert_eq!(
+        error("[users.bob]\ndial_in = \"deny\"\n[users.bob]\ndial_in = \"allow\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:3: TOML syntax: duplicate key"
+    );
+}
+
+#[test]
+fn unknown_keys_and_wrong_types() {
+    assert_eq!(
+        error_with("[mppe]\nbitz = [128]\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: mppe.bitz: unknown field `bitz`, expected one of `policy`, `bits`, `stateful`"
+    );
+    assert_eq!(
+        error_with("[limitz]\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `users`"
+    );
+    assert_eq!(
+        error_with("[users.bob]\ndial_in = \"deny\"\nmax = 3\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:6: users.bob.max: unknown field `max`, expected `dial_in`"
+    );
+    assert_eq!(
+        error_with("[mppe]\nbits = [128, \"56\"]\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: mppe.bits[1]: invalid type: string \"56\", expected i64"
+    );
+    assert_eq!(
+        error_with("[interfaces]\nuplink = \"eth0\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: interfaces.uplink: invalid type: string \"eth0\", expected a sequence"
+    );
+    assert_eq!(
+        error_with("[mppe]\nstateful = \"yes\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: mppe.stateful: invalid type: string \"yes\", expected a boolean"
+    );
+    assert_eq!(
+        error_with("[users.bob]\ndial_in = false\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: users.bob.dial_in: invalid type: boolean `false`, expected a string"
+    );
+    assert_eq!(
+        error("[tunnel]\nlocal_ip = 3232235777\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:2: tunnel.local_ip: invalid type: integer `3232235777`, expected a string"
+    );
+    assert_eq!(
+        error("users = 1\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:1: users: invalid type: integer `1`, expected a map"
+    );
+    assert_eq!(
+        error("mru = 1400.5\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:1: mru: invalid type: floating point `1400.5`, expected i64"
+    );
+}
+
+#[test]
+fn missing_required_keys() {
+    assert_eq!(
+        error(""),
+        "/etc/pptp-xdp/pptp-agent.toml: tunnel.local_ip: missing: our address inside the tunnels, e.g. local_ip = \"192.0.2.1\"\n\
+         /etc/pptp-xdp/pptp-agent.toml: tunnel.pools: missing: client addresses, e.g. pools = [\"192.0.2.10-192.0.2.250\"]"
+    );
+}
+
+#[test]
+fn semantic_errors_name_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[mppe]\nbits = [128, 64]\n",
+            "5: mppe.bits: 64 is not one of 40, 56, 128",
+        ),
+        (
+            "[mppe]\nbits = [128, 128]\n",
+            "5: mppe.bits: 128 is listed twice",
+        ),
+        (
+            "[mppe]\npolicy = \"prefer\"\nbits = []\n",
+            "6: mppe.bits: empty: no key length to negotiate",
+        ),
+        (
+            "[mppe]\npolicy = \"always\"\n",
+            "5: mppe.policy: \"always\" is not one of \"require\", \"prefer\", \"deny\"",
+        ),
+        (
+            "[auth]\nmethods = [\"chap\", \"pap\"]\n[mppe]\npolicy = \"require\"\n",
+            "7: mppe.policy: \"require\" needs \"mschapv2\" or \"mschap\" in auth.methods (MPPE keys come from MS-CHAP)",
+        ),
+        (
+            "[auth]\nmethods = [\"eap\"]\n",
+            "5: auth.methods: \"eap\" is not one of \"mschapv2\", \"mschap\", \"chap\", \"pap\"",
+        ),
+        (
+            "[auth]\nmethods = [\"pap\", \"pap\"]\n",
+            "5: auth.methods: \"pap\" is listed twice",
+        ),
+        (
+            "[auth]\nmethods = []\n",
+            "5: auth.methods: empty: every client would be let in without authentication",
+        ),
+        ("[auth]\nsecrets = \"\"\n", "5: auth.secrets: empty path"),
+        (
+            "[auth]\ndial_in = \"maybe\"\n",
+            "5: auth.dial_in: \"maybe\" is not one of \"allow\", \"deny\"",
+        ),
+        (
+            "[users.bob]\ndial_in = \"no\"\n",
+            "5: users.bob.dial_in: \"no\" is not one of \"allow\", \"deny\"",
+        ),
+        (
+            "[users.\"b o b\"]\n",
+            "4: users.\"b o b\": missing: dial_in = \"allow\" or \"deny\"",
+        ),
+        (
+            "[users.\"\"]\ndial_in = \"deny\"\n",
+            "4: users: empty user name",
+        ),
+        (
+            "[interfaces]\nuplink = [\"a-very-long-interface0\"]\n",
+            "5: interfaces.uplink: \"a-very-long-interface0\" is longer than 15 bytes (Linux's limit for interface names)",
+        ),
+        (
+            "[interfaces]\nlan = [\"\"]\n",
+            "5: interfaces.lan: empty interface name",
+        ),
+        (
+            "[interfaces]\ntun = \"tun 0\"\n",
+            "5: interfaces.tun: \"tun 0\" is not a valid interface name",
+        ),
+        (
+            "[interfaces]\nuplink = [\"eth0\"]\nlan = [\"eth0\"]\n",
+            "6: interfaces.lan: \"eth0\" is listed twice (uplink and lan)",
+        ),
+        (
+            "[interfaces]\nbpffs = \"sys/fs/bpf\"\n",
+            "5: interfaces.bpffs: must be an absolute path",
+        ),
+        (
+            "[interfaces]\ninstance = \"../x\"\n",
+            "5: interfaces.instance: \"../x\": use a plain directory name",
+        ),
+        (
+            "[limits]\nmax_sessions = 0\n",
+            "5: limits.max_sessions: 0 is out of range (1 to 65535)",
+        ),
+        (
+            "[limits]\nsessions_per_user = -1\n",
+            "5: limits.sessions_per_user: -1 is out of range (0 to 65535)",
+        ),
+        (
+            "[limits]\nconnections_per_source = 70000\n",
+            "5: limits.connections_per_source: 70000 is out of range (0 to 65535)",
+        ),
+        (
+            "[limits]\nhandshake_timeout = 0\n",
+            "5: limits.handshake_timeout: 0 is out of range (1 to 600)",
+        ),
+        (
+            "[keepalive]\nlcp_echo_interval = 7200\n",
+            "5: keepalive.lcp_echo_interval: 7200 is out of range (0 to 3600)",
+        ),
+        (
+            "[keepalive]\nlcp_echo_failures = 0\n",
+            "5: keepalive.lcp_echo_failures: 0 is out of range (1 to 100)",
+        ),
+        (
+            "[keepalive]\ncontrol_echo_interval = -5\n",
+            "5: keepalive.control_echo_interval: -5 is out of range (0 to 3600)",
+        ),
+    ];
+    let top_level: &[(&str, &str)] = &[
+        (
+            "listen = [\"0.0.0.0\"]\n",
+            "1: listen: \"0.0.0.0\" is not ADDRESS:PORT (e.g. \"0.0.0.0:1723\")",
+        ),
+        (
+            "listen = [\"[::]:1723\"]\n",
+            "1: listen: [::]:1723: PPTP carries GRE over IPv4 only",
+        ),
+        (
+            "listen = [\"0.0.0.0:1723\", \"0.0.0.0:1723\"]\n",
+            "1: listen: 0.0.0.0:1723 is listed twice",
+        ),
+        (
+            "listen = []\n",
+            "1: listen: empty: the agent would accept no connection",
+        ),
+        ("mru = 9000\n", "1: mru: 9000 is out of range (576 to 1500)"),
+        (
+            "name = \"\"\n",
+            "1: name: must be non-empty, without control characters",
+        ),
+    ];
+    for (extra, expected) in top_level {
+        assert_eq!(
+            error(&format!("{extra}{MINIMAL}")),
+            format!("{PATH}:{expected}"),
+            "for {extra:?}"
+        );
+    }
+    for (extra, expected) in cases {
+        assert_eq!(
+            error_with(extra),
+            format!("{PATH}:{expected}"),
+            "for {extra:?}"
+        );
+    }
+}
+
+#[test]
+fn tunnel_errors() {
+    let tunnel = |body: &str| error(&format!("[tunnel]\n{body}"));
+    let cases: &[(&str, &str)] = &[
+        (
+            "local_ip = \"192.0.2.300\"\npools = [\"192.0.2.10-192.0.2.20\"]\n",
+            "2: tunnel.local_ip: \"192.0.2.300\" is not an IPv4 address",
+        ),
+        (
+            "local_ip = \"224.0.0.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n",
+            "2: tunnel.local_ip: 224.0.0.1 is not a unicast address",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = []\n",
+            "3: tunnel.pools: empty: clients would get no address",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"192.0.2.20-192.0.2.10\"]\n",
+            "3: tunnel.pools: \"192.0.2.20-192.0.2.10\" is empty (192.0.2.20 comes after 192.0.2.10)",
+        ),
+        (
+            "local_ip = \"192.0.2.15\"\npools = [\"192.0.2.10-192.0.2.20\"]\n",
+            "3: tunnel.pools: 192.0.2.10-192.0.2.20 contains the local address 192.0.2.15 (tunnel.local_ip)",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\n  \"192.0.2.10-192.0.2.20\",\n  \"192.0.2.16/28\",\n]\n",
+            "5: tunnel.pools: 192.0.2.17-192.0.2.30 overlaps 192.0.2.10-192.0.2.20",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"192.0.2.17/28\"]\n",
+            "3: tunnel.pools: \"192.0.2.17/28\" has host bits set (did you mean 192.0.2.16/28?)",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"192.0.2.0/40\"]\n",
+            "3: tunnel.pools: \"192.0.2.0/40\": the prefix length must be 0 to 32; write FIRST-LAST, ADDR/N or one address",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"pool-a\"]\n",
+            "3: tunnel.pools: \"pool-a\": not an address; write FIRST-LAST, ADDR/N or one address",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"0.0.0.0/0\"]\n",
+            "3: tunnel.pools: 0.0.0.1-255.255.255.254 contains the local address 192.0.2.1 (tunnel.local_ip)",
+        ),
+        (
+            "local_ip = \"10.0.0.1\"\npools = [\"224.0.0.0/4\"]\n",
+            "3: tunnel.pools: 224.0.0.1-239.255.255.254 includes addresses clients cannot use",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"192.0.2.10\"]\ndns = [\"192.0.2.2\", \"192.0.2.3\", \"192.0.2.4\"]\n",
+            "4: tunnel.dns: 3 servers given; clients accept at most two (primary, secondary)",
+        ),
+        (
+            "local_ip = \"192.0.2.1\"\npools = [\"192.0.2.10\"]\nwins = [\"wins.example\"]\n",
+            "4: tunnel.wins: \"wins.example\" is not an IPv4 address",
+        ),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(tunnel(body), format!("{PATH}:{expected}"), "for {body:?}");
+    }
+}
+
+#[test]
+fn every_semantic_error_is_reported_in_line_order() {
+    assert_eq!(
+        error(
+            "mru = 20\n\
+             [tunnel]\n\
+             local_ip = \"192.0.2.1\"\n\
+             pools = [\"192.0.2.1/32\"]\n\
+             [mppe]\n\
+             bits = [64]\n\
+             [interfaces]\n\
+             uplink = [\"this-name-is-too-long\"]\n"
+        ),
+        format!(
+            "{PATH}:1: mru: 20 is out of range (576 to 1500)\n\
+             {PATH}:4: tunnel.pools: 192.0.2.1-192.0.2.1 contains the local address 192.0.2.1 (tunnel.local_ip)\n\
+             {PATH}:6: mppe.bits: 64 is not one of 40, 56, 128\n\
+             {PATH}:8: interfaces.uplink: \"this-name-is-too-long\" is longer than 15 bytes (Linux's limit for interface names)"
+        )
+    );
+}
+
+/// A directory with a configuration and a secrets file.
+struct Files(PathBuf);
+
+impl Files {
+    fn new(tag: &str, config: &str, secrets: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pptp-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pptp-agent.toml"), config).unwrap();
+        std::fs::write(dir.join("chap-secrets"), secrets).unwrap();
+        Files(dir)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.0.join("pptp-agent.toml")
+    }
+
+    fn d(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+                            [auth]\nsecrets = \"chap-secrets\"\n";
+
+#[test]
+fn users_cross_checked_with_the_config() {
+    let f = Files::new(
+        "cross",
+        &format!(
+            "{WITH_SECRETS}[users.bob]\ndial_in = \"deny\"\n[users.zed]\ndial_in = \"allow\"\n"
+        ),
+        "alice * pw *\n\
+         bob pptp-xdp pw 192.0.2.77\n\
+         carol * nthash:8846F7EAEE8FB117AD06BDD830B7586C 192.0.2.78\n\
+         dave * pw\n\
+         erin elsewhere pw 192.0.2.1\n",
+    );
+    let c = Config::load(f.config()).unwrap();
+    let (db, warnings) = c.load_users().unwrap();
+    let d = f.d();
+    let w: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        vec![
+            format!(
+                "{d}/chap-secrets:4: addresses: no address allowed (a line without addresses, or `-`): IPCP will fail; write `*` to let the pool choose"
+            ),
+            format!(
+                "{d}/pptp-agent.toml:8: users.zed: no entry for this user in {d}/chap-secrets (server pptp-xdp or *)"
+            ),
+        ]
+    );
+    use crate::ppp::auth::SecretSource;
+    assert!(db.secret(b"alice").is_some());
+    assert!(db.secret(b"bob").is_none(), "dial-in denied");
+    assert!(db.secret(b"erin").is_none(), "another server's user");
+    assert_eq!(
+        c.summary(&db),
+        format!(
+            "listen: 0.0.0.0:1723\n\
+             interfaces: uplink none, lan none, tun pptp0\n\
+             tunnel: local 192.0.2.1, pool 192.0.2.10-192.0.2.20 (11 addresses), 2 static\n\
+             users: 4 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
+             auth: mschapv2, mschap, chap\n\
+             mppe: deny\n\
+             limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n"
+        )
+    );
+}
+
+#[test]
+fn secrets_errors_against_the_config() {
+    let f = Files::new("secrets-errors", &format!("{WITH_SECRETS}[auth]\n"), "");
+    // A duplicate [auth] table is a TOML error.
+    assert_eq!(
+        Config::load(f.config()).unwrap_err().to_string(),
+        format!("{}/pptp-agent.toml:6: TOML syntax: duplicate key", f.d())
+    );
+    let f = Files::new(
+        "secrets-errors2",
+        "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+         [auth]\nsecrets = \"chap-secrets\"\nmethods = [\"chap\"]\n",
+        "a * pw 192.0.2.1\nb * pw 192.0.2.50\nc * pw 192.0.2.50\n\
+         d * nthash:8846F7EAEE8FB117AD06BDD830B7586C *\n",
+    );
+    let c = Config::load(f.config()).unwrap();
+    let d = f.d();
+    assert_eq!(
+        c.load_users().unwrap_err().to_string(),
+        format!(
+            "{d}/chap-secrets:1: addresses: 192.0.2.1 is the tunnel's local address (tunnel.local_ip)\n\
+             {d}/chap-secrets:3: addresses: 192.0.2.50 is already the static address on line 2\n\
+             {d}/chap-secrets:4: secret: an NT hash cannot answer CHAP-MD5, the only method in auth.methods"
+        )
+    );
+    std::fs::remove_file(f.0.join("chap-secrets")).unwrap();
+    assert_eq!(
+        c.load_users().unwrap_err().to_string(),
+        format!("{d}/chap-secrets: cannot read: No such file or directory (os error 2)")
+    );
+    assert_eq!(
+        Config::load(f.0.join("none.toml")).unwrap_err().to_string(),
+        format!("{d}/none.toml: cannot read: No such file or directory (os error 2)")
+    );
+}
+
+#[test]
+fn reload_rereads_both_files_and_says_what_needs_a_restart() {
+    let f = Files::new("reload", WITH_SECRETS, "alice * pw *\n");
+    let c = Config::load(f.config()).unwrap();
+    let r = reload(&c).unwrap();
+    assert!(r.needs_restart.is_empty());
+    assert_eq!(r.config, c);
+    let users = crate::auth::users::Users::new(c.load_users().unwrap().0);
+    use crate::ppp::auth::SecretSource;
+    assert!(users.secret(b"alice").is_some() && users.secret(b"bob").is_none());
+
+    std::fs::write(
+        f.config(),
+        format!("{WITH_SECRETS}[limits]\nmax_sessions = 5\n[users.alice]\ndial_in = \"deny\"\n"),
+    )
+    .unwrap();
+    std::fs::write(f.0.join("chap-secrets"), "alice * pw *\nbob * pw2 *\n").unwrap();
+    let r = reload(&c).unwrap();
+    assert_eq!(r.config.limits.max_sessions, 5);
+    assert!(r.needs_restart.is_empty(), "{:?}", r.needs_restart);
+    users.replace(r.users);
+    assert!(users.secret(b"alice").is_none(), "now denied");
+    assert!(users.secret(b"bob").is_some(), "new user");
+
+    // Changes that need a restart are named; errors leave the old values alone.
+    std::fs::write(
+        f.config(),
+        WITH_SECRETS.replace("192.0.2.20", "192.0.2.30") + "mru = 1500\n",
+    )
+    .unwrap();
+    let e = reload(&c).unwrap_err().to_string();
+    assert!(e.contains("mru: unknown field"), "{e}");
+    std::fs::write(
+        f.config(),
+        format!(
+            "mru = 1500\n{}",
+            WITH_SECRETS.replace("192.0.2.20", "192.0.2.30")
+        ),
+    )
+    .unwrap();
+    assert_eq!(reload(&c).unwrap().needs_restart, vec!["mru", "tunnel"]);
+    std::fs::write(f.0.join("chap-secrets"), "alice *\n").unwrap();
+    assert_eq!(
+        reload(&c).unwrap_err().to_string(),
+        format!(
+            "{}/chap-secrets:1: entry: 2 words; expected: client server secret [addresses...]",
+            f.d()
+        )
+    );
+}
+
+#[test]
+fn the_examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let text = std::fs::read_to_string(dir.join("pptp-agent.toml")).unwrap();
+    let c = Config::parse(dir.join("pptp-agent.toml"), &text).unwrap();
+    // The example names /etc/ppp/chap-secrets; check the example secrets instead.
+    let mut c = c;
+    c.auth.secrets = dir.join("chap-secrets");
+    let (db, warnings) = c.load_users().unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(c.summary(&db).contains("users: "));
+    // Every default in the example is the real default: uncommenting nothing but the
+    // required keys gives the same configuration as the example.
+    let required = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.250\"]\n";
+    let mut minimal = Config::parse(dir.join("pptp-agent.toml"), required).unwrap();
+    minimal.auth.secrets = c.auth.secrets.clone();
+    minimal.auth.dial_in = c.auth.dial_in.clone();
+    minimal.auth.user_lines = c.auth.user_lines.clone();
+    assert_eq!(minimal, c, "the example shows the defaults");
+}

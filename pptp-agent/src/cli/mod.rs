@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
+mod check_config;
 mod dial;
 mod kill;
 mod options;
@@ -37,6 +38,8 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// Hang sessions up (LCP Terminate-Request, then the call is cleared).
     Kill(kill::KillArgs),
+    /// Validate a configuration file and the chap-secrets file it names.
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 /// Where an agent's maps are pinned; `serve` and `stats` must agree on it.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Kill(args) => kill::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }
 

@@ -411,11 +411,14 @@ fn parse_addresses(words: &[Vec<u8>]) -> Result<AddressList, String> {
     Ok(list)
 }
 
+/// An entry's words and the 1-based line its first word is on.
+pub type Line = (usize, Vec<Vec<u8>>);
+
 /// Splits a secrets file into lines of words as pppd's `getword` reads them; each
 /// line is returned with the 1-based number of the line its first word starts on.
 /// Lines without words (blank or comments) are skipped.
-pub fn tokenize(text: &[u8]) -> Result<Vec<(usize, Vec<Vec<u8>>)>, (usize, String)> {
-    let mut lines: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+pub fn tokenize(text: &[u8]) -> Result<Vec<Line>, (usize, String)> {
+    let mut lines: Vec<Line> = Vec::new();
     let mut line = 1;
     let mut i = 0;
     // Whether the next word starts a new entry.

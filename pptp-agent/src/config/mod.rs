@@ -204,13 +204,11 @@ impl Config {
                         .into(),
                 ));
             }
-            if matches!(entry.secret, Secret::NtHash(_)) {
-                if only_chap_md5 {
-                    errors.push(at(
-                        "secret",
-                        "an NT hash cannot answer CHAP-MD5, the only method in auth.methods".into(),
-                    ));
-                }
+            if matches!(entry.secret, Secret::NtHash(_)) && only_chap_md5 {
+                errors.push(at(
+                    "secret",
+                    "an NT hash cannot answer CHAP-MD5, the only method in auth.methods".into(),
+                ));
             }
         }
         for (user, line) in &self.auth.user_lines {

@@ -240,7 +240,7 @@ pub fn operator(lab: &mut Lab, bin: &Path, args: &[&str]) -> anyhow::Result<std:
 
 /// Runs `cmd` to completion, killing it (by its PID) if it takes longer than `limit`.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> anyhow::Result<std::process::Output> {
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

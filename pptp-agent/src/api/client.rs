@@ -19,12 +19,12 @@ const MAX_ANSWER: u64 = 256 << 20;
 pub enum ClientError {
     /// Nothing answers on the socket: no agent runs there.
     #[error(
-        "no agent answers on {} ({source}); is `pptp-agent serve` running with the same --instance (or --api-socket)?",
+        "no agent answers on {} ({cause}); is `pptp-agent serve` running with the same --instance (or --api-socket)?",
         path.display()
     )]
     Unreachable {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The agent answered `{"error": ...}`.
     #[error("the agent refused: {0}")]
@@ -40,9 +40,9 @@ pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Value, 
         path: path.to_owned(),
         message,
     };
-    let mut stream = UnixStream::connect(path).map_err(|source| ClientError::Unreachable {
+    let mut stream = UnixStream::connect(path).map_err(|cause| ClientError::Unreachable {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     stream
         .set_read_timeout(Some(timeout))

@@ -59,9 +59,10 @@ pub fn ipv4_udp(
     checksum: bool,
 ) -> Vec<u8> {
     let total = (28 + payload.len()) as u16;
-    let mut p = Vec::new();
-    p.push(0x45); // version 4, 5 words
-    p.push(0x00); // DSCP/ECN
+    let mut p = vec![
+        0x45, // version 4, 5 words
+        0x00, // DSCP/ECN
+    ];
     p.extend_from_slice(&total.to_be_bytes());
     p.extend_from_slice(&[0x1c, 0x46]); // identification
     p.extend_from_slice(&[0x00, 0x00]); // no flags, offset 0
@@ -98,11 +99,12 @@ pub fn ipv4_udp(
 /// A BOOTREQUEST from the client with the given message type and options (after the
 /// magic cookie, End appended), padded to BOOTP's 300 bytes.
 pub fn bootrequest(ciaddr: Ipv4Addr, options: &[u8]) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.push(1); // op: BOOTREQUEST
-    m.push(1); // htype: Ethernet (10 Mb)
-    m.push(6); // hlen
-    m.push(0); // hops
+    let mut m = vec![
+        1, // op: BOOTREQUEST
+        1, // htype: Ethernet (10 Mb)
+        6, // hlen
+        0, // hops
+    ];
     m.extend_from_slice(&XID);
     m.extend_from_slice(&[0, 0]); // secs
     m.extend_from_slice(&[0, 0]); // flags: unicast

@@ -16,7 +16,7 @@ use std::{
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE},
     demo::wait_for,
-    lab::{Lab, LabSpec, addr},
+    lab::{Lab, LabSpec, addr, ifname},
     netns,
 };
 use serde_json::Value;
@@ -134,6 +134,34 @@ fn sessions_lists_the_session_and_kill_hangs_it_up() {
     assert_eq!(stats_json["sessions"][0]["user"], "alice");
     assert!(stats_json["sessions"][0]["dataplane"]["slot"].is_u64());
 
+    // A second agent with the same socket stops before it touches the data plane
+    // (it would flush the first one's sessions from the shared pins).
+    let mut second = Command::new(&bin);
+    second
+        .args([
+            "serve",
+            "--uplink",
+            ifname::UPLINK,
+            "--local-ip",
+            "192.0.2.1",
+        ])
+        .args(["--pool", "192.0.2.10-192.0.2.250", "--user", "x:y"])
+        .arg("--bpffs")
+        .arg(lab.bpffs().unwrap())
+        .args(["--instance", SERVER_INSTANCE])
+        .arg("--api-socket")
+        .arg(&socket);
+    netns::command_in(&lab.concentrator_ns(), &mut second).unwrap();
+    let second = agents::output_within(&mut second, Duration::from_secs(30)).unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another agent answers on"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(json(&mut lab, &["stats", "--json"])["installed_calls"], 1);
+    assert!(agents::ping(&client_ns, addr::LAN_HOST, 1).unwrap());
+
     // A user with no session: nothing hung up, and the command says so.
     let none = agents::operator(&mut lab, &bin, &["kill", "bob"]).unwrap();
     assert!(!none.status.success());
@@ -190,15 +218,46 @@ fn sample(text: &str, series: &str) -> u64 {
 }
 
 #[test]
-fn stats_watch_fallback_and_metrics() {
+fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
     let bin = agent_bin();
-    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
     let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, 9100).into();
-    let (_server, _client) = alice_up(
+    // alice on the XDP path, bob with MPPE on the agent's.
+    let (_server, alice) = alice_up(
         &mut lab,
-        &["--metrics", &metrics.to_string(), "--metrics-sessions"],
+        &[
+            "--user",
+            "bob:secret-2",
+            "--mppe",
+            "prefer",
+            "--metrics",
+            &metrics.to_string(),
+            "--metrics-sessions",
+        ],
     );
+    let bob = agents::dial(
+        &mut lab,
+        &bin,
+        1,
+        &[
+            "--user",
+            "bob",
+            "--password",
+            "secret-2",
+            "--mppe",
+            "require",
+        ],
+    )
+    .unwrap();
     assert!(agents::ping(&lab.client_ns(0), addr::LAN_HOST, 5).unwrap());
+    assert!(agents::ping(&lab.client_ns(1), addr::LAN_HOST, 3).unwrap());
+    let table = ok(&mut lab, &["sessions"]);
+    eprintln!("$ pptp-agent sessions\n{table}");
+    let bob_row = table.lines().find(|l| l.contains("| bob ")).expect(&table);
+    assert!(
+        bob_row.contains("| agent | 128-bit stateless | up "),
+        "{table}"
+    );
 
     let watch = ok(&mut lab, &["stats", "--watch", "1", "--count", "2"]);
     eprintln!("$ pptp-agent stats --watch 1 --count 2\n{watch}");
@@ -237,14 +296,14 @@ fn stats_watch_fallback_and_metrics() {
     assert_eq!(sample(body, "pptp_sessions{state=\"up\",path=\"xdp\"}"), 1);
     assert_eq!(
         sample(body, "pptp_sessions{state=\"up\",path=\"agent\"}"),
-        0
+        1
     );
     assert_eq!(
         sample(body, "pptp_sessions{state=\"starting\",path=\"xdp\"}"),
         0
     );
     assert_eq!(sample(body, "pptp_xdp_enabled"), 1);
-    assert_eq!(sample(body, "pptp_xdp_installed_calls"), 1);
+    assert_eq!(sample(body, "pptp_xdp_installed_calls"), 2);
     // Nothing but the pings' data is decapsulated (keepalives go to the agent): the
     // scrape agrees with stats.
     let counter = |name: &str| {
@@ -268,9 +327,19 @@ fn stats_watch_fallback_and_metrics() {
         sample(body, "pptp_agent_drops_total{reason=\"spoofed_source\"}"),
         0
     );
+    let id_of = |user: &str| {
+        frames["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["user"] == user)
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
     let labels = format!(
         "{{id=\"{}\",user=\"alice\",client=\"{}\",path=\"xdp\"}}",
-        frames["sessions"][0]["id"],
+        id_of("alice"),
         addr::POOL_START
     );
     assert!(sample(body, &format!("pptp_session_rx_packets_total{labels}")) >= 5);
@@ -281,4 +350,22 @@ fn stats_watch_fallback_and_metrics() {
             "not a sample: {line}"
         );
     }
+
+    // Kill by id (bob only), then --all (alice).
+    let bob_id = id_of("bob").to_string();
+    assert_eq!(
+        ok(&mut lab, &["kill", &bob_id]).trim(),
+        format!("hanging up 1 session (session {bob_id})")
+    );
+    wait_for(Duration::from_secs(10), || lab.exited(bob.pid).is_some()).expect("bob hung up");
+    assert!(lab.exited(alice.pid).is_none(), "alice is still up");
+    assert_eq!(
+        ok(&mut lab, &["kill", "--all"]).trim(),
+        "hanging up 1 session (--all)"
+    );
+    wait_for(Duration::from_secs(10), || lab.exited(alice.pid).is_some()).expect("alice hung up");
+    wait_for(Duration::from_secs(10), || {
+        json(&mut lab, &["stats", "--json"])["installed_calls"] == 0
+    })
+    .expect("no call left in the XDP maps");
 }

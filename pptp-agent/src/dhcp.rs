@@ -399,6 +399,18 @@ struct Inform<'a> {
     max_message: usize,
 }
 
+impl Inform<'_> {
+    /// Every option of the (already validated) message, areas in RFC 3396 order.
+    fn each_option(&self, mut each: impl FnMut(u8, &[u8])) {
+        for (area, base) in self.areas.into_iter().zip([DHCP_FIXED, 108, 44]) {
+            let _ = walk(area, base, |code, data| {
+                each(code, data);
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Walks TLV options in `area` (`base` is its offset in the message, for errors), calling
 /// `each(code, data)`. Stops at End; a missing End at the end of the area is tolerated.
 fn walk<'a>(
@@ -703,18 +715,24 @@ impl DhcpInformResponder {
         reply.extend_from_slice(&[option::MESSAGE_TYPE, 1, DHCPACK]);
         reply.extend_from_slice(&[option::SERVER_ID, 4]);
         reply.extend_from_slice(&server.octets());
-        // RFC 6842: the client identifier comes back unaltered (every instance, in order).
-        for (area, base) in inform.areas.into_iter().zip([DHCP_FIXED, 108, 44]) {
-            let _ = walk(area, base, |code, data| {
+        // Room for the options, keeping a byte for End.
+        let limit = inform.max_message.min(MAX_REPLY_LEN) - 1;
+        // RFC 6842: the client identifier comes back unaltered, every instance in order
+        // (RFC 3396), or not at all if it does not fit.
+        let mut cid_len = 0;
+        inform.each_option(|code, data| {
+            if code == option::CLIENT_ID {
+                cid_len += 2 + data.len();
+            }
+        });
+        if reply.len() + cid_len <= limit {
+            inform.each_option(|code, data| {
                 if code == option::CLIENT_ID {
                     reply.extend_from_slice(&[code, data.len() as u8]);
                     reply.extend_from_slice(data);
                 }
-                Ok(())
             });
         }
-        // Room for the options, keeping a byte for End.
-        let limit = inform.max_message.min(MAX_REPLY_LEN) - 1;
         for &code in &inform.requested[..inform.n_requested] {
             let c = &self.config;
             let mut put = |data: &[&[u8]]| {

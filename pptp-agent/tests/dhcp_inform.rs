@@ -196,6 +196,18 @@ fn size_limit_leaves_out_whole_options() {
     assert_eq!(codes, [53, 54, 61, 1, 15, 6, 121, 249]);
     assert!(reply.len() <= 1500 && reply.len() <= MAX_REPLY_LEN);
     check_headers(&reply, CLIENT);
+    // A client identifier split into many instances (RFC 3396) that cannot fit: not
+    // echoed at all rather than cut, and the reply stays within the limit.
+    let mut o = vec![53, 1, 8, 55, 2, 15, 121];
+    for _ in 0..4 {
+        o.extend_from_slice(&[61, 100]);
+        o.extend_from_slice(&[7; 100]);
+    }
+    let p = ipv4_udp(CLIENT, SERVER, 68, 67, &bootrequest(CLIENT, &o), true);
+    let reply = respond(&r, &p).unwrap().unwrap();
+    let codes: Vec<u8> = options_of(&reply).iter().map(|o| o.0).collect();
+    assert_eq!(codes, [53, 54, 15, 121]);
+    assert!(reply.len() <= 576);
     // Below the legal minimum: taken as 576.
     let mut o = windows_options(8);
     o.extend_from_slice(&[57, 2, 0x01, 0x00]);
@@ -530,4 +542,79 @@ fn config_validation() {
     c.domain = Some("a-b.c_d.example".into());
     c.validate().unwrap();
     assert!(DhcpInformResponder::new(c).is_ok());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the client asks for, in whatever order: 53, 54, its client identifier,
+        /// then exactly the requested options we have, in its order, duplicates once.
+        #[test]
+        fn answers_the_request_list_in_order(
+            prl in proptest::collection::vec(any::<u8>(), 1..60),
+            cid in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..40)),
+            max in proptest::option::of(0u16..2000),
+        ) {
+            let mut o = vec![53, 1, 8, 55, prl.len() as u8];
+            o.extend_from_slice(&prl);
+            if let Some(cid) = &cid {
+                o.extend_from_slice(&[61, cid.len() as u8]);
+                o.extend_from_slice(cid);
+            }
+            if let Some(max) = max {
+                o.extend_from_slice(&[57, 2]);
+                o.extend_from_slice(&max.to_be_bytes());
+            }
+            let p = ipv4_udp(CLIENT, Ipv4Addr::BROADCAST, 68, 67, &bootrequest(CLIENT, &o), true);
+            let reply = respond(&responder(), &p).unwrap().unwrap();
+            check_headers(&reply, CLIENT);
+            let mut want = vec![53, 54];
+            if cid.is_some() {
+                want.push(61);
+            }
+            let mut seen = [false; 256];
+            for c in prl {
+                if !seen[usize::from(c)] && [1, 6, 15, 121, 249].contains(&c) {
+                    want.push(c);
+                }
+                seen[usize::from(c)] = true;
+            }
+            let got = options_of(&reply);
+            let codes: Vec<u8> = got.iter().map(|o| o.0).collect();
+            prop_assert_eq!(codes, want);
+            if let Some(cid) = cid {
+                prop_assert_eq!(&got[2].1, &cid);
+            }
+        }
+
+        /// Damaged Windows requests: never a panic; any answer is well-formed.
+        #[test]
+        fn damaged_requests(flips in proptest::collection::vec((0usize..328, any::<u8>()), 1..6)) {
+            let mut p = windows_inform();
+            for (at, x) in flips {
+                p[at] ^= x;
+            }
+            let r = responder();
+            if let Ok(Some(reply)) = respond(&r, &p) {
+                check_headers(&reply, Ipv4Addr::from(<[u8; 4]>::try_from(&reply[16..20]).unwrap()));
+                let codes: Vec<u8> = options_of(&reply).iter().map(|o| o.0).collect();
+                prop_assert_eq!(&codes[..2], &[53, 54]);
+            }
+        }
+
+        /// Random bytes, raw or wrapped in valid IPv4/UDP to our port: never a panic.
+        #[test]
+        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..700), wrap: bool) {
+            let p = if wrap {
+                ipv4_udp(CLIENT, SERVER, 68, 67, &data, true)
+            } else {
+                data
+            };
+            if let Ok(Some(reply)) = respond(&responder(), &p) {
+                check_headers(&reply, Ipv4Addr::from(<[u8; 4]>::try_from(&reply[16..20]).unwrap()));
+            }
+        }
+    }
 }

@@ -139,7 +139,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let api = args.api.bind(&args.pins.instance)?;
-        let xdp = match &args.uplink {
+        let mut xdp = match &args.uplink {
             Some(uplink) => match start_xdp(&args, uplink) {
                 Ok(xdp) => Some(xdp),
                 Err(e) => {
@@ -157,6 +157,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
         let tun = Tun::create(&args.tun, args.local_ip, None, args.mru)?;
+        if let Some(xdp) = &mut xdp
+            && let Err(e) = xdp.attach_session_device(tun.name())
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "TC unavailable: what the box itself sends to clients goes through the agent"
+            );
+        }
         let pins = xdp.as_ref().map(|_| args.pins.pin_dir()).transpose()?;
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();

@@ -21,3 +21,5 @@ pub const NEXT_HOPS: &str = "NEXT_HOPS";
 pub const PROG_UPLINK: &str = "pptp_uplink";
 /// XDP on the LAN link: GRE encapsulation of forwarded traffic to clients.
 pub const PROG_LAN: &str = "pptp_lan";
+/// TC egress on the session device: GRE encapsulation of what the box sends to clients.
+pub const PROG_EGRESS: &str = "pptp_egress";

@@ -4,6 +4,8 @@
 //!   decapsulates enhanced GRE of installed fast-path sessions ([`uplink`]).
 //! - `pptp_lan` (XDP, LAN link): encapsulates forwarded traffic towards clients of
 //!   fast-path sessions ([`lan`]).
+//! - `pptp_egress` (TC egress, the session device): encapsulates what the box itself
+//!   sends to those clients ([`egress`]).
 //!
 //! Session state lives in the maps of [`maps`], written by the agent.
 #![no_std]
@@ -13,6 +15,8 @@
 #![feature(core_intrinsics, adt_const_params)]
 
 mod csum;
+mod egress;
+mod encap;
 mod forward;
 mod lan;
 mod maps;
@@ -21,7 +25,10 @@ mod nexthop;
 mod packet;
 mod uplink;
 
-use aya_ebpf::{macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 
 #[xdp]
 pub fn pptp_uplink(ctx: XdpContext) -> u32 {
@@ -31,6 +38,11 @@ pub fn pptp_uplink(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn pptp_lan(ctx: XdpContext) -> u32 {
     lan::run(&ctx)
+}
+
+#[classifier]
+pub fn pptp_egress(ctx: TcContext) -> i32 {
+    egress::run(&ctx)
 }
 
 #[cfg(not(test))]

@@ -5,9 +5,9 @@
 //! per source: one destination, one next hop.
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::bpf_fib_lookup as FibParams,
     helpers::{bpf_fib_lookup, bpf_ktime_get_ns},
-    programs::XdpContext,
 };
 use pptp_common::session::{NEXT_HOP_TTL_NS, NextHop};
 
@@ -17,9 +17,17 @@ const AF_INET: u8 = 2;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
 
 /// Where a packet from `src` to `dst` leaves, or `None` when the kernel must decide
-/// (no route, neighbour not resolved, needs fragmenting, ...).
+/// (no route, neighbour not resolved, needs fragmenting, ...). The lookup is made as
+/// for a packet forwarded after arriving on `ifindex` (for TC egress: the session
+/// device; an output lookup would pin the route to that device).
 #[inline(always)]
-pub fn lookup(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option<NextHop> {
+pub fn lookup<C: EbpfContext>(
+    ctx: &C,
+    ifindex: u32,
+    src: [u8; 4],
+    dst: [u8; 4],
+    tot_len: u16,
+) -> Option<NextHop> {
     // SAFETY: helper calls with valid arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(cached) = unsafe { NEXT_HOPS.get(dst) }
@@ -31,14 +39,13 @@ pub fn lookup(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Opt
     let mut params: FibParams = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
     params.__bindgen_anon_1.tot_len = tot_len;
-    // SAFETY: ctx.ctx points at the program's xdp_md.
-    params.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    params.ifindex = ifindex;
     params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
     params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
     // SAFETY: params is a full bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(
-            ctx.ctx.cast(),
+            ctx.as_ptr(),
             &mut params,
             core::mem::size_of::<FibParams>() as i32,
             0,

@@ -213,12 +213,10 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     }
 
     let hop = if header[8] > 1 {
-        nexthop::lookup(
-            ctx,
-            session.client_addr,
-            addr(&header, 16),
-            inner_len as u16,
-        )
+        // SAFETY: ctx.ctx points at the program's xdp_md.
+        let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+        let dst = addr(&header, 16);
+        nexthop::lookup(ctx, ingress, session.client_addr, dst, inner_len as u16)
     } else {
         None
     };

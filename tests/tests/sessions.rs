@@ -104,6 +104,18 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
         "the echo came back through XDP: {encapsulated}"
     );
     assert_eq!(counter(&json, "spoofed_source"), 0);
+    // What the concentrator itself sends to the client is encapsulated by the TC
+    // program on pptp0; the replies come back through XDP (and up the stack, being
+    // for a local address).
+    assert!(
+        agents::ping(&lab.concentrator_ns(), addr::POOL_START, 5).unwrap(),
+        "ping from the box"
+    );
+    let encapsulated_after = counter(&stats(&bpffs), "encapsulated");
+    assert!(
+        encapsulated_after >= encapsulated + 5,
+        "the box's pings were encapsulated by TC: {encapsulated} -> {encapsulated_after}"
+    );
     let (rx, tx) = agents::link_packets(&lab.concentrator_ns(), "pptp0").unwrap();
     assert_eq!(
         (rx, tx),

@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
-    programs::{Xdp, XdpMode},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 use pptp_common::{
     maps,
@@ -104,6 +104,13 @@ impl XdpDataplane {
                 .load()
                 .with_context(|| format!("the kernel rejected the program {name}"))?;
         }
+        let egress: &mut SchedClassifier = ebpf
+            .program_mut(maps::PROG_EGRESS)
+            .with_context(|| format!("the BPF object has no program {}", maps::PROG_EGRESS))?
+            .try_into()?;
+        egress
+            .load()
+            .with_context(|| format!("the kernel rejected the program {}", maps::PROG_EGRESS))?;
         let mut config: Array<MapData, Config> = Array::try_from(take(&mut ebpf, maps::CONFIG)?)?;
         config.set(
             0,
@@ -165,6 +172,24 @@ impl XdpDataplane {
     /// Attaches the encapsulating program to a LAN link.
     pub fn attach_lan(&mut self, interface: &str) -> anyhow::Result<()> {
         self.attach(maps::PROG_LAN, interface)
+    }
+
+    /// Attaches the encapsulating TC program to the egress of the session device
+    /// (the TUN device the kernel routes clients' addresses to).
+    pub fn attach_session_device(&mut self, interface: &str) -> anyhow::Result<()> {
+        // The clsact qdisc may exist already (another program, an earlier run).
+        let _ = tc::qdisc_add_clsact(interface);
+        let program: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(maps::PROG_EGRESS)
+            .context(maps::PROG_EGRESS)?
+            .try_into()?;
+        program
+            .attach(interface, TcAttachType::Egress)
+            .with_context(|| format!("attaching TC egress program to {interface}"))?;
+        tracing::info!(%interface, program = maps::PROG_EGRESS, "TC program attached");
+        self.attached.push(interface.to_owned());
+        Ok(())
     }
 
     fn attach(&mut self, program: &str, interface: &str) -> anyhow::Result<()> {

@@ -1,0 +1,92 @@
+//! TC egress on the session device (`pptp0`): what the box itself sends to a
+//! fast-path client (or what XDP left to the kernel's routing) is encapsulated here
+//! and sent straight out of the uplink, instead of crossing into the agent.
+//!
+//! The device is a TUN (layer 3): the packet starts with its IPv4 header. The program
+//! makes room for Ethernet + outer IPv4 + GRE + PPP with `bpf_skb_change_head`,
+//! writes them (MACs from the next-hop cache, FIB lookup from the egress side) and
+//! redirects to the uplink. A session not on the fast path, a packet above its MTU, or
+//! a next hop the kernel has not resolved yet goes on to the TUN device: the agent
+//! sends it. It runs after the kernel's routing, so it cannot beat plain forwarding;
+//! it saves the trip through the agent.
+
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_REDIRECT},
+    helpers::{bpf_redirect, bpf_skb_change_head},
+    programs::TcContext,
+};
+use pptp_common::{counters::GlobalCounter, session::SESSION_FAST, wire::*};
+
+use crate::{
+    encap, forward,
+    maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
+    nexthop,
+    packet::{Bytes, addr, be16},
+};
+
+impl Bytes for TcContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+}
+
+pub fn run(ctx: &TcContext) -> i32 {
+    match encap(ctx) {
+        Some(()) => TC_ACT_REDIRECT,
+        None => TC_ACT_OK,
+    }
+}
+
+#[inline(always)]
+fn encap(ctx: &TcContext) -> Option<()> {
+    let header = ctx.read::<IPV4_MIN_HLEN>(0)?;
+    if header[0] >> 4 != 4 {
+        return None;
+    }
+    let session = unsafe { SESSIONS_BY_CLIENT.get(addr(&header, 16)) }?;
+    let slot = session.slot;
+    let inner_len = be16(&header, 2) as usize;
+    let len = ctx.len() as u64;
+    if session.flags & SESSION_FAST == 0 {
+        count(GlobalCounter::ToAgent, len);
+        count_session(slot, |c| c.to_agent += 1);
+        return None;
+    }
+    if inner_len > session.mtu as usize || inner_len != ctx.len() as usize {
+        count(GlobalCounter::TooBig, len);
+        count_session(slot, |c| c.too_big += 1);
+        return None;
+    }
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let Some(hop) = nexthop::lookup(
+        ctx,
+        ifindex,
+        session.local_addr,
+        session.peer_addr,
+        (inner_len + 40) as u16,
+    ) else {
+        count(GlobalCounter::NoNextHop, len);
+        return None;
+    };
+    let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
+    let push = ETH_HLEN + encap::overhead(ack.is_some());
+    // SAFETY: plain helper call on this program's skb.
+    if unsafe { bpf_skb_change_head(ctx.skb.skb, push as u32, 0) } != 0 {
+        return None;
+    }
+    forward::write_ethernet(ctx, &hop)?;
+    encap::write_headers(ctx, ETH_HLEN, session, inner_len, seq, ack)?;
+    count(GlobalCounter::Encapsulated, len);
+    count_session(slot, |c| {
+        c.tx_packets += 1;
+        c.tx_bytes += inner_len as u64;
+    });
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(hop.ifindex, 0) };
+    Some(())
+}

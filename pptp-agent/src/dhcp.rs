@@ -8,15 +8,14 @@
 //! address, UDP port 68 to port 67, usually to 255.255.255.255, with `ciaddr` set to its
 //! address and a Parameter Request List (option 55) such as 1, 15, 3, 6, 44, 46, 47, 31,
 //! 33, 121, 249, 43 (252 on later versions). Windows RRAS answers it through its DHCP
-//! Relay Agent, with whatever the LAN's DHCP server has for that scope. Windows retries a
-//! few times and gives up quietly when nobody answers, so nothing breaks without us,
-//! but the client then lacks:
+//! Relay Agent, with whatever the LAN's DHCP server has for that scope. Unanswered, the
+//! connection still works, but the client lacks:
 //!
 //! - the connection's DNS suffix (option 15), so short names do not resolve;
 //! - classless static routes (option 121, RFC 3442, and Microsoft's option 249, same
 //!   encoding): the way to give a *split-tunnel* client (one that does not use the VPN as
 //!   its default gateway) routes to the networks behind the concentrator, instead of
-//!   the single classful route Windows derives from its address.
+//!   the classful route Windows otherwise derives from its address.
 //!
 //! # What this module does
 //!
@@ -27,8 +26,7 @@
 //! `ciaddr` (or the packet's source) port 68, carrying options 53 (ACK), 54 (server
 //! identifier), the client identifier echoed (RFC 6842), then the options the client
 //! requested that we have (1, 6, 15, 121, 249), in the order it asked for them (without a
-//! request list: 1, 6, 15, 121); no lease
-//! time and no `yiaddr` (RFC 2131 §4.3.5). Everything else is [`Ok(None)`]: the caller
+//! request list: 1, 6, 15, 121); no lease time and no `yiaddr` (RFC 2131 §4.3.5). Everything else is [`Ok(None)`]: the caller
 //! forwards it as usual. A packet addressed to our DHCP server port that we cannot read
 //! is a [`DhcpError`]: drop it (and count it). Sans-IO, no allocation per packet once
 //! the reply buffer has [`MAX_REPLY_LEN`] capacity.
@@ -41,7 +39,8 @@
 //! describes its own long-option encoding, for option 43 only) and a route table the
 //! client truncated would silently install part of the routes. 255 bytes hold 28 routes
 //! of any length. Validation also makes sure one copy of everything (mask, DNS, domain,
-//! one of the route options) fits in the 576-byte message every DHCP client must accept.
+//! one of the route options), with an Ethernet-style client identifier echoed (9 bytes,
+//! as Windows sends), fits in the 576-byte message every DHCP client must accept.
 //! When the reply would exceed the client's limit (option 57, else 576 bytes), requested
 //! options that do not fit are left out whole, never truncated: in practice the second
 //! copy of the routes (249 after 121, as Windows orders them) when the table is large.
@@ -118,8 +117,9 @@ const DEFAULT_REQUEST: [u8; 4] = [
     option::DOMAIN_NAME,
     option::CLASSLESS_ROUTES,
 ];
-/// How much of the 576-byte minimum the options may use.
-const MIN_OPTIONS_ROOM: usize = MIN_MAX_MESSAGE - IPV4_HEADER - UDP_HEADER - DHCP_FIXED;
+/// How much of the 576-byte minimum our options may use: the options field less the
+/// echo of a client identifier of type 1 and a 6-byte MAC (Windows').
+const MIN_OPTIONS_ROOM: usize = MIN_MAX_MESSAGE - IPV4_HEADER - UDP_HEADER - DHCP_FIXED - 9;
 
 /// One classless static route (RFC 3442): packets to `prefix/len` go to `gateway`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -229,7 +229,8 @@ pub enum ConfigError {
         /// Bytes it would need.
         len: usize,
     },
-    /// Mask, DNS, domain and routes together exceed the 576-byte message every client accepts.
+    /// Mask, DNS, domain and routes together exceed the 576-byte message every client
+    /// accepts (with room for a client identifier).
     #[error(
         "the DHCP options need {len} bytes, more than the {room} every client accepts (fewer routes or DNS servers, or a shorter domain)"
     )]

@@ -196,6 +196,24 @@ fn size_limit_leaves_out_whole_options() {
     assert_eq!(codes, [53, 54, 61, 1, 15, 6, 121, 249]);
     assert!(reply.len() <= 1500 && reply.len() <= MAX_REPLY_LEN);
     check_headers(&reply, CLIENT);
+    // A configuration exactly at the validation limit: a Windows client still gets one
+    // copy of everything, 121 included, in 576 bytes; one byte more is refused.
+    let mut c = big_config();
+    c.dns = vec![SERVER; 3];
+    c.domain = Some("corp.example1".into());
+    let edge = DhcpInformResponder::new(c.clone()).unwrap();
+    let reply = respond(&edge, &windows_inform()).unwrap().unwrap();
+    assert_eq!(reply.len(), 576);
+    let codes: Vec<u8> = options_of(&reply).iter().map(|o| o.0).collect();
+    assert_eq!(codes, [53, 54, 61, 1, 15, 6, 121]);
+    c.domain = Some("corp.example12".into());
+    assert_eq!(
+        c.validate(),
+        Err(ConfigError::TooMuch {
+            len: 300,
+            room: 299
+        })
+    );
     // A client identifier split into many instances (RFC 3396) that cannot fit: not
     // echoed at all rather than cut, and the reply stays within the limit.
     let mut o = vec![53, 1, 8, 55, 2, 15, 121];

@@ -26,10 +26,10 @@
 //! `ciaddr` (or the packet's source) port 68, carrying options 53 (ACK), 54 (server
 //! identifier), the client identifier echoed (RFC 6842), then the options the client
 //! requested that we have (1, 6, 15, 121, 249), in the order it asked for them (without a
-//! request list: 1, 6, 15, 121); no lease time and no `yiaddr` (RFC 2131 §4.3.5). Everything else is [`Ok(None)`]: the caller
-//! forwards it as usual. A packet addressed to our DHCP server port that we cannot read
-//! is a [`DhcpError`]: drop it (and count it). Sans-IO, no allocation per packet once
-//! the reply buffer has [`MAX_REPLY_LEN`] capacity.
+//! request list: 1, 6, 15, 121); no lease time and no `yiaddr` (RFC 2131 §4.3.5).
+//! Everything else is `Ok(None)`: the caller forwards it as usual. A packet addressed to
+//! our DHCP server port that we cannot read is a [`DhcpError`]: drop it (and count it).
+//! Sans-IO, no allocation per packet once the reply buffer has [`MAX_REPLY_LEN`] capacity.
 //!
 //! # Size limits
 //!

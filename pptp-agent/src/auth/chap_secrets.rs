@@ -318,7 +318,7 @@ fn parse_secret(path: &Path, word: Vec<u8>) -> Result<Secret, String> {
             Some(dir) if file.is_relative() => dir.join(file),
             _ => file.to_owned(),
         };
-        let text = std::fs::read(&file).map_err(|e| format!("@{}: {e}", file.display()))?;
+        let text = read_secret_file(&file).map_err(|e| format!("@{}: {e}", file.display()))?;
         let lines = tokenize(&text).map_err(|(l, m)| format!("@{}:{l}: {m}", file.display()))?;
         lines
             .into_iter()
@@ -340,6 +340,22 @@ fn parse_secret(path: &Path, word: Vec<u8>) -> Result<Secret, String> {
         return Err(format!("longer than {MAX_SECRET_LEN} bytes"));
     }
     Ok(Secret::Password(word))
+}
+
+/// Reads an `@file` secret: a regular file, at most 64 KiB (not `/dev/zero`).
+fn read_secret_file(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    const LIMIT: u64 = 64 * 1024;
+    let f = std::fs::File::open(file)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = Vec::new();
+    f.take(LIMIT + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::other("larger than 64 KiB"));
+    }
+    Ok(text)
 }
 
 /// 32 hex digits (either case) as 16 bytes.
@@ -750,6 +766,19 @@ mod tests {
                 "{d}/chap-secrets:1: secret: @{d}/missing: No such file or directory (os error 2)\n\
                  {d}/chap-secrets:2: secret: @{d}/empty.secret: the file holds no secret"
             )
+        );
+        assert_eq!(
+            ChapSecrets::parse(&path, b"a * @/dev/zero *\n")
+                .unwrap_err()
+                .to_string(),
+            format!("{d}/chap-secrets:1: secret: @/dev/zero: not a regular file")
+        );
+        std::fs::write(dir.join("big.secret"), vec![b'x'; 65 * 1024]).unwrap();
+        assert_eq!(
+            ChapSecrets::parse(&path, b"a * @big.secret *\n")
+                .unwrap_err()
+                .to_string(),
+            format!("{d}/chap-secrets:1: secret: @{d}/big.secret: larger than 64 KiB")
         );
         std::fs::write(&path, "c * @alice.secret *\n").unwrap();
         assert_eq!(

@@ -104,12 +104,15 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
     }
     drop(echo);
 
+    let api_socket = agents::api_socket(&lab);
     let stats = |json: bool| -> anyhow::Result<String> {
         let mut cmd = Command::new(&config.agent_bin);
         cmd.arg("stats")
             .arg("--bpffs")
             .arg(&bpffs)
-            .args(["--instance", SERVER_INSTANCE]);
+            .args(["--instance", SERVER_INSTANCE])
+            .arg("--api-socket")
+            .arg(&api_socket);
         if json {
             cmd.arg("--json");
         }

@@ -4,6 +4,11 @@
 //! - `xdp` (`tests/benches/xdp.rs`): decap and encap packets/s of the XDP data plane
 //!   against a bare XDP redirect and plain kernel forwarding, in a namespace lab,
 //!   plus ns per packet of each program under BPF_PROG_TEST_RUN.
+//! - `mppe` (`pptp-agent/benches/mppe.rs`): the MPPE cipher on one core against
+//!   plain RC4 over the same bytes.
+//! - `fallback` (`tests/benches/fallback.rs`): the agent's own data path end to end
+//!   (TUN + raw GRE socket), a plain relay against MPPE-128, per agent core, beside
+//!   the RC4 primitive.
 
 use clap::Args;
 use pptp_tests::lab;
@@ -39,6 +44,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .args(["bench", "--locked", "-p", "pptp-tests", "--bench", "xdp"])
             .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
             .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" }),
+    )?;
+    cmd::run(cmd::cargo().args(["bench", "--locked", "-p", "pptp-agent", "--bench", "mppe"]))?;
+    let agent = cmd::build_agent(true)?;
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "pptp-tests",
+                "--bench",
+                "fallback",
+            ])
+            .env("PPTP_AGENT_BIN", &agent)
+            .env("PPTP_BENCH_SECONDS", args.seconds.max(3.0).to_string()),
     )?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(

@@ -1,0 +1,211 @@
+//! The agent's own data path (TUN + raw GRE socket), end to end in the lab: TCP
+//! through a session without MPPE (a plain relay: the baseline) and with MPPE-128
+//! stateless, in each direction, beside the RC4 primitive alone in this process.
+//!
+//! Packets per second come from the concentrator's TUN counters (every inner packet
+//! the agent relays crosses it exactly once); the agent's CPU time (from /proc) turns
+//! them into packets per second per core, since the agent runs on one thread. Run by
+//! `cargo xtask bench` with `PPTP_AGENT_BIN` set to a release build.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, ensure};
+use pptp_tests::{
+    agents,
+    demo::wait_for,
+    lab::{Lab, LabSpec, addr},
+    netns,
+};
+
+const IPERF_PORT: u16 = 5201;
+/// Inner packet size of the RC4 primitive measurement (a full-size TCP segment).
+const PACKET: usize = 1400;
+
+struct Measurement {
+    mbit: f64,
+    pps: f64,
+    /// Fraction of one core the concentrator's agent used.
+    cpu: f64,
+}
+
+impl Measurement {
+    fn pps_per_core(&self) -> f64 {
+        self.pps / self.cpu.max(1e-6)
+    }
+}
+
+/// CPU seconds (user + system) used by process `pid` so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = &stat[stat.rfind(')').context("bad /proc stat")? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
+/// One iperf3 run from the client (or to it, `reverse`) for `seconds`.
+fn run_iperf(
+    lab: &mut Lab,
+    server_pid: u32,
+    reverse: bool,
+    seconds: u64,
+) -> anyhow::Result<Measurement> {
+    let mut server = Command::new("iperf3");
+    server.args([
+        "-s",
+        "-1",
+        "-B",
+        &addr::LAN_HOST.to_string(),
+        "-p",
+        &IPERF_PORT.to_string(),
+    ]);
+    let lan = lab.lan_ns();
+    let iperf_server = lab.spawn(&lan, server)?;
+    wait_for(Duration::from_secs(10), || {
+        agents::listening(&lan, IPERF_PORT)
+    })?;
+    let before_cpu = cpu_seconds(server_pid)?;
+    let (rx0, tx0) = agents::link_packets(&lab.concentrator_ns(), "pptp0")?;
+    let started = Instant::now();
+    let mut client = Command::new("iperf3");
+    client.args([
+        "-c",
+        &addr::LAN_HOST.to_string(),
+        "-p",
+        &IPERF_PORT.to_string(),
+    ]);
+    client.args(["-t", &seconds.to_string(), "-J"]);
+    if reverse {
+        client.arg("-R");
+    }
+    let out = netns::run_in_ns(&lab.client_ns(0), &mut client)?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(server_pid)? - before_cpu) / wall;
+    let (rx1, tx1) = agents::link_packets(&lab.concentrator_ns(), "pptp0")?;
+    let _ = lab.stop(iperf_server, Duration::from_secs(5));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let bits = json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("iperf3 reported no throughput")?;
+    // Client to LAN: the agent writes the packets into the TUN (its rx); LAN to
+    // client: the kernel hands them to the agent (its tx).
+    let packets = if reverse { tx1 - tx0 } else { rx1 - rx0 };
+    Ok(Measurement {
+        mbit: bits / 1e6,
+        pps: packets as f64 / wall,
+        cpu,
+    })
+}
+
+/// The RC4 primitive alone: packets of `PACKET` bytes per second on one core.
+fn rc4_primitive(budget: Duration) -> f64 {
+    let key = [0x5au8; 16];
+    let mut buf = vec![0x45u8; PACKET];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < budget {
+        for _ in 0..64 {
+            pptp_agent::mppe::keys::rc4_apply(&key, std::hint::black_box(&mut buf));
+        }
+        n += 64;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn measure_case(bin: &std::path::Path, mppe: bool, seconds: u64) -> anyhow::Result<[Measurement; 2]> {
+    let mut lab = Lab::up(&LabSpec { clients: 1 })?;
+    let server_policy = if mppe { "require" } else { "deny" };
+    // No XDP (a missing uplink): every packet takes the agent's path.
+    let server = agents::start_server_on(
+        &mut lab,
+        bin,
+        "missing0",
+        &["--user", "bench:bench-secret", "--mppe", server_policy],
+    )?;
+    agents::dial(
+        &mut lab,
+        bin,
+        0,
+        &[
+            "--user",
+            "bench",
+            "--password",
+            "bench-secret",
+            "--mppe",
+            server_policy,
+        ],
+    )?;
+    let up = run_iperf(&mut lab, server.pid, false, seconds)?;
+    let down = run_iperf(&mut lab, server.pid, true, seconds)?;
+    lab.down()?;
+    Ok([up, down])
+}
+
+fn main() -> anyhow::Result<()> {
+    let bin = PathBuf::from(
+        std::env::var_os("PPTP_AGENT_BIN")
+            .context("PPTP_AGENT_BIN must name a (release) pptp-agent: run `cargo xtask bench`")?,
+    );
+    ensure!(bin.is_file(), "{} does not exist", bin.display());
+    let seconds: u64 = std::env::var("PPTP_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(3, |s| s.ceil().max(1.0) as u64);
+
+    let rc4 = rc4_primitive(Duration::from_millis(500));
+    let relay = measure_case(&bin, false, seconds)?;
+    let mppe = measure_case(&bin, true, seconds)?;
+
+    println!(
+        "\nThe agent's data path (TUN + raw GRE socket), TCP through one session, {seconds} s per run"
+    );
+    println!(
+        "{:<34} {:>10} {:>12} {:>9} {:>14}",
+        "case", "Mbit/s", "packets/s", "agent CPU", "packets/s/core"
+    );
+    let row = |name: &str, m: &Measurement| {
+        println!(
+            "{:<34} {:>10.0} {:>12.0} {:>8.0}% {:>14.0}",
+            name,
+            m.mbit,
+            m.pps,
+            m.cpu * 100.0,
+            m.pps_per_core()
+        )
+    };
+    row("relay, no crypto, client -> LAN", &relay[0]);
+    row("relay, no crypto, LAN -> client", &relay[1]);
+    row("MPPE-128 stateless, client -> LAN", &mppe[0]);
+    row("MPPE-128 stateless, LAN -> client", &mppe[1]);
+    println!(
+        "{:<34} {:>10.0} {:>12.0} {:>9} {:>14.0}",
+        "RC4 primitive alone (1400 B)",
+        rc4 * PACKET as f64 * 8.0 / 1e6,
+        rc4,
+        "100%",
+        rc4
+    );
+    println!("\nratios (packets/s per core):");
+    for (dir, i) in [("client -> LAN", 0), ("LAN -> client", 1)] {
+        println!(
+            "  {dir}: MPPE / relay = {:.2}, MPPE / RC4 primitive = {:.2}, relay / RC4 primitive = {:.2}",
+            mppe[i].pps_per_core() / relay[i].pps_per_core(),
+            mppe[i].pps_per_core() / rc4,
+            relay[i].pps_per_core() / rc4
+        );
+    }
+    println!(
+        "(both agents and iperf3 share this machine's {} cores; the load average was {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    Ok(())
+}

@@ -33,8 +33,8 @@ pub use diag::{Diagnostic, Diagnostics};
 use crate::{
     auth::{
         chap_secrets::ChapSecrets,
-        pool::AddressRange,
-        users::{DialIn, UserDb},
+        pool::{AddressRange, UserPool},
+        users::{DialIn, UserDb, Users},
     },
     ppp::{
         auth::{Method, Policy, Secret},
@@ -149,7 +149,29 @@ pub struct Keepalive {
     pub control_echo_interval: Option<Duration>,
 }
 
+impl Keepalive {
+    /// The link's LCP echo settings (`LinkConfig::echo`).
+    pub fn lcp_echo(&self) -> Option<crate::ppp::link::EchoConfig> {
+        self.lcp_echo_interval
+            .map(|interval| crate::ppp::link::EchoConfig {
+                interval,
+                max_failures: self.lcp_echo_failures,
+            })
+    }
+}
+
 impl Config {
+    /// The address pool for these pools and our local address, handing `users`
+    /// their static addresses (one pool for the whole concentrator; clone it into
+    /// each link).
+    pub fn pool(&self, users: &Users) -> UserPool {
+        UserPool::new(
+            self.tunnel.pools.clone(),
+            self.tunnel.local_ip,
+            std::sync::Arc::new(users.clone()),
+        )
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, Diagnostics> {
         let path = path.as_ref();

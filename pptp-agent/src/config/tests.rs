@@ -548,7 +548,20 @@ fn users_cross_checked_with_the_config() {
             ),
         ]
     );
-    use crate::ppp::auth::SecretSource;
+    use crate::ppp::{auth::SecretSource, ipcp::AddressPool};
+    let users = crate::auth::users::Users::new(db.clone());
+    let mut pool = c.pool(&users);
+    assert_eq!(pool.size(), 11);
+    assert_eq!(pool.allocate(b"bob"), Some(Ipv4Addr::new(192, 0, 2, 77)));
+    assert_eq!(pool.allocate(b"alice"), Some(Ipv4Addr::new(192, 0, 2, 10)));
+    assert_eq!(pool.allocate(b"dave"), None, "no address allowed");
+    assert_eq!(
+        c.keepalive.lcp_echo(),
+        Some(crate::ppp::link::EchoConfig {
+            interval: Duration::from_secs(30),
+            max_failures: 3
+        })
+    );
     assert!(db.secret(b"alice").is_some());
     assert!(db.secret(b"bob").is_none(), "dial-in denied");
     assert!(db.secret(b"erin").is_none(), "another server's user");

@@ -211,6 +211,25 @@ impl Config {
                         format!("{addr} is the tunnel's local address (tunnel.local_ip)"),
                     ));
                 }
+                let servers = self.tunnel.dns.iter().chain(&self.tunnel.wins).flatten();
+                if servers.into_iter().any(|s| *s == addr) {
+                    errors.push(at(
+                        "addresses",
+                        format!("{addr} is a DNS or WINS server handed to clients"),
+                    ));
+                }
+                if self
+                    .listen
+                    .iter()
+                    .any(|l| l.ip() == std::net::IpAddr::V4(addr))
+                {
+                    errors.push(at(
+                        "addresses",
+                        format!(
+                            "{addr} is an address we listen on: tunnelled traffic to it would loop"
+                        ),
+                    ));
+                }
                 if let Some(first) = statics.insert(addr, entry.line) {
                     errors.push(at(
                         "addresses",

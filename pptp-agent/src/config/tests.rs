@@ -589,10 +589,13 @@ fn secrets_errors_against_the_config() {
     );
     let f = Files::new(
         "secrets-errors2",
-        "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+        "listen = [\"198.51.100.1:1723\"]\n\
+         [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+         dns = [\"192.0.2.53\"]\n\
          [auth]\nsecrets = \"chap-secrets\"\nmethods = [\"chap\"]\n",
         "a * pw 192.0.2.1\nb * pw 192.0.2.50\nc * pw 192.0.2.50\n\
-         d * nthash:8846F7EAEE8FB117AD06BDD830B7586C *\n",
+         d * nthash:8846F7EAEE8FB117AD06BDD830B7586C *\n\
+         e * pw 192.0.2.53\nf * pw 198.51.100.1\n",
     );
     let c = Config::load(f.config()).unwrap();
     let d = f.d();
@@ -601,7 +604,9 @@ fn secrets_errors_against_the_config() {
         format!(
             "{d}/chap-secrets:1: addresses: 192.0.2.1 is the tunnel's local address (tunnel.local_ip)\n\
              {d}/chap-secrets:3: addresses: 192.0.2.50 is already the static address on line 2\n\
-             {d}/chap-secrets:4: secret: an NT hash cannot answer CHAP-MD5, the only method in auth.methods"
+             {d}/chap-secrets:4: secret: an NT hash cannot answer CHAP-MD5, the only method in auth.methods\n\
+             {d}/chap-secrets:5: addresses: 192.0.2.53 is a DNS or WINS server handed to clients\n\
+             {d}/chap-secrets:6: addresses: 198.51.100.1 is an address we listen on: tunnelled traffic to it would loop"
         )
     );
     std::fs::remove_file(f.0.join("chap-secrets")).unwrap();

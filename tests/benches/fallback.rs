@@ -118,7 +118,11 @@ fn rc4_primitive(budget: Duration) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn measure_case(bin: &std::path::Path, mppe: bool, seconds: u64) -> anyhow::Result<[Measurement; 2]> {
+fn measure_case(
+    bin: &std::path::Path,
+    mppe: bool,
+    seconds: u64,
+) -> anyhow::Result<[Measurement; 2]> {
     let mut lab = Lab::up(&LabSpec { clients: 1 })?;
     let server_policy = if mppe { "require" } else { "deny" };
     // No XDP (a missing uplink): every packet takes the agent's path.

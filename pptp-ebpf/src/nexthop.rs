@@ -1,5 +1,5 @@
 //! Next hops for forwarded packets: `bpf_fib_lookup` answers, cached per destination
-//! in `NEXT_HOPS` for `NEXT_HOP_TTL_NS`. The FIB lookup is about two thirds of a
+//! in `NEXT_HOPS` for `NEXT_HOP_TTL_JIFFIES`. The FIB lookup is about two thirds of a
 //! decapsulation's cost when done per packet (measured, see DESIGN.md); the cache
 //! turns it into one hash lookup. Policy routing by source address is not cached
 //! per source: one destination, one next hop.
@@ -7,9 +7,9 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::bpf_fib_lookup as FibParams,
-    helpers::{bpf_fib_lookup, bpf_ktime_get_ns},
+    helpers::{bpf_fib_lookup, bpf_jiffies64},
 };
-use pptp_common::session::{NEXT_HOP_TTL_NS, NextHop};
+use pptp_common::session::{NEXT_HOP_TTL_JIFFIES, NextHop};
 
 use crate::maps::NEXT_HOPS;
 
@@ -29,9 +29,9 @@ pub fn lookup<C: EbpfContext>(
     tot_len: u16,
 ) -> Option<NextHop> {
     // SAFETY: helper calls with valid arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_jiffies64() };
     if let Some(cached) = unsafe { NEXT_HOPS.get(dst) }
-        && cached.expires_ns > now
+        && cached.expires > now
     {
         return Some(*cached);
     }
@@ -58,7 +58,7 @@ pub fn lookup<C: EbpfContext>(
         ifindex: params.ifindex,
         smac: params.smac,
         dmac: params.dmac,
-        expires_ns: now + NEXT_HOP_TTL_NS,
+        expires: now + NEXT_HOP_TTL_JIFFIES,
     };
     let _ = NEXT_HOPS.insert(dst, hop, 0);
     Some(hop)

@@ -80,7 +80,7 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
         ifindex: 5,
         smac: MAC_A,
         dmac: MAC_B,
-        expires_ns: u64::MAX,
+        expires: u64::MAX,
     };
     programs.add_next_hop([198, 51, 100, 10], hop);
     let ping = Ipv4::new([203, 0, 113, 10], [192, 0, 2, 10], 1, icmp_echo(8));

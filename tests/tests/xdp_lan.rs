@@ -22,7 +22,7 @@ const UPLINK_HOP: NextHop = NextHop {
     ifindex: 5,
     smac: [0x02, 0, 0, 0, 5, 1],
     dmac: [0x02, 0, 0, 0, 5, 2],
-    expires_ns: u64::MAX,
+    expires: u64::MAX,
 };
 
 fn loaded() -> Loaded {

@@ -23,7 +23,7 @@ const LAN_HOP: NextHop = NextHop {
     ifindex: 7,
     smac: [0x02, 0, 0, 0, 7, 1],
     dmac: [0x02, 0, 0, 0, 7, 2],
-    expires_ns: u64::MAX,
+    expires: u64::MAX,
 };
 
 fn outer(src: [u8; 4], gre: Vec<u8>) -> Ipv4 {

@@ -91,9 +91,20 @@ pub fn start_server_on(
     args.push("--bpffs".into());
     args.push(bpffs.display().to_string());
     args.extend(["--instance".into(), SERVER_INSTANCE.into()]);
-    // Each lab's concentrator has its own API socket (labs run in parallel).
-    args.extend(["--api-socket".into(), api_socket(lab).display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
+    start_server_with(lab, bin, args)
+}
+
+/// Starts `pptp-agent` with `args` (a `serve` command line) in the concentrator's
+/// namespace, with the lab's own API socket (labs run in parallel); returns once it
+/// accepts connections.
+pub fn start_server_with(
+    lab: &mut Lab,
+    bin: &Path,
+    mut args: Vec<String>,
+) -> anyhow::Result<Agent> {
+    args.push("--api-socket".into());
+    args.push(api_socket(lab).display().to_string());
     let ns = lab.concentrator_ns();
     let agent = spawn(lab, &ns, bin, &args, "server")?;
     wait_for(Duration::from_secs(20), || listening(&ns, 1723)).with_context(|| {

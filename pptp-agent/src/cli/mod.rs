@@ -26,7 +26,7 @@ enum Command {
     /// Run the concentrator: accept PPTP calls, run PPP, forward sessions in XDP
     /// (or through the agent), until SIGINT or SIGTERM; then hang every session up
     /// and remove every map, route and pin.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Dial a PPTP server as a client and route traffic through the tunnel until
     /// SIGINT or SIGTERM.
     Dial(dial::DialArgs),
@@ -62,7 +62,7 @@ impl PinArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Dial(args) => dial::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Sessions(args) => sessions::run(args),

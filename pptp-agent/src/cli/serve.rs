@@ -2,14 +2,23 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
-    dataplane::xdp::{XdpDataplane, XdpOptions},
-    ppp::auth::{Secret, SecretSource},
+    auth::users::Users as AuthUsers,
+    config::{self, Config},
+    dataplane::{
+        bpffs::PinDir,
+        xdp::{XdpDataplane, XdpOptions},
+    },
+    ppp::{
+        auth::{Secret, SecretSource},
+        link::EchoConfig,
+    },
     pptp::control::ControlConfig,
     session::{
         gre_socket::GreSocket,
@@ -28,6 +37,14 @@ use super::{PinArgs, options::PolicyArgs};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Configuration file (TOML; `pptp-agent/examples/pptp-agent.toml` documents every
+    /// key; check it with `pptp-agent check-config`). With it, interfaces, addresses,
+    /// users (chap-secrets), authentication, MPPE and keepalive come from the file,
+    /// and the flags that set them are refused. SIGHUP re-reads the secrets.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with_all = [
+        "uplink", "lan", "drop_unknown", "listen", "local_ip", "pool", "dns", "users", "name", "mru", "tun",
+    ])]
+    config: Option<PathBuf>,
     /// Interface facing the PPTP clients: the XDP program decapsulating GRE goes
     /// here. Without it no XDP is used and every session takes the agent's path.
     #[arg(long, value_name = "IFACE")]
@@ -43,16 +60,16 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:1723")]
     listen: SocketAddr,
     /// Our address inside the tunnels.
-    #[arg(long, value_name = "ADDR")]
-    local_ip: Ipv4Addr,
+    #[arg(long, value_name = "ADDR", required_unless_present = "config")]
+    local_ip: Option<Ipv4Addr>,
     /// Client addresses, FIRST-LAST.
-    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_range)]
-    pool: (Ipv4Addr, Ipv4Addr),
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_range, required_unless_present = "config")]
+    pool: Option<(Ipv4Addr, Ipv4Addr)>,
     /// DNS servers handed to clients (at most two).
     #[arg(long, value_name = "ADDR")]
     dns: Vec<Ipv4Addr>,
     /// A user allowed to dial in, NAME:PASSWORD (repeatable).
-    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user, required = true)]
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user, required_unless_present = "config")]
     users: Vec<(String, String)>,
     /// Our CHAP name.
     #[arg(long, default_value = "pptp-xdp")]
@@ -103,44 +120,159 @@ impl SecretSource for Users {
     }
 }
 
-/// Loads the XDP programs and attaches them to the uplink (and LAN link).
-fn start_xdp(args: &ServeArgs, uplink: &str) -> anyhow::Result<XdpDataplane> {
-    let mut xdp = XdpDataplane::load(
-        args.pins.pin_dir()?,
-        XdpOptions {
+/// Everything `serve` runs with, resolved from the flags or from the config file.
+struct Plan {
+    listen: Vec<SocketAddr>,
+    uplinks: Vec<String>,
+    lans: Vec<String>,
+    tun: String,
+    drop_unknown: bool,
+    pins: PinDir,
+    instance: String,
+    settings: ServerSettings,
+    /// The loaded configuration and the users it reloads on SIGHUP.
+    reload: Option<(Config, AuthUsers)>,
+}
+
+impl Plan {
+    fn from_flags(args: &ServeArgs) -> anyhow::Result<Self> {
+        let (Some(local_ip), Some((first, last))) = (args.local_ip, args.pool) else {
+            bail!("--local-ip and --pool are required without --config");
+        };
+        if args.dns.len() > 2 {
+            bail!("at most two --dns servers");
+        }
+        if (first..=last).contains(&local_ip) {
+            bail!("--local-ip {local_ip} lies inside the pool");
+        }
+        let pool = RangePool::new(first, last).context("empty pool")?;
+        Ok(Self {
+            listen: vec![args.listen],
+            uplinks: args.uplink.iter().cloned().collect(),
+            lans: args.lan.iter().cloned().collect(),
+            tun: args.tun.clone(),
             drop_unknown: args.drop_unknown,
-        },
-    )?;
-    let attached = xdp.attach_uplink(uplink).and_then(|()| match &args.lan {
-        Some(lan) => xdp.attach_lan(lan),
-        None => Ok(()),
-    });
-    match attached {
-        Ok(()) => Ok(xdp),
-        Err(e) => {
-            // Leave no pins or programs behind for the fallback that follows.
-            let _ = xdp.shutdown();
-            Err(e)
+            pins: args.pins.pin_dir()?,
+            instance: args.pins.instance.clone(),
+            settings: ServerSettings {
+                name: args.name.clone(),
+                auth: args.policy.auth_policy(),
+                local_ip,
+                dns: [args.dns.first().copied(), args.dns.get(1).copied()],
+                nbns: [None, None],
+                pool: Arc::new(SharedPool(Arc::new(Mutex::new(pool)))),
+                secrets: Arc::new(Users(args.users.clone())),
+                mppe: args.policy.mppe_policy(),
+                mru: args.mru,
+                echo: Some(EchoConfig::DEFAULT),
+                control: ControlConfig::default(),
+            },
+            reload: None,
+        })
+    }
+
+    fn from_config(path: &std::path::Path) -> anyhow::Result<Self> {
+        let config = Config::load(path).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let (db, warnings) = config.load_users().map_err(|d| anyhow::anyhow!("{d}"))?;
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+        let users = AuthUsers::new(db);
+        let i = &config.interfaces;
+        Ok(Self {
+            listen: config.listen.clone(),
+            uplinks: i.uplink.clone(),
+            lans: i.lan.clone(),
+            tun: i.tun.clone(),
+            drop_unknown: i.drop_unknown,
+            pins: PinDir::new(&i.bpffs, &i.instance)?,
+            instance: i.instance.clone(),
+            settings: ServerSettings {
+                name: config.name.clone(),
+                auth: config.auth.policy.clone(),
+                local_ip: config.tunnel.local_ip,
+                dns: config.tunnel.dns,
+                nbns: config.tunnel.wins,
+                pool: Arc::new(config.pool(&users)),
+                secrets: Arc::new(users.clone()),
+                mppe: config.mppe.clone(),
+                mru: config.mru,
+                echo: config.keepalive.lcp_echo(),
+                control: ControlConfig {
+                    echo_interval: config.keepalive.control_echo_interval,
+                    ..ControlConfig::default()
+                },
+            },
+            reload: Some((config, users)),
+        })
+    }
+
+    /// Loads the XDP programs and attaches them to the uplinks (and LAN links).
+    fn start_xdp(&self) -> anyhow::Result<XdpDataplane> {
+        let mut xdp = XdpDataplane::load(
+            self.pins.clone(),
+            XdpOptions {
+                drop_unknown: self.drop_unknown,
+            },
+        )?;
+        let attached = self
+            .uplinks
+            .iter()
+            .try_for_each(|uplink| xdp.attach_uplink(uplink))
+            .and_then(|()| self.lans.iter().try_for_each(|lan| xdp.attach_lan(lan)));
+        match attached {
+            Ok(()) => Ok(xdp),
+            Err(e) => {
+                // Leave no pins or programs behind for the fallback that follows.
+                let _ = xdp.shutdown();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration and the secrets; sessions stay up.
+fn reload(state: &mut Option<(Config, AuthUsers)>) {
+    let Some((config, users)) = state else {
+        tracing::warn!("SIGHUP: nothing to reload without --config");
+        return;
+    };
+    match config::reload(config) {
+        Ok(reload) => {
+            for warning in &reload.warnings {
+                tracing::warn!("{warning}");
+            }
+            if !reload.needs_restart.is_empty() {
+                tracing::warn!(keys = ?reload.needs_restart, "changed; they take effect after a restart");
+            }
+            users.replace(reload.users);
+            *config = reload.config;
+            tracing::info!("SIGHUP: secrets and dial-in permissions reloaded");
+        }
+        Err(errors) => {
+            tracing::error!(
+                "SIGHUP: the new configuration has errors, keeping the old one:\n{errors}"
+            )
         }
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::options::init_logging();
-    if args.dns.len() > 2 {
-        bail!("at most two --dns servers");
-    }
-    let pool = RangePool::new(args.pool.0, args.pool.1).context("empty pool")?;
-    if (args.pool.0..=args.pool.1).contains(&args.local_ip) {
-        bail!("--local-ip {} lies inside the pool", args.local_ip);
-    }
+    let plan = match &args.config {
+        Some(path) => Plan::from_config(path)?,
+        None => Plan::from_flags(&args)?,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let api = args.api.bind(&args.pins.instance)?;
-        let mut xdp = match &args.uplink {
-            Some(uplink) => match start_xdp(&args, uplink) {
+        let api = args.api.bind(&plan.instance)?;
+        let mut xdp = if plan.uplinks.is_empty() {
+            tracing::warn!("no uplink: XDP not used, every session takes the agent's path");
+            None
+        } else {
+            match plan.start_xdp() {
                 Ok(xdp) => Some(xdp),
                 Err(e) => {
                     tracing::warn!(
@@ -149,14 +281,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     );
                     None
                 }
-            },
-            None => {
-                tracing::warn!("no --uplink: XDP not used, every session takes the agent's path");
-                None
             }
         };
         let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
-        let tun = Tun::create(&args.tun, args.local_ip, None, args.mru)?;
+        let tun = Tun::create(&plan.tun, plan.settings.local_ip, None, plan.settings.mru)?;
         if let Some(xdp) = &mut xdp
             && let Err(e) = xdp.attach_session_device(tun.name())
         {
@@ -165,43 +293,48 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "TC unavailable: what the box itself sends to clients goes through the agent"
             );
         }
-        let pins = xdp.as_ref().map(|_| args.pins.pin_dir()).transpose()?;
+        let Plan {
+            listen,
+            pins,
+            settings,
+            reload: mut reload_state,
+            ..
+        } = plan;
+        let pins = xdp.as_ref().map(|_| pins);
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let hub_task = tokio::spawn(hub.run(hub_rx));
 
-        let settings = Arc::new(ServerSettings {
-            name: args.name.clone(),
-            auth: args.policy.auth_policy(),
-            local_ip: args.local_ip,
-            dns: [args.dns.first().copied(), args.dns.get(1).copied()],
-            nbns: [None, None],
-            pool: SharedPool(Arc::new(Mutex::new(pool))),
-            secrets: Arc::new(Users(args.users.clone())),
-            mppe: args.policy.mppe_policy(),
-            mru: args.mru,
-            control: ControlConfig::default(),
-        });
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(listen = %args.listen, "accepting control connections");
+        let settings = Arc::new(settings);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut servers = Vec::new();
+        for address in &listen {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on {address}"))?;
+            tracing::info!(listen = %address, "accepting control connections");
+            servers.push(tokio::spawn(serve(listener, settings.clone(), hub_tx.clone(), stop_rx.clone())));
+        }
         let api = api.start(hub_tx.clone(), pins, stop_rx.clone())?;
-        let server = tokio::spawn(serve(listener, settings, hub_tx.clone(), stop_rx));
 
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+                _ = hup.recv() => reload(&mut reload_state),
+            }
         }
         let (done, wait) = oneshot::channel();
         let _ = hub_tx.send(pptp_agent::session::hub::HubCommand::Shutdown(done));
         let _ = wait.await;
         let _ = stop_tx.send(true);
         api.finish().await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        for server in servers {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        }
         let _ = hub_task.await;
         Ok(())
     })

@@ -110,6 +110,14 @@ pub struct EchoConfig {
     pub max_failures: u32,
 }
 
+impl EchoConfig {
+    /// An Echo-Request after 30 s of silence, the peer dead after 3 unanswered.
+    pub const DEFAULT: Self = Self {
+        interval: Duration::from_secs(30),
+        max_failures: 3,
+    };
+}
+
 /// Settings of one link.
 pub struct LinkConfig {
     /// Server or client.
@@ -139,10 +147,7 @@ impl LinkConfig {
             ipv6: false,
             limits: Limits::default(),
             auth_timers: auth::Timers::default(),
-            echo: Some(EchoConfig {
-                interval: Duration::from_secs(30),
-                max_failures: 3,
-            }),
+            echo: Some(EchoConfig::DEFAULT),
         }
     }
 }

@@ -45,7 +45,18 @@ impl RangePool {
     }
 }
 
-/// A pool shared by the links of many sessions.
+/// A pool shared by the links of many sessions: each link gets its own handle.
+pub trait PoolHandle: Send + Sync {
+    fn handle(&self) -> Box<dyn AddressPool + Send>;
+}
+
+impl<P: AddressPool + Clone + Send + Sync + 'static> PoolHandle for P {
+    fn handle(&self) -> Box<dyn AddressPool + Send> {
+        Box::new(self.clone())
+    }
+}
+
+/// A range pool shared by the links of many sessions.
 #[derive(Clone, Debug)]
 pub struct SharedPool(pub Arc<Mutex<RangePool>>);
 

@@ -14,7 +14,7 @@ use crate::{
     ppp::{
         auth::{Policy, Secret, SecretSource},
         ccp::MppePolicy,
-        link::{LinkConfig, Role, ServerConfig, Verifier},
+        link::{EchoConfig, LinkConfig, Role, ServerConfig, Verifier},
     },
     pptp::{
         control::{ControlConfig, ControlConnection, Event},
@@ -25,7 +25,7 @@ use crate::{
 
 use super::{
     hub::{CallUp, ControlCommand, HubCommand},
-    pool::SharedPool,
+    pool::PoolHandle,
 };
 
 /// What every call's PPP link is built from.
@@ -38,11 +38,14 @@ pub struct ServerSettings {
     pub local_ip: std::net::Ipv4Addr,
     pub dns: [Option<std::net::Ipv4Addr>; 2],
     pub nbns: [Option<std::net::Ipv4Addr>; 2],
-    pub pool: SharedPool,
+    /// Where client addresses come from.
+    pub pool: Arc<dyn PoolHandle>,
     pub secrets: Arc<dyn SecretSource + Send + Sync>,
     pub mppe: MppePolicy,
     /// The MRU we ask for.
     pub mru: u16,
+    /// LCP dead-peer detection.
+    pub echo: Option<EchoConfig>,
     pub control: ControlConfig,
 }
 
@@ -55,9 +58,10 @@ impl ServerSettings {
             dns: self.dns,
             nbns: self.nbns,
             verifier: Verifier::Secrets(Box::new(SharedSecrets(self.secrets.clone()))),
-            pool: Box::new(self.pool.clone()),
+            pool: self.pool.handle(),
         }));
         config.mru = self.mru;
+        config.echo = self.echo;
         config.mppe = self.mppe.clone();
         config
     }

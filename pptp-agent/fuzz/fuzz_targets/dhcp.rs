@@ -1,8 +1,10 @@
 //! Fuzzes the DHCPINFORM responder: never panics, and every reply is a well-formed
 //! IPv4/UDP DHCPACK (both checksums verify, lengths agree, within the size limit) that
 //! the responder itself does not take for a request. The first byte chooses whether the
-//! rest is a whole IPv4 packet or a DHCP message we wrap in valid IPv4/UDP headers, so
-//! the fuzzer gets past the checksums to the option parser.
+//! rest is a whole IPv4 packet, a DHCP message we wrap in valid IPv4/UDP headers (UDP
+//! checksum zero or computed), or the options of a DHCPINFORM we build around them, so
+//! the fuzzer gets past the checksums and the message type to the option parser and the
+//! reply writer without a seed corpus.
 #![no_main]
 
 use std::net::Ipv4Addr;
@@ -79,14 +81,22 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let packet = match mode % 3 {
+    if rest.len() > 65_000 {
+        return;
+    }
+    let packet = match mode % 4 {
         0 => rest.to_vec(),
-        m => {
-            if rest.len() > 65_000 {
-                return;
-            }
-            wrap(rest, m == 2)
+        // The rest is the options of a DHCPINFORM (after message type 8).
+        3 => {
+            let mut dhcp = vec![0u8; 240];
+            dhcp[..4].copy_from_slice(&[1, 1, 6, 0]);
+            dhcp[12..16].copy_from_slice(&[10, 99, 0, 2]);
+            dhcp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+            dhcp.extend_from_slice(&[53, 1, 8]);
+            dhcp.extend_from_slice(rest);
+            wrap(&dhcp, true)
         }
+        m => wrap(rest, m == 2),
     };
     let r = responder();
     let mut reply = Vec::with_capacity(MAX_REPLY_LEN);

@@ -3,26 +3,11 @@
 //! reply buffer has `MAX_REPLY_LEN` capacity.
 
 mod dhcp_support;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
 use dhcp_support::*;
 use pptp_agent::dhcp::{DhcpInformResponder, MAX_REPLY_LEN};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use support::alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -45,7 +30,7 @@ fn no_allocation_per_packet() {
         true,
     );
     let mut reply = Vec::with_capacity(MAX_REPLY_LEN);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let mut answered = 0;
     for _ in 0..5000 {
         for p in [&inform, &big, &damaged, &other] {
@@ -54,7 +39,7 @@ fn no_allocation_per_packet() {
             }
         }
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = allocations();
     assert_eq!(answered, 10_000);
     assert_eq!(after - before, 0, "allocations on the per-packet path");
 }

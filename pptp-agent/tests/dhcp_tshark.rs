@@ -10,31 +10,18 @@
 
 mod dhcp_support;
 
+mod support;
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
+use support::tshark::tshark;
 
 use dhcp_support::*;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pptp_agent::dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute};
-
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("tshark is required for this test and could not be run ({e}); install it (Debian: apt-get install tshark)")
-        });
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let header = PcapHeader {

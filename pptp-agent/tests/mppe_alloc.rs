@@ -2,25 +2,11 @@
 //! no allocation across thousands of encrypt/decrypt calls in every mode,
 //! including stateless jumps, refusals, stateful loss and resynchronisation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
 use pptp_agent::mppe::cipher::ENCRYPT_HEADROOM;
 use pptp_agent::mppe::{Decrypted, Decryptor, Encryptor, KeyStrength, MppeConfig};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use support::alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -38,7 +24,7 @@ fn no_allocation_per_packet() {
             let mut dec = Decryptor::new([1; 16], config);
             let mut buf = [0u8; ENCRYPT_HEADROOM + 1400];
             let mut old = [0u8; ENCRYPT_HEADROOM + 1400];
-            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let before = allocations();
             let mut delivered = 0;
             for i in 0..5000u32 {
                 buf[ENCRYPT_HEADROOM..].fill(i as u8);
@@ -61,7 +47,7 @@ fn no_allocation_per_packet() {
                     assert!(dec.decrypt(&mut old).is_err());
                 }
             }
-            let after = ALLOCATIONS.load(Ordering::Relaxed);
+            let after = allocations();
             assert_eq!(after, before, "{strength:?} stateless={stateless}");
             // Stateless loses one packet in 50; stateful also the 13 after it,
             // up to the flushed packet answering the reset (fewer when a flag

@@ -7,11 +7,13 @@
 //!
 //! The test fails (it does not skip) when tshark is missing.
 
+mod support;
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
+use support::tshark::tshark;
 
 use etherparse::{IpNumber, PacketBuilder};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
@@ -185,21 +187,6 @@ impl Session {
             })
             .unwrap()
     }
-}
-
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("tshark is required for this test and could not be run ({e}); install it (Debian: apt-get install tshark)")
-        });
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

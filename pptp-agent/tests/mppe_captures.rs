@@ -4,62 +4,22 @@
 //! ICMP echo requests from the client and the ten replies from the server; and our
 //! encryptor, given those plaintexts, produces pppd's packets byte for byte.
 
-use std::fs::File;
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+mod support;
 
-use etherparse::{Icmpv4Type, IpNumber, Ipv4Slice, NetSlice, SlicedPacket};
+use std::net::Ipv4Addr;
+use support::captures::{Captured, capture};
+
+use etherparse::{Icmpv4Type, IpNumber, Ipv4Slice};
 use pptp_agent::mppe::keys::{self, StartKeys};
 use pptp_agent::mppe::{Decrypted, Decryptor, Encryptor, KeyStrength, MppeConfig, MppeHeader};
 use pptp_agent::ppp::auth::{chap, crypto};
 use pptp_agent::ppp::frame::{Frame, protocol};
 use pptp_agent::ppp::packet::Packet;
 
-const CLIENT_OUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 const CLIENT_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const SERVER_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const USER: &[u8] = b"pptpuser";
 const PASSWORD: &[u8] = b"pptp-Secret1";
-
-/// One PPP frame carried in GRE, and whether the client sent it.
-struct Captured {
-    from_client: bool,
-    ppp: Vec<u8>,
-}
-
-/// The PPP frames of a capture, in order (etherparse for Ethernet and IPv4, the
-/// enhanced GRE header of RFC 2637 by hand).
-fn capture(name: &str) -> Vec<Captured> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/vectors/captures")
-        .join(name);
-    let mut reader = pcap_file::pcap::PcapReader::new(File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.unwrap();
-        let Ok(sliced) = SlicedPacket::from_ethernet(&pkt.data) else {
-            continue;
-        };
-        let Some(NetSlice::Ipv4(ip)) = sliced.net else {
-            continue;
-        };
-        if ip.header().protocol() != IpNumber::GRE {
-            continue;
-        }
-        let gre = ip.payload().payload;
-        assert!(gre.len() >= 8 && gre[2..4] == [0x88, 0x0b], "enhanced GRE");
-        let header = 8 + 4 * usize::from(gre[0] & 0x10 != 0) + 4 * usize::from(gre[1] & 0x80 != 0);
-        let len = usize::from(u16::from_be_bytes([gre[4], gre[5]]));
-        if len == 0 {
-            continue; // ack only
-        }
-        out.push(Captured {
-            from_client: ip.header().source_addr() == CLIENT_OUTER,
-            ppp: gre[header..header + len].to_vec(),
-        });
-    }
-    out
-}
 
 /// The information field of the first CHAP packet with this code.
 fn chap_packet(frames: &[Captured], code: u8) -> Vec<u8> {

@@ -4,10 +4,11 @@
 //! exactly as pppd did, our negotiators accept pppd's requests, and the MPPE keys we
 //! derive decrypt the first data packet each way into a valid ICMP echo.
 
-use std::fs::File;
+mod support;
+
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Instant;
+use support::captures::{Captured, capture};
 
 use pptp_agent::mppe::KeyStrength;
 use pptp_agent::mppe::keys::{self, StartKeys};
@@ -21,47 +22,9 @@ use pptp_agent::ppp::packet::{self, Packet};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-const CLIENT_OUTER: [u8; 4] = [192, 0, 2, 20];
 const CLIENT_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const SERVER_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const PASSWORD: &[u8] = b"pptp-Secret1";
-
-/// One PPP frame from the capture and whether the client sent it.
-struct Captured {
-    from_client: bool,
-    ppp: Vec<u8>,
-}
-
-fn capture(name: &str) -> Vec<Captured> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/vectors/captures")
-        .join(name);
-    let mut reader = pcap_file::pcap::PcapReader::new(File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    while let Some(pkt) = reader.next_packet() {
-        let data = pkt.unwrap().data.into_owned();
-        // Ethernet, IPv4, protocol 47.
-        if data.len() < 34 || data[12..14] != [0x08, 0x00] || data[23] != 47 {
-            continue;
-        }
-        let ihl = usize::from(data[14] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([data[16], data[17]]));
-        let ip = &data[14..14 + total];
-        let gre = &ip[ihl..];
-        // Enhanced GRE: 8 bytes, +4 with S (0x10 in byte 0), +4 with A (0x80 in byte 1).
-        let len = usize::from(u16::from_be_bytes([gre[4], gre[5]]));
-        let header =
-            8 + if gre[0] & 0x10 != 0 { 4 } else { 0 } + if gre[1] & 0x80 != 0 { 4 } else { 0 };
-        if len == 0 {
-            continue;
-        }
-        out.push(Captured {
-            from_client: ip[12..16] == CLIENT_OUTER,
-            ppp: gre[header..header + len].to_vec(),
-        });
-    }
-    out
-}
 
 /// The first control packet with this protocol and code, and its sender.
 fn find(frames: &[Captured], proto: u16, code: u8) -> (bool, Vec<u8>) {

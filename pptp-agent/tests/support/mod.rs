@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod captures;
 pub mod tshark;

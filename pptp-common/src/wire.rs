@@ -9,6 +9,9 @@ pub const ETH_HLEN: usize = 14;
 pub const IPV4_MIN_HLEN: usize = 20;
 
 pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+/// UDP port of DHCP servers: Windows clients send DHCPINFORM there through the tunnel.
+pub const DHCP_SERVER_PORT: u16 = 67;
 pub const IPPROTO_GRE: u8 = 47;
 
 /// IPv4 flags/fragment-offset field: "more fragments" bit.

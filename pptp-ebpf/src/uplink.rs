@@ -5,8 +5,9 @@
 //! numbers and record the new highest one (the agent's acks use it); consume
 //! ack-only packets; hand PPP control, MPPE and non-fast sessions to the agent
 //! (XDP_PASS reaches its raw GRE socket); for IPv4 data check that the inner
-//! source is the client's address, strip outer IPv4 + GRE + PPP and forward to the
-//! cached next hop, or XDP_PASS the inner packet when no next hop is known.
+//! source is the client's address, hand DHCP requests (Windows' DHCPINFORM) to the
+//! agent, strip outer IPv4 + GRE + PPP and forward to the cached next hop, or
+//! XDP_PASS the inner packet when no next hop is known.
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
@@ -211,6 +212,10 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         count_session(slot, |c| c.drop_spoofed += 1);
         return Some(DROP);
     }
+    if header[9] == IPPROTO_UDP && to_dhcp_server(ctx, inner, header[0]) {
+        // DHCPINFORM from a Windows client: the agent answers it.
+        return Some(to_agent(slot, frame_len));
+    }
 
     let hop = if header[8] > 1 {
         // SAFETY: ctx.ctx points at the program's xdp_md.
@@ -242,6 +247,16 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
             Some(PASS)
         }
     }
+}
+
+/// Whether the UDP datagram in the IPv4 packet at `ip` goes to the DHCP server port.
+#[inline(always)]
+fn to_dhcp_server(ctx: &XdpContext, ip: usize, version_ihl: u8) -> bool {
+    let ihl = ((version_ihl & 0x0f) as usize) * 4;
+    ihl >= IPV4_MIN_HLEN
+        && ctx
+            .read::<4>(ip + ihl)
+            .is_some_and(|ports| be16(&ports, 2) == DHCP_SERVER_PORT)
 }
 
 #[inline(always)]

@@ -314,3 +314,112 @@ fn without_xdp_plain_sessions_take_the_agents_path() {
     );
     drop(echo);
 }
+
+/// A DHCPINFORM as Windows sends it after IPCP: from its tunnel address, to the
+/// broadcast address, asking for the domain name and classless static routes.
+fn dhcp_inform(ciaddr: std::net::Ipv4Addr, xid: u32) -> Vec<u8> {
+    let mut m = vec![1, 1, 6, 0];
+    m.extend_from_slice(&xid.to_be_bytes());
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&ciaddr.octets());
+    m.extend_from_slice(&[0; 12]);
+    m.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x0a]);
+    m.resize(236, 0);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 8, 55, 3, 15, 121, 249, 255]);
+    m.resize(300, 0);
+    m
+}
+
+/// The options of a DHCP reply: (code, data) in order.
+fn dhcp_options(reply: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut options = Vec::new();
+    let mut i = 240;
+    while i + 1 < reply.len() && reply[i] != 255 {
+        if reply[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(reply[i + 1]);
+        options.push((reply[i], reply[i + 2..i + 2 + len].to_vec()));
+        i += 2 + len;
+    }
+    options
+}
+
+#[test]
+fn windows_dhcpinform_is_answered_through_the_tunnel() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let _server = agents::start_server(
+        &mut lab,
+        &bin,
+        &[
+            "--user",
+            "alice:secret-1",
+            "--dhcp-domain",
+            "corp.example",
+            "--dhcp-route",
+            "203.0.113.0/24",
+        ],
+    )
+    .unwrap();
+    let _client = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "secret-1"],
+    )
+    .unwrap();
+    let client = addr::POOL_START;
+    let reply = netns::run_in(&lab.client_ns(0), move || {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_broadcast(true)?;
+        socket.bind_device(Some(agents::CLIENT_TUN.as_bytes()))?;
+        socket.bind(&SockAddr::from(std::net::SocketAddrV4::new(client, 68)))?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let to = SockAddr::from(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::BROADCAST,
+            67,
+        ));
+        socket.send_to(&dhcp_inform(client, 0x1234_5678), &to)?;
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        let n = socket.recv(&mut buf)?;
+        // SAFETY: recv initialised the first n bytes.
+        Ok(buf[..n]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect::<Vec<u8>>())
+    })
+    .expect("a DHCPACK comes back through the tunnel");
+    assert_eq!(reply[0], 2, "BOOTREPLY");
+    assert_eq!(
+        &reply[4..8],
+        &0x1234_5678u32.to_be_bytes(),
+        "same transaction"
+    );
+    let options = dhcp_options(&reply);
+    assert!(options.contains(&(53, vec![5])), "DHCPACK: {options:?}");
+    assert!(
+        options.contains(&(54, vec![192, 0, 2, 1])),
+        "server identifier: {options:?}"
+    );
+    assert!(
+        options.contains(&(15, b"corp.example".to_vec())),
+        "domain: {options:?}"
+    );
+    let route = vec![24, 203, 0, 113, 192, 0, 2, 1];
+    assert!(
+        options.contains(&(121, route.clone())),
+        "RFC 3442 route: {options:?}"
+    );
+    assert!(
+        options.contains(&(249, route)),
+        "Microsoft's copy: {options:?}"
+    );
+    assert!(
+        !options.iter().any(|(code, _)| *code == 51),
+        "no lease time for an INFORM"
+    );
+}

@@ -351,6 +351,25 @@ fn drops_and_passes_by_reason() {
         XDP_PASS,
         &[("gre_enhanced", 1), ("to_agent", 1)],
     );
+    // A DHCPINFORM from the client (UDP 68 -> 67, broadcast): for the agent to answer.
+    let mut dhcp = Ipv4::new(
+        CLIENT,
+        [255, 255, 255, 255],
+        17,
+        vec![0, 68, 0, 67, 0, 12, 0, 0, 1, 1, 6, 0],
+    );
+    dhcp.ttl = 128;
+    let inform = uplink_frame(&outer(PEER, gre(CALL, Some(12), None, &ppp(&dhcp))));
+    assert_eq!(
+        check(
+            &l,
+            "DHCP to the agent",
+            &inform,
+            XDP_PASS,
+            &[("gre_enhanced", 1), ("to_agent", 1)]
+        ),
+        inform
+    );
     let slow = uplink_frame(&outer(
         SLOW_PEER,
         gre(SLOW_CALL, Some(1), None, &ppp(&inner(64))),
@@ -378,7 +397,7 @@ fn drops_and_passes_by_reason() {
 
     // TTL 1: decapsulated, but the kernel must answer (time exceeded): passed up
     // with the Ethernet header it came with.
-    let expiring = uplink_frame(&outer(PEER, gre(CALL, Some(12), None, &ppp(&inner(1)))));
+    let expiring = uplink_frame(&outer(PEER, gre(CALL, Some(13), None, &ppp(&inner(1)))));
     let out = check(
         &l,
         "TTL 1",

@@ -15,6 +15,7 @@ use pptp_agent::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
     },
+    dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
     ppp::{
         auth::{Secret, SecretSource},
         link::EchoConfig,
@@ -43,6 +44,7 @@ pub struct ServeArgs {
     /// and the flags that set them are refused. SIGHUP re-reads the secrets.
     #[arg(long, short = 'c', value_name = "FILE", conflicts_with_all = [
         "uplink", "lan", "drop_unknown", "listen", "local_ip", "pool", "dns", "users", "name", "mru", "tun",
+        "dhcp_domain", "dhcp_routes",
     ])]
     config: Option<PathBuf>,
     /// Interface facing the PPTP clients: the XDP program decapsulating GRE goes
@@ -77,6 +79,13 @@ pub struct ServeArgs {
     /// The MRU we ask for.
     #[arg(long, default_value_t = 1400)]
     mru: u16,
+    /// Domain name handed to Windows clients that ask with DHCPINFORM (option 15).
+    #[arg(long, value_name = "NAME")]
+    dhcp_domain: Option<String>,
+    /// A route handed to Windows clients that ask with DHCPINFORM (classless static
+    /// routes, options 121 and 249), a.b.c.d/n via the concentrator (repeatable).
+    #[arg(long = "dhcp-route", value_name = "PREFIX", value_parser = parse_prefix)]
+    dhcp_routes: Vec<(Ipv4Addr, u8)>,
     /// Name of the TUN device for sessions handled by the agent.
     #[arg(long, default_value = "pptp0")]
     tun: String,
@@ -98,6 +107,13 @@ fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
         return Err(format!("{first} comes after {last}"));
     }
     Ok((first, last))
+}
+
+fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s.split_once('/').ok_or("expected a.b.c.d/n")?;
+    let addr: Ipv4Addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let len: u8 = len.parse().map_err(|e| format!("{len}: {e}"))?;
+    Ok((addr, len))
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -130,6 +146,8 @@ struct Plan {
     pins: PinDir,
     instance: String,
     settings: ServerSettings,
+    /// What DHCPINFORM answers carry (domain, routes).
+    dhcp: DhcpInformConfig,
     /// The loaded configuration and the users it reloads on SIGHUP.
     reload: Option<(Config, AuthUsers)>,
 }
@@ -167,6 +185,21 @@ impl Plan {
                 echo: Some(EchoConfig::DEFAULT),
                 control: ControlConfig::default(),
             },
+            dhcp: DhcpInformConfig {
+                server: local_ip,
+                domain: args.dhcp_domain.clone(),
+                routes: args
+                    .dhcp_routes
+                    .iter()
+                    .map(|&(prefix, len)| StaticRoute {
+                        prefix,
+                        len,
+                        gateway: local_ip,
+                    })
+                    .collect(),
+                dns: args.dns.clone(),
+                subnet_mask: None,
+            },
             reload: None,
         })
     }
@@ -202,6 +235,13 @@ impl Plan {
                     echo_interval: config.keepalive.control_echo_interval,
                     ..ControlConfig::default()
                 },
+            },
+            dhcp: DhcpInformConfig {
+                server: config.tunnel.local_ip,
+                domain: None,
+                routes: Vec::new(),
+                dns: config.tunnel.dns.iter().flatten().copied().collect(),
+                subnet_mask: None,
             },
             reload: Some((config, users)),
         })
@@ -263,6 +303,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Plan::from_config(path)?,
         None => Plan::from_flags(&args)?,
     };
+    let dhcp = DhcpInformResponder::new(plan.dhcp.clone())
+        .map_err(|e| anyhow::anyhow!("DHCPINFORM answers: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -301,7 +343,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..
         } = plan;
         let pins = xdp.as_ref().map(|_| pins);
-        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp);
+        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, Some(dhcp));
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let hub_task = tokio::spawn(hub.run(hub_rx));
 

@@ -9,7 +9,8 @@
 //! Per received GRE packet: find the session by (source address, call ID), judge the
 //! sequence number (the agent's own [`Sequencer`], or nothing when XDP sits in front
 //! and already did), hand the PPP frame to the link, and write IPv4 data that comes
-//! back to the TUN device (decrypting MPPE first). Per TUN packet: find the session
+//! back to the TUN device (decrypting MPPE first) — or, for a Windows client's
+//! DHCPINFORM, answer it into the session. Per TUN packet: find the session
 //! by destination (the concentrator) or take the only one (a client), encrypt if
 //! the session uses MPPE, add PPP and GRE, send. Frames are assembled in buffers
 //! the hub owns: no allocation per packet.
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     dataplane::xdp::{CallSpec, NetworkSpec, Slot, XdpDataplane},
+    dhcp::{DhcpInformResponder, MAX_REPLY_LEN},
     gre::{GreHeader, SeqVerdict, Sequencer},
     mppe::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, cipher::ENCRYPT_HEADROOM},
     ppp::{
@@ -169,6 +171,10 @@ pub struct HubStats {
     pub mppe_refused: u64,
     /// Stateful MPPE losses that made us send a CCP Reset-Request.
     pub mppe_resets_sent: u64,
+    /// DHCPINFORMs answered for clients.
+    pub dhcp_informs_answered: u64,
+    /// Unreadable DHCP requests dropped.
+    pub dhcp_malformed: u64,
 }
 
 /// How a session's GRE sequence numbers are kept.
@@ -232,6 +238,9 @@ pub struct Hub {
     scratch: Vec<u8>,
     /// Holds a received MPPE packet while it is decrypted in place.
     decrypt_buf: Vec<u8>,
+    /// Answers Windows clients' DHCPINFORM (concentrator only).
+    dhcp: Option<DhcpInformResponder>,
+    dhcp_reply: Vec<u8>,
     stats: HubStats,
 }
 
@@ -243,7 +252,12 @@ enum Wake {
 }
 
 impl Hub {
-    pub fn new(gre: GreSocket, tun_mode: TunMode, xdp: Option<XdpDataplane>) -> Self {
+    pub fn new(
+        gre: GreSocket,
+        tun_mode: TunMode,
+        xdp: Option<XdpDataplane>,
+        dhcp: Option<DhcpInformResponder>,
+    ) -> Self {
         Self {
             gre,
             tun_mode,
@@ -255,6 +269,8 @@ impl Hub {
             next_session_id: 1,
             scratch: Vec::with_capacity(2048),
             decrypt_buf: Vec::with_capacity(2048),
+            dhcp,
+            dhcp_reply: Vec::with_capacity(MAX_REPLY_LEN),
             stats: HubStats::default(),
         }
     }
@@ -428,6 +444,33 @@ impl Hub {
             } else {
                 session.counters.rx_packets += 1;
                 session.counters.rx_bytes += packet.len() as u64;
+                let answer = match &self.dhcp {
+                    Some(dhcp) => dhcp.respond(packet, &mut self.dhcp_reply),
+                    None => Ok(None),
+                };
+                match answer {
+                    Ok(Some(len)) => {
+                        send_ip(
+                            &self.gre,
+                            self.xdp.as_ref(),
+                            session,
+                            &mut self.scratch,
+                            &self.dhcp_reply[..len],
+                            &mut self.stats,
+                        );
+                        self.stats.dhcp_informs_answered += 1;
+                        self.decrypt_buf = decrypted;
+                        self.flush(key, now);
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        self.stats.dhcp_malformed += 1;
+                        self.decrypt_buf = decrypted;
+                        self.flush(key, now);
+                        return;
+                    }
+                }
                 let tun = match &self.tun_mode {
                     TunMode::Concentrator(tun) => Some(tun),
                     TunMode::Client { .. } => self.client_tun.as_ref(),
@@ -458,45 +501,14 @@ impl Hub {
             self.stats.no_session_for_destination += 1;
             return;
         };
-        let encrypted = session.mppe.is_some();
-        let ppp = PppHeader::new(
-            session.framing,
-            if encrypted {
-                protocol::COMPRESSED
-            } else {
-                protocol::IPV4
-            },
-        );
-        let headroom = if encrypted { ENCRYPT_HEADROOM } else { 0 };
-        let Some(header) = gre_header(
-            session,
+        send_ip(
+            &self.gre,
             self.xdp.as_ref(),
-            ppp.as_bytes().len() + headroom + packet.len(),
-        ) else {
-            self.stats.send_errors += 1;
-            return;
-        };
-        self.scratch.clear();
-        header.emit(&mut self.scratch);
-        self.scratch.extend_from_slice(ppp.as_bytes());
-        let body = self.scratch.len();
-        self.scratch.resize(body + headroom, 0);
-        self.scratch.extend_from_slice(packet);
-        if let Some(cipher) = &mut session.mppe
-            && cipher
-                .encrypt
-                .encrypt(protocol::IPV4, &mut self.scratch[body..])
-                .is_err()
-        {
-            self.stats.send_errors += 1;
-            return;
-        }
-        if self.gre.send_to(&self.scratch, session.peer_addr).is_err() {
-            self.stats.send_errors += 1;
-        } else {
-            session.counters.tx_packets += 1;
-            session.counters.tx_bytes += packet.len() as u64;
-        }
+            session,
+            &mut self.scratch,
+            packet,
+            &mut self.stats,
+        );
     }
 
     fn session_infos(&self) -> Vec<SessionInfo> {
@@ -788,6 +800,51 @@ fn gre_header(session: &mut Session, xdp: Option<&XdpDataplane>, len: usize) -> 
         },
         (Sequencing::Shared(_), None) => unreachable!("shared sequencing without XDP"),
     })
+}
+
+/// Sends one IPv4 packet to the session's peer: PPP (and MPPE if negotiated) in GRE.
+fn send_ip(
+    gre: &GreSocket,
+    xdp: Option<&XdpDataplane>,
+    session: &mut Session,
+    scratch: &mut Vec<u8>,
+    packet: &[u8],
+    stats: &mut HubStats,
+) {
+    let encrypted = session.mppe.is_some();
+    let protocol = if encrypted {
+        protocol::COMPRESSED
+    } else {
+        protocol::IPV4
+    };
+    let ppp = PppHeader::new(session.framing, protocol);
+    let headroom = if encrypted { ENCRYPT_HEADROOM } else { 0 };
+    let Some(header) = gre_header(session, xdp, ppp.as_bytes().len() + headroom + packet.len())
+    else {
+        stats.send_errors += 1;
+        return;
+    };
+    scratch.clear();
+    header.emit(scratch);
+    scratch.extend_from_slice(ppp.as_bytes());
+    let body = scratch.len();
+    scratch.resize(body + headroom, 0);
+    scratch.extend_from_slice(packet);
+    if let Some(cipher) = &mut session.mppe
+        && cipher
+            .encrypt
+            .encrypt(protocol::IPV4, &mut scratch[body..])
+            .is_err()
+    {
+        stats.send_errors += 1;
+        return;
+    }
+    if gre.send_to(scratch, session.peer_addr).is_err() {
+        stats.send_errors += 1;
+    } else {
+        session.counters.tx_packets += 1;
+        session.counters.tx_bytes += packet.len() as u64;
+    }
 }
 
 /// Sends one PPP frame to the session's peer in one GRE packet.

@@ -423,3 +423,73 @@ fn windows_dhcpinform_is_answered_through_the_tunnel() {
         "no lease time for an INFORM"
     );
 }
+
+/// Every authentication method brings a session up against our concentrator and
+/// carries a ping: PAP, CHAP-MD5, MS-CHAPv1 and MS-CHAPv2 without MPPE, and the
+/// MS-CHAPs (the methods that key MPPE) with MPPE-128.
+#[test]
+fn sessions_of_every_authentication_method() {
+    let bin = agent_bin();
+    let cases: [(&str, &str); 6] = [
+        ("pap", "deny"),
+        ("chap", "deny"),
+        ("mschap", "deny"),
+        ("mschapv2", "deny"),
+        ("mschap", "require"),
+        ("mschapv2", "require"),
+    ];
+    let mut lab = Lab::up(&LabSpec {
+        clients: cases.len(),
+    })
+    .unwrap();
+    let _server = agents::start_server(
+        &mut lab,
+        &bin,
+        &[
+            "--user",
+            "alice:secret-1",
+            "--auth",
+            "mschapv2,mschap,chap,pap",
+            "--mppe",
+            "prefer",
+        ],
+    )
+    .unwrap();
+    for (i, (auth, mppe)) in cases.iter().enumerate() {
+        agents::dial(
+            &mut lab,
+            &bin,
+            i,
+            &[
+                "--user",
+                "alice",
+                "--password",
+                "secret-1",
+                "--auth",
+                auth,
+                "--mppe",
+                mppe,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{auth} with MPPE {mppe}: {e:#}"));
+        assert!(
+            agents::ping(&lab.client_ns(i), addr::LAN_HOST, 2).unwrap(),
+            "{auth} with MPPE {mppe}: ping"
+        );
+    }
+    let out = netns::output(std::process::Command::new(&bin).args([
+        "sessions",
+        "--json",
+        "--api-socket",
+        &agents::api_socket(&lab).display().to_string(),
+    ]))
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = json["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), cases.len());
+    let encrypted = sessions.iter().filter(|s| s["mppe"].is_string()).count();
+    assert_eq!(
+        encrypted, 2,
+        "the two MPPE sessions, and only they, are encrypted"
+    );
+}

@@ -146,3 +146,104 @@ fn nt_hash_line() -> String {
     let hex: String = hash.iter().map(|b| format!("{b:02X}")).collect();
     format!("nthash:{hex}")
 }
+
+/// A peer that stops answering LCP echoes (frozen with SIGSTOP) is declared dead
+/// within the configured keepalive; its session leaves the maps, its route goes, and
+/// its address returns to the pool (the next client gets it). Needs root.
+#[test]
+fn echo_timeout_tears_a_dead_peer_down() {
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
+    let bpffs = lab.bpffs().unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-echo", lab.id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secrets = dir.join("chap-secrets");
+    std::fs::write(&secrets, "alice * alice-secret *\n").unwrap();
+    let config = dir.join("pptp-agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[interfaces]
+uplink = ["{uplink}"]
+lan = ["{lan}"]
+bpffs = "{bpffs}"
+instance = "{SERVER_INSTANCE}"
+[tunnel]
+local_ip = "192.0.2.1"
+pools = ["192.0.2.10-192.0.2.250"]
+[auth]
+secrets = "{secrets}"
+[keepalive]
+lcp_echo_interval = 1
+lcp_echo_failures = 2
+"#,
+            uplink = ifname::UPLINK,
+            lan = ifname::LAN,
+            bpffs = bpffs.display(),
+            secrets = secrets.display(),
+        ),
+    )
+    .unwrap();
+    let server = agents::start_server_with(
+        &mut lab,
+        &bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+    .unwrap();
+    let frozen = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "alice-secret"],
+    )
+    .unwrap();
+    assert_eq!(
+        agents::tunnel_address(&lab.client_ns(0)),
+        Some(addr::POOL_START)
+    );
+    let conc = lab.concentrator_ns();
+    let route_to = |client: std::net::Ipv4Addr| {
+        let out = pptp_tests::netns::output(std::process::Command::new("ip").args([
+            "-n",
+            &conc,
+            "route",
+            "show",
+            &client.to_string(),
+        ]))
+        .unwrap();
+        !out.stdout.is_empty()
+    };
+    assert!(route_to(addr::POOL_START));
+
+    let pid = nix::unistd::Pid::from_raw(frozen.pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = std::time::Instant::now();
+    pptp_tests::demo::wait_for(Duration::from_secs(15), || !route_to(addr::POOL_START))
+        .expect("the dead peer's session is torn down");
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("echo"), "the log says why:\n{log}");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+
+    // The address went back to the pool: the next client gets it.
+    agents::dial(
+        &mut lab,
+        &bin,
+        1,
+        &["--user", "alice", "--password", "alice-secret"],
+    )
+    .unwrap();
+    assert_eq!(
+        agents::tunnel_address(&lab.client_ns(1)),
+        Some(addr::POOL_START)
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "declared dead after {took:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

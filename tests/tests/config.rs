@@ -247,3 +247,110 @@ lcp_echo_failures = 2
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[limits]`: a second session of one user is hung up after authentication, a call
+/// beyond `max_sessions` is refused, and a source address past its control-connection
+/// allowance is turned away at once. Needs root.
+#[test]
+fn limits_are_enforced() {
+    let bin = agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
+    let bpffs = lab.bpffs().unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-limits", lab.id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secrets = dir.join("chap-secrets");
+    std::fs::write(
+        &secrets,
+        "alice * alice-secret *\nbob * bob-secret *\ncarol * carol-secret *\n",
+    )
+    .unwrap();
+    let config = dir.join("pptp-agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[interfaces]
+uplink = ["{uplink}"]
+lan = ["{lan}"]
+bpffs = "{bpffs}"
+instance = "{SERVER_INSTANCE}"
+[tunnel]
+local_ip = "192.0.2.1"
+pools = ["192.0.2.10-192.0.2.250"]
+[auth]
+secrets = "{secrets}"
+[limits]
+max_sessions = 2
+sessions_per_user = 1
+connections_per_source = 2
+"#,
+            uplink = ifname::UPLINK,
+            lan = ifname::LAN,
+            bpffs = bpffs.display(),
+            secrets = secrets.display(),
+        ),
+    )
+    .unwrap();
+    let server = agents::start_server_with(
+        &mut lab,
+        &bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+    .unwrap();
+    agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "alice-secret"],
+    )
+    .unwrap();
+    let twice = agents::dial(
+        &mut lab,
+        &bin,
+        1,
+        &["--user", "alice", "--password", "alice-secret"],
+    );
+    assert!(twice.is_err(), "a second session of alice is refused");
+    agents::dial(
+        &mut lab,
+        &bin,
+        1,
+        &["--user", "bob", "--password", "bob-secret"],
+    )
+    .expect("bob fits");
+    let full = agents::dial(
+        &mut lab,
+        &bin,
+        2,
+        &["--user", "carol", "--password", "carol-secret"],
+    );
+    assert!(full.is_err(), "a third session exceeds max_sessions");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("as many sessions as allowed"), "{log}");
+    assert!(log.contains("the concentrator is full"), "{log}");
+
+    // Client 0 holds one control connection; a second is allowed, a third is not.
+    let server_addr = std::net::SocketAddrV4::new(addr::CONC_WAN, 1723);
+    let (second_open, third_closed) = pptp_tests::netns::run_in(&lab.client_ns(0), move || {
+        use std::io::Read as _;
+        let timeout = Duration::from_secs(2);
+        let second = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
+        let third = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
+        third.set_read_timeout(Some(timeout))?;
+        second.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut buf = [0u8; 1];
+        let third_closed = matches!((&third).read(&mut buf), Ok(0) | Err(_));
+        let second_open = matches!((&second).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+        Ok((second_open, third_closed))
+    })
+    .unwrap();
+    assert!(
+        second_open,
+        "the second control connection from one address is served"
+    );
+    assert!(third_closed, "the third is closed at once");
+    let _ = std::fs::remove_dir_all(&dir);
+}

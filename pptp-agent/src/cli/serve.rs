@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
     auth::users::Users as AuthUsers,
-    config::{self, Config},
+    config::{self, Config, Limits},
     dataplane::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
@@ -23,7 +23,7 @@ use pptp_agent::{
     pptp::control::ControlConfig,
     session::{
         gre_socket::GreSocket,
-        hub::{Hub, TunMode},
+        hub::{Hub, HubOptions, TunMode},
         pool::{RangePool, SharedPool},
         server::{ServerSettings, serve},
         tun::Tun,
@@ -184,6 +184,13 @@ impl Plan {
                 mru: args.mru,
                 echo: Some(EchoConfig::DEFAULT),
                 control: ControlConfig::default(),
+                // Without a configuration file: no cap (the file sets them).
+                limits: Limits {
+                    max_sessions: u32::MAX,
+                    sessions_per_user: None,
+                    connections_per_source: None,
+                    handshake_timeout: std::time::Duration::from_secs(30),
+                },
             },
             dhcp: DhcpInformConfig {
                 server: local_ip,
@@ -235,6 +242,7 @@ impl Plan {
                     echo_interval: config.keepalive.control_echo_interval,
                     ..ControlConfig::default()
                 },
+                limits: config.limits,
             },
             dhcp: DhcpInformConfig {
                 server: config.tunnel.local_ip,
@@ -343,7 +351,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..
         } = plan;
         let pins = xdp.as_ref().map(|_| pins);
-        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, Some(dhcp));
+        let options = HubOptions {
+            dhcp: Some(dhcp),
+            sessions_per_user: settings.limits.sessions_per_user,
+        };
+        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let hub_task = tokio::spawn(hub.run(hub_rx));
 

@@ -80,7 +80,7 @@ pub async fn dial(
             routes: settings.routes.clone(),
         },
         None,
-        None,
+        Default::default(),
     );
     let (hub_tx, hub_rx) = mpsc::unbounded_channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));

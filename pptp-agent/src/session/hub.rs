@@ -158,6 +158,15 @@ pub enum TunMode {
     Client { name: String, routes: Vec<String> },
 }
 
+/// What a concentrator's hub does beyond carrying sessions.
+#[derive(Default)]
+pub struct HubOptions {
+    /// Answers Windows clients' DHCPINFORM.
+    pub dhcp: Option<DhcpInformResponder>,
+    /// Sessions one user may have at once (checked when authentication succeeds).
+    pub sessions_per_user: Option<u32>,
+}
+
 /// Packets the hub dropped, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HubStats {
@@ -241,6 +250,7 @@ pub struct Hub {
     /// Answers Windows clients' DHCPINFORM (concentrator only).
     dhcp: Option<DhcpInformResponder>,
     dhcp_reply: Vec<u8>,
+    sessions_per_user: Option<u32>,
     stats: HubStats,
 }
 
@@ -256,7 +266,7 @@ impl Hub {
         gre: GreSocket,
         tun_mode: TunMode,
         xdp: Option<XdpDataplane>,
-        dhcp: Option<DhcpInformResponder>,
+        options: HubOptions,
     ) -> Self {
         Self {
             gre,
@@ -269,8 +279,9 @@ impl Hub {
             next_session_id: 1,
             scratch: Vec::with_capacity(2048),
             decrypt_buf: Vec::with_capacity(2048),
-            dhcp,
+            dhcp: options.dhcp,
             dhcp_reply: Vec::with_capacity(MAX_REPLY_LEN),
+            sessions_per_user: options.sessions_per_user,
             stats: HubStats::default(),
         }
     }
@@ -642,7 +653,19 @@ impl Hub {
             Event::AuthSucceeded { user } => {
                 let user = String::from_utf8_lossy(&user).into_owned();
                 tracing::info!(peer = %key.0, %user, "authenticated");
+                let others = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.user.as_deref() == Some(user.as_str()))
+                    .count();
+                let over = self
+                    .sessions_per_user
+                    .is_some_and(|limit| others >= limit as usize);
                 if let Some(session) = self.sessions.get_mut(&key) {
+                    if over {
+                        tracing::warn!(peer = %key.0, %user, "hung up: the user has as many sessions as allowed");
+                        session.link.close(Instant::now());
+                    }
                     session.user = Some(user);
                 }
             }

@@ -2,7 +2,15 @@
 //! its own task, accept the calls peers ask for (as PAC for outgoing calls, as PNS
 //! for incoming ones) and hand each established call to the hub.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Instant,
+};
 
 use anyhow::Context as _;
 use tokio::{
@@ -11,6 +19,7 @@ use tokio::{
 };
 
 use crate::{
+    config::Limits,
     ppp::{
         auth::{Policy, Secret, SecretSource},
         ccp::MppePolicy,
@@ -18,7 +27,7 @@ use crate::{
     },
     pptp::{
         control::{ControlConfig, ControlConnection, Event},
-        message::StopReason,
+        message::{GeneralError, StopReason},
         shell,
     },
 };
@@ -47,6 +56,9 @@ pub struct ServerSettings {
     /// LCP dead-peer detection.
     pub echo: Option<EchoConfig>,
     pub control: ControlConfig,
+    /// Sessions in all and control connections per source address (sessions per
+    /// user are the hub's: the user is known after authentication).
+    pub limits: Limits,
 }
 
 impl ServerSettings {
@@ -84,11 +96,17 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
+    let per_source = Arc::new(Mutex::new(HashMap::<IpAddr, u32>::new()));
+    let calls = Arc::new(AtomicU32::new(0));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = accepted.context("accepting a control connection")?;
-                connections.spawn(connection(stream, peer, settings.clone(), hub.clone(), shutdown.clone()));
+                let Some(slot) = SourceSlot::take(&per_source, peer.ip(), settings.limits.connections_per_source) else {
+                    tracing::warn!(%peer, "refused: too many control connections from this address");
+                    continue;
+                };
+                connections.spawn(connection(stream, peer, settings.clone(), hub.clone(), shutdown.clone(), calls.clone(), slot));
             }
             _ = shutdown.changed() => break,
         }
@@ -97,12 +115,52 @@ pub async fn serve(
     Ok(())
 }
 
+/// One control connection counted against its source address; released on drop.
+struct SourceSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    source: IpAddr,
+}
+
+impl SourceSlot {
+    /// A slot for `source`, or `None` if it already has `limit` connections.
+    fn take(
+        counts: &Arc<Mutex<HashMap<IpAddr, u32>>>,
+        source: IpAddr,
+        limit: Option<u32>,
+    ) -> Option<Self> {
+        let mut map = counts.lock().expect("per-source counts");
+        let live = map.entry(source).or_insert(0);
+        if limit.is_some_and(|limit| *live >= limit) {
+            return None;
+        }
+        *live += 1;
+        Some(Self {
+            counts: counts.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().expect("per-source counts");
+        if let Some(live) = map.get_mut(&self.source) {
+            *live -= 1;
+            if *live == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     settings: Arc<ServerSettings>,
     hub: mpsc::UnboundedSender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
+    calls: Arc<AtomicU32>,
+    _slot: SourceSlot,
 ) {
     let (SocketAddr::V4(peer), Ok(SocketAddr::V4(local))) = (peer, stream.local_addr()) else {
         return; // IPv6 control connections: PPTP carries GRE over IPv4 only.
@@ -120,10 +178,20 @@ async fn connection(
                 .await;
         }
     });
+    let mut accepted = HashSet::new();
     shell::drive(stream, conn, receiver, |conn, event, now| match event {
         Event::CallRequested { local_call_id, .. } => {
-            if let Err(e) = conn.accept_call(local_call_id, now) {
+            let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < settings.limits.max_sessions).then_some(n + 1)
+            });
+            if taken.is_err() {
+                tracing::warn!(%peer, max = settings.limits.max_sessions, "call refused: the concentrator is full");
+                let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
+            } else if let Err(e) = conn.accept_call(local_call_id, now) {
+                calls.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(%peer, error = %e, "cannot accept call");
+            } else {
+                accepted.insert(local_call_id);
             }
         }
         Event::CallUp(info) => {
@@ -140,12 +208,11 @@ async fn connection(
                 notify: None,
             })));
         }
-        Event::CallDown {
-            local_call_id,
-            reason,
-            ..
-        } => {
+        Event::CallDown { local_call_id, reason, .. } => {
             tracing::info!(%peer, local_call_id, ?reason, "call down");
+            if accepted.remove(&local_call_id) {
+                calls.fetch_sub(1, Ordering::SeqCst);
+            }
             let _ = hub.send(HubCommand::CallDown((*peer.ip(), local_call_id)));
         }
         Event::Closed(reason) => tracing::info!(%peer, ?reason, "control connection closed"),

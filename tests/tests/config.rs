@@ -10,6 +10,64 @@ use pptp_tests::{
     lab::{Lab, LabSpec, addr, ifname},
 };
 
+/// A concentrator started in the lab from a configuration file (the lab's
+/// interfaces, bpffs and pool; `auth` lines in `[auth]`; `extra` sections) with
+/// `secrets` as its chap-secrets. The files are removed on drop.
+struct Configured {
+    dir: PathBuf,
+    secrets: PathBuf,
+    server: agents::Agent,
+}
+
+impl Drop for Configured {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_configured(
+    lab: &mut Lab,
+    bin: &std::path::Path,
+    secrets: &str,
+    auth: &str,
+    extra: &str,
+) -> Configured {
+    let bpffs = lab.bpffs().unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-config", lab.id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secrets_path = dir.join("chap-secrets");
+    std::fs::write(&secrets_path, secrets).unwrap();
+    let config = dir.join("pptp-agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[interfaces]\nuplink = [\"{uplink}\"]\nlan = [\"{lan}\"]\nbpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
+             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.250\"]\n\
+             [auth]\nsecrets = \"{secrets}\"\n{auth}\n{extra}\n",
+            uplink = ifname::UPLINK,
+            lan = ifname::LAN,
+            bpffs = bpffs.display(),
+            secrets = secrets_path.display(),
+        ),
+    )
+    .unwrap();
+    let server = agents::start_server_with(
+        lab,
+        bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+    .unwrap();
+    Configured {
+        dir,
+        secrets: secrets_path,
+        server,
+    }
+}
+
 fn agent_bin() -> PathBuf {
     std::env::var_os("PPTP_AGENT_BIN")
         .map(PathBuf::from)
@@ -22,54 +80,17 @@ fn agent_bin() -> PathBuf {
 fn config_file_users_dial_in_permission_and_reload() {
     let bin = agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
-    let bpffs = lab.bpffs().unwrap();
-    let dir = std::env::temp_dir().join(format!("{}-config", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets = dir.join("chap-secrets");
     let bob_hash = nt_hash_line();
-    std::fs::write(
-        &secrets,
-        format!(
-            "# client server secret addresses\nalice * \"alice secret\" *\nbob * {bob_hash} *\ncarol * carol-secret *\n"
-        ),
-    )
-    .unwrap();
-    let config = dir.join("pptp-agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = ["0.0.0.0:1723"]
-[interfaces]
-uplink = ["{uplink}"]
-lan = ["{lan}"]
-bpffs = "{bpffs}"
-instance = "{SERVER_INSTANCE}"
-[tunnel]
-local_ip = "192.0.2.1"
-pools = ["192.0.2.10-192.0.2.250"]
-[auth]
-methods = ["mschapv2"]
-secrets = "{secrets}"
-[users.carol]
-dial_in = "deny"
-"#,
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = bpffs.display(),
-            secrets = secrets.display(),
-        ),
-    )
-    .unwrap();
-    let server = agents::start_server_with(
+    let configured = start_configured(
         &mut lab,
         &bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
-    .unwrap();
+        &format!(
+            "# client server secret addresses\nalice * \"alice secret\" *\nbob * {bob_hash} *\ncarol * carol-secret *\n"
+        ),
+        "methods = [\"mschapv2\"]",
+        "[users.carol]\ndial_in = \"deny\"",
+    );
+    let (server, secrets) = (&configured.server, configured.secrets.clone());
 
     let alice = agents::dial(
         &mut lab,
@@ -136,7 +157,6 @@ dial_in = "deny"
         &["--user", "dave", "--password", "dave-secret"],
     )
     .expect("dave was added by SIGHUP");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The chap-secrets secret for bob: his NT hash (no password on the concentrator),
@@ -154,46 +174,14 @@ fn nt_hash_line() -> String {
 fn echo_timeout_tears_a_dead_peer_down() {
     let bin = agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
-    let bpffs = lab.bpffs().unwrap();
-    let dir = std::env::temp_dir().join(format!("{}-echo", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets = dir.join("chap-secrets");
-    std::fs::write(&secrets, "alice * alice-secret *\n").unwrap();
-    let config = dir.join("pptp-agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[interfaces]
-uplink = ["{uplink}"]
-lan = ["{lan}"]
-bpffs = "{bpffs}"
-instance = "{SERVER_INSTANCE}"
-[tunnel]
-local_ip = "192.0.2.1"
-pools = ["192.0.2.10-192.0.2.250"]
-[auth]
-secrets = "{secrets}"
-[keepalive]
-lcp_echo_interval = 1
-lcp_echo_failures = 2
-"#,
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = bpffs.display(),
-            secrets = secrets.display(),
-        ),
-    )
-    .unwrap();
-    let server = agents::start_server_with(
+    let configured = start_configured(
         &mut lab,
         &bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
-    .unwrap();
+        "alice * alice-secret *\n",
+        "",
+        "[keepalive]\nlcp_echo_interval = 1\nlcp_echo_failures = 2",
+    );
+    let server = &configured.server;
     let frozen = agents::dial(
         &mut lab,
         &bin,
@@ -245,7 +233,6 @@ lcp_echo_failures = 2
         took < Duration::from_secs(10),
         "declared dead after {took:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `[limits]`: a second session of one user is hung up after authentication, a call
@@ -255,51 +242,14 @@ lcp_echo_failures = 2
 fn limits_are_enforced() {
     let bin = agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
-    let bpffs = lab.bpffs().unwrap();
-    let dir = std::env::temp_dir().join(format!("{}-limits", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets = dir.join("chap-secrets");
-    std::fs::write(
-        &secrets,
-        "alice * alice-secret *\nbob * bob-secret *\ncarol * carol-secret *\n",
-    )
-    .unwrap();
-    let config = dir.join("pptp-agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[interfaces]
-uplink = ["{uplink}"]
-lan = ["{lan}"]
-bpffs = "{bpffs}"
-instance = "{SERVER_INSTANCE}"
-[tunnel]
-local_ip = "192.0.2.1"
-pools = ["192.0.2.10-192.0.2.250"]
-[auth]
-secrets = "{secrets}"
-[limits]
-max_sessions = 2
-sessions_per_user = 1
-connections_per_source = 2
-"#,
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = bpffs.display(),
-            secrets = secrets.display(),
-        ),
-    )
-    .unwrap();
-    let server = agents::start_server_with(
+    let configured = start_configured(
         &mut lab,
         &bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
-    .unwrap();
+        "alice * alice-secret *\nbob * bob-secret *\ncarol * carol-secret *\n",
+        "",
+        "[limits]\nmax_sessions = 2\nsessions_per_user = 1\nconnections_per_source = 2",
+    );
+    let server = &configured.server;
     agents::dial(
         &mut lab,
         &bin,
@@ -352,5 +302,4 @@ connections_per_source = 2
         "the second control connection from one address is served"
     );
     assert!(third_closed, "the third is closed at once");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,6 +25,16 @@ pub const SERVER_TUNNEL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Instance name the lab's concentrator pins its maps under.
 pub const SERVER_INSTANCE: &str = "conc";
 
+/// The agent binary the tests run: `PPTP_AGENT_BIN` (set by `cargo xtask test` and
+/// `bench`) or the workspace's debug build.
+pub fn agent_bin() -> PathBuf {
+    std::env::var_os("PPTP_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
+        })
+}
+
 /// A running agent.
 pub struct Agent {
     pub pid: u32,

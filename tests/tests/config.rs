@@ -68,17 +68,9 @@ fn start_configured(
     }
 }
 
-fn agent_bin() -> PathBuf {
-    std::env::var_os("PPTP_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
-        })
-}
-
 #[test]
 fn config_file_users_dial_in_permission_and_reload() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
     let bob_hash = nt_hash_line();
     let configured = start_configured(
@@ -172,7 +164,7 @@ fn nt_hash_line() -> String {
 /// its address returns to the pool (the next client gets it). Needs root.
 #[test]
 fn echo_timeout_tears_a_dead_peer_down() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
     let configured = start_configured(
         &mut lab,
@@ -240,7 +232,7 @@ fn echo_timeout_tears_a_dead_peer_down() {
 /// allowance is turned away at once. Needs root.
 #[test]
 fn limits_are_enforced() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
     let configured = start_configured(
         &mut lab,

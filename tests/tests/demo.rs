@@ -2,23 +2,15 @@
 //! MPPE session on the agent's path carry ping and TCP, the uplink counters equal
 //! what the clients sent (counted by nftables), and nothing is left behind. Needs root.
 
-use std::path::PathBuf;
-
-use pptp_tests::demo::{self, DemoConfig};
-
-/// The agent binary: `PPTP_AGENT_BIN` (set by `cargo xtask test`) or the debug build.
-fn agent_bin() -> PathBuf {
-    std::env::var_os("PPTP_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
-        })
-}
+use pptp_tests::{
+    agents,
+    demo::{self, DemoConfig},
+};
 
 #[test]
 fn sessions_carry_traffic_and_stats_match_what_was_sent() {
     let report = demo::run(&DemoConfig {
-        agent_bin: agent_bin(),
+        agent_bin: agents::agent_bin(),
         tcp_payload: 1 << 20,
         pings: 3,
     })

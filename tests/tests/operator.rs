@@ -8,7 +8,6 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
-    path::PathBuf,
     process::Command,
     time::Duration,
 };
@@ -21,17 +20,9 @@ use pptp_tests::{
 };
 use serde_json::Value;
 
-fn agent_bin() -> PathBuf {
-    std::env::var_os("PPTP_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
-        })
-}
-
 /// Runs an operator command that must succeed; returns its stdout.
 fn ok(lab: &mut Lab, args: &[&str]) -> String {
-    let out = agents::operator(lab, &agent_bin(), args).unwrap();
+    let out = agents::operator(lab, &agents::agent_bin(), args).unwrap();
     assert!(
         out.status.success(),
         "pptp-agent {args:?}: {}\n{}",
@@ -59,7 +50,7 @@ fn routes(lab: &Lab) -> String {
 }
 
 fn alice_up(lab: &mut Lab, extra: &[&str]) -> (agents::Agent, agents::Agent) {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut args = vec!["--user", "alice:secret-1"];
     args.extend_from_slice(extra);
     let server = agents::start_server(lab, &bin, &args).unwrap();
@@ -70,7 +61,7 @@ fn alice_up(lab: &mut Lab, extra: &[&str]) -> (agents::Agent, agents::Agent) {
 
 #[test]
 fn sessions_lists_the_session_and_kill_hangs_it_up() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let (server, client) = alice_up(&mut lab, &[]);
     let socket = agents::api_socket(&lab);
@@ -219,7 +210,7 @@ fn sample(text: &str, series: &str) -> u64 {
 
 #[test]
 fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
     let metrics: SocketAddr = (Ipv4Addr::LOCALHOST, 9100).into();
     // alice on the XDP path, bob with MPPE on the agent's.

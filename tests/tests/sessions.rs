@@ -3,7 +3,7 @@
 //! tunnel, the XDP counters prove the fast path carried them (the agent's TUN device
 //! carried nothing), and hang-ups leave no map entry, route or pin behind. Needs root.
 
-use std::{net::SocketAddrV4, path::PathBuf, time::Duration};
+use std::{net::SocketAddrV4, time::Duration};
 
 use aya::maps::{HashMap, Map, MapData};
 use pptp_common::{
@@ -18,16 +18,8 @@ use pptp_tests::{
     traffic::{self, EchoServer},
 };
 
-fn agent_bin() -> PathBuf {
-    std::env::var_os("PPTP_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pptp-agent")
-        })
-}
-
 fn stats(bpffs: &std::path::Path) -> serde_json::Value {
-    let out = netns::output(std::process::Command::new(agent_bin()).args([
+    let out = netns::output(std::process::Command::new(agents::agent_bin()).args([
         "stats",
         "--json",
         "--bpffs",
@@ -59,7 +51,7 @@ fn installed_calls(bpffs: &std::path::Path) -> usize {
 
 #[test]
 fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let bpffs = lab.bpffs().unwrap();
     let server = agents::start_server(&mut lab, &bin, &["--user", "alice:secret-1"]).unwrap();
@@ -165,7 +157,7 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
 
 #[test]
 fn wrong_password_is_refused() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let _server = agents::start_server(&mut lab, &bin, &["--user", "alice:secret-1"]).unwrap();
     let err = agents::dial(
@@ -195,7 +187,7 @@ fn wrong_password_is_refused() {
 /// until the sender flushes, which it does on its next packet; under TCP backoff that
 /// makes heavy loss slow, so the stateful case loses less.)
 fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool, loss_every: u32) {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let bpffs = lab.bpffs().unwrap();
     let mut server_args = vec![
@@ -286,7 +278,7 @@ fn mppe_40_survives_loss() {
 
 #[test]
 fn without_xdp_plain_sessions_take_the_agents_path() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let server =
         agents::start_server_on(&mut lab, &bin, "missing0", &["--user", "alice:secret-1"]).unwrap();
@@ -350,7 +342,7 @@ fn dhcp_options(reply: &[u8]) -> Vec<(u8, Vec<u8>)> {
 fn windows_dhcpinform_is_answered_through_the_tunnel() {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let _server = agents::start_server(
         &mut lab,
@@ -429,7 +421,7 @@ fn windows_dhcpinform_is_answered_through_the_tunnel() {
 /// MS-CHAPs (the methods that key MPPE) with MPPE-128.
 #[test]
 fn sessions_of_every_authentication_method() {
-    let bin = agent_bin();
+    let bin = agents::agent_bin();
     let cases: [(&str, &str); 6] = [
         ("pap", "deny"),
         ("chap", "deny"),

@@ -83,6 +83,7 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
         count_sent(&lab.client_ns(i))?;
     }
     let mut clients = Vec::new();
+    let mut client_pids = Vec::new();
     for (i, (user, password, mppe)) in USERS.iter().enumerate() {
         let dialed = agents::dial(
             &mut lab,
@@ -90,7 +91,7 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
             i,
             &["--user", user, "--password", password, "--mppe", mppe],
         )?;
-        drop(dialed); // the lab stops it
+        client_pids.push(dialed.pid);
     }
     let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 9000))?;
     for (i, (user, _, mppe)) in USERS.iter().enumerate() {
@@ -137,7 +138,7 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
         gre_packets,
     )?;
 
-    for pid in lab_client_pids(&lab) {
+    for pid in client_pids {
         let status = lab.stop(pid, Duration::from_secs(10))?;
         ensure!(status.success(), "a client exited with {status}");
     }
@@ -167,11 +168,6 @@ pub fn run(config: &DemoConfig) -> anyhow::Result<DemoReport> {
         stats_table,
         stats_json,
     })
-}
-
-/// The PIDs of the dialing clients (every agent but the first, the concentrator).
-fn lab_client_pids(lab: &Lab) -> Vec<u32> {
-    lab.pids().into_iter().skip(1).collect()
 }
 
 fn sessions_gone(json: &str) -> bool {

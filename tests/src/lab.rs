@@ -287,11 +287,6 @@ impl Lab {
         Ok(pid)
     }
 
-    /// PIDs of the processes started with [`Lab::spawn`] and not stopped, oldest first.
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
-    }
-
     /// Whether a process started with [`Lab::spawn`] has exited (and how).
     pub fn exited(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
         let child = self.children.iter_mut().find(|c| c.id() == pid)?;

@@ -339,10 +339,7 @@ impl Hub {
     }
 
     fn tun(&self) -> Option<&Tun> {
-        match &self.tun_mode {
-            TunMode::Concentrator(tun) => Some(tun),
-            TunMode::Client { .. } => self.client_tun.as_ref(),
-        }
+        current_tun(&self.tun_mode, &self.client_tun)
     }
 
     /// Drop counters.
@@ -482,11 +479,7 @@ impl Hub {
                         return;
                     }
                 }
-                let tun = match &self.tun_mode {
-                    TunMode::Concentrator(tun) => Some(tun),
-                    TunMode::Client { .. } => self.client_tun.as_ref(),
-                };
-                if let Some(tun) = tun
+                if let Some(tun) = current_tun(&self.tun_mode, &self.client_tun)
                     && tun.send(packet).await.is_err()
                 {
                     self.stats.send_errors += 1;
@@ -942,6 +935,16 @@ fn clear_call(control: &mpsc::Sender<ControlCommand>, local_call_id: u16) {
     let _ = control.try_send(Box::new(move |conn, now| {
         let _ = conn.clear_call(local_call_id, now);
     }));
+}
+
+/// The device IPv4 from sessions goes to: the concentrator's shared one, or the
+/// client's once its link is up. A function of the two fields (not a method) so that
+/// it can be called while a session is borrowed.
+fn current_tun<'a>(mode: &'a TunMode, client_tun: &'a Option<Tun>) -> Option<&'a Tun> {
+    match mode {
+        TunMode::Concentrator(tun) => Some(tun),
+        TunMode::Client { .. } => client_tun.as_ref(),
+    }
 }
 
 async fn recv_tun(tun: Option<&Tun>, buf: &mut [u8]) -> io::Result<usize> {

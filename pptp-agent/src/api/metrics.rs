@@ -97,31 +97,16 @@ pub fn render(
     );
     let _ = writeln!(out, "pptp_xdp_enabled {}", u8::from(report.is_some()));
     if let Some(report) = report {
-        header(
-            &mut out,
-            "pptp_xdp_packets_total",
-            "counter",
-            "Frames counted by the XDP programs, by counter.",
-        );
-        for c in &report.global.counters {
-            let _ = writeln!(
-                out,
-                "pptp_xdp_packets_total{{counter=\"{}\"}} {}",
-                c.name, c.packets
-            );
-        }
-        header(
-            &mut out,
-            "pptp_xdp_bytes_total",
-            "counter",
-            "Bytes counted by the XDP programs, by counter.",
-        );
-        for c in &report.global.counters {
-            let _ = writeln!(
-                out,
-                "pptp_xdp_bytes_total{{counter=\"{}\"}} {}",
-                c.name, c.bytes
-            );
+        for (name, what, bytes) in [
+            ("pptp_xdp_packets_total", "Frames", false),
+            ("pptp_xdp_bytes_total", "Bytes", true),
+        ] {
+            let help = format!("{what} counted by the XDP programs, by counter.");
+            header(&mut out, name, "counter", &help);
+            for c in &report.global.counters {
+                let value = if bytes { c.bytes } else { c.packets };
+                let _ = writeln!(out, "{name}{{counter=\"{}\"}} {value}", c.name);
+            }
         }
         header(
             &mut out,

@@ -10,11 +10,7 @@ use pptp_common::{
 };
 use support::*;
 
-const PEER: [u8; 4] = [198, 51, 100, 10];
-const SERVER: [u8; 4] = [198, 51, 100, 1];
-const CLIENT: [u8; 4] = [192, 0, 2, 10];
 const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
-const LAN_HOST: [u8; 4] = [203, 0, 113, 10];
 const PEER_CALL: u16 = 0x2002;
 const SLOT: u32 = 3;
 const MTU: u16 = 1400;

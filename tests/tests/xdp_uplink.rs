@@ -10,10 +10,6 @@ use pptp_common::{
 };
 use support::*;
 
-const PEER: [u8; 4] = [198, 51, 100, 10];
-const SERVER: [u8; 4] = [198, 51, 100, 1];
-const CLIENT: [u8; 4] = [192, 0, 2, 10];
-const LAN_HOST: [u8; 4] = [203, 0, 113, 10];
 const CALL: u16 = 0x1001;
 const SLOW_PEER: [u8; 4] = [198, 51, 100, 11];
 const SLOW_CALL: u16 = 0x1002;

@@ -16,6 +16,13 @@ use pptp_common::{
 };
 use pptp_tests::bpffs::TempBpffs;
 
+/// The fixtures' addresses: the client's outer address, the concentrator's, the
+/// client's tunnel address and the LAN host.
+pub const PEER: [u8; 4] = [198, 51, 100, 10];
+pub const SERVER: [u8; 4] = [198, 51, 100, 1];
+pub const CLIENT: [u8; 4] = [192, 0, 2, 10];
+pub const LAN_HOST: [u8; 4] = [203, 0, 113, 10];
+
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;

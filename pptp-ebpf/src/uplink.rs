@@ -225,24 +225,27 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     } else {
         None
     };
-    // Keep the Ethernet addresses the frame came with: with no next hop the inner
-    // packet goes up the stack as if it had arrived plain.
-    let ethernet = ctx.read::<ETH_HLEN>(0)?;
+    // With no next hop the inner packet goes up the stack as if it had arrived
+    // plain: keep the Ethernet header the frame came with (only then).
+    let arrived_with = match hop {
+        Some(_) => None,
+        None => Some(ctx.read::<ETH_HLEN>(0)?),
+    };
     forward::adjust_head(ctx, (ip_hlen + gre_len + ppp_len) as i32)?;
     forward::trim(ctx, ETH_HLEN + inner_len)?;
     count_session(slot, |c| {
         c.rx_packets += 1;
         c.rx_bytes += inner_len as u64;
     });
-    match hop {
-        Some(hop) => {
+    match (hop, arrived_with) {
+        (Some(hop), _) => {
             forward::decrement_ttl(ctx, ETH_HLEN, &header)?;
             forward::write_ethernet(ctx, &hop)?;
             count(GlobalCounter::Decapsulated, frame_len);
             Some(forward::redirect(&hop))
         }
-        None => {
-            ctx.write(0, &ethernet)?;
+        (None, ethernet) => {
+            ctx.write(0, &ethernet?)?;
             count(GlobalCounter::NoNextHop, frame_len);
             Some(PASS)
         }

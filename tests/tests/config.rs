@@ -71,7 +71,7 @@ fn start_configured(
 #[test]
 fn config_file_users_dial_in_permission_and_reload() {
     let bin = agents::agent_bin();
-    let mut lab = Lab::up(&LabSpec { clients: 3 }).unwrap();
+    let mut lab = Lab::up(&LabSpec { clients: 4 }).unwrap();
     let bob_hash = nt_hash_line();
     let configured = start_configured(
         &mut lab,
@@ -114,7 +114,12 @@ fn config_file_users_dial_in_permission_and_reload() {
     );
     assert!(message.contains("authentication failed"), "{message}");
 
-    // SIGHUP: dave is added and carol allowed; alice's session stays up.
+    // SIGHUP: dave is added and the limit lowered to 3 sessions; alice's session
+    // stays up.
+    let config_path = configured.dir.join("pptp-agent.toml");
+    let mut config_text = std::fs::read_to_string(&config_path).unwrap();
+    config_text.push_str("[limits]\nmax_sessions = 3\n");
+    std::fs::write(&config_path, config_text).unwrap();
     std::fs::write(
         &secrets,
         format!(
@@ -149,6 +154,16 @@ fn config_file_users_dial_in_permission_and_reload() {
         &["--user", "dave", "--password", "dave-secret"],
     )
     .expect("dave was added by SIGHUP");
+    // A fourth session is over the reloaded limit.
+    let fourth = agents::dial(
+        &mut lab,
+        &bin,
+        3,
+        &["--user", "alice", "--password", "alice secret"],
+    );
+    assert!(fourth.is_err(), "max_sessions = 3 is in force after SIGHUP");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("the concentrator is full"), "{log}");
 }
 
 /// The chap-secrets secret for bob: his NT hash (no password on the concentrator),
@@ -239,7 +254,7 @@ fn limits_are_enforced() {
         &bin,
         "alice * alice-secret *\nbob * bob-secret *\ncarol * carol-secret *\n",
         "",
-        "[limits]\nmax_sessions = 2\nsessions_per_user = 1\nconnections_per_source = 2",
+        "[limits]\nmax_sessions = 2\nsessions_per_user = 1\nconnections_per_source = 2\nhandshake_timeout = 4",
     );
     let server = &configured.server;
     agents::dial(
@@ -275,23 +290,46 @@ fn limits_are_enforced() {
     assert!(log.contains("the concentrator is full"), "{log}");
 
     // Client 0 holds one control connection; a second is allowed, a third is not.
+    // The second never starts a session: the handshake timeout closes it.
     let server_addr = std::net::SocketAddrV4::new(addr::CONC_WAN, 1723);
-    let (second_open, third_closed) = pptp_tests::netns::run_in(&lab.client_ns(0), move || {
-        use std::io::Read as _;
-        let timeout = Duration::from_secs(2);
-        let second = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
-        let third = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
-        third.set_read_timeout(Some(timeout))?;
-        second.set_read_timeout(Some(Duration::from_millis(500)))?;
-        let mut buf = [0u8; 1];
-        let third_closed = matches!((&third).read(&mut buf), Ok(0) | Err(_));
-        let second_open = matches!((&second).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
-        Ok((second_open, third_closed))
-    })
-    .unwrap();
+    let (second_open, third_closed, second_closed_after) =
+        pptp_tests::netns::run_in(&lab.client_ns(0), move || {
+            use std::io::Read as _;
+            let timeout = Duration::from_secs(2);
+            let opened = std::time::Instant::now();
+            let second = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
+            let third = std::net::TcpStream::connect_timeout(&server_addr.into(), timeout)?;
+            third.set_read_timeout(Some(timeout))?;
+            second.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut buf = [0u8; 1];
+            let third_closed = matches!((&third).read(&mut buf), Ok(0) | Err(_));
+            let second_open = matches!((&second).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+            second.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let closed = matches!((&second).read(&mut buf), Ok(0));
+            Ok((second_open, third_closed, closed.then(|| opened.elapsed())))
+        })
+        .unwrap();
     assert!(
         second_open,
         "the second control connection from one address is served"
     );
     assert!(third_closed, "the third is closed at once");
+    let after = second_closed_after.expect("an idle control connection is closed");
+    assert!(
+        after >= Duration::from_millis(3900) && after < Duration::from_secs(9),
+        "closed {after:?} after connecting; the handshake timeout is 4 s"
+    );
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("no session up within the handshake timeout"),
+        "{log}"
+    );
+    // The sessions that came up are not touched by it.
+    let out = agents::operator(&mut lab, &bin, &["sessions", "--json"]).unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed["sessions"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
 }

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
     auth::users::Users as AuthUsers,
-    config::{self, Config, Limits},
+    config::{self, Config, Limits, LiveLimits},
     dataplane::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
@@ -84,7 +84,7 @@ pub struct ServeArgs {
     dhcp_domain: Option<String>,
     /// A route handed to Windows clients that ask with DHCPINFORM (classless static
     /// routes, options 121 and 249), a.b.c.d/n via the concentrator (repeatable).
-    #[arg(long = "dhcp-route", value_name = "PREFIX", value_parser = parse_prefix)]
+    #[arg(long = "dhcp-route", value_name = "PREFIX", value_parser = config::parse_prefix)]
     dhcp_routes: Vec<(Ipv4Addr, u8)>,
     /// Name of the TUN device for sessions handled by the agent.
     #[arg(long, default_value = "pptp0")]
@@ -107,13 +107,6 @@ fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
         return Err(format!("{first} comes after {last}"));
     }
     Ok((first, last))
-}
-
-fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (addr, len) = s.split_once('/').ok_or("expected a.b.c.d/n")?;
-    let addr: Ipv4Addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let len: u8 = len.parse().map_err(|e| format!("{len}: {e}"))?;
-    Ok((addr, len))
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -185,12 +178,7 @@ impl Plan {
                 echo: Some(EchoConfig::DEFAULT),
                 control: ControlConfig::default(),
                 // Without a configuration file: no cap (the file sets them).
-                limits: Limits {
-                    max_sessions: u32::MAX,
-                    sessions_per_user: None,
-                    connections_per_source: None,
-                    handshake_timeout: std::time::Duration::from_secs(30),
-                },
+                limits: LiveLimits::new(Limits::UNLIMITED),
             },
             dhcp: DhcpInformConfig {
                 server: local_ip,
@@ -242,15 +230,9 @@ impl Plan {
                     echo_interval: config.keepalive.control_echo_interval,
                     ..ControlConfig::default()
                 },
-                limits: config.limits,
+                limits: LiveLimits::new(config.limits),
             },
-            dhcp: DhcpInformConfig {
-                server: config.tunnel.local_ip,
-                domain: None,
-                routes: Vec::new(),
-                dns: config.tunnel.dns.iter().flatten().copied().collect(),
-                subnet_mask: None,
-            },
+            dhcp: config.dhcp.clone(),
             reload: Some((config, users)),
         })
     }
@@ -279,8 +261,9 @@ impl Plan {
     }
 }
 
-/// SIGHUP: re-read the configuration and the secrets; sessions stay up.
-fn reload(state: &mut Option<(Config, AuthUsers)>) {
+/// SIGHUP: re-read the configuration and the secrets and put the new users, dial-in
+/// permissions and limits in force; sessions stay up.
+fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
     let Some((config, users)) = state else {
         tracing::warn!("SIGHUP: nothing to reload without --config");
         return;
@@ -294,8 +277,9 @@ fn reload(state: &mut Option<(Config, AuthUsers)>) {
                 tracing::warn!(keys = ?reload.needs_restart, "changed; they take effect after a restart");
             }
             users.replace(reload.users);
+            limits.replace(reload.config.limits);
             *config = reload.config;
-            tracing::info!("SIGHUP: secrets and dial-in permissions reloaded");
+            tracing::info!("SIGHUP: secrets, dial-in permissions and limits reloaded");
         }
         Err(errors) => {
             tracing::error!(
@@ -353,7 +337,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let pins = xdp.as_ref().map(|_| pins);
         let options = HubOptions {
             dhcp: Some(dhcp),
-            sessions_per_user: settings.limits.sessions_per_user,
+            limits: settings.limits.clone(),
         };
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
@@ -378,7 +362,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
-                _ = hup.recv() => reload(&mut reload_state),
+                _ = hup.recv() => reload(&mut reload_state, &settings.limits),
             }
         }
         let (done, wait) = oneshot::channel();

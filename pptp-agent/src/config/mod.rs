@@ -20,6 +20,7 @@
 
 pub mod diag;
 mod raw;
+pub use raw::parse_prefix;
 
 use std::{
     collections::BTreeMap,
@@ -71,6 +72,8 @@ pub struct Config {
     pub limits: Limits,
     /// Keepalive.
     pub keepalive: Keepalive,
+    /// What DHCPINFORM answers carry (`[dhcp]`; server and DNS from `[tunnel]`).
+    pub dhcp: crate::dhcp::DhcpInformConfig,
 }
 
 /// `[interfaces]`.
@@ -134,8 +137,47 @@ pub struct Limits {
     pub sessions_per_user: Option<u32>,
     /// Control connections from one source address; `None`: unlimited.
     pub connections_per_source: Option<u32>,
-    /// Time from the TCP connection to the end of authentication.
+    /// Time a control connection has, from its TCP connect, to bring its first
+    /// session up; a connection without one by then is stopped.
     pub handshake_timeout: Duration,
+}
+
+impl Limits {
+    /// No caps (`serve` without a configuration file).
+    pub const UNLIMITED: Limits = Limits {
+        max_sessions: u32::MAX,
+        sessions_per_user: None,
+        connections_per_source: None,
+        handshake_timeout: Duration::from_secs(raw::defaults::HANDSHAKE_TIMEOUT),
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::UNLIMITED
+    }
+}
+
+/// The limits in force, shared by the control side and the hub; SIGHUP replaces
+/// them and the next check sees the new values (sessions already up stay).
+#[derive(Debug, Clone, Default)]
+pub struct LiveLimits(std::sync::Arc<std::sync::RwLock<Limits>>);
+
+impl LiveLimits {
+    /// Shares `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(limits)))
+    }
+
+    /// The limits now.
+    pub fn get(&self) -> Limits {
+        *self.0.read().expect("limits lock")
+    }
+
+    /// Puts `limits` in force.
+    pub fn replace(&self, limits: Limits) {
+        *self.0.write().expect("limits lock") = limits;
+    }
 }
 
 /// `[keepalive]`.
@@ -418,6 +460,18 @@ pub fn reload(old: &Config) -> Result<Reload, Diagnostics> {
     }
     if config.tunnel != old.tunnel {
         needs_restart.push("tunnel");
+    }
+    if config.auth.policy != old.auth.policy {
+        needs_restart.push("auth.methods");
+    }
+    if config.mppe != old.mppe {
+        needs_restart.push("mppe");
+    }
+    if config.keepalive != old.keepalive {
+        needs_restart.push("keepalive");
+    }
+    if config.dhcp != old.dhcp {
+        needs_restart.push("dhcp");
     }
     Ok(Reload {
         config,

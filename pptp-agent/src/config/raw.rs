@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     auth::{pool::AddressRange, users::DialIn},
+    dhcp::{ConfigError, DhcpInformConfig, StaticRoute},
     mppe::KeyStrength,
     ppp::{
         auth::{Method, Policy},
@@ -45,6 +46,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     keepalive: RawKeepalive,
+    #[serde(default)]
+    dhcp: RawDhcp,
     #[serde(default)]
     users: BTreeMap<String, S<RawUser>>,
 }
@@ -104,6 +107,14 @@ struct RawKeepalive {
     lcp_echo_interval: Option<S<i64>>,
     lcp_echo_failures: Option<S<i64>>,
     control_echo_interval: Option<S<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDhcp {
+    domain: Option<S<String>>,
+    #[serde(default)]
+    routes: Vec<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -756,6 +767,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         defaults::CONTROL_ECHO_INTERVAL as i64,
     ) as u64;
 
+    let dhcp = local_ip.map(|server| dhcp_inform(&mut c, &raw.dhcp, server, dns));
+
     if !c.errors.is_empty() {
         c.errors.sort_by_key(|d| d.line);
         return Err(Diagnostics(c.errors));
@@ -805,5 +818,78 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             lcp_echo_failures,
             control_echo_interval: secs(control_echo_interval),
         },
+        dhcp: dhcp.expect("checked with local_ip"),
     })
+}
+
+/// `[dhcp]`: what DHCPINFORM answers carry, checked as the responder will check it,
+/// each problem reported at the key that causes it.
+fn dhcp_inform(
+    c: &mut Checker,
+    raw: &RawDhcp,
+    server: Ipv4Addr,
+    dns: [Option<Ipv4Addr>; 2],
+) -> DhcpInformConfig {
+    let mut routes = Vec::new();
+    let mut route_spans = Vec::new();
+    for v in &raw.routes {
+        match parse_prefix(v.get_ref()) {
+            Ok((prefix, len)) => {
+                routes.push(StaticRoute {
+                    prefix,
+                    len,
+                    gateway: server,
+                });
+                route_spans.push(v.span());
+            }
+            Err(m) => c.err(v.span(), "dhcp.routes", m),
+        }
+    }
+    let config = DhcpInformConfig {
+        server,
+        domain: raw.domain.as_ref().map(|d| d.get_ref().clone()),
+        routes,
+        dns: dns.into_iter().flatten().collect(),
+        subnet_mask: None,
+    };
+    if let Err(e) = config.validate() {
+        let route_span = |prefix: Ipv4Addr, len: u8| {
+            config
+                .routes
+                .iter()
+                .position(|r| (r.prefix, r.len) == (prefix, len))
+                .map(|i| route_spans[i].clone())
+        };
+        let (key, span) = match &e {
+            ConfigError::BadDomain(_) => ("dhcp.domain", raw.domain.as_ref().map(|d| d.span())),
+            ConfigError::PrefixTooLong { prefix, len }
+            | ConfigError::HostBitsSet { prefix, len, .. }
+            | ConfigError::DuplicateRoute { prefix, len } => {
+                ("dhcp.routes", route_span(*prefix, *len))
+            }
+            _ => (
+                "dhcp",
+                raw.domain
+                    .as_ref()
+                    .map(|d| d.span())
+                    .or(raw.routes.first().map(|r| r.span())),
+            ),
+        };
+        c.err(span.unwrap_or(0..0), key, e.to_string());
+    }
+    config
+}
+
+/// `a.b.c.d/n`.
+pub fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a prefix (a.b.c.d/n)"))?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("{len:?} is not a prefix length"))?;
+    Ok((addr, len))
 }

@@ -115,6 +115,10 @@ lcp_echo_interval = 0
 lcp_echo_failures = 5
 control_echo_interval = 120
 
+[dhcp]
+domain = "corp.example"
+routes = ["10.20.0.0/16", "172.16.0.0/12"]
+
 [users.alice]
 dial_in = "allow"
 
@@ -191,6 +195,29 @@ dial_in = "deny"
             control_echo_interval: Some(Duration::from_secs(120)),
         }
     );
+    // DHCPINFORM answers: our tunnel address serves and routes, DNS from [tunnel].
+    let local = c.tunnel.local_ip;
+    assert_eq!(
+        c.dhcp,
+        crate::dhcp::DhcpInformConfig {
+            server: local,
+            domain: Some("corp.example".into()),
+            routes: vec![
+                crate::dhcp::StaticRoute {
+                    prefix: Ipv4Addr::new(10, 20, 0, 0),
+                    len: 16,
+                    gateway: local
+                },
+                crate::dhcp::StaticRoute {
+                    prefix: Ipv4Addr::new(172, 16, 0, 0),
+                    len: 12,
+                    gateway: local
+                },
+            ],
+            dns: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)],
+            subnet_mask: None,
+        }
+    );
 }
 
 #[test]
@@ -217,7 +244,7 @@ fn unknown_keys_and_wrong_types() {
     );
     assert_eq!(
         error_with("[limitz]\n"),
-        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `users`"
+        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `dhcp`, `users`"
     );
     assert_eq!(
         error_with("[users.bob]\ndial_in = \"deny\"\nmax = 3\n"),
@@ -365,6 +392,22 @@ fn semantic_errors_name_line_and_key() {
         (
             "[keepalive]\ncontrol_echo_interval = -5\n",
             "5: keepalive.control_echo_interval: -5 is out of range (0 to 3600)",
+        ),
+        (
+            "[dhcp]\nroutes = [\"10.0.0.0\"]\n",
+            "5: dhcp.routes: \"10.0.0.0\" is not a prefix (a.b.c.d/n)",
+        ),
+        (
+            "[dhcp]\nroutes = [\"10.0.0.0/8\",\n  \"10.1.2.0/16\"]\n",
+            "6: dhcp.routes: route 10.1.2.0/16: host bits set (did you mean 10.1.0.0/16?)",
+        ),
+        (
+            "[dhcp]\nroutes = [\"10.0.0.0/33\"]\n",
+            "5: dhcp.routes: route 10.0.0.0/33: prefix length above 32",
+        ),
+        (
+            "[dhcp]\ndomain = \"corp..example\"\n",
+            "5: dhcp.domain: domain \"corp..example\" is not a DNS name (labels of 1-63 letters, digits, '-' or '_', at most 253 characters)",
         ),
     ];
     let top_level: &[(&str, &str)] = &[
@@ -661,6 +704,12 @@ fn reload_rereads_both_files_and_says_what_needs_a_restart() {
     )
     .unwrap();
     assert_eq!(reload(&c).unwrap().needs_restart, vec!["mru", "tunnel"]);
+    std::fs::write(
+        f.config(),
+        format!("{WITH_SECRETS}[mppe]\npolicy = \"require\"\n[dhcp]\ndomain = \"corp.example\"\n"),
+    )
+    .unwrap();
+    assert_eq!(reload(&c).unwrap().needs_restart, vec!["mppe", "dhcp"]);
     std::fs::write(f.0.join("chap-secrets"), "alice *\n").unwrap();
     assert_eq!(
         reload(&c).unwrap_err().to_string(),

@@ -24,6 +24,7 @@ use std::{
     collections::{BinaryHeap, HashMap},
     io,
     net::Ipv4Addr,
+    ops::ControlFlow,
     time::{Duration, Instant},
 };
 
@@ -32,6 +33,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    config::LiveLimits,
     dataplane::xdp::{CallSpec, NetworkSpec, Slot, XdpDataplane},
     dhcp::{DhcpInformResponder, MAX_REPLY_LEN},
     gre::{GreHeader, SeqVerdict, Sequencer},
@@ -163,8 +165,9 @@ pub enum TunMode {
 pub struct HubOptions {
     /// Answers Windows clients' DHCPINFORM.
     pub dhcp: Option<DhcpInformResponder>,
-    /// Sessions one user may have at once (checked when authentication succeeds).
-    pub sessions_per_user: Option<u32>,
+    /// The limits in force; the hub checks sessions per user when authentication
+    /// succeeds.
+    pub limits: LiveLimits,
 }
 
 /// Packets the hub dropped, by reason.
@@ -250,7 +253,7 @@ pub struct Hub {
     /// Answers Windows clients' DHCPINFORM (concentrator only).
     dhcp: Option<DhcpInformResponder>,
     dhcp_reply: Vec<u8>,
-    sessions_per_user: Option<u32>,
+    limits: LiveLimits,
     stats: HubStats,
 }
 
@@ -281,7 +284,7 @@ impl Hub {
             decrypt_buf: Vec::with_capacity(2048),
             dhcp: options.dhcp,
             dhcp_reply: Vec::with_capacity(MAX_REPLY_LEN),
-            sessions_per_user: options.sessions_per_user,
+            limits: options.limits,
             stats: HubStats::default(),
         }
     }
@@ -303,6 +306,14 @@ impl Hub {
             };
             match wake {
                 Wake::Gre(Ok(n)) => {
+                    // A call's first PPP frame can arrive together with the command
+                    // that installs the call (the peer answers our Call-Reply at
+                    // once): take the commands first so it is not dropped as unknown.
+                    while let Ok(command) = commands.try_recv() {
+                        if self.on_command(command).is_break() {
+                            return;
+                        }
+                    }
                     for i in 0..n {
                         match batch.packet(i) {
                             Ok((bytes, received)) => self.on_gre(bytes, &received).await,
@@ -313,21 +324,10 @@ impl Hub {
                 Wake::Gre(Err(e)) => tracing::warn!(error = %e, "GRE socket"),
                 Wake::Tun(Ok(n)) => self.on_tun_packet(&tun_buf[..n]),
                 Wake::Tun(Err(e)) => tracing::warn!(error = %e, "TUN device"),
-                Wake::Command(Some(HubCommand::CallUp(call))) => self.on_call_up(*call),
-                Wake::Command(Some(HubCommand::CallDown(key))) => self.on_call_down(key),
-                Wake::Command(Some(HubCommand::Shutdown(done))) => {
-                    self.shutdown();
-                    let _ = done.send(());
-                    return;
-                }
-                Wake::Command(Some(HubCommand::Sessions(reply))) => {
-                    let _ = reply.send(self.session_infos());
-                }
-                Wake::Command(Some(HubCommand::Kill(selector, reply))) => {
-                    let _ = reply.send(self.kill(&selector));
-                }
-                Wake::Command(Some(HubCommand::Stats(reply))) => {
-                    let _ = reply.send(self.stats);
+                Wake::Command(Some(command)) => {
+                    if self.on_command(command).is_break() {
+                        return;
+                    }
                 }
                 Wake::Command(None) => {
                     self.shutdown();
@@ -336,6 +336,29 @@ impl Hub {
                 Wake::Timer => self.on_timers(),
             }
         }
+    }
+
+    /// Carries out `command`; `Break` once the hub has shut down.
+    fn on_command(&mut self, command: HubCommand) -> ControlFlow<()> {
+        match command {
+            HubCommand::CallUp(call) => self.on_call_up(*call),
+            HubCommand::CallDown(key) => self.on_call_down(key),
+            HubCommand::Shutdown(done) => {
+                self.shutdown();
+                let _ = done.send(());
+                return ControlFlow::Break(());
+            }
+            HubCommand::Sessions(reply) => {
+                let _ = reply.send(self.session_infos());
+            }
+            HubCommand::Kill(selector, reply) => {
+                let _ = reply.send(self.kill(&selector));
+            }
+            HubCommand::Stats(reply) => {
+                let _ = reply.send(self.stats);
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     fn tun(&self) -> Option<&Tun> {
@@ -652,6 +675,8 @@ impl Hub {
                     .filter(|s| s.user.as_deref() == Some(user.as_str()))
                     .count();
                 let over = self
+                    .limits
+                    .get()
                     .sessions_per_user
                     .is_some_and(|limit| others >= limit as usize);
                 if let Some(session) = self.sessions.get_mut(&key) {

@@ -4,12 +4,12 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, SocketAddr, SocketAddrV4},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -19,7 +19,7 @@ use tokio::{
 };
 
 use crate::{
-    config::Limits,
+    config::LiveLimits,
     ppp::{
         auth::{Policy, Secret, SecretSource},
         ccp::MppePolicy,
@@ -33,7 +33,7 @@ use crate::{
 };
 
 use super::{
-    hub::{CallUp, ControlCommand, HubCommand},
+    hub::{CallUp, ControlCommand, HubCommand, SessionEvent},
     pool::PoolHandle,
 };
 
@@ -56,9 +56,10 @@ pub struct ServerSettings {
     /// LCP dead-peer detection.
     pub echo: Option<EchoConfig>,
     pub control: ControlConfig,
-    /// Sessions in all and control connections per source address (sessions per
-    /// user are the hub's: the user is known after authentication).
-    pub limits: Limits,
+    /// Sessions in all, control connections per source address and the handshake
+    /// timeout (sessions per user are the hub's: the user is known after
+    /// authentication). SIGHUP replaces them.
+    pub limits: LiveLimits,
 }
 
 impl ServerSettings {
@@ -102,7 +103,7 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = accepted.context("accepting a control connection")?;
-                let Some(slot) = SourceSlot::take(&per_source, peer.ip(), settings.limits.connections_per_source) else {
+                let Some(slot) = SourceSlot::take(&per_source, peer.ip(), settings.limits.get().connections_per_source) else {
                     tracing::warn!(%peer, "refused: too many control connections from this address");
                     continue;
                 };
@@ -178,14 +179,22 @@ async fn connection(
                 .await;
         }
     });
+    let (session_events, first_session) = mpsc::unbounded_channel();
+    let watchdog = tokio::spawn(handshake_watchdog(
+        peer,
+        settings.limits.get().handshake_timeout,
+        first_session,
+        commands.clone(),
+    ));
     let mut accepted = HashSet::new();
     shell::drive(stream, conn, receiver, |conn, event, now| match event {
         Event::CallRequested { local_call_id, .. } => {
+            let max = settings.limits.get().max_sessions;
             let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < settings.limits.max_sessions).then_some(n + 1)
+                (n < max).then_some(n + 1)
             });
             if taken.is_err() {
-                tracing::warn!(%peer, max = settings.limits.max_sessions, "call refused: the concentrator is full");
+                tracing::warn!(%peer, max, "call refused: the concentrator is full");
                 let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
             } else if let Err(e) = conn.accept_call(local_call_id, now) {
                 calls.fetch_sub(1, Ordering::SeqCst);
@@ -205,10 +214,14 @@ async fn connection(
                 peer_call_id,
                 link: settings.link_config(),
                 control: commands.clone(),
-                notify: None,
+                notify: Some(session_events.clone()),
             })));
         }
-        Event::CallDown { local_call_id, reason, .. } => {
+        Event::CallDown {
+            local_call_id,
+            reason,
+            ..
+        } => {
             tracing::info!(%peer, local_call_id, ?reason, "call down");
             if accepted.remove(&local_call_id) {
                 calls.fetch_sub(1, Ordering::SeqCst);
@@ -220,4 +233,32 @@ async fn connection(
     })
     .await;
     stop_on_shutdown.abort();
+    watchdog.abort();
+}
+
+/// Stops a control connection that has not brought a session up (authenticated, an
+/// address negotiated) within `timeout` of its TCP connect: a peer that connects and
+/// idles, or stalls its PPP negotiation, does not hold a connection slot for ever.
+async fn handshake_watchdog(
+    peer: SocketAddrV4,
+    timeout: Duration,
+    mut sessions: mpsc::UnboundedReceiver<SessionEvent>,
+    control: mpsc::Sender<ControlCommand>,
+) {
+    let first_up = async {
+        while let Some(event) = sessions.recv().await {
+            if matches!(event, SessionEvent::Up(_)) {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    if tokio::time::timeout(timeout, first_up).await.is_err() {
+        tracing::warn!(%peer, ?timeout, "no session up within the handshake timeout: stopping the control connection");
+        let _ = control
+            .send(Box::new(|conn: &mut ControlConnection, now| {
+                conn.stop(StopReason::None, now)
+            }))
+            .await;
+    }
 }

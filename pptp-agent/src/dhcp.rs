@@ -51,6 +51,7 @@
 //! decapsulated (and decrypted) from a session before it goes to the TUN device, and
 //! send a reply back into *that* session as if it came from the TUN device.
 
+use crate::inet::{fold, sum16};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -564,25 +565,6 @@ fn parse_inform(msg: &[u8]) -> Result<Option<Inform<'_>>, DhcpError> {
 
 fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
-}
-
-/// One's-complement sum of `data` as 16-bit big-endian words (odd byte padded).
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
 }
 
 /// The UDP checksum over the pseudo-header and `udp` (header and data), as sent: 0 is

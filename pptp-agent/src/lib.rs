@@ -15,6 +15,7 @@ pub mod config;
 pub mod dataplane;
 pub mod dhcp;
 pub mod gre;
+pub mod inet;
 pub mod mppe;
 pub mod ppp;
 pub mod pptp;

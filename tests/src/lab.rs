@@ -7,7 +7,10 @@
 //!  client j ───────────────────────────┘
 //! ```
 //!
-//! Tunnel addresses come from 192.0.2.0/24. Names carry the creating process's PID
+//! The WAN and the LAN are /27s (198.51.100.0/27, 203.0.113.0/27), which leaves
+//! the rest of their /24s to tunnel addresses: sessions normally get 192.0.2.0/24,
+//! and the scale test uses all three ranges ([`addr::WIDE_POOLS`]), since tests may
+//! only use the documentation ranges. Names carry the creating process's PID
 //! (`pxl<pid>x<n>-conc`), so labs of concurrent tests never collide and the
 //! leftovers of a killed test can be found ([`down_stale`]) and removed. A [`Lab`]
 //! tears itself down when dropped, also when a test panics; processes started
@@ -32,18 +35,33 @@ use crate::{
 pub mod addr {
     use std::net::Ipv4Addr;
 
-    /// The concentrator's uplink address (WAN side, 198.51.100.0/24).
+    /// Prefix length of the WAN and of the LAN.
+    pub const SUBNET_LEN: u8 = 27;
+    /// The concentrator's uplink address (WAN side, 198.51.100.0/27).
     pub const CONC_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-    /// The concentrator's LAN address (203.0.113.0/24).
+    /// The concentrator's LAN address (203.0.113.0/27).
     pub const CONC_LAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
     /// The LAN host behind the concentrator.
     pub const LAN_HOST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
     /// First address of the tunnel pool (192.0.2.0/24).
     pub const POOL_START: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 
+    /// Clients the WAN has room for (198.51.100.10 to .30).
+    pub const MAX_CLIENTS: usize = 21;
+    /// Every tunnel address the documentation ranges leave once the lab's own
+    /// addresses and the concentrator's tunnel address (192.0.2.1) are taken: 699.
+    pub const WIDE_POOLS: [&str; 3] = [
+        "192.0.2.2-192.0.2.254",
+        "198.51.100.32-198.51.100.254",
+        "203.0.113.32-203.0.113.254",
+    ];
+
     /// WAN address of client `i` (0-based).
     pub fn client(i: usize) -> Ipv4Addr {
-        assert!(i < 200, "the lab has room for 200 clients");
+        assert!(
+            i < MAX_CLIENTS,
+            "the lab has room for {MAX_CLIENTS} clients"
+        );
         Ipv4Addr::new(198, 51, 100, 10 + i as u8)
     }
 }
@@ -107,6 +125,13 @@ impl Lab {
     }
 
     fn build(id: String, spec: &LabSpec) -> anyhow::Result<Self> {
+        if spec.clients > addr::MAX_CLIENTS {
+            bail!(
+                "{} clients asked for; the lab's WAN has room for {}",
+                spec.clients,
+                addr::MAX_CLIENTS
+            );
+        }
         check_privileges()?;
         let lab = Self {
             id,
@@ -140,7 +165,13 @@ impl Lab {
             ip_in(&wan, &["link", "set", port, "master", "br0", "up"])?;
             ip_in(
                 ns,
-                &["addr", "add", &format!("{address}/24"), "dev", ifname],
+                &[
+                    "addr",
+                    "add",
+                    &format!("{address}/{}", addr::SUBNET_LEN),
+                    "dev",
+                    ifname,
+                ],
             )?;
             ip_in(ns, &["link", "set", ifname, "up"])
         };
@@ -174,7 +205,7 @@ impl Lab {
             &[
                 "addr",
                 "add",
-                &format!("{}/24", addr::CONC_LAN),
+                &format!("{}/{}", addr::CONC_LAN, addr::SUBNET_LEN),
                 "dev",
                 ifname::LAN,
             ],
@@ -185,7 +216,7 @@ impl Lab {
             &[
                 "addr",
                 "add",
-                &format!("{}/24", addr::LAN_HOST),
+                &format!("{}/{}", addr::LAN_HOST, addr::SUBNET_LEN),
                 "dev",
                 ifname::HOST,
             ],

@@ -3,6 +3,7 @@
 mod check_config;
 mod dial;
 mod kill;
+mod load_test;
 mod options;
 mod serve;
 mod sessions;
@@ -40,6 +41,10 @@ enum Command {
     Kill(kill::KillArgs),
     /// Validate a configuration file and the chap-secrets file it names.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Capacity test: establish many sessions against a concentrator from this one
+    /// process, ping through each, hang them up, report setup rate and failures.
+    /// Traffic goes only to --server and --ping.
+    LoadTest(load_test::LoadTestArgs),
 }
 
 /// Where an agent's maps are pinned; `serve` and `stats` must agree on it.
@@ -68,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(args) => sessions::run(args),
         Command::Kill(args) => kill::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::LoadTest(args) => load_test::run(args),
     }
 }
 

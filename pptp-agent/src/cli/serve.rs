@@ -25,7 +25,7 @@ use pptp_agent::{
         gre_socket::GreSocket,
         hub::{Hub, HubOptions, TunMode},
         pool::{RangePool, SharedPool},
-        server::{ServerSettings, serve},
+        server::{ServerSettings, Shared, serve},
         tun::Tun,
     },
 };
@@ -346,12 +346,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let settings = Arc::new(settings);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
+        let shared = Shared::default();
         for address in &listen {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("listening on {address}"))?;
             tracing::info!(listen = %address, "accepting control connections");
-            servers.push(tokio::spawn(serve(listener, settings.clone(), hub_tx.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
         let api = api.start(hub_tx.clone(), pins, stop_rx.clone())?;
 

@@ -11,8 +11,11 @@
 //! captures). It is a bitmap in 64 blocks of 1024 IDs, each block allocated only while
 //! one of its IDs is live, so an idle allocator costs under a kilobyte and a full one
 //! 8 KiB, and an allocation looks at no more than 65 blocks. One allocator can serve a
-//! single control connection or, through [`SharedCallIds`], every connection from the
-//! same peer address (which is what the data plane's lookup key needs).
+//! single control connection or, through [`SharedCallIds`], many: the concentrator
+//! shares one among all its connections, because the data plane's lookup key is
+//! (peer address, Call ID) and many clients behind one NAT share an address. With
+//! IDs drawn per connection, 700 connections from one address would almost surely
+//! hold two calls with the same ID (1 - e^(-700²/(2·65535)) ≈ 98%).
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -21,6 +21,7 @@ use crate::{
     },
     pptp::{
         call::OutgoingCallParams,
+        call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::StopReason,
         shell,
@@ -85,7 +86,11 @@ pub async fn dial(
     let (hub_tx, hub_rx) = mpsc::unbounded_channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
 
-    let conn = ControlConnection::originate(settings.control.clone(), Instant::now());
+    let conn = ControlConnection::originate_with_pool(
+        settings.control.clone(),
+        SharedCallIds::default(),
+        Instant::now(),
+    );
     let (commands, receiver) = mpsc::channel::<ControlCommand>(64);
     let hub_for_hangup = hub_tx.clone();
     let hangup_task = tokio::spawn(async move {

@@ -42,7 +42,7 @@ use crate::{
         frame::{Framing, protocol},
         link::{DownReason, Event, Link, LinkConfig, LinkUp},
     },
-    pptp::{call_id::CallIdAllocator, shell::Command},
+    pptp::{call_id::SharedCallIds, shell::Command},
 };
 
 use super::{
@@ -50,8 +50,11 @@ use super::{
     tun::Tun,
 };
 
-/// A command to a control connection's task.
-pub type ControlCommand = Command<CallIdAllocator>;
+/// A command to a control connection's task. Every control connection allocates
+/// its Call IDs from a [`SharedCallIds`]: the concentrator shares one among all its
+/// connections, since sessions are told apart by (peer address, Call ID) and many
+/// clients can share one address behind a NAT.
+pub type ControlCommand = Command<SharedCallIds>;
 
 /// (peer's outer address, our call ID): how GRE from the peer names a session.
 pub type SessionKey = (Ipv4Addr, u16);
@@ -79,6 +82,8 @@ pub enum HubCommand {
     /// Close every link (LCP Terminate), clear every call, undo every route and
     /// map entry, then stop.
     Shutdown(oneshot::Sender<()>),
+    /// An IPv4 packet to carry as if the TUN device had given it.
+    Send(Vec<u8>),
     /// Report every session.
     Sessions(oneshot::Sender<Vec<SessionInfo>>),
     /// Hang up the sessions selected (LCP Terminate, then the call is cleared);
@@ -158,6 +163,10 @@ pub enum TunMode {
     Concentrator(Tun),
     /// A client's device, created when its link comes up, with these routes.
     Client { name: String, routes: Vec<String> },
+    /// No device: IPv4 from sessions goes to this channel and [`HubCommand::Send`]
+    /// puts packets into the session whose address is their source (the load
+    /// generator drives many client sessions this way).
+    Probe(mpsc::UnboundedSender<Vec<u8>>),
 }
 
 /// What a concentrator's hub does beyond carrying sessions.
@@ -343,6 +352,7 @@ impl Hub {
         match command {
             HubCommand::CallUp(call) => self.on_call_up(*call),
             HubCommand::CallDown(key) => self.on_call_down(key),
+            HubCommand::Send(packet) => self.on_tun_packet(&packet),
             HubCommand::Shutdown(done) => {
                 self.shutdown();
                 let _ = done.send(());
@@ -372,6 +382,13 @@ impl Hub {
 
     fn on_call_up(&mut self, call: CallUp) {
         let key = (call.peer_addr, call.local_call_id);
+        if self.sessions.contains_key(&key) {
+            // Control connections to or from one address must share their Call IDs
+            // (SharedCallIds); a second call under a live key would take its GRE.
+            tracing::error!(peer = %key.0, call_id = key.1, "call refused: its Call ID is already live for this peer");
+            clear_call(&call.control, call.local_call_id);
+            return;
+        }
         let seq = match &mut self.xdp {
             Some(xdp) => match xdp.install(CallSpec {
                 peer_addr: call.peer_addr,
@@ -453,7 +470,7 @@ impl Hub {
         let data = session.link.handle_frame(now, payload);
         let expected_source = match &self.tun_mode {
             TunMode::Concentrator(_) => session.up.as_ref().map(|up| up.peer_ip),
-            TunMode::Client { .. } => None,
+            TunMode::Client { .. } | TunMode::Probe(_) => None,
         };
         // The decryption buffer is taken out of the hub while the session is borrowed.
         let mut decrypted = std::mem::take(&mut self.decrypt_buf);
@@ -502,7 +519,9 @@ impl Hub {
                         return;
                     }
                 }
-                if let Some(tun) = current_tun(&self.tun_mode, &self.client_tun)
+                if let TunMode::Probe(probe) = &self.tun_mode {
+                    let _ = probe.send(packet.to_vec());
+                } else if let Some(tun) = current_tun(&self.tun_mode, &self.client_tun)
                     && tun.send(packet).await.is_err()
                 {
                     self.stats.send_errors += 1;
@@ -523,6 +542,10 @@ impl Hub {
                 self.by_client.get(&dst).copied()
             }
             TunMode::Client { .. } => self.sessions.keys().next().copied(),
+            TunMode::Probe(_) => {
+                let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+                self.by_client.get(&src).copied()
+            }
         };
         let Some(session) = key.and_then(|key| self.sessions.get_mut(&key)) else {
             self.stats.no_session_for_destination += 1;
@@ -558,7 +581,7 @@ impl Hub {
                 }
                 let client = session.up.as_ref().map(|up| match self.tun_mode {
                     TunMode::Concentrator(_) => up.peer_ip,
-                    TunMode::Client { .. } => up.local_ip,
+                    TunMode::Client { .. } | TunMode::Probe(_) => up.local_ip,
                 });
                 SessionInfo {
                     id: session.id,
@@ -748,6 +771,9 @@ impl Hub {
                 }
                 self.client_tun = Some(tun);
             }
+            TunMode::Probe(_) => {
+                self.by_client.insert(up.local_ip, key);
+            }
         }
         Ok(())
     }
@@ -771,6 +797,9 @@ impl Hub {
                     self.by_client.remove(&up.peer_ip);
                 }
                 TunMode::Client { .. } => self.client_tun = None,
+                TunMode::Probe(_) => {
+                    self.by_client.remove(&up.local_ip);
+                }
             }
         }
         clear_call(&session.control, session.local_call_id);
@@ -969,6 +998,7 @@ fn current_tun<'a>(mode: &'a TunMode, client_tun: &'a Option<Tun>) -> Option<&'a
     match mode {
         TunMode::Concentrator(tun) => Some(tun),
         TunMode::Client { .. } => client_tun.as_ref(),
+        TunMode::Probe(_) => None,
     }
 }
 

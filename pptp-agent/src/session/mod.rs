@@ -4,10 +4,12 @@
 //! - [`hub`]: the one task that runs every PPP link and the agent's data path.
 //! - [`gre_socket`], [`tun`]: the raw GRE socket and the TUN device it uses.
 //! - [`pool`]: the concentrator's address pool.
+//! - [`load`]: the load generator (`pptp-agent load-test`).
 
 pub mod client;
 pub mod gre_socket;
 pub mod hub;
+pub mod load;
 pub mod pool;
 pub mod server;
 pub mod tun;

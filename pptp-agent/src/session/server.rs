@@ -26,6 +26,7 @@ use crate::{
         link::{EchoConfig, LinkConfig, Role, ServerConfig, Verifier},
     },
     pptp::{
+        call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::{GeneralError, StopReason},
         shell,
@@ -88,26 +89,38 @@ impl SecretSource for SharedSecrets {
     }
 }
 
+/// What every control connection of one concentrator shares, whichever address it
+/// was accepted on: the limits' counts and one Call ID space (sessions are told
+/// apart by peer address and our Call ID, and many clients share an address
+/// behind a NAT). Clones share.
+#[derive(Clone, Default)]
+pub struct Shared {
+    per_source: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    /// Calls accepted and not yet down (`max_sessions`).
+    calls: Arc<AtomicU32>,
+    call_ids: SharedCallIds,
+}
+
 /// Accepts control connections on `listener` until `shutdown` turns true; each
-/// connection then sends Stop-Control-Connection-Request and ends.
+/// connection then sends Stop-Control-Connection-Request and ends. Several
+/// listeners of one concentrator get clones of one [`Shared`].
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<ServerSettings>,
+    shared: Shared,
     hub: mpsc::UnboundedSender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
-    let per_source = Arc::new(Mutex::new(HashMap::<IpAddr, u32>::new()));
-    let calls = Arc::new(AtomicU32::new(0));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = accepted.context("accepting a control connection")?;
-                let Some(slot) = SourceSlot::take(&per_source, peer.ip(), settings.limits.get().connections_per_source) else {
+                let Some(slot) = SourceSlot::take(&shared.per_source, peer.ip(), settings.limits.get().connections_per_source) else {
                     tracing::warn!(%peer, "refused: too many control connections from this address");
                     continue;
                 };
-                connections.spawn(connection(stream, peer, settings.clone(), hub.clone(), shutdown.clone(), calls.clone(), slot));
+                connections.spawn(connection(stream, peer, settings.clone(), shared.clone(), hub.clone(), shutdown.clone(), slot));
             }
             _ = shutdown.changed() => break,
         }
@@ -158,24 +171,30 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     settings: Arc<ServerSettings>,
+    shared: Shared,
     hub: mpsc::UnboundedSender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
-    calls: Arc<AtomicU32>,
     _slot: SourceSlot,
 ) {
+    let Shared {
+        calls, call_ids, ..
+    } = shared;
     let (SocketAddr::V4(peer), Ok(SocketAddr::V4(local))) = (peer, stream.local_addr()) else {
         return; // IPv6 control connections: PPTP carries GRE over IPv4 only.
     };
     tracing::info!(%peer, "control connection");
-    let conn = ControlConnection::answer(settings.control.clone(), Instant::now());
+    let conn =
+        ControlConnection::answer_with_pool(settings.control.clone(), call_ids, Instant::now());
     let (commands, receiver) = mpsc::channel::<ControlCommand>(64);
     let stopper = commands.clone();
     let stop_on_shutdown = tokio::spawn(async move {
         if shutdown.changed().await.is_ok() {
             let _ = stopper
-                .send(Box::new(|conn: &mut ControlConnection, now| {
-                    conn.stop(StopReason::StopLocalShutdown, now)
-                }))
+                .send(Box::new(
+                    |conn: &mut ControlConnection<SharedCallIds>, now| {
+                        conn.stop(StopReason::StopLocalShutdown, now)
+                    },
+                ))
                 .await;
         }
     });
@@ -256,9 +275,9 @@ async fn handshake_watchdog(
     if tokio::time::timeout(timeout, first_up).await.is_err() {
         tracing::warn!(%peer, ?timeout, "no session up within the handshake timeout: stopping the control connection");
         let _ = control
-            .send(Box::new(|conn: &mut ControlConnection, now| {
-                conn.stop(StopReason::None, now)
-            }))
+            .send(Box::new(
+                |conn: &mut ControlConnection<SharedCallIds>, now| conn.stop(StopReason::None, now),
+            ))
             .await;
     }
 }

@@ -1,0 +1,488 @@
+//! The load generator behind `pptp-agent load-test`: many client sessions (PNS role)
+//! from one process against a concentrator, each proving with an ICMP echo that it
+//! carries traffic, then hung up. The scale test and the sessions benchmark use it to
+//! establish hundreds to tens of thousands of sessions without a process, a TUN
+//! device or a raw socket per session (strongSwan's load-tester plays the same part).
+//!
+//! One control connection per call, as Windows and pptp-linux place them. Every
+//! session's PPP link runs in one [`Hub`] in [`TunMode::Probe`]: one raw GRE socket
+//! for all, and the IPv4 packets the sessions receive come back here instead of
+//! going to a device.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio::{
+    net::TcpStream,
+    sync::{Semaphore, mpsc, oneshot},
+};
+
+use crate::{
+    inet,
+    ppp::{
+        auth::{Credentials, Policy},
+        ccp::MppePolicy,
+        link::{ClientConfig, LinkConfig, Role},
+    },
+    pptp::{
+        call::OutgoingCallParams,
+        call_id::SharedCallIds,
+        control::{ControlConfig, ControlConnection, Event},
+        message::StopReason,
+        shell,
+    },
+};
+
+use super::{
+    client::PPTP_PORT,
+    gre_socket::GreSocket,
+    hub::{CallUp, ControlCommand, Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
+};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct LoadSettings {
+    /// The concentrator.
+    pub server: Ipv4Addr,
+    /// Sessions to establish (each its own control connection and call).
+    pub sessions: u32,
+    /// Setups in flight at once.
+    pub concurrency: u32,
+    pub credentials: Credentials,
+    pub auth: Policy,
+    pub mppe: MppePolicy,
+    pub mru: u16,
+    /// Where every session sends an ICMP echo request once all are up; `None`: no
+    /// traffic check.
+    pub ping: Option<Ipv4Addr>,
+    /// A session not up within this time counts as failed.
+    pub setup_timeout: Duration,
+    /// How long every session stays up after the traffic check.
+    pub hold: Duration,
+}
+
+/// What happened, for people (`Display`) and programs (JSON).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LoadReport {
+    pub attempted: u32,
+    pub established: u32,
+    pub failed: u32,
+    /// Failures by reason.
+    pub failures: BTreeMap<String, u32>,
+    /// From the first connect to the last session up.
+    pub setup_seconds: f64,
+    /// `established / setup_seconds`.
+    pub sessions_per_second: f64,
+    /// Per-session setup time (TCP connect to IPCP up), milliseconds.
+    pub setup_ms_p50: f64,
+    pub setup_ms_p99: f64,
+    pub setup_ms_max: f64,
+    /// Sessions whose echo request was answered through the tunnel.
+    pub echo_answered: u32,
+    /// Up sessions whose echo requests (up to [`ECHO_ROUNDS`]) all went unanswered.
+    pub echo_unanswered: u32,
+    /// Sessions that ended within the hang-up time after we hung up.
+    pub hung_up: u32,
+}
+
+/// Echo requests sent to a session that has not been answered yet.
+pub const ECHO_ROUNDS: u16 = 5;
+/// Time to wait for answers after each round.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+/// Time every session has to end after the hang-up.
+const HANGUP_WAIT: Duration = Duration::from_secs(30);
+/// ICMP identifier of our echo requests.
+const ECHO_ID: u16 = 0x7070;
+
+/// What a session task tells the coordinator.
+enum Outcome {
+    Up {
+        index: u32,
+        address: Ipv4Addr,
+        setup: Duration,
+    },
+    Failed {
+        reason: String,
+    },
+    Down,
+}
+
+/// Establishes the sessions, checks traffic on each, holds them, hangs them up.
+pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
+    let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
+    let hub = Hub::new(gre, TunMode::Probe(probe_tx), None, HubOptions::default());
+    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+    let hub_task = tokio::spawn(hub.run(hub_rx));
+
+    let settings = Arc::new(settings);
+    // One Call ID space for every connection: the hub tells sessions apart by
+    // (server address, our Call ID).
+    let call_ids = SharedCallIds::default();
+    let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1) as usize));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let spawner = {
+        let (settings, hub_tx, outcomes_tx) = (settings.clone(), hub_tx.clone(), outcomes_tx);
+        let call_ids = call_ids.clone();
+        let permits = permits.clone();
+        async move {
+            for index in 0..settings.sessions {
+                let permit = permits.clone().acquire_owned().await.expect("never closed");
+                tasks.spawn(session(
+                    index,
+                    settings.clone(),
+                    call_ids.clone(),
+                    hub_tx.clone(),
+                    outcomes_tx.clone(),
+                    permit,
+                ));
+            }
+            tasks
+        }
+    };
+    let spawned = tokio::spawn(spawner);
+
+    let mut report = LoadReport {
+        attempted: settings.sessions,
+        ..LoadReport::default()
+    };
+    let mut setups = Vec::new();
+    let mut addresses = HashMap::new();
+    let mut last_up = started;
+    let mut downs_early = 0u32;
+    while report.established + report.failed < settings.sessions {
+        match outcomes.recv().await {
+            Some(Outcome::Up {
+                index,
+                address,
+                setup,
+            }) => {
+                report.established += 1;
+                setups.push(setup);
+                addresses.insert(address, index);
+                last_up = Instant::now();
+            }
+            Some(Outcome::Failed { reason }) => {
+                report.failed += 1;
+                *report.failures.entry(reason).or_default() += 1;
+            }
+            Some(Outcome::Down) => downs_early += 1,
+            None => break,
+        }
+    }
+    report.setup_seconds = (last_up - started).as_secs_f64();
+    if report.setup_seconds > 0.0 {
+        report.sessions_per_second = f64::from(report.established) / report.setup_seconds;
+    }
+    setups.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    report.setup_ms_p50 = ms(setups.get(setups.len() / 2));
+    report.setup_ms_p99 = ms(setups.get(setups.len() * 99 / 100));
+    report.setup_ms_max = ms(setups.last());
+
+    if let Some(target) = settings.ping {
+        let answered = echo_check(&hub_tx, &mut probe_rx, target, &addresses).await;
+        report.echo_answered = answered;
+        report.echo_unanswered = report.established - answered;
+    }
+    tokio::time::sleep(settings.hold).await;
+
+    // Hang up: LCP Terminate-Request, then each call is cleared and each control
+    // connection stopped by its task.
+    let (reply, killed) = oneshot::channel();
+    let _ = hub_tx.send(HubCommand::Kill(Selector::All, reply));
+    let _ = killed.await;
+    let mut tasks = spawned.await.context("the session spawner")?;
+    let deadline = tokio::time::Instant::now() + HANGUP_WAIT;
+    let mut ended = downs_early;
+    loop {
+        tokio::select! {
+            Some(outcome) = outcomes.recv() => if let Outcome::Down = outcome { ended += 1 },
+            joined = tasks.join_next() => if joined.is_none() { break },
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    while let Ok(outcome) = outcomes.try_recv() {
+        if let Outcome::Down = outcome {
+            ended += 1;
+        }
+    }
+    report.hung_up = ended.saturating_sub(downs_early);
+    tasks.abort_all();
+    let (done, wait) = oneshot::channel();
+    if hub_tx.send(HubCommand::Shutdown(done)).is_ok() {
+        let _ = wait.await;
+    }
+    let _ = hub_task.await;
+    Ok(report)
+}
+
+/// One session: control connection, call, PPP; reports Up (or why not) and Down.
+async fn session(
+    index: u32,
+    settings: Arc<LoadSettings>,
+    call_ids: SharedCallIds,
+    hub: mpsc::UnboundedSender<HubCommand>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    let failed = |reason: &str| {
+        let _ = outcomes.send(Outcome::Failed {
+            reason: reason.to_owned(),
+        });
+    };
+    let server = SocketAddrV4::new(settings.server, PPTP_PORT);
+    let stream =
+        match tokio::time::timeout(settings.setup_timeout, TcpStream::connect(server)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) => return failed("TCP connect refused or failed"),
+            Err(_) => return failed("TCP connect timed out"),
+        };
+    let Ok(SocketAddr::V4(local)) = stream.local_addr() else {
+        return failed("no IPv4 source address");
+    };
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (commands, receiver) = mpsc::channel::<ControlCommand>(8);
+    let conn =
+        ControlConnection::originate_with_pool(ControlConfig::default(), call_ids, Instant::now());
+    let mut link = Some(link_config(&settings));
+    let drive = shell::drive(stream, conn, receiver, |conn, event, now| match event {
+        Event::Established(_) => {
+            let placed = conn.place_outgoing_call(&OutgoingCallParams::default(), now);
+            if placed.is_err() {
+                conn.stop(StopReason::None, now);
+            }
+        }
+        Event::CallUp(info) => {
+            let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
+                return;
+            };
+            let _ = hub.send(HubCommand::CallUp(Box::new(CallUp {
+                peer_addr: settings.server,
+                local_addr: *local.ip(),
+                local_call_id: info.local_call_id,
+                peer_call_id,
+                link,
+                control: commands.clone(),
+                notify: Some(events_tx.clone()),
+            })));
+        }
+        Event::CallDown { local_call_id, .. } => {
+            let _ = hub.send(HubCommand::CallDown((settings.server, local_call_id)));
+            conn.stop(StopReason::None, now);
+        }
+        _ => {}
+    });
+    let watch = async {
+        let mut permit = Some(permit);
+        let mut up = false;
+        let deadline = tokio::time::Instant::now() + settings.setup_timeout;
+        loop {
+            let event = if up {
+                events.recv().await
+            } else {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        failed("not up within the setup timeout");
+                        permit.take();
+                        return false;
+                    }
+                }
+            };
+            match event {
+                Some(SessionEvent::Up(link_up)) => {
+                    up = true;
+                    permit.take();
+                    let _ = outcomes.send(Outcome::Up {
+                        index,
+                        address: link_up.local_ip,
+                        setup: started.elapsed(),
+                    });
+                }
+                Some(SessionEvent::Down(reason)) => {
+                    if up {
+                        let _ = outcomes.send(Outcome::Down);
+                    } else {
+                        failed(&format!("PPP: {reason}"));
+                    }
+                    return up;
+                }
+                None => {
+                    if !up {
+                        failed("the call ended before PPP came up");
+                    }
+                    return up;
+                }
+            }
+        }
+    };
+    tokio::pin!(drive);
+    tokio::pin!(watch);
+    tokio::select! {
+        () = &mut drive => {
+            // The control connection ended first (refused call, closed TCP): the
+            // watcher reports what it saw, bounded by the setup timeout.
+            let _ = tokio::time::timeout(settings.setup_timeout, &mut watch).await;
+        }
+        went_up = &mut watch => {
+            if !went_up {
+                let _ = commands
+                    .send(Box::new(|conn: &mut ControlConnection<SharedCallIds>, now| {
+                        conn.stop(StopReason::None, now)
+                    }))
+                    .await;
+            }
+            drive.await;
+        }
+    }
+}
+
+fn link_config(settings: &LoadSettings) -> LinkConfig {
+    let mut config = LinkConfig::new(Role::Client(ClientConfig {
+        credentials: settings.credentials.clone(),
+        auth: settings.auth.clone(),
+        request_dns: false,
+    }));
+    config.mru = settings.mru;
+    config.mppe = settings.mppe.clone();
+    config
+}
+
+/// Sends every session an echo request to `target` (from its own address, through
+/// its tunnel) until each is answered or [`ECHO_ROUNDS`] are spent; returns how many
+/// sessions were answered.
+async fn echo_check(
+    hub: &mpsc::UnboundedSender<HubCommand>,
+    received: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    target: Ipv4Addr,
+    sessions: &HashMap<Ipv4Addr, u32>,
+) -> u32 {
+    let mut waiting: Vec<Ipv4Addr> = sessions.keys().copied().collect();
+    for round in 0..ECHO_ROUNDS {
+        if waiting.is_empty() {
+            break;
+        }
+        for &address in &waiting {
+            let _ = hub.send(HubCommand::Send(echo_request(address, target, round)));
+        }
+        let deadline = tokio::time::Instant::now() + ECHO_WAIT;
+        while !waiting.is_empty() {
+            let Ok(Some(packet)) = tokio::time::timeout_at(deadline, received.recv()).await else {
+                break;
+            };
+            if let Some(to) = echo_reply_to(&packet, target) {
+                waiting.retain(|&a| a != to);
+            }
+        }
+    }
+    (sessions.len() - waiting.len()) as u32
+}
+
+/// An IPv4 ICMP echo request from `src` to `dst`, 56 bytes of data like ping's.
+pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+    const DATA: usize = 56;
+    let total = 20 + 8 + DATA;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 1; // ICMP
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let header_sum = inet::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&header_sum.to_be_bytes());
+    p[20] = 8; // echo request
+    p[24..26].copy_from_slice(&ECHO_ID.to_be_bytes());
+    p[26..28].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let icmp_sum = inet::checksum(&p[20..]);
+    p[22..24].copy_from_slice(&icmp_sum.to_be_bytes());
+    p
+}
+
+/// The session address an echo reply of ours from `from` is addressed to; `None`
+/// for anything else (other protocols, other identifiers, bad checksums).
+pub fn echo_reply_to(packet: &[u8], from: Ipv4Addr) -> Option<Ipv4Addr> {
+    let ihl = usize::from(*packet.first()? & 0x0f) * 4;
+    if packet[0] >> 4 != 4 || ihl < 20 || packet.len() < ihl + 8 || packet[9] != 1 {
+        return None;
+    }
+    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let icmp = &packet[ihl..];
+    let ours = icmp[0] == 0 && icmp[4..6] == ECHO_ID.to_be_bytes();
+    let intact = inet::fold(inet::sum16(0, icmp)) == 0xffff;
+    (src == from && ours && intact)
+        .then(|| Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]))
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "sessions: {} attempted, {} established, {} failed",
+            self.attempted, self.established, self.failed
+        )?;
+        for (reason, n) in &self.failures {
+            writeln!(f, "  {n} failed: {reason}")?;
+        }
+        writeln!(
+            f,
+            "setup: {:.1} s for all, {:.0} sessions/s; per session p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            self.setup_seconds,
+            self.sessions_per_second,
+            self.setup_ms_p50,
+            self.setup_ms_p99,
+            self.setup_ms_max
+        )?;
+        writeln!(
+            f,
+            "traffic: {} sessions answered an echo, {} did not",
+            self.echo_answered, self.echo_unanswered
+        )?;
+        write!(f, "hang-up: {} sessions ended", self.hung_up)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_requests_are_valid_and_replies_are_recognised() {
+        let (client, host) = (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(203, 0, 113, 10));
+        let request = echo_request(client, host, 3);
+        assert_eq!(request.len(), 84);
+        assert_eq!(inet::fold(inet::sum16(0, &request[..20])), 0xffff);
+        assert_eq!(inet::fold(inet::sum16(0, &request[20..])), 0xffff);
+        // The host's answer: addresses swapped, type 0, checksum adjusted.
+        let mut reply = request.clone();
+        reply[12..16].copy_from_slice(&host.octets());
+        reply[16..20].copy_from_slice(&client.octets());
+        reply[20] = 0;
+        reply[22..24].copy_from_slice(&[0, 0]);
+        let sum = inet::checksum(&reply[20..]);
+        reply[22..24].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(echo_reply_to(&reply, host), Some(client));
+        // Not from the target, a request, a damaged reply, a truncated packet.
+        assert_eq!(echo_reply_to(&reply, client), None);
+        assert_eq!(echo_reply_to(&request, client), None);
+        let mut damaged = reply.clone();
+        damaged[40] ^= 1;
+        assert_eq!(echo_reply_to(&damaged, host), None);
+        assert_eq!(echo_reply_to(&reply[..24], host), None);
+        assert_eq!(echo_reply_to(&[], host), None);
+    }
+}

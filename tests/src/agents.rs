@@ -237,6 +237,20 @@ pub fn induce_gre_loss(ns: &str, every: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The concentrator's routes on its TUN device (one per session on the agent's path
+/// and per fast-path client, for the box's own traffic), as `ip route` prints them.
+pub fn tunnel_routes(lab: &Lab) -> anyhow::Result<String> {
+    let out = crate::netns::output(Command::new("ip").args([
+        "-n",
+        &lab.concentrator_ns(),
+        "route",
+        "show",
+        "dev",
+        "pptp0",
+    ]))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// The API socket of the lab's concentrator (in the lab's run directory).
 pub fn api_socket(lab: &Lab) -> PathBuf {
     Path::new(crate::lab::RUN_ROOT)

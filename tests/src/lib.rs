@@ -4,6 +4,7 @@
 //! - [`bench_lab`]: the namespaces of `cargo xtask bench` (three parallel chains).
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
 //! - [`netns`]: run code and processes inside network namespaces.
+//! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
 //!   built from network namespaces and veth pairs, torn down when dropped.
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
@@ -13,5 +14,6 @@ pub mod bench_lab;
 pub mod bpffs;
 pub mod demo;
 pub mod lab;
+pub mod load;
 pub mod netns;
 pub mod traffic;

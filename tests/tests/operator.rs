@@ -36,19 +36,6 @@ fn json(lab: &mut Lab, args: &[&str]) -> Value {
     serde_json::from_str(&ok(lab, args)).unwrap()
 }
 
-fn routes(lab: &Lab) -> String {
-    let out = netns::output(Command::new("ip").args([
-        "-n",
-        &lab.concentrator_ns(),
-        "route",
-        "show",
-        "dev",
-        "pptp0",
-    ]))
-    .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn alice_up(lab: &mut Lab, extra: &[&str]) -> (agents::Agent, agents::Agent) {
     let bin = agents::agent_bin();
     let mut args = vec!["--user", "alice:secret-1"];
@@ -168,7 +155,11 @@ fn sessions_lists_the_session_and_kill_hangs_it_up() {
         s["installed_calls"] == 0 && s["sessions"].as_array().is_some_and(Vec::is_empty)
     })
     .expect("the session left the hub and the XDP maps");
-    assert_eq!(routes(&lab), "", "no route left to the client");
+    assert_eq!(
+        agents::tunnel_routes(&lab).unwrap(),
+        "",
+        "no route left to the client"
+    );
     assert_eq!(
         json(&mut lab, &["sessions", "--json"])["sessions"],
         Value::Array(vec![])

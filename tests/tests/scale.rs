@@ -1,18 +1,18 @@
 //! Many concurrent sessions on one concentrator, all passing traffic: `pptp-agent
 //! load-test` in one client namespace establishes as many sessions as the
-//! documentation ranges have tunnel addresses for (699, see `addr::WIDE_POOLS`),
-//! pings the LAN host through each, and hangs them all up. The concentrator must
-//! list every session on the XDP path while they are up, and afterwards hold no
-//! session, map entry or route; a second run of the same size proves that every
-//! address went back to the pool. Needs root.
+//! documentation ranges have tunnel addresses for (699, see `addr::WIDE_POOLS`; the
+//! tests may use no other addresses), pings the LAN host through each, and hangs
+//! them all up. The concentrator must list every session up on the XDP path while
+//! they are up, and afterwards hold no session, map entry or route; a second run of
+//! the same size proves that every address went back to the pool. Needs root.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use pptp_tests::{
-    agents::{self, SERVER_INSTANCE},
+    agents,
     demo::wait_for,
-    lab::{Lab, LabSpec, addr, ifname},
-    netns,
+    lab::{Lab, LabSpec},
+    load::{self, LoadRun},
 };
 use serde_json::Value;
 
@@ -20,82 +20,41 @@ const SESSIONS: usize = 699;
 
 #[test]
 fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
-    assert_eq!(pool_size(), SESSIONS, "the test fills the pools exactly");
+    assert_eq!(load::pool_size(), SESSIONS, "the test fills the pools");
     let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let dir = std::env::temp_dir().join(format!("{}-scale", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets = dir.join("chap-secrets");
-    std::fs::write(&secrets, "load * load-secret *\n").unwrap();
-    let config = dir.join("pptp-agent.toml");
-    let pools: Vec<String> = addr::WIDE_POOLS.iter().map(|p| format!("{p:?}")).collect();
-    std::fs::write(
-        &config,
-        format!(
-            "[interfaces]\nuplink = [\"{uplink}\"]\nlan = [\"{lan}\"]\nbpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
-             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [{pools}]\n\
-             [auth]\nmethods = [\"chap\"]\nsecrets = \"{secrets}\"\n\
-             [limits]\nmax_sessions = {SESSIONS}\nconnections_per_source = 0\n",
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = lab.bpffs().unwrap().display(),
-            pools = pools.join(", "),
-            secrets = secrets.display(),
-        ),
-    )
-    .unwrap();
-    let server = agents::start_server_with(
-        &mut lab,
-        &bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
-    .unwrap();
+    let server = load::start_concentrator(&mut lab, &bin, &dir, true).unwrap();
 
     for round in 1..=2 {
-        let report_path = dir.join(format!("report-{round}.json"));
-        let mut load = Command::new(&bin);
-        load.args(["load-test", "--server", &addr::CONC_WAN.to_string()])
-            .args(["--sessions", &SESSIONS.to_string(), "--concurrency", "64"])
-            .args([
-                "--user",
-                "load",
-                "--password",
-                "load-secret",
-                "--auth",
-                "chap",
-            ])
-            .args([
-                "--ping",
-                &addr::LAN_HOST.to_string(),
-                "--hold",
-                "3",
-                "--json",
-            ])
-            .stdout(std::fs::File::create(&report_path).unwrap())
-            .stderr(std::fs::File::create(dir.join(format!("load-{round}.log"))).unwrap());
-        let pid = lab.spawn(&lab.client_ns(0), load).unwrap();
+        let run = LoadRun::start(
+            &mut lab,
+            &bin,
+            &dir,
+            &format!("round-{round}"),
+            SESSIONS,
+            64,
+            3,
+        )
+        .unwrap();
 
-        // While they are up, the concentrator lists every one of them on the XDP path.
-        wait_for(Duration::from_secs(240), || {
-            let listed = sessions(&mut lab, &bin);
-            let up = listed.iter().filter(|s| s["state"] == "up").count();
-            up == SESSIONS || lab.exited(pid).is_some()
-        })
-        .unwrap_or_else(|e| panic!("round {round}: {e:#}\n{}", server.log_tail()));
-        let listed = sessions(&mut lab, &bin);
-        if listed.len() != SESSIONS {
-            let _ = wait_for(Duration::from_secs(60), || lab.exited(pid).is_some());
-            let mut s = stats(&mut lab, &bin);
-            s["sessions"] = Value::Null;
+        // While they are up, the concentrator lists every one of them, up, on XDP.
+        let all_up = wait_for(Duration::from_secs(240), || {
+            let up = load::sessions(&mut lab, &bin)
+                .iter()
+                .filter(|s| s["state"] == "up")
+                .count();
+            up == SESSIONS || lab.exited(run.pid).is_some()
+        });
+        let listed = load::sessions(&mut lab, &bin);
+        if all_up.is_err() || listed.len() != SESSIONS {
+            let _ = wait_for(Duration::from_secs(60), || lab.exited(run.pid).is_some());
             panic!(
-                "round {round}: {} sessions listed\nreport {}\nconcentrator {s}\nload-test log {}",
+                "round {round}: {} sessions listed\nreport {:?}\nconcentrator {}\n{}",
                 listed.len(),
-                std::fs::read_to_string(&report_path).unwrap_or_default(),
-                tail(&dir.join(format!("load-{round}.log")))
+                run.report().ok(),
+                summary(&mut lab, &bin),
+                run.notable_log(40)
             );
         }
         let on_xdp = listed.iter().filter(|s| s["path"] == "xdp").count();
@@ -105,24 +64,16 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
         clients.dedup();
         assert_eq!(clients.len(), SESSIONS, "round {round}: distinct addresses");
 
-        wait_for(Duration::from_secs(120), || lab.exited(pid).is_some())
+        wait_for(Duration::from_secs(120), || lab.exited(run.pid).is_some())
             .unwrap_or_else(|e| panic!("round {round}: the load test did not end: {e:#}"));
-        let status = lab.exited(pid).unwrap();
-        let text = std::fs::read_to_string(&report_path).unwrap();
-        let log = std::fs::read_to_string(dir.join(format!("load-{round}.log"))).unwrap();
-        if !status.success() {
-            let mut s = stats(&mut lab, &bin);
-            s["sessions"] = Value::Null;
-            let notable: Vec<&str> = log
-                .lines()
-                .filter(|l| !l.contains("PPP starting") && !l.contains("closed locally"))
-                .collect();
-            panic!(
-                "round {round}: {status}\n{text}\nconcentrator {s}\n{}",
-                notable[notable.len().saturating_sub(40)..].join("\n")
-            );
-        }
-        let report: Value = serde_json::from_str(&text).unwrap();
+        let status = lab.exited(run.pid).unwrap();
+        let report = run.report().unwrap();
+        assert!(
+            status.success(),
+            "round {round}: {status}\n{report}\nconcentrator {}\n{}",
+            summary(&mut lab, &bin),
+            run.notable_log(40)
+        );
         for (field, expected) in [
             ("established", SESSIONS),
             ("failed", 0),
@@ -146,81 +97,34 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
 
         // Hung up: no session, no map entry, no route left.
         wait_for(Duration::from_secs(30), || {
-            let s = stats(&mut lab, &bin);
-            s["installed_calls"] == 0 && s["sessions"].as_array().is_some_and(Vec::is_empty)
+            load::stats(&mut lab, &bin).is_ok_and(|s| {
+                s["installed_calls"] == 0 && s["sessions"].as_array().is_some_and(Vec::is_empty)
+            })
         })
         .unwrap_or_else(|e| panic!("round {round}: sessions left: {e:#}"));
-        assert_eq!(routes(&lab), "", "round {round}: no route left");
+        assert_eq!(
+            agents::tunnel_routes(&lab).unwrap(),
+            "",
+            "round {round}: no route left"
+        );
     }
     // Both rounds' echoes went through XDP in both directions (an echo request
     // that finds no neighbour entry yet is passed to the kernel, which forwards it).
-    let s = stats(&mut lab, &bin);
-    let counter = |name: &str| {
-        s["counters"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["name"] == name))
-            .and_then(|c| c["packets"].as_u64())
-            .unwrap_or_else(|| panic!("{name} in {s}"))
-    };
+    let s = load::stats(&mut lab, &bin).unwrap();
     let echoes = 2 * SESSIONS as u64;
-    assert!(
-        counter("decapsulated") + counter("no_next_hop") >= echoes,
-        "{s}"
-    );
-    assert!(counter("encapsulated") >= echoes, "{s}");
-    assert_eq!(
-        counter("spoofed_source") + counter("old_sequence"),
-        0,
-        "{s}"
-    );
+    let decapsulated = load::counter(&s, "decapsulated") + load::counter(&s, "no_next_hop");
+    assert!(decapsulated >= echoes, "{s}");
+    assert!(load::counter(&s, "encapsulated") >= echoes, "{s}");
+    let misrouted = load::counter(&s, "spoofed_source") + load::counter(&s, "old_sequence");
+    assert_eq!(misrouted, 0, "{s}");
     let status = lab.stop(server.pid, Duration::from_secs(30)).unwrap();
     assert!(status.success(), "{status}\n{}", server.log_tail());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn tail(path: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-fn pool_size() -> usize {
-    addr::WIDE_POOLS
-        .iter()
-        .map(|range| {
-            let (first, last) = range.split_once('-').unwrap();
-            let (first, last): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
-                (first.parse().unwrap(), last.parse().unwrap());
-            (u32::from(last) - u32::from(first) + 1) as usize
-        })
-        .sum()
-}
-
-fn stats(lab: &mut Lab, bin: &std::path::Path) -> Value {
-    let out = agents::operator(lab, bin, &["stats", "--json"]).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn sessions(lab: &mut Lab, bin: &std::path::Path) -> Vec<Value> {
-    let out = agents::operator(lab, bin, &["sessions", "--json"]).unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v["sessions"].as_array().cloned().unwrap_or_default()
-}
-
-fn routes(lab: &Lab) -> String {
-    let out = netns::output(Command::new("ip").args([
-        "-n",
-        &lab.concentrator_ns(),
-        "route",
-        "show",
-        "dev",
-        "pptp0",
-    ]))
-    .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+/// The concentrator's counters without the session table.
+fn summary(lab: &mut Lab, bin: &std::path::Path) -> Value {
+    let mut s = load::stats(lab, bin).unwrap_or(Value::Null);
+    s["sessions"] = Value::Null;
+    s
 }

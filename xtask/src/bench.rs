@@ -9,6 +9,8 @@
 //! - `fallback` (`tests/benches/fallback.rs`): the agent's own data path end to end
 //!   (TUN + raw GRE socket), a plain relay against MPPE-128, per agent core, beside
 //!   the RC4 primitive.
+//! - `sessions` (`tests/benches/sessions.rs`): sessions/s and memory per session
+//!   with every tunnel address of the lab in use, with XDP against the agent's path.
 
 use clap::Args;
 use pptp_tests::lab;
@@ -59,6 +61,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ])
             .env("PPTP_AGENT_BIN", &agent)
             .env("PPTP_BENCH_SECONDS", args.seconds.max(3.0).to_string()),
+    )?;
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "pptp-tests",
+                "--bench",
+                "sessions",
+            ])
+            .env("PPTP_AGENT_BIN", &agent),
     )?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(

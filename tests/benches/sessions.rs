@@ -1,0 +1,150 @@
+//! Sessions at scale: `pptp-agent load-test` establishes as many sessions as the lab
+//! has tunnel addresses for (699: the tests may only use the documentation ranges),
+//! against a concentrator with XDP and, as the baseline measured in the same run,
+//! one without (every session on the agent's path, no BPF map writes). Reports
+//! sessions/s, the concentrator's memory per session (its RSS with every session up
+//! minus its RSS idle) and the BPF maps' memory per session (they are preallocated
+//! for `MAX_SESSIONS`). Run by `cargo xtask bench` with `PPTP_AGENT_BIN` set to a
+//! release build.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use anyhow::{Context as _, ensure};
+use pptp_tests::{
+    agents::{self, SERVER_INSTANCE},
+    demo::wait_for,
+    lab::{Lab, LabSpec},
+    load::{self, LoadRun},
+    netns,
+};
+use serde_json::Value;
+
+/// Setups in flight at once.
+const CONCURRENCY: usize = 64;
+/// Sessions the maps are sized for (`pptp_common::session::MAX_SESSIONS`).
+const MAP_CAPACITY: u64 = 65_536;
+
+struct Round {
+    report: Value,
+    rss_idle: u64,
+    rss_up: u64,
+    map_bytes: u64,
+}
+
+/// Resident memory of process `pid`, bytes.
+fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
+}
+
+/// Memory locked by the maps pinned under `dir` (what bpftool reports as
+/// bytes_memlock, summed).
+fn pinned_map_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        let out = netns::output(
+            Command::new("bpftool")
+                .args(["-j", "map", "show", "pinned"])
+                .arg(&path),
+        )
+        .with_context(|| format!("bpftool map show pinned {}", path.display()))?;
+        let map: Value = serde_json::from_slice(&out.stdout)?;
+        total += map["bytes_memlock"].as_u64().unwrap_or(0);
+    }
+    Ok(total)
+}
+
+fn round(bin: &Path, sessions: usize, xdp: bool) -> anyhow::Result<Round> {
+    let mut lab = Lab::up(&LabSpec { clients: 1 })?;
+    let dir = std::env::temp_dir().join(format!("{}-bench-sessions", lab.id()));
+    let server = load::start_concentrator(&mut lab, bin, &dir, xdp)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_idle = rss(server.pid)?;
+    let run = LoadRun::start(&mut lab, bin, &dir, "load", sessions, CONCURRENCY, 3)?;
+    wait_for(Duration::from_secs(600), || {
+        load::sessions(&mut lab, bin)
+            .iter()
+            .filter(|s| s["state"] == "up")
+            .count()
+            == sessions
+            || lab.exited(run.pid).is_some()
+    })?;
+    let rss_up = rss(server.pid)?;
+    let map_bytes = if xdp {
+        pinned_map_bytes(&lab.bpffs()?.join(SERVER_INSTANCE))?
+    } else {
+        0
+    };
+    wait_for(Duration::from_secs(300), || lab.exited(run.pid).is_some())?;
+    let report = run.report()?;
+    ensure!(
+        report["established"].as_u64() == Some(sessions as u64)
+            && report["echo_answered"].as_u64() == Some(sessions as u64),
+        "not every session came up and answered: {report}\n{}",
+        run.notable_log(20)
+    );
+    lab.stop(server.pid, Duration::from_secs(30))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Round {
+        report,
+        rss_idle,
+        rss_up,
+        map_bytes,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let bin = agents::agent_bin();
+    let sessions = load::pool_size();
+    let agent_path = round(&bin, sessions, false)?;
+    let xdp = round(&bin, sessions, true)?;
+
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let per_session = |r: &Round| r.rss_up.saturating_sub(r.rss_idle) as f64 / sessions as f64;
+    let rate = |r: &Round| r.report["sessions_per_second"].as_f64().unwrap_or(0.0);
+    let ms = |r: &Round, f: &str| r.report[f].as_f64().unwrap_or(0.0);
+    println!(
+        "\nsessions: {sessions} at once (every tunnel address the documentation ranges leave), {CONCURRENCY} setups in flight, CHAP, each pinging the LAN host\n"
+    );
+    println!(
+        "{:<30} {:>11} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "concentrator", "sessions/s", "p50 ms", "p99 ms", "RSS idle", "RSS up", "per session"
+    );
+    for (name, r) in [("agent's path only (baseline)", &agent_path), ("XDP", &xdp)] {
+        println!(
+            "{:<30} {:>11.0} {:>10.0} {:>10.0} {:>8.1} MiB {:>6.1} MiB {:>8.1} KiB",
+            name,
+            rate(r),
+            ms(r, "setup_ms_p50"),
+            ms(r, "setup_ms_p99"),
+            mib(r.rss_idle),
+            mib(r.rss_up),
+            per_session(r) / 1024.0
+        );
+    }
+    println!(
+        "\nratio XDP / baseline: sessions/s {:.2}, agent memory per session {:.2}",
+        rate(&xdp) / rate(&agent_path).max(1e-9),
+        per_session(&xdp) / per_session(&agent_path).max(1e-9)
+    );
+    println!(
+        "BPF maps: {:.1} MiB, preallocated for {MAP_CAPACITY} sessions: {:.0} bytes per session of capacity",
+        mib(xdp.map_bytes),
+        xdp.map_bytes as f64 / MAP_CAPACITY as f64
+    );
+    println!(
+        "projected for 50,000 sessions: agent {:.0} MiB + maps {:.1} MiB (maps do not grow)",
+        mib(xdp.rss_idle) + per_session(&xdp) * 50_000.0 / (1024.0 * 1024.0),
+        mib(xdp.map_bytes)
+    );
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Many sessions in the lab: a concentrator whose pools hold every tunnel address
+//! the documentation ranges leave ([`addr::WIDE_POOLS`]), and `pptp-agent
+//! load-test` in client 0's namespace filling them. Used by the scale test and the
+//! sessions benchmark.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::{
+    agents::{self, Agent, SERVER_INSTANCE},
+    lab::{Lab, addr, ifname},
+};
+
+/// The user every load-test session authenticates as.
+pub const USER: &str = "load";
+const PASSWORD: &str = "load-secret";
+
+/// Addresses in [`addr::WIDE_POOLS`]: the most sessions the lab can hold at once.
+pub fn pool_size() -> usize {
+    addr::WIDE_POOLS
+        .iter()
+        .map(|range| {
+            let (first, last) = range.split_once('-').expect("FIRST-LAST");
+            let first: std::net::Ipv4Addr = first.parse().expect("an address");
+            let last: std::net::Ipv4Addr = last.parse().expect("an address");
+            (u32::from(last) - u32::from(first) + 1) as usize
+        })
+        .sum()
+}
+
+/// Starts the concentrator from a configuration file written into `dir`: the wide
+/// pools, CHAP, no per-source or per-user caps; XDP on the lab's links when `xdp`,
+/// otherwise every session takes the agent's path.
+pub fn start_concentrator(
+    lab: &mut Lab,
+    bin: &Path,
+    dir: &Path,
+    xdp: bool,
+) -> anyhow::Result<Agent> {
+    std::fs::create_dir_all(dir)?;
+    let secrets = dir.join("chap-secrets");
+    std::fs::write(&secrets, format!("{USER} * {PASSWORD} *\n"))?;
+    let config = dir.join("pptp-agent.toml");
+    let pools: Vec<String> = addr::WIDE_POOLS.iter().map(|p| format!("{p:?}")).collect();
+    let links = if xdp {
+        format!(
+            "uplink = [\"{}\"]\nlan = [\"{}\"]\n",
+            ifname::UPLINK,
+            ifname::LAN
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[interfaces]\n{links}bpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
+             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [{pools}]\n\
+             [auth]\nmethods = [\"chap\"]\nsecrets = \"{secrets}\"\n\
+             [limits]\nmax_sessions = 65535\nconnections_per_source = 0\n",
+            bpffs = lab.bpffs()?.display(),
+            pools = pools.join(", "),
+            secrets = secrets.display(),
+        ),
+    )?;
+    agents::start_server_with(
+        lab,
+        bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+}
+
+/// A `pptp-agent load-test` run started in client 0's namespace.
+pub struct LoadRun {
+    pub pid: u32,
+    /// Its JSON report (stdout).
+    pub report: PathBuf,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl LoadRun {
+    /// Starts `sessions` sessions at `concurrency` setups in flight; each pings the
+    /// LAN host, all stay up `hold` seconds, then hang up.
+    pub fn start(
+        lab: &mut Lab,
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        sessions: usize,
+        concurrency: usize,
+        hold: u64,
+    ) -> anyhow::Result<Self> {
+        let report = dir.join(format!("{name}.json"));
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(bin);
+        cmd.args(["load-test", "--server", &addr::CONC_WAN.to_string()])
+            .args(["--sessions", &sessions.to_string()])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--user", USER, "--password", PASSWORD, "--auth", "chap"])
+            .args(["--ping", &addr::LAN_HOST.to_string()])
+            .args(["--hold", &hold.to_string(), "--json"])
+            .stdout(std::fs::File::create(&report)?)
+            .stderr(std::fs::File::create(&log)?);
+        let pid = lab.spawn(&lab.client_ns(0), cmd)?;
+        Ok(Self { pid, report, log })
+    }
+
+    /// The report, once the run has ended.
+    pub fn report(&self) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(&self.report)?;
+        serde_json::from_str(&text).with_context(|| format!("load-test report: {text}"))
+    }
+
+    /// The last `n` lines of the log that say more than "starting" or "closed".
+    pub fn notable_log(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let notable: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("PPP starting") && !l.contains("closed locally"))
+            .collect();
+        notable[notable.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// `pptp-agent stats --json` of the lab's concentrator.
+pub fn stats(lab: &mut Lab, bin: &Path) -> anyhow::Result<Value> {
+    let out = agents::operator(lab, bin, &["stats", "--json"])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The concentrator's sessions (`sessions --json`); empty when it does not answer.
+pub fn sessions(lab: &mut Lab, bin: &Path) -> Vec<Value> {
+    agents::operator(lab, bin, &["sessions", "--json"])
+        .ok()
+        .and_then(|out| serde_json::from_slice::<Value>(&out.stdout).ok())
+        .and_then(|v| v["sessions"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// A global XDP counter's packets from `stats --json`.
+pub fn counter(stats: &Value, name: &str) -> u64 {
+    stats["counters"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .and_then(|c| c["packets"].as_u64())
+        .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
+}

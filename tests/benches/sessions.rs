@@ -71,7 +71,7 @@ fn round(bin: &Path, sessions: usize, xdp: bool) -> anyhow::Result<Round> {
     let rss_idle = rss(server.pid)?;
     let run = LoadRun::start(&mut lab, bin, &dir, "load", sessions, CONCURRENCY, 3)?;
     wait_for(Duration::from_secs(600), || {
-        load::sessions(&mut lab, bin)
+        agents::sessions(&mut lab, bin)
             .iter()
             .filter(|s| s["state"] == "up")
             .count()

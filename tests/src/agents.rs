@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use serde_json::Value;
 
 use crate::{
     demo::wait_for,
@@ -292,4 +293,33 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> anyhow::Result<std::
     let _ = done_tx.send(());
     let _ = watchdog.join();
     Ok(out?)
+}
+
+/// `pptp-agent stats --json` of the lab's concentrator.
+pub fn stats(lab: &mut Lab, bin: &Path) -> anyhow::Result<Value> {
+    let out = operator(lab, bin, &["stats", "--json"])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The concentrator's sessions (`sessions --json`); empty when it does not answer.
+pub fn sessions(lab: &mut Lab, bin: &Path) -> Vec<Value> {
+    operator(lab, bin, &["sessions", "--json"])
+        .ok()
+        .and_then(|out| serde_json::from_slice::<Value>(&out.stdout).ok())
+        .and_then(|v| v["sessions"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// A global XDP counter's packets from `stats --json`.
+pub fn counter(stats: &Value, name: &str) -> u64 {
+    stats["counters"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .and_then(|c| c["packets"].as_u64())
+        .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
 }

@@ -222,6 +222,13 @@ fn echo_timeout_tears_a_dead_peer_down() {
     let took = started.elapsed();
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("echo"), "the log says why:\n{log}");
+    let stats = agents::stats(&mut lab, &bin).unwrap();
+    assert_eq!(stats["installed_calls"], 0, "no map entry left: {stats}");
+    assert_eq!(
+        stats["pool"]["in_use"], 0,
+        "the address is back in the pool"
+    );
+    assert_eq!(stats["sessions"], serde_json::json!([]));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
 
     // The address went back to the pool: the next client gets it.

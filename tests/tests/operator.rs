@@ -160,6 +160,11 @@ fn sessions_lists_the_session_and_kill_hangs_it_up() {
         "",
         "no route left to the client"
     );
+    let stats = json(&mut lab, &["stats", "--json"]);
+    assert_eq!(
+        stats["pool"]["in_use"], 0,
+        "the address is back in the pool"
+    );
     assert_eq!(
         json(&mut lab, &["sessions", "--json"])["sessions"],
         Value::Array(vec![])

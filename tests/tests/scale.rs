@@ -40,13 +40,13 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
 
         // While they are up, the concentrator lists every one of them, up, on XDP.
         let all_up = wait_for(Duration::from_secs(240), || {
-            let up = load::sessions(&mut lab, &bin)
+            let up = agents::sessions(&mut lab, &bin)
                 .iter()
                 .filter(|s| s["state"] == "up")
                 .count();
             up == SESSIONS || lab.exited(run.pid).is_some()
         });
-        let listed = load::sessions(&mut lab, &bin);
+        let listed = agents::sessions(&mut lab, &bin);
         if all_up.is_err() || listed.len() != SESSIONS {
             let _ = wait_for(Duration::from_secs(60), || lab.exited(run.pid).is_some());
             panic!(
@@ -57,6 +57,12 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
                 run.notable_log(40)
             );
         }
+        let pool = agents::stats(&mut lab, &bin).unwrap()["pool"].clone();
+        assert_eq!(
+            pool,
+            serde_json::json!({"in_use": SESSIONS, "size": SESSIONS}),
+            "round {round}: the pool is full"
+        );
         let on_xdp = listed.iter().filter(|s| s["path"] == "xdp").count();
         assert_eq!(on_xdp, SESSIONS, "round {round}: every session on XDP");
         let mut clients: Vec<&str> = listed.iter().filter_map(|s| s["client"].as_str()).collect();
@@ -95,10 +101,12 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
             report["setup_ms_p99"].as_f64().unwrap(),
         );
 
-        // Hung up: no session, no map entry, no route left.
+        // Hung up: no session, no map entry, no address in use, no route left.
         wait_for(Duration::from_secs(30), || {
-            load::stats(&mut lab, &bin).is_ok_and(|s| {
-                s["installed_calls"] == 0 && s["sessions"].as_array().is_some_and(Vec::is_empty)
+            agents::stats(&mut lab, &bin).is_ok_and(|s| {
+                s["installed_calls"] == 0
+                    && s["pool"]["in_use"] == 0
+                    && s["sessions"].as_array().is_some_and(Vec::is_empty)
             })
         })
         .unwrap_or_else(|e| panic!("round {round}: sessions left: {e:#}"));
@@ -110,12 +118,12 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
     }
     // Both rounds' echoes went through XDP in both directions (an echo request
     // that finds no neighbour entry yet is passed to the kernel, which forwards it).
-    let s = load::stats(&mut lab, &bin).unwrap();
+    let s = agents::stats(&mut lab, &bin).unwrap();
     let echoes = 2 * SESSIONS as u64;
-    let decapsulated = load::counter(&s, "decapsulated") + load::counter(&s, "no_next_hop");
+    let decapsulated = agents::counter(&s, "decapsulated") + agents::counter(&s, "no_next_hop");
     assert!(decapsulated >= echoes, "{s}");
-    assert!(load::counter(&s, "encapsulated") >= echoes, "{s}");
-    let misrouted = load::counter(&s, "spoofed_source") + load::counter(&s, "old_sequence");
+    assert!(agents::counter(&s, "encapsulated") >= echoes, "{s}");
+    let misrouted = agents::counter(&s, "spoofed_source") + agents::counter(&s, "old_sequence");
     assert_eq!(misrouted, 0, "{s}");
     let status = lab.stop(server.pid, Duration::from_secs(30)).unwrap();
     assert!(status.success(), "{status}\n{}", server.log_tail());
@@ -124,7 +132,7 @@ fn every_address_of_the_pools_in_use_at_once_all_passing_traffic() {
 
 /// The concentrator's counters without the session table.
 fn summary(lab: &mut Lab, bin: &std::path::Path) -> Value {
-    let mut s = load::stats(lab, bin).unwrap_or(Value::Null);
+    let mut s = agents::stats(lab, bin).unwrap_or(Value::Null);
     s["sessions"] = Value::Null;
     s
 }

@@ -67,7 +67,10 @@ use tokio::{
 
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
-    session::hub::{DataPath, HubCommand, HubStats, Selector, SessionInfo, SessionState},
+    session::{
+        hub::{DataPath, HubCommand, HubStats, Selector, SessionInfo, SessionState},
+        pool::{PoolHandle, PoolUsage},
+    },
 };
 
 /// Where sockets live by default.
@@ -178,6 +181,8 @@ pub struct Backend {
     pub hub: mpsc::UnboundedSender<HubCommand>,
     /// The data plane's pins; `None` when every session takes the agent's path.
     pub pins: Option<PinDir>,
+    /// The address pool, for its fill.
+    pub pool: Option<Arc<dyn PoolHandle>>,
     pub timeout: Duration,
 }
 
@@ -228,7 +233,8 @@ impl Backend {
         let sessions = self.sessions().await?;
         let hub = self.hub_stats().await?;
         let report = self.report().await?;
-        Ok(stats_document(&hub, &sessions, report.as_ref()))
+        let pool = self.pool.as_ref().map(|p| p.usage());
+        Ok(stats_document(&hub, &sessions, report.as_ref(), pool))
     }
 
     /// The answer to one request.
@@ -272,7 +278,12 @@ impl Totals {
 
 /// The `stats` answer: hub sessions joined with their rows in the XDP maps (by peer
 /// address and our call ID), the hub's drops and the global XDP counters.
-pub fn stats_document(hub: &HubStats, sessions: &[SessionInfo], report: Option<&Report>) -> Value {
+pub fn stats_document(
+    hub: &HubStats,
+    sessions: &[SessionInfo],
+    report: Option<&Report>,
+    pool: Option<PoolUsage>,
+) -> Value {
     let rows: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -300,6 +311,7 @@ pub fn stats_document(hub: &HubStats, sessions: &[SessionInfo], report: Option<&
         .collect();
     let mut doc = json!({
         "xdp": report.is_some(),
+        "pool": pool,
         "hub": hub,
         "totals": Totals::of(sessions),
         "sessions": rows,

@@ -133,9 +133,14 @@ fn requests_parse_and_print_back() {
     assert!(err(r#"{"cmd":"kill","id":-1}"#).contains("number"));
 }
 
+const POOL: PoolUsage = PoolUsage {
+    in_use: 2,
+    size: 241,
+};
+
 #[test]
 fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()));
+    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
     assert_eq!(doc["xdp"], true);
     assert_eq!(doc["installed_calls"], 1);
     assert_eq!(doc["counters"][0]["name"], "pptp_control");
@@ -144,14 +149,16 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         doc["totals"],
         json!({"sessions": 2, "up": 1, "starting": 1, "xdp": 1, "agent": 1})
     );
+    assert_eq!(doc["pool"], json!({"in_use": 2, "size": 241}));
     assert_eq!(doc["sessions"][0]["user"], "alice");
     assert_eq!(doc["sessions"][0]["dataplane"]["slot"], 3);
     assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
     assert!(doc["sessions"][1].get("dataplane").is_none());
 
-    let without_xdp = stats_document(&hub_stats(), &[alice()], None);
+    let without_xdp = stats_document(&hub_stats(), &[alice()], None, None);
     assert_eq!(without_xdp["xdp"], false);
     assert!(without_xdp.get("counters").is_none());
+    assert_eq!(without_xdp["pool"], Value::Null);
 }
 
 #[test]
@@ -205,11 +212,13 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
 
 #[test]
 fn stats_render_counters_drops_and_sessions() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()));
+    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
     let view: StatsView = serde_json::from_value(doc).unwrap();
     let text = render_stats(&view);
     assert!(
-        text.starts_with("sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\n"),
+        text.starts_with(
+            "sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\npool: 2 of 241 addresses in use\n\n"
+        ),
         "{text}"
     );
     assert!(text.contains("\npptp_control "), "{text}");
@@ -232,7 +241,8 @@ fn stats_render_counters_drops_and_sessions() {
         "{alice_row}"
     );
 
-    let view: StatsView = serde_json::from_value(stats_document(&hub_stats(), &[], None)).unwrap();
+    let view: StatsView =
+        serde_json::from_value(stats_document(&hub_stats(), &[], None, Some(POOL))).unwrap();
     assert!(render_stats(&view).contains("XDP: not in use"));
 }
 
@@ -378,6 +388,7 @@ async fn the_socket_answers_one_json_line_per_request() {
     let backend = Arc::new(Backend {
         hub,
         pins: None,
+        pool: None,
         timeout: Duration::from_secs(2),
     });
     let (stop_tx, stop) = watch::channel(false);
@@ -486,6 +497,7 @@ async fn metrics_are_served_over_http_and_bad_requests_refused() {
     let backend = Arc::new(Backend {
         hub,
         pins: None,
+        pool: None,
         timeout: Duration::from_secs(2),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 use serde::Deserialize;
 
 use super::Totals;
+use crate::session::pool::PoolUsage;
 
 /// One session of an API answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,6 +60,8 @@ pub struct StatsView {
     pub counters: Vec<CounterView>,
     #[serde(default)]
     pub installed_calls: Option<u64>,
+    #[serde(default)]
+    pub pool: Option<PoolUsage>,
     pub hub: BTreeMap<String, u64>,
     pub totals: Totals,
     pub sessions: Vec<SessionView>,
@@ -152,9 +155,17 @@ pub fn render_sessions(sessions: &[SessionView]) -> String {
 pub fn render_stats(stats: &StatsView) -> String {
     let t = &stats.totals;
     let mut out = format!(
-        "sessions: {} (up {}, starting {}; path xdp {}, agent {})\n\n",
+        "sessions: {} (up {}, starting {}; path xdp {}, agent {})\n",
         t.sessions, t.up, t.starting, t.xdp, t.agent
     );
+    if let Some(pool) = stats.pool {
+        let _ = writeln!(
+            out,
+            "pool: {} of {} addresses in use",
+            pool.in_use, pool.size
+        );
+    }
+    out.push('\n');
     if stats.xdp {
         out.push_str("XDP counters\n");
         let _ = writeln!(out, "{:<16} {:>14} {:>16}", "class", "packets", "bytes");

@@ -170,6 +170,7 @@ impl BoundApi {
         self,
         hub: tokio::sync::mpsc::UnboundedSender<pptp_agent::session::hub::HubCommand>,
         pins: Option<PinDir>,
+        pool: std::sync::Arc<dyn pptp_agent::session::pool::PoolHandle>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RunningApi> {
         use pptp_agent::api::{Backend, Limits, metrics};
@@ -177,6 +178,7 @@ impl BoundApi {
         let backend = std::sync::Arc::new(Backend {
             hub,
             pins,
+            pool: Some(pool),
             timeout: limits.hub_timeout,
         });
         let mut tasks = Vec::new();

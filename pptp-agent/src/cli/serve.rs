@@ -354,7 +354,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(listen = %address, "accepting control connections");
             servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
-        let api = api.start(hub_tx.clone(), pins, stop_rx.clone())?;
+        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), stop_rx.clone())?;
 
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

@@ -48,11 +48,43 @@ impl RangePool {
 /// A pool shared by the links of many sessions: each link gets its own handle.
 pub trait PoolHandle: Send + Sync {
     fn handle(&self) -> Box<dyn AddressPool + Send>;
+    /// How many addresses are handed out, of how many.
+    fn usage(&self) -> PoolUsage;
 }
 
-impl<P: AddressPool + Clone + Send + Sync + 'static> PoolHandle for P {
+/// A pool's fill, as `stats` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolUsage {
+    /// Addresses handed out (static ones included).
+    pub in_use: u64,
+    /// Addresses in the pool's ranges.
+    pub size: u64,
+}
+
+impl PoolHandle for SharedPool {
     fn handle(&self) -> Box<dyn AddressPool + Send> {
         Box::new(self.clone())
+    }
+
+    fn usage(&self) -> PoolUsage {
+        let pool = self.0.lock().expect("pool lock");
+        PoolUsage {
+            in_use: pool.in_use() as u64,
+            size: pool.size(),
+        }
+    }
+}
+
+impl PoolHandle for crate::auth::pool::UserPool {
+    fn handle(&self) -> Box<dyn AddressPool + Send> {
+        Box::new(self.clone())
+    }
+
+    fn usage(&self) -> PoolUsage {
+        PoolUsage {
+            in_use: self.in_use() as u64,
+            size: self.size(),
+        }
     }
 }
 
@@ -90,7 +122,9 @@ mod tests {
             (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11))
         );
         assert_eq!(shared.allocate(b"u"), None, "exhausted");
+        assert_eq!(shared.usage(), PoolUsage { in_use: 2, size: 2 });
         shared.release(a);
+        assert_eq!(shared.usage(), PoolUsage { in_use: 1, size: 2 });
         assert_eq!(shared.allocate(b"u"), Some(a));
         assert!(
             RangePool::new(Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 10)).is_none()

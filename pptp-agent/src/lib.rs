@@ -19,4 +19,5 @@ pub mod inet;
 pub mod mppe;
 pub mod ppp;
 pub mod pptp;
+pub mod radius;
 pub mod session;

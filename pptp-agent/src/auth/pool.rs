@@ -108,36 +108,60 @@ impl UserPool {
     }
 }
 
-impl AddressPool for UserPool {
-    fn allocate(&mut self, user: &[u8]) -> Option<Ipv4Addr> {
-        let list = self.users.addresses(user)?;
+impl UserPool {
+    /// `addr` (inside the ranges or not) unless it is in use or our own.
+    fn take_exact(&self, addr: Ipv4Addr) -> Option<Ipv4Addr> {
         let mut state = self.state.lock().expect("pool lock");
-        if let Some(addr) = list.static_address {
-            if state.in_use.contains(&addr) || addr == state.local {
-                tracing::warn!(
-                    user = %String::from_utf8_lossy(user), %addr,
-                    "static address already in use: no address for this session"
-                );
-                return None;
-            }
-            state.in_use.insert(addr);
-            return Some(addr);
-        }
-        if list.is_none() {
+        if state.in_use.contains(&addr) || addr == state.local {
             return None;
         }
+        state.in_use.insert(addr);
+        Some(addr)
+    }
+
+    /// The lowest free address of the ranges that `permits` allows, never our own
+    /// nor any user's static address.
+    fn take_free(&self, permits: impl Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+        let mut state = self.state.lock().expect("pool lock");
         let found = state.ranges.iter().find_map(|r| {
             (u32::from(r.first)..=u32::from(r.last))
                 .map(Ipv4Addr::from)
                 .find(|&a| {
                     a != state.local
                         && !state.in_use.contains(&a)
-                        && list.permits(a)
+                        && permits(a)
                         && !self.users.is_reserved(a)
                 })
         })?;
         state.in_use.insert(found);
         Some(found)
+    }
+}
+
+impl AddressPool for UserPool {
+    fn allocate(&mut self, user: &[u8]) -> Option<Ipv4Addr> {
+        let list = self.users.addresses(user)?;
+        if let Some(addr) = list.static_address {
+            let taken = self.take_exact(addr);
+            if taken.is_none() {
+                tracing::warn!(
+                    user = %String::from_utf8_lossy(user), %addr,
+                    "static address already in use: no address for this session"
+                );
+            }
+            return taken;
+        }
+        if list.is_none() {
+            return None;
+        }
+        self.take_free(|a| list.permits(a))
+    }
+
+    fn allocate_authorized(&mut self, wanted: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        match wanted {
+            Some(addr) => self.take_exact(addr),
+            None => self.take_free(|_| true),
+        }
     }
 
     fn release(&mut self, address: Ipv4Addr) {

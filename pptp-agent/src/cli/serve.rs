@@ -21,6 +21,7 @@ use pptp_agent::{
         link::EchoConfig,
     },
     pptp::control::ControlConfig,
+    radius::Radius,
     session::{
         gre_socket::GreSocket,
         hub::{Hub, HubOptions, TunMode},
@@ -143,6 +144,8 @@ struct Plan {
     dhcp: DhcpInformConfig,
     /// The loaded configuration and the users it reloads on SIGHUP.
     reload: Option<(Config, AuthUsers)>,
+    /// RADIUS, when the configuration has a `[radius]` section.
+    radius: Option<Radius>,
 }
 
 impl Plan {
@@ -179,6 +182,7 @@ impl Plan {
                 control: ControlConfig::default(),
                 // Without a configuration file: no cap (the file sets them).
                 limits: LiveLimits::new(Limits::UNLIMITED),
+                radius_auth: false,
             },
             dhcp: DhcpInformConfig {
                 server: local_ip,
@@ -196,6 +200,7 @@ impl Plan {
                 subnet_mask: None,
             },
             reload: None,
+            radius: None,
         })
     }
 
@@ -206,6 +211,10 @@ impl Plan {
             tracing::warn!("{warning}");
         }
         let users = AuthUsers::new(db);
+        let radius = config
+            .radius
+            .clone()
+            .map(|r| Radius::new(r, config.auth.source, Arc::new(users.clone())));
         let i = &config.interfaces;
         Ok(Self {
             listen: config.listen.clone(),
@@ -231,9 +240,11 @@ impl Plan {
                     ..ControlConfig::default()
                 },
                 limits: LiveLimits::new(config.limits),
+                radius_auth: radius.as_ref().is_some_and(Radius::authenticates),
             },
             dhcp: config.dhcp.clone(),
             reload: Some((config, users)),
+            radius,
         })
     }
 
@@ -332,12 +343,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             pins,
             settings,
             reload: mut reload_state,
+            radius,
             ..
         } = plan;
         let pins = xdp.as_ref().map(|_| pins);
         let options = HubOptions {
             dhcp: Some(dhcp),
             limits: settings.limits.clone(),
+            radius: radius.clone(),
         };
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
@@ -355,6 +368,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
         let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), stop_rx.clone())?;
+        if let Some(radius) = radius
+            && let Some(dae) = radius.config().dae.clone()
+        {
+            let socket = tokio::net::UdpSocket::bind(dae.listen)
+                .await
+                .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
+            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), stop_rx.clone())));
+        }
 
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

@@ -19,6 +19,7 @@
 //! SIGHUP and says which changes need a restart.
 
 pub mod diag;
+mod radius;
 mod raw;
 pub use raw::parse_prefix;
 
@@ -74,6 +75,8 @@ pub struct Config {
     pub keepalive: Keepalive,
     /// What DHCPINFORM answers carry (`[dhcp]`; server and DNS from `[tunnel]`).
     pub dhcp: crate::dhcp::DhcpInformConfig,
+    /// RADIUS servers, accounting and dynamic authorization (`[radius]`).
+    pub radius: Option<crate::radius::RadiusConfig>,
 }
 
 /// `[interfaces]`.
@@ -126,6 +129,8 @@ pub struct Auth {
     pub dial_in: BTreeMap<String, DialIn>,
     /// Lines of the `[users.NAME]` tables, for messages about them.
     user_lines: BTreeMap<String, usize>,
+    /// Who judges users: the secrets file, RADIUS, or RADIUS then the file.
+    pub source: crate::radius::UserSource,
 }
 
 /// `[limits]`.
@@ -413,6 +418,25 @@ impl Config {
                 )
             }
         );
+        if let Some(r) = &self.radius {
+            let addrs = |v: &[crate::radius::client::Server]| {
+                let a: Vec<String> = v.iter().map(|s| s.addr.to_string()).collect();
+                if a.is_empty() {
+                    "none".to_owned()
+                } else {
+                    a.join(", ")
+                }
+            };
+            out += &format!(
+                "radius: users from {:?}, auth {}, acct {}, dynamic authorization {}\n",
+                self.auth.source,
+                addrs(&r.auth_servers),
+                addrs(&r.acct_servers),
+                r.dae
+                    .as_ref()
+                    .map_or("off".to_owned(), |d| d.listen.to_string())
+            );
+        }
         let opt = |v: Option<u32>| v.map_or("unlimited".to_owned(), |n| n.to_string());
         out += &format!(
             "limits: {} sessions, {} per user, {} connections per source, handshake {} s\n",
@@ -472,6 +496,9 @@ pub fn reload(old: &Config) -> Result<Reload, Diagnostics> {
     }
     if config.dhcp != old.dhcp {
         needs_restart.push("dhcp");
+    }
+    if config.radius != old.radius || config.auth.source != old.auth.source {
+        needs_restart.push("radius");
     }
     Ok(Reload {
         config,

@@ -50,6 +50,7 @@ struct RawConfig {
     dhcp: RawDhcp,
     #[serde(default)]
     users: BTreeMap<String, S<RawUser>>,
+    radius: Option<S<super::radius::RawRadius>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,6 +82,7 @@ struct RawAuth {
     methods: Option<S<Vec<S<String>>>>,
     secrets: Option<S<String>>,
     dial_in: Option<S<String>>,
+    source: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,14 +151,19 @@ pub mod defaults {
     pub const CONTROL_ECHO_INTERVAL: u64 = 60;
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
     errors: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
-    fn err(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(
+        &mut self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.errors.push(Diagnostic::new(
             self.path,
             line_of(self.text, span.start),
@@ -175,7 +182,7 @@ impl Checker<'_> {
     }
 
     /// An integer in `range`, or the default.
-    fn int(
+    pub(super) fn int(
         &mut self,
         value: &Option<S<i64>>,
         key: &str,
@@ -201,7 +208,7 @@ impl Checker<'_> {
         }
     }
 
-    fn ipv4(&mut self, value: &S<String>, key: &str) -> Option<Ipv4Addr> {
+    pub(super) fn ipv4(&mut self, value: &S<String>, key: &str) -> Option<Ipv4Addr> {
         match value.get_ref().parse::<Ipv4Addr>() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -655,6 +662,14 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         dial_in_map.insert(user.clone(), d);
     }
 
+    let source = super::radius::source(&mut c, &ra.source);
+    let radius = super::radius::check(
+        &mut c,
+        raw.radius.as_ref(),
+        (source, ra.source.as_ref().map(|s| s.span())),
+        &name,
+    );
+
     // [mppe]
     let rm = &raw.mppe;
     let mode = match &rm.policy {
@@ -800,7 +815,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             default_dial_in,
             dial_in: dial_in_map,
             user_lines,
+            source,
         },
+        radius,
         mppe: MppePolicy {
             mode,
             strengths,

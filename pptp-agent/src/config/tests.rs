@@ -244,7 +244,7 @@ fn unknown_keys_and_wrong_types() {
     );
     assert_eq!(
         error_with("[limitz]\n"),
-        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `dhcp`, `users`"
+        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `dhcp`, `users`, `radius`"
     );
     assert_eq!(
         error_with("[users.bob]\ndial_in = \"deny\"\nmax = 3\n"),
@@ -739,4 +739,52 @@ fn the_examples_are_valid() {
     minimal.auth.dial_in = c.auth.dial_in.clone();
     minimal.auth.user_lines = c.auth.user_lines.clone();
     assert_eq!(minimal, c, "the example shows the defaults");
+}
+
+#[test]
+fn radius_section() {
+    use crate::radius::UserSource;
+    let c = parse(&format!(
+        "{MINIMAL}[auth]\nsource = \"radius-then-file\"\n[radius]\nnas_ip = \"192.0.2.1\"\ntimeout = 2\ninterim_interval = 60\n\
+         [[radius.servers]]\nauth = \"127.0.0.1:18120\"\nacct = \"127.0.0.1\"\nsecret = \"one\"\n\
+         [[radius.servers]]\nauth = \"127.0.0.2\"\nsecret = \"two\"\n\
+         [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"dae\" }}]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.auth.source, UserSource::RadiusThenFile);
+    let r = c.radius.unwrap();
+    let addrs = |v: &[crate::radius::client::Server]| {
+        v.iter().map(|s| s.addr.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        addrs(&r.auth_servers),
+        ["127.0.0.1:18120", "127.0.0.2:1812"]
+    );
+    assert_eq!(addrs(&r.acct_servers), ["127.0.0.1:1813"]);
+    assert_eq!(r.acct_servers[0].secret, b"one");
+    assert_eq!(
+        r.nas.identifier.as_deref(),
+        Some("pptp-xdp"),
+        "NAS-Identifier defaults to the name"
+    );
+    assert_eq!(r.nas.ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!((r.timing.timeout.as_secs(), r.timing.retries), (2, 2));
+    assert_eq!(r.interim, Some(Duration::from_secs(60)));
+    assert_eq!(r.dae.unwrap().clients[0].1, b"dae");
+
+    assert_eq!(
+        error_with("[auth]\nsource = \"radius\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: auth.source: RADIUS named but there is no [radius] section with servers"
+    );
+    assert_eq!(
+        error_with("[auth]\nsource = \"ldap\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: auth.source: \"ldap\" is not one of \"file\", \"radius\", \"radius-then-file\""
+    );
+    assert_eq!(
+        error_with("[radius]\nretries = 11\n[[radius.servers]]\nacct = \"x\"\nsecret = \"\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:4: radius.servers: no server has an `acct` address and auth.source is \"file\": the section does nothing\n\
+         /etc/pptp-xdp/pptp-agent.toml:5: radius.retries: 11 is out of range (0 to 10)\n\
+         /etc/pptp-xdp/pptp-agent.toml:7: radius.servers.acct: \"x\" is not ADDRESS or ADDRESS:PORT\n\
+         /etc/pptp-xdp/pptp-agent.toml:8: radius.servers.secret: empty secret"
+    );
 }

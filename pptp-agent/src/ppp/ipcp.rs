@@ -33,6 +33,13 @@ pub mod opt {
 pub trait AddressPool {
     /// An address for `user`, or `None` when the pool is exhausted.
     fn allocate(&mut self, user: &[u8]) -> Option<Ipv4Addr>;
+    /// An address for a peer whose address was decided elsewhere (RADIUS): exactly
+    /// `wanted` (Framed-IP-Address) if given, else any free one; `None` if that is
+    /// in use or nothing is free. The default: this pool serves no such peer.
+    fn allocate_authorized(&mut self, wanted: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        let _ = wanted;
+        None
+    }
     /// Gives an address back when its link ends.
     fn release(&mut self, address: Ipv4Addr);
 }

@@ -82,6 +82,18 @@ pub enum Verifier {
     External,
 }
 
+/// Where a server link's peer address comes from, decided with the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressGrant {
+    /// As for a locally known user: the pool follows the user's address list.
+    #[default]
+    ByUser,
+    /// Any free pool address (authorized by RADIUS without an address).
+    Any,
+    /// Exactly this address (RADIUS Framed-IP-Address).
+    Exactly(Ipv4Addr),
+}
+
 /// The client's end.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -276,6 +288,8 @@ pub struct Link {
     auth: Option<AuthMachine>,
     /// A claim handed out for external judgement.
     claim: Option<Claim>,
+    /// How the peer's address is chosen (set with an external verdict).
+    grant: AddressGrant,
     authenticated: Option<Authenticated>,
     net: Option<Network>,
     peer_ip: Option<Ipv4Addr>,
@@ -308,6 +322,7 @@ impl Link {
             lcp,
             auth: None,
             claim: None,
+            grant: AddressGrant::ByUser,
             authenticated: None,
             net: None,
             peer_ip: None,
@@ -510,6 +525,12 @@ impl Link {
     /// The judgement on the claim of an [`Event::VerifyRequest`]. A verdict for a
     /// link that has since gone down or restarted is ignored.
     pub fn verified(&mut self, now: Instant, verdict: auth::Verdict) {
+        self.verified_with(now, verdict, AddressGrant::ByUser);
+    }
+
+    /// [`Link::verified`], with the judge's word on the peer's address.
+    pub fn verified_with(&mut self, now: Instant, verdict: auth::Verdict, grant: AddressGrant) {
+        self.grant = grant;
         if let (Some(claim), Some(AuthMachine::Authenticator(a))) =
             (self.claim.take(), &mut self.auth)
         {
@@ -652,7 +673,12 @@ impl Link {
                     .as_ref()
                     .map(|a| a.user.as_slice())
                     .unwrap_or_default();
-                let Some(peer) = s.pool.allocate(user) else {
+                let peer = match self.grant {
+                    AddressGrant::ByUser => s.pool.allocate(user),
+                    AddressGrant::Any => s.pool.allocate_authorized(None),
+                    AddressGrant::Exactly(a) => s.pool.allocate_authorized(Some(a)),
+                };
+                let Some(peer) = peer else {
                     return self.shutdown(now, DownReason::NoAddress);
                 };
                 self.peer_ip = Some(peer);

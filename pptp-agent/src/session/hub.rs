@@ -18,6 +18,14 @@
 //! When a server link comes up the session gets its network layer in the XDP maps
 //! (fast unless MPPE) and a route through the TUN device for what XDP leaves to the
 //! kernel; when it goes down everything it had is removed again.
+//!
+//! With RADIUS ([`HubOptions::radius`]) the hub hands each claim of a link in
+//! `Verifier::External` mode to a task that asks the servers and answers through a
+//! channel of the hub's own; it sends Accounting Start when a session is up,
+//! Interim-Update and Stop with the session's counters (XDP and agent path added up),
+//! and ends sessions on Session-Timeout, Idle-Timeout, Disconnect-Request
+//! ([`HubCommand::Kill`]) and applies CoA ([`HubCommand::Reauthorize`]). The
+//! per-session state for that lives in [`super::aaa`].
 
 use std::{
     cmp::Reverse,
@@ -43,9 +51,15 @@ use crate::{
         link::{DownReason, Event, Link, LinkConfig, LinkUp},
     },
     pptp::{call_id::SharedCallIds, shell::Command},
+    radius::{
+        AuthJob, Authorized, Radius,
+        acct::{Counters, Due, Record, SessionClock, Status, TerminateCause},
+        auth::Authorization,
+    },
 };
 
 use super::{
+    aaa::SessionAaa,
     gre_socket::{GreSocket, RecvBatch},
     tun::Tun,
 };
@@ -91,6 +105,8 @@ pub enum HubCommand {
     Kill(Selector, oneshot::Sender<usize>),
     /// Report the hub's drop counters.
     Stats(oneshot::Sender<HubStats>),
+    /// Change the timeouts of session `id` (RADIUS CoA); answers whether it exists.
+    Reauthorize(u64, Authorization, oneshot::Sender<bool>),
 }
 
 /// Which sessions a [`HubCommand::Kill`] hangs up.
@@ -177,6 +193,8 @@ pub struct HubOptions {
     /// The limits in force; the hub checks sessions per user when authentication
     /// succeeds.
     pub limits: LiveLimits,
+    /// RADIUS authentication (for links in `Verifier::External` mode) and accounting.
+    pub radius: Option<Radius>,
 }
 
 /// Packets the hub dropped, by reason.
@@ -242,7 +260,11 @@ struct Session {
     mppe: Option<Cipher>,
     control: mpsc::Sender<ControlCommand>,
     notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    aaa: SessionAaa,
 }
+
+/// A RADIUS verdict for the session (key, id) it was asked for.
+type AuthReply = (SessionKey, u64, Authorized);
 
 /// The hub. Build it with [`Hub::new`], run it with [`Hub::run`].
 pub struct Hub {
@@ -264,12 +286,20 @@ pub struct Hub {
     dhcp_reply: Vec<u8>,
     limits: LiveLimits,
     stats: HubStats,
+    radius: Option<Radius>,
+    /// Accounting requests in flight (awaited, within a bound, at shutdown).
+    accounting: tokio::task::JoinSet<()>,
+    /// RADIUS verdicts come back here from the tasks that asked the servers.
+    auth_replies: mpsc::UnboundedSender<AuthReply>,
+    /// Their receiving end, until [`Hub::run`] takes it.
+    auth_replies_rx: Option<mpsc::UnboundedReceiver<AuthReply>>,
 }
 
 enum Wake {
     Gre(io::Result<usize>),
     Tun(io::Result<usize>),
     Command(Option<HubCommand>),
+    Authorized(Option<AuthReply>),
     Timer,
 }
 
@@ -280,6 +310,7 @@ impl Hub {
         xdp: Option<XdpDataplane>,
         options: HubOptions,
     ) -> Self {
+        let (auth_replies, auth_replies_rx) = mpsc::unbounded_channel();
         Self {
             gre,
             tun_mode,
@@ -295,6 +326,10 @@ impl Hub {
             dhcp_reply: Vec::with_capacity(MAX_REPLY_LEN),
             limits: options.limits,
             stats: HubStats::default(),
+            radius: options.radius,
+            accounting: tokio::task::JoinSet::new(),
+            auth_replies,
+            auth_replies_rx: Some(auth_replies_rx),
         }
     }
 
@@ -302,6 +337,7 @@ impl Hub {
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
         let mut batch = RecvBatch::default();
         let mut tun_buf = vec![0u8; 65_536];
+        let mut auth_replies = self.auth_replies_rx.take().expect("the hub runs once");
         loop {
             let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
             let wake = {
@@ -310,6 +346,7 @@ impl Hub {
                     r = self.gre.recv_batch(&mut batch) => Wake::Gre(r),
                     r = recv_tun(tun, &mut tun_buf) => Wake::Tun(r),
                     c = commands.recv() => Wake::Command(c),
+                    r = auth_replies.recv() => Wake::Authorized(r),
                     () = sleep_until(deadline) => Wake::Timer,
                 }
             };
@@ -320,6 +357,7 @@ impl Hub {
                     // once): take the commands first so it is not dropped as unknown.
                     while let Ok(command) = commands.try_recv() {
                         if self.on_command(command).is_break() {
+                            self.finish_accounting().await;
                             return;
                         }
                     }
@@ -335,11 +373,17 @@ impl Hub {
                 Wake::Tun(Err(e)) => tracing::warn!(error = %e, "TUN device"),
                 Wake::Command(Some(command)) => {
                     if self.on_command(command).is_break() {
+                        self.finish_accounting().await;
                         return;
                     }
                 }
+                Wake::Authorized(Some((key, id, authorized))) => {
+                    self.on_authorized(key, id, authorized)
+                }
+                Wake::Authorized(None) => {}
                 Wake::Command(None) => {
                     self.shutdown();
+                    self.finish_accounting().await;
                     return;
                 }
                 Wake::Timer => self.on_timers(),
@@ -366,6 +410,9 @@ impl Hub {
             }
             HubCommand::Stats(reply) => {
                 let _ = reply.send(self.stats);
+            }
+            HubCommand::Reauthorize(id, update, reply) => {
+                let _ = reply.send(self.reauthorize(id, &update));
             }
         }
         ControlFlow::Continue(())
@@ -428,6 +475,7 @@ impl Hub {
                 mppe: None,
                 control: call.control,
                 notify: call.notify,
+                aaa: SessionAaa::default(),
             },
         );
         self.flush(key, now);
@@ -567,18 +615,13 @@ impl Hub {
             .sessions
             .values()
             .map(|session| {
-                let mut rx = (session.counters.rx_packets, session.counters.rx_bytes);
-                let mut tx = (session.counters.tx_packets, session.counters.tx_bytes);
-                let mut path = DataPath::Agent;
-                if let (Some(xdp), Sequencing::Shared(slot)) = (&self.xdp, &session.seq) {
-                    if session.up.is_some() && session.mppe.is_none() {
-                        path = DataPath::Xdp;
-                    }
-                    if let Ok(c) = xdp.session_counters(*slot) {
-                        rx = (rx.0 + c.rx_packets, rx.1 + c.rx_bytes);
-                        tx = (tx.0 + c.tx_packets, tx.1 + c.tx_bytes);
-                    }
-                }
+                let c = counters(self.xdp.as_ref(), session);
+                let fast = matches!(session.seq, Sequencing::Shared(_));
+                let path = if fast && session.up.is_some() && session.mppe.is_none() {
+                    DataPath::Xdp
+                } else {
+                    DataPath::Agent
+                };
                 let client = session.up.as_ref().map(|up| match self.tun_mode {
                     TunMode::Concentrator(_) => up.peer_ip,
                     TunMode::Client { .. } | TunMode::Probe(_) => up.local_ip,
@@ -614,10 +657,10 @@ impl Hub {
                             format!("{bits}-bit {mode}")
                         }),
                     uptime_secs: now.duration_since(session.started).as_secs(),
-                    rx_packets: rx.0,
-                    rx_bytes: rx.1,
-                    tx_packets: tx.0,
-                    tx_bytes: tx.1,
+                    rx_packets: c.input_packets,
+                    rx_bytes: c.input_octets,
+                    tx_packets: c.output_packets,
+                    tx_bytes: c.output_octets,
                 }
             })
             .collect();
@@ -640,6 +683,7 @@ impl Hub {
         for key in &keys {
             if let Some(session) = self.sessions.get_mut(key) {
                 tracing::info!(id = session.id, user = ?session.user, "killed by the operator");
+                session.aaa.cause = Some(TerminateCause::AdminReset);
                 session.link.close(now);
             }
             self.flush(*key, now);
@@ -656,6 +700,7 @@ impl Hub {
             self.timers.pop();
             if let Some(session) = self.sessions.get_mut(&key) {
                 session.link.handle_timeout(now);
+                self.on_session_clock(key, now);
                 self.flush(key, now);
             }
         }
@@ -682,8 +727,16 @@ impl Hub {
             };
             self.on_link_event(key, event);
         }
-        if let Some(at) = self.sessions.get(&key).and_then(|s| s.link.poll_timeout()) {
-            self.timers.push(Reverse((at.max(now), key)));
+        if let Some(session) = self.sessions.get(&key) {
+            let clock = session
+                .aaa
+                .clock
+                .as_ref()
+                .and_then(SessionClock::poll_timeout);
+            let link = session.link.poll_timeout();
+            if let Some(at) = [link, clock].into_iter().flatten().min() {
+                self.timers.push(Reverse((at.max(now), key)));
+            }
         }
     }
 
@@ -735,8 +788,10 @@ impl Hub {
                     }
                     session.up = Some(up);
                 }
+                self.start_accounting(key);
             }
             Event::Down(reason) => self.end_session(key, reason),
+            Event::VerifyRequest(claim) => self.authenticate(key, claim),
             Event::CcpResetRequested => {
                 if let Some(cipher) = self.sessions.get_mut(&key).and_then(|s| s.mppe.as_mut()) {
                     cipher.encrypt.reset();
@@ -781,6 +836,13 @@ impl Hub {
     /// Removes a session and everything it had; tells its control connection to
     /// clear the call (harmless if the call is already gone).
     fn end_session(&mut self, key: SessionKey, reason: DownReason) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if session.aaa.clock.is_some() {
+            let cause = session.aaa.terminate_cause(&reason);
+            self.account(key, Status::Stop, Some(cause));
+        }
         let Some(session) = self.sessions.remove(&key) else {
             return;
         };
@@ -808,11 +870,151 @@ impl Hub {
         }
     }
 
+    /// Hands a link's claim to RADIUS; the verdict comes back as [`Wake::Authorized`].
+    fn authenticate(&mut self, key: SessionKey, claim: crate::ppp::auth::Claim) {
+        let (Some(radius), Some(session)) = (&self.radius, self.sessions.get(&key)) else {
+            tracing::error!("a link asked for external judgement without RADIUS: rejected");
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session
+                    .link
+                    .verified(Instant::now(), crate::ppp::auth::Verdict::Reject);
+            }
+            return;
+        };
+        let job = AuthJob {
+            claim,
+            port: u32::from(key.1),
+            calling_station: key.0,
+        };
+        let (radius, reply, id) = (radius.clone(), self.auth_replies.clone(), session.id);
+        tokio::spawn(async move {
+            let authorized = radius.authenticate(job).await;
+            let _ = reply.send((key, id, authorized));
+        });
+    }
+
+    /// A RADIUS verdict: to the link (if the session is still the one that asked).
+    fn on_authorized(&mut self, key: SessionKey, id: u64, authorized: Authorized) {
+        let now = Instant::now();
+        let Some(session) = self.sessions.get_mut(&key).filter(|s| s.id == id) else {
+            return;
+        };
+        session.aaa.authorization = authorized.authorization;
+        session
+            .link
+            .verified_with(now, authorized.verdict, authorized.grant);
+        self.flush(key, now);
+    }
+
+    /// Starts the session's clock and sends Accounting-Start (if accounting).
+    fn start_accounting(&mut self, key: SessionKey) {
+        let Some(radius) = &self.radius else {
+            return;
+        };
+        let (interim, accounting) = (radius.config().interim, radius.accounts());
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let limits = session.aaa.limits(interim, accounting);
+        session.aaa.clock = Some(SessionClock::new(Instant::now(), limits));
+        self.account(key, Status::Start, None);
+    }
+
+    /// Interim-Update due, or a timeout that ends the session.
+    fn on_session_clock(&mut self, key: SessionKey, now: Instant) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let c = counters(self.xdp.as_ref(), session);
+        let packets = c.input_packets + c.output_packets;
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let due = session
+            .aaa
+            .clock
+            .as_mut()
+            .and_then(|clock| clock.handle_timeout(now, packets));
+        match due {
+            Some(Due::Interim) => self.account(key, Status::InterimUpdate, None),
+            Some(Due::Terminate(cause)) => {
+                tracing::info!(id = session.id, user = ?session.user, ?cause, "session ended by its RADIUS limits");
+                session.aaa.cause = Some(cause);
+                session.link.close(now);
+            }
+            None => {}
+        }
+    }
+
+    /// CoA: new timeouts for session `id`.
+    fn reauthorize(&mut self, id: u64, update: &Authorization) -> bool {
+        let now = Instant::now();
+        let Some((&key, session)) = self.sessions.iter_mut().find(|(_, s)| s.id == id) else {
+            return false;
+        };
+        session.aaa.reauthorize(now, update);
+        self.flush(key, now);
+        true
+    }
+
+    /// Sends an accounting record for the session (in a task of its own).
+    fn account(&mut self, key: SessionKey, status: Status, cause: Option<TerminateCause>) {
+        let (Some(radius), Some(session)) = (&self.radius, self.sessions.get(&key)) else {
+            return;
+        };
+        if !radius.accounts() {
+            return;
+        }
+        let now = Instant::now();
+        let record = Record {
+            status,
+            session_id: radius.acct_session_id(session.id),
+            user: session.user.clone().unwrap_or_default(),
+            address: session.up.as_ref().map(|up| up.peer_ip),
+            calling_station: session.peer_addr,
+            port: u32::from(session.local_call_id),
+            class: session
+                .aaa
+                .authorization
+                .as_ref()
+                .map(|a| a.class.clone())
+                .unwrap_or_default(),
+            session_time: session
+                .aaa
+                .clock
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.elapsed(now)),
+            counters: counters(self.xdp.as_ref(), session),
+            cause,
+            radius_authenticated: session.aaa.authorization.is_some(),
+        };
+        let radius = radius.clone();
+        while self.accounting.try_join_next().is_some() {}
+        self.accounting
+            .spawn(async move { radius.account(record).await });
+    }
+
+    /// Waits for the accounting requests in flight (the Stops of a shutdown), for at
+    /// most the time the servers get to answer.
+    async fn finish_accounting(&mut self) {
+        let Some(radius) = &self.radius else {
+            return;
+        };
+        let t = radius.config().timing;
+        let servers = radius.config().acct_servers.len() as u32;
+        let bound = t.timeout * (t.retries + 1) * servers.max(1);
+        let _ = tokio::time::timeout(bound, async {
+            while self.accounting.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
     fn shutdown(&mut self) {
         let now = Instant::now();
         let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();
         for key in &keys {
             if let Some(session) = self.sessions.get_mut(key) {
+                session.aaa.cause = Some(TerminateCause::AdminReboot);
                 session.link.close(now);
             }
             self.flush(*key, now);
@@ -983,6 +1185,26 @@ fn decrypt(
             None
         }
     }
+}
+
+/// A session's IPv4 packets and bytes: the agent's path and XDP's added up.
+fn counters(xdp: Option<&XdpDataplane>, session: &Session) -> Counters {
+    let a = &session.counters;
+    let mut c = Counters {
+        input_octets: a.rx_bytes,
+        input_packets: a.rx_packets,
+        output_octets: a.tx_bytes,
+        output_packets: a.tx_packets,
+    };
+    if let (Some(xdp), Sequencing::Shared(slot)) = (xdp, &session.seq)
+        && let Ok(x) = xdp.session_counters(*slot)
+    {
+        c.input_octets += x.rx_bytes;
+        c.input_packets += x.rx_packets;
+        c.output_octets += x.tx_bytes;
+        c.output_packets += x.tx_packets;
+    }
+    c
 }
 
 fn clear_call(control: &mpsc::Sender<ControlCommand>, local_call_id: u16) {

@@ -5,7 +5,9 @@
 //! - [`gre_socket`], [`tun`]: the raw GRE socket and the TUN device it uses.
 //! - [`pool`]: the concentrator's address pool.
 //! - [`load`]: the load generator (`pptp-agent load-test`).
+//! - [`aaa`]: what the hub keeps per session for RADIUS.
 
+pub mod aaa;
 pub mod client;
 pub mod gre_socket;
 pub mod hub;

@@ -61,6 +61,8 @@ pub struct ServerSettings {
     /// timeout (sessions per user are the hub's: the user is known after
     /// authentication). SIGHUP replaces them.
     pub limits: LiveLimits,
+    /// Credentials are judged by RADIUS through the hub, not by `secrets`.
+    pub radius_auth: bool,
 }
 
 impl ServerSettings {
@@ -71,7 +73,11 @@ impl ServerSettings {
             local_ip: self.local_ip,
             dns: self.dns,
             nbns: self.nbns,
-            verifier: Verifier::Secrets(Box::new(SharedSecrets(self.secrets.clone()))),
+            verifier: if self.radius_auth {
+                Verifier::External
+            } else {
+                Verifier::Secrets(Box::new(SharedSecrets(self.secrets.clone())))
+            },
             pool: self.pool.handle(),
         }));
         config.mru = self.mru;

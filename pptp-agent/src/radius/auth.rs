@@ -1,0 +1,447 @@
+//! Authentication over RADIUS: a PPP [`Claim`] becomes an Access-Request (RFC 2865
+//! PAP and CHAP attributes; RFC 2548 MS-CHAP-Challenge with MS-CHAP-Response or
+//! MS-CHAP2-Response), and the answer becomes a [`Verdict`] (with MS-CHAP2-Success
+//! and the MPPE keys of MS-MPPE-Send-Key/Recv-Key or MS-CHAP-MPPE-Keys) plus the
+//! [`Authorization`] the session lives by (address, routes, timeouts, Class, ...).
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use super::packet::{self, Packet, attr, code, ms};
+use crate::{
+    mppe::keys::{self, StartKeys},
+    ppp::auth::{Claim, Method, Verdict},
+};
+
+/// Who we are to the RADIUS server (NAS-Identifier, NAS-IP-Address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nas {
+    pub identifier: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+}
+
+impl Nas {
+    /// Adds NAS-Identifier and NAS-IP-Address (RFC 2865 requires one of them).
+    pub fn add_to(&self, p: &mut Packet) {
+        if let Some(id) = &self.identifier {
+            p.push(attr::NAS_IDENTIFIER, id.as_bytes());
+        }
+        if let Some(ip) = self.ip {
+            p.push_u32(attr::NAS_IP_ADDRESS, ip.into());
+        }
+    }
+}
+
+/// Values of Service-Type, Framed-Protocol and NAS-Port-Type for a PPTP session.
+const SERVICE_FRAMED: u32 = 2;
+const FRAMED_PPP: u32 = 1;
+const NAS_PORT_VIRTUAL: u32 = 5;
+
+/// The session-independent part of the request: the caller adds nothing else.
+pub struct AccessRequest<'a> {
+    pub claim: &'a Claim,
+    pub nas: &'a Nas,
+    /// NAS-Port: the session's call ID.
+    pub port: u32,
+    /// Calling-Station-Id: the peer's outer address.
+    pub calling_station: Ipv4Addr,
+}
+
+impl AccessRequest<'_> {
+    /// The request for one server (the User-Password is hidden with its secret).
+    pub fn encode(
+        &self,
+        id: u8,
+        authenticator: [u8; 16],
+        secret: &[u8],
+    ) -> Result<Vec<u8>, packet::PacketError> {
+        let c = self.claim;
+        let mut p = Packet::new(code::ACCESS_REQUEST, id, authenticator);
+        p.push(attr::USER_NAME, c.user.clone());
+        match c.method {
+            Method::Pap => {
+                p.push(
+                    attr::USER_PASSWORD,
+                    packet::hide_password(&c.response, secret, &authenticator),
+                );
+            }
+            Method::ChapMd5 => {
+                let mut v = vec![c.id];
+                v.extend_from_slice(&c.response);
+                p.push(attr::CHAP_PASSWORD, v);
+                p.push(attr::CHAP_CHALLENGE, c.challenge.clone());
+            }
+            Method::MsChapV1 | Method::MsChapV2 => {
+                // The CHAP value is (LM-Response or Peer-Challenge+Reserved,
+                // NT-Response, Flags); RFC 2548 puts Ident and Flags first.
+                let Some((&flags, rest)) = c.response.split_last() else {
+                    return Err(packet::PacketError::BadAttribute);
+                };
+                let mut v = vec![c.id, flags];
+                v.extend_from_slice(rest);
+                let kind = if c.method == Method::MsChapV1 {
+                    ms::CHAP_RESPONSE
+                } else {
+                    ms::CHAP2_RESPONSE
+                };
+                p.push_vendor(ms::VENDOR, ms::CHAP_CHALLENGE, &c.challenge);
+                p.push_vendor(ms::VENDOR, kind, &v);
+            }
+        }
+        p.push_u32(attr::SERVICE_TYPE, SERVICE_FRAMED);
+        p.push_u32(attr::FRAMED_PROTOCOL, FRAMED_PPP);
+        p.push_u32(attr::NAS_PORT, self.port);
+        p.push_u32(attr::NAS_PORT_TYPE, NAS_PORT_VIRTUAL);
+        p.push(attr::CALLING_STATION_ID, self.calling_station.to_string());
+        self.nas.add_to(&mut p);
+        p.encode(secret, None)
+    }
+}
+
+/// A route behind the client (Framed-Route, RFC 2865 §5.22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramedRoute {
+    pub prefix: Ipv4Addr,
+    pub len: u8,
+}
+
+impl FramedRoute {
+    /// Reads "PREFIX/LEN [GATEWAY [METRIC...]]" or "PREFIX MASK-BITS..." forms; the
+    /// gateway is ignored (the route always goes into the session).
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(value).ok()?;
+        let first = text.split_whitespace().next()?;
+        let (prefix, len) = match first.split_once('/') {
+            Some((p, l)) => (p.parse::<Ipv4Addr>().ok()?, l.parse::<u8>().ok()?),
+            None => (first.parse::<Ipv4Addr>().ok()?, 32),
+        };
+        if len > 32 {
+            return None;
+        }
+        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        Some(FramedRoute {
+            prefix: Ipv4Addr::from(u32::from(prefix) & mask),
+            len,
+        })
+    }
+}
+
+impl std::fmt::Display for FramedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.prefix, self.len)
+    }
+}
+
+/// What an Access-Accept (or a CoA-Request) says about the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authorization {
+    /// Framed-IP-Address (none, or 255.255.255.254/255: the pool chooses).
+    pub address: Option<Ipv4Addr>,
+    /// Framed-Pool: a pool name (only the default pool exists: see the README).
+    pub pool: Option<String>,
+    /// Framed-Route.
+    pub routes: Vec<FramedRoute>,
+    pub session_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    /// Acct-Interim-Interval.
+    pub interim_interval: Option<Duration>,
+    /// Class attributes, echoed in accounting.
+    pub class: Vec<Vec<u8>>,
+    /// Reply-Message, logged.
+    pub reply_message: Option<String>,
+}
+
+impl Authorization {
+    /// Reads the attributes of an Access-Accept or CoA-Request.
+    pub fn from_packet(p: &Packet) -> Self {
+        let secs = |kind| {
+            p.get_u32(kind)
+                .filter(|&s| s > 0)
+                .map(|s| Duration::from_secs(u64::from(s)))
+        };
+        let address = p
+            .get_u32(attr::FRAMED_IP_ADDRESS)
+            .map(Ipv4Addr::from)
+            .filter(|a| u32::from(*a) < 0xffff_fffe && !a.is_unspecified());
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let reply: Vec<String> = p.all(attr::REPLY_MESSAGE).map(text).collect();
+        Authorization {
+            address,
+            pool: p.get(attr::FRAMED_POOL).map(text),
+            routes: p
+                .all(attr::FRAMED_ROUTE)
+                .filter_map(FramedRoute::parse)
+                .collect(),
+            session_timeout: secs(attr::SESSION_TIMEOUT),
+            idle_timeout: secs(attr::IDLE_TIMEOUT),
+            interim_interval: secs(attr::ACCT_INTERIM_INTERVAL),
+            class: p.all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+            reply_message: (!reply.is_empty()).then(|| reply.concat()),
+        }
+    }
+}
+
+/// The verdict on `claim` from a verified response to its Access-Request
+/// (`request_authenticator` and `secret` decrypt the keys): an Access-Accept is an
+/// accept only if it carries what the method needs (MS-CHAP2-Success for
+/// MS-CHAPv2). MPPE keys absent: the verdict has none, and a link that requires
+/// MPPE then fails.
+pub fn judge(
+    claim: &Claim,
+    response: &Packet,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> (Verdict, Option<Authorization>) {
+    if response.code != code::ACCESS_ACCEPT {
+        return (Verdict::Reject, None);
+    }
+    let mut authenticator_response = None;
+    let mut start_keys = None;
+    match claim.method {
+        Method::Pap | Method::ChapMd5 => {}
+        Method::MsChapV1 => {
+            // RFC 2548 §2.4.1: LM key (8), NT key = HashNtPasswordHash (16), padding.
+            start_keys = response
+                .vendor(ms::VENDOR, ms::CHAP_MPPE_KEYS)
+                .and_then(|v| packet::unhide(v, secret, request_authenticator))
+                .zip(<[u8; 8]>::try_from(claim.challenge.as_slice()).ok())
+                .and_then(|(plain, challenge)| {
+                    let hh: [u8; 16] = plain.get(8..24)?.try_into().ok()?;
+                    Some(keys::mschapv1_start_keys(&hh, &challenge))
+                });
+        }
+        Method::MsChapV2 => {
+            // Ident, then "S=" and 40 hex digits.
+            let success = response
+                .vendor(ms::VENDOR, ms::CHAP2_SUCCESS)
+                .and_then(|v| crate::ppp::auth::mschapv2::parse_success(v.get(1..)?));
+            let Some(success) = success else {
+                tracing::warn!(
+                    "Access-Accept for MS-CHAPv2 without a valid MS-CHAP2-Success: refused"
+                );
+                return (Verdict::Reject, None);
+            };
+            authenticator_response = Some(success);
+            let key = |kind| {
+                let v = response.vendor(ms::VENDOR, kind)?;
+                let k = packet::decrypt_salted_key(v, secret, request_authenticator)?;
+                <[u8; 16]>::try_from(k.get(..16)?).ok()
+            };
+            start_keys = key(ms::MPPE_SEND_KEY)
+                .zip(key(ms::MPPE_RECV_KEY))
+                .map(|(send, recv)| StartKeys { send, recv });
+        }
+    }
+    (
+        Verdict::Accept {
+            authenticator_response,
+            keys: start_keys,
+        },
+        Some(Authorization::from_packet(response)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ppp::auth::{Secret, crypto, mschapv2};
+
+    const SECRET: &[u8] = b"testing123";
+
+    fn claim(method: Method, password: &[u8]) -> Claim {
+        let hash = crypto::nt_password_hash(password);
+        let (challenge, response) = match method {
+            Method::Pap => (Vec::new(), password.to_vec()),
+            Method::ChapMd5 => (
+                vec![7; 16],
+                crate::ppp::auth::chap_md5::response(3, password, &[7; 16]).to_vec(),
+            ),
+            Method::MsChapV1 => (
+                vec![5; 8],
+                crate::ppp::auth::mschap::Response::compute(&[5; 8], &hash).encode(),
+            ),
+            Method::MsChapV2 => (
+                vec![9; 16],
+                mschapv2::Response::compute(&[9; 16], [4; 16], b"alice", &hash).encode(),
+            ),
+        };
+        Claim {
+            method,
+            user: b"alice".to_vec(),
+            challenge,
+            response,
+            id: 3,
+        }
+    }
+
+    /// What a RADIUS server would answer, built from the locally computed verdict.
+    fn accept(c: &Claim, auth: &[u8; 16]) -> Packet {
+        let local = c.verify(Some(Secret::Password(b"pw".to_vec())));
+        let Verdict::Accept {
+            authenticator_response,
+            keys,
+        } = local
+        else {
+            panic!("{local:?}")
+        };
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_u32(
+            attr::FRAMED_IP_ADDRESS,
+            u32::from(Ipv4Addr::new(192, 0, 2, 77)),
+        );
+        p.push(attr::FRAMED_ROUTE, "203.0.113.0/24 0.0.0.0 1");
+        p.push_u32(attr::SESSION_TIMEOUT, 3600);
+        p.push(attr::CLASS, "gold");
+        if let Some(a) = authenticator_response {
+            let mut v = vec![c.id];
+            v.extend_from_slice(crypto::authenticator_response_string(&a).as_bytes());
+            p.push_vendor(ms::VENDOR, ms::CHAP2_SUCCESS, &v);
+        }
+        if let Some(k) = keys {
+            if c.method == Method::MsChapV2 {
+                p.push_vendor(
+                    ms::VENDOR,
+                    ms::MPPE_SEND_KEY,
+                    &packet::encrypt_salted_key(&k.send, [0x80, 1], SECRET, auth),
+                );
+                p.push_vendor(
+                    ms::VENDOR,
+                    ms::MPPE_RECV_KEY,
+                    &packet::encrypt_salted_key(&k.recv, [0x80, 2], SECRET, auth),
+                );
+            } else {
+                let mut plain = vec![0; 8];
+                plain.extend_from_slice(&crypto::hash_nt_password_hash(&crypto::nt_password_hash(
+                    b"pw",
+                )));
+                plain.resize(32, 0);
+                // Hiding is its own inverse with the same chain input.
+                let mut hidden = packet::hide_password(&plain, SECRET, auth);
+                hidden.truncate(32);
+                p.push_vendor(ms::VENDOR, ms::CHAP_MPPE_KEYS, &hidden);
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn every_method_round_trips_through_request_and_accept() {
+        let nas = Nas {
+            identifier: Some("nas1".into()),
+            ip: None,
+        };
+        let auth = [0x42; 16];
+        for method in [
+            Method::Pap,
+            Method::ChapMd5,
+            Method::MsChapV1,
+            Method::MsChapV2,
+        ] {
+            let c = claim(method, b"pw");
+            let req = AccessRequest {
+                claim: &c,
+                nas: &nas,
+                port: 5,
+                calling_station: Ipv4Addr::new(198, 51, 100, 2),
+            };
+            let bytes = req.encode(9, auth, SECRET).unwrap();
+            let p = Packet::parse(&bytes).unwrap();
+            assert_eq!(p.get(attr::USER_NAME), Some(&b"alice"[..]));
+            assert_eq!(p.get(attr::NAS_IDENTIFIER), Some(&b"nas1"[..]));
+            assert!(p.get(attr::MESSAGE_AUTHENTICATOR).is_some(), "{method:?}");
+            match method {
+                Method::Pap => {
+                    let plain =
+                        packet::unhide(p.get(attr::USER_PASSWORD).unwrap(), SECRET, &auth).unwrap();
+                    assert_eq!(&plain[..2], b"pw");
+                }
+                Method::ChapMd5 => {
+                    assert_eq!(p.get(attr::CHAP_PASSWORD).unwrap()[0], 3);
+                    assert_eq!(p.get(attr::CHAP_CHALLENGE), Some(&[7; 16][..]));
+                }
+                Method::MsChapV1 => {
+                    let v = p.vendor(ms::VENDOR, ms::CHAP_RESPONSE).unwrap();
+                    assert_eq!((v.len(), v[0], v[1]), (50, 3, 1), "ident, flags = use NT");
+                }
+                Method::MsChapV2 => {
+                    let v = p.vendor(ms::VENDOR, ms::CHAP2_RESPONSE).unwrap();
+                    assert_eq!(
+                        (v.len(), &v[2..18]),
+                        (50, &[4; 16][..]),
+                        "peer challenge after ident and flags"
+                    );
+                }
+            }
+            let local = c.verify(Some(Secret::Password(b"pw".to_vec())));
+            let (verdict, authz) = judge(&c, &accept(&c, &auth), &auth, SECRET);
+            assert_eq!(
+                verdict, local,
+                "{method:?}: the keys decrypted equal the locally derived ones"
+            );
+            let authz = authz.unwrap();
+            assert_eq!(authz.address, Some(Ipv4Addr::new(192, 0, 2, 77)));
+            assert_eq!(
+                authz.routes,
+                vec![FramedRoute {
+                    prefix: Ipv4Addr::new(203, 0, 113, 0),
+                    len: 24
+                }]
+            );
+            assert_eq!(authz.session_timeout, Some(Duration::from_secs(3600)));
+            assert_eq!(authz.class, vec![b"gold".to_vec()]);
+        }
+    }
+
+    #[test]
+    fn rejects_and_incomplete_accepts_are_rejections() {
+        let c = claim(Method::MsChapV2, b"pw");
+        let reject = Packet::new(code::ACCESS_REJECT, 1, [0; 16]);
+        assert_eq!(judge(&c, &reject, &[0; 16], SECRET).0, Verdict::Reject);
+        let bare = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        assert_eq!(
+            judge(&c, &bare, &[0; 16], SECRET).0,
+            Verdict::Reject,
+            "no MS-CHAP2-Success"
+        );
+        // MS-CHAPv2 accepted without keys: an accept without keys.
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_vendor(
+            ms::VENDOR,
+            ms::CHAP2_SUCCESS,
+            &[[3u8].as_slice(), format!("S={}", "A".repeat(40)).as_bytes()].concat(),
+        );
+        assert_eq!(
+            judge(&c, &p, &[0; 16], SECRET).0,
+            Verdict::Accept {
+                authenticator_response: Some([0xaa; 20]),
+                keys: None
+            }
+        );
+    }
+
+    #[test]
+    fn framed_routes_and_special_addresses() {
+        assert_eq!(
+            FramedRoute::parse(b"10.1.2.3/8 0.0.0.0 1"),
+            Some(FramedRoute {
+                prefix: Ipv4Addr::new(10, 0, 0, 0),
+                len: 8
+            })
+        );
+        assert_eq!(
+            FramedRoute::parse(b"192.0.2.9"),
+            Some(FramedRoute {
+                prefix: Ipv4Addr::new(192, 0, 2, 9),
+                len: 32
+            })
+        );
+        assert_eq!(FramedRoute::parse(b"192.0.2.0/33"), None);
+        assert_eq!(FramedRoute::parse(b"junk"), None);
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_u32(attr::FRAMED_IP_ADDRESS, 0xffff_fffe);
+        assert_eq!(
+            Authorization::from_packet(&p).address,
+            None,
+            "255.255.255.254: the NAS chooses"
+        );
+    }
+}

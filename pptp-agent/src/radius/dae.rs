@@ -1,0 +1,272 @@
+//! Dynamic authorization (RFC 5176): Disconnect-Request ends sessions,
+//! CoA-Request changes their Session-Timeout, Idle-Timeout and interim interval.
+//!
+//! [`read_request`] is the sans-IO half: it takes a datagram from a source address,
+//! accepts it only from a configured client with a valid Request Authenticator (and
+//! Message-Authenticator, when present), and says which sessions it names
+//! ([`Target`]); [`answer`] builds the ACK or NAK. [`serve`] is the UDP loop that asks
+//! the hub for its sessions, acts through [`HubCommand`]s and answers.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use tokio::{
+    net::UdpSocket,
+    sync::{mpsc, oneshot, watch},
+};
+
+use super::{
+    DaeConfig, Radius,
+    auth::Authorization,
+    packet::{self, Packet, attr, code},
+};
+use crate::session::hub::{HubCommand, Selector, SessionInfo};
+
+/// RFC 5176 §3.6 Error-Cause values used here.
+pub mod error_cause {
+    pub const MISSING_ATTRIBUTE: u32 = 402;
+    pub const UNSUPPORTED_SERVICE: u32 = 405;
+    pub const SESSION_CONTEXT_NOT_FOUND: u32 = 503;
+}
+
+/// The sessions a request names: every attribute given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub acct_session_id: Option<Vec<u8>>,
+    pub user: Option<String>,
+    pub address: Option<Ipv4Addr>,
+}
+
+impl Target {
+    /// Whether the request names anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.acct_session_id.is_none() && self.user.is_none() && self.address.is_none()
+    }
+
+    /// The ids of the sessions named (`session_of` maps an Acct-Session-Id to ours).
+    pub fn select(
+        &self,
+        sessions: &[SessionInfo],
+        session_of: impl Fn(&[u8]) -> Option<u64>,
+    ) -> Vec<u64> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let wanted_id = self.acct_session_id.as_deref().map(session_of);
+        sessions
+            .iter()
+            .filter(|s| wanted_id.is_none_or(|id| id == Some(s.id)))
+            .filter(|s| {
+                self.user
+                    .as_ref()
+                    .is_none_or(|u| s.user.as_ref() == Some(u))
+            })
+            .filter(|s| self.address.is_none_or(|a| s.client == Some(a)))
+            .map(|s| s.id)
+            .collect()
+    }
+}
+
+/// A request that passed the checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub packet: Packet,
+    pub target: Target,
+    /// The client's secret, to answer with.
+    pub secret: Vec<u8>,
+}
+
+/// Why a datagram was dropped without an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    #[error("from {0}, not a configured dynamic-authorization client")]
+    UnknownClient(IpAddr),
+    #[error("{0}")]
+    Bad(#[from] packet::PacketError),
+    #[error("code {0} is neither Disconnect-Request nor CoA-Request")]
+    NotARequest(u8),
+}
+
+/// Checks a datagram from `from`.
+pub fn read_request(
+    bytes: &[u8],
+    from: IpAddr,
+    clients: &[(IpAddr, Vec<u8>)],
+) -> Result<Request, Dropped> {
+    let (_, secret) = clients
+        .iter()
+        .find(|(ip, _)| *ip == from)
+        .ok_or(Dropped::UnknownClient(from))?;
+    let packet = Packet::verify_request(bytes, secret, false)?;
+    if packet.code != code::DISCONNECT_REQUEST && packet.code != code::COA_REQUEST {
+        return Err(Dropped::NotARequest(packet.code));
+    }
+    let target = Target {
+        acct_session_id: packet.get(attr::ACCT_SESSION_ID).map(<[u8]>::to_vec),
+        user: packet
+            .get(attr::USER_NAME)
+            .map(|u| String::from_utf8_lossy(u).into_owned()),
+        address: packet.get_u32(attr::FRAMED_IP_ADDRESS).map(Ipv4Addr::from),
+    };
+    Ok(Request {
+        packet,
+        target,
+        secret: secret.clone(),
+    })
+}
+
+/// The ACK (`error` `None`) or NAK with an Error-Cause for `request`.
+pub fn answer(request: &Request, error: Option<u32>) -> Vec<u8> {
+    let ack = if request.packet.code == code::DISCONNECT_REQUEST {
+        [code::DISCONNECT_ACK, code::DISCONNECT_NAK]
+    } else {
+        [code::COA_ACK, code::COA_NAK]
+    };
+    let mut p = Packet::new(
+        ack[usize::from(error.is_some())],
+        request.packet.id,
+        [0; 16],
+    );
+    if let Some(cause) = error {
+        p.push_u32(attr::ERROR_CAUSE, cause);
+    }
+    if request.packet.get(attr::MESSAGE_AUTHENTICATOR).is_some() {
+        p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    }
+    p.encode(&request.secret, Some(&request.packet.authenticator))
+        .expect("an answer of at most two attributes fits")
+}
+
+/// Serves Disconnect-Request and CoA-Request on `socket` (bound to
+/// `config.listen`) until `shutdown`.
+pub async fn serve(
+    socket: UdpSocket,
+    config: DaeConfig,
+    radius: Radius,
+    hub: mpsc::UnboundedSender<HubCommand>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!(listen = %config.listen, "accepting RADIUS Disconnect and CoA requests");
+    let mut buf = vec![0u8; packet::MAX_LEN];
+    loop {
+        let (n, from) = tokio::select! {
+            r = socket.recv_from(&mut buf) => r?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let request = match read_request(&buf[..n], from.ip(), &config.clients) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%from, error = %e, "dynamic authorization request dropped");
+                continue;
+            }
+        };
+        let error = act(&request, &radius, &hub).await;
+        tracing::info!(%from, code = request.packet.code, target = ?request.target, ?error, "dynamic authorization");
+        let _ = socket.send_to(&answer(&request, error), from).await;
+    }
+}
+
+/// Carries a request out; the Error-Cause for a NAK.
+async fn act(
+    request: &Request,
+    radius: &Radius,
+    hub: &mpsc::UnboundedSender<HubCommand>,
+) -> Option<u32> {
+    if request.target.is_empty() {
+        return Some(error_cause::MISSING_ATTRIBUTE);
+    }
+    let (tx, rx) = oneshot::channel();
+    hub.send(HubCommand::Sessions(tx)).ok()?;
+    let sessions = rx.await.ok()?;
+    let ids = request.target.select(&sessions, |s| radius.session_of(s));
+    if ids.is_empty() {
+        return Some(error_cause::SESSION_CONTEXT_NOT_FOUND);
+    }
+    for id in ids {
+        if request.packet.code == code::DISCONNECT_REQUEST {
+            let (tx, rx) = oneshot::channel();
+            hub.send(HubCommand::Kill(Selector::Id(id), tx)).ok()?;
+            let _ = rx.await;
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let update = Authorization::from_packet(&request.packet);
+            hub.send(HubCommand::Reauthorize(id, update, tx)).ok()?;
+            let _ = rx.await;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::hub::{DataPath, SessionState};
+
+    fn info(id: u64, user: &str, client: [u8; 4]) -> SessionInfo {
+        SessionInfo {
+            id,
+            user: Some(user.into()),
+            peer: Ipv4Addr::new(198, 51, 100, 2),
+            local_call_id: 1,
+            peer_call_id: 2,
+            client: Some(client.into()),
+            state: SessionState::Up,
+            path: DataPath::Xdp,
+            mppe: None,
+            uptime_secs: 0,
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn requests_from_clients_with_the_right_secret_name_sessions() {
+        let clients = vec![(IpAddr::from([127, 0, 0, 1]), b"dae".to_vec())];
+        let mut p = Packet::new(code::DISCONNECT_REQUEST, 9, [0; 16]);
+        p.push(attr::USER_NAME, "alice");
+        p.push_u32(attr::FRAMED_IP_ADDRESS, 0xc000_020a);
+        let bytes = p.encode(b"dae", None).unwrap();
+        let r = read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients).unwrap();
+        let sessions = [
+            info(1, "alice", [192, 0, 2, 10]),
+            info(2, "alice", [192, 0, 2, 11]),
+            info(3, "bob", [192, 0, 2, 10]),
+        ];
+        assert_eq!(r.target.select(&sessions, |_| None), vec![1]);
+        let by_session = Target {
+            acct_session_id: Some(b"x".to_vec()),
+            ..Target::default()
+        };
+        assert_eq!(by_session.select(&sessions, |_| Some(3)), vec![3]);
+        assert_eq!(
+            Target::default().select(&sessions, |_| None),
+            Vec::<u64>::new(),
+            "naming nothing selects nothing"
+        );
+
+        let ack = answer(&r, None);
+        let parsed = Packet::verify_response(&ack, &r.packet.authenticator, b"dae", false).unwrap();
+        assert_eq!((parsed.code, parsed.id), (code::DISCONNECT_ACK, 9));
+        let nak = Packet::parse(&answer(&r, Some(error_cause::SESSION_CONTEXT_NOT_FOUND))).unwrap();
+        assert_eq!(nak.code, code::DISCONNECT_NAK);
+        assert_eq!(nak.get_u32(attr::ERROR_CAUSE), Some(503));
+
+        assert_eq!(
+            read_request(&bytes, IpAddr::from([127, 0, 0, 2]), &clients),
+            Err(Dropped::UnknownClient(IpAddr::from([127, 0, 0, 2])))
+        );
+        let wrong = vec![(IpAddr::from([127, 0, 0, 1]), b"other".to_vec())];
+        assert!(matches!(
+            read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &wrong),
+            Err(Dropped::Bad(_))
+        ));
+        let acct = Packet::new(code::ACCOUNTING_REQUEST, 1, [0; 16])
+            .encode(b"dae", None)
+            .unwrap();
+        assert_eq!(
+            read_request(&acct, IpAddr::from([127, 0, 0, 1]), &clients),
+            Err(Dropped::NotARequest(4))
+        );
+    }
+}

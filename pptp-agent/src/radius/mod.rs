@@ -1,0 +1,315 @@
+//! RADIUS: authentication (RFC 2865, with the Microsoft attributes of RFC 2548),
+//! accounting (RFC 2866) and dynamic authorization (RFC 5176), so that many
+//! concentrators share one AAA service.
+//!
+//! Our own codec and client rather than a crate: the `radius` crate (0.4) has no
+//! RFC 2548 attributes nor their key encryption, does not compute
+//! Message-Authenticator, and its client neither retransmits nor fails over; nothing
+//! else on crates.io is maintained for the job. The protocol parts are sans-IO:
+//! - [`packet`]: the wire format, authenticators, password and key encryption;
+//! - [`client`]: one exchange with retransmission and fail-over;
+//! - [`auth`]: PPP claims to Access-Requests, Access-Accepts to verdicts;
+//! - [`acct`]: Accounting-Requests and each session's interim/timeout clock;
+//! - [`dae`]: Disconnect-Request and CoA-Request handling.
+//!
+//! This file holds the configuration and [`Radius`], the handle the session hub
+//! uses; [`exchange`] runs a [`client::Transaction`] over a UDP socket of its own
+//! (one per exchange: no identifier bookkeeping, at the cost of a socket per request
+//! in flight).
+
+pub mod acct;
+pub mod auth;
+pub mod client;
+pub mod dae;
+pub mod packet;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use rand::RngCore as _;
+use tokio::net::UdpSocket;
+
+use self::{
+    acct::Record,
+    auth::{AccessRequest, Authorization, Nas},
+    client::{Health, Outcome, Server, Timing, Transaction},
+};
+use crate::ppp::{
+    auth::{Claim, SecretSource, Verdict},
+    link::AddressGrant,
+};
+
+/// Where users are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSource {
+    /// The secrets file only.
+    #[default]
+    File,
+    /// RADIUS only.
+    Radius,
+    /// RADIUS; the secrets file when no RADIUS server answers.
+    RadiusThenFile,
+}
+
+/// Dynamic authorization (RFC 5176) server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaeConfig {
+    /// Where Disconnect-Request and CoA-Request are accepted.
+    pub listen: SocketAddr,
+    /// Who may send them, with their secrets.
+    pub clients: Vec<(std::net::IpAddr, Vec<u8>)>,
+}
+
+/// The `[radius]` section, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusConfig {
+    /// Authentication servers, in order of preference.
+    pub auth_servers: Vec<Server>,
+    /// Accounting servers, in order of preference (empty: no accounting).
+    pub acct_servers: Vec<Server>,
+    pub timing: Timing,
+    pub nas: Nas,
+    /// Interim-Update interval unless the server sends Acct-Interim-Interval.
+    pub interim: Option<Duration>,
+    pub dae: Option<DaeConfig>,
+}
+
+/// An authentication to run for a session.
+#[derive(Debug, Clone)]
+pub struct AuthJob {
+    pub claim: Claim,
+    /// Our call ID (NAS-Port).
+    pub port: u32,
+    /// The peer's outer address (Calling-Station-Id).
+    pub calling_station: Ipv4Addr,
+}
+
+/// The answer to an [`AuthJob`].
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub verdict: Verdict,
+    pub grant: AddressGrant,
+    /// `None` when the secrets file judged (fallback) or on rejection.
+    pub authorization: Option<Authorization>,
+}
+
+/// The hub's handle on RADIUS (cheap to clone).
+#[derive(Clone)]
+pub struct Radius {
+    config: Arc<RadiusConfig>,
+    source: UserSource,
+    secrets: Arc<dyn SecretSource + Send + Sync>,
+    auth_health: Arc<Mutex<Health>>,
+    acct_health: Arc<Mutex<Health>>,
+    /// Seconds since the epoch at start: the first half of Acct-Session-Id.
+    boot: u32,
+}
+
+impl Radius {
+    /// A handle judging users as `source` says (`secrets`: the secrets file).
+    pub fn new(
+        config: RadiusConfig,
+        source: UserSource,
+        secrets: Arc<dyn SecretSource + Send + Sync>,
+    ) -> Self {
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as u32;
+        Radius {
+            config: Arc::new(config),
+            source,
+            secrets,
+            auth_health: Arc::default(),
+            acct_health: Arc::default(),
+            boot,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RadiusConfig {
+        &self.config
+    }
+
+    /// Whether RADIUS judges users (otherwise only accounting goes to it).
+    pub fn authenticates(&self) -> bool {
+        self.source != UserSource::File
+    }
+
+    /// Whether accounting records are sent.
+    pub fn accounts(&self) -> bool {
+        !self.config.acct_servers.is_empty()
+    }
+
+    /// The Acct-Session-Id of the hub's session `id`: unique across restarts.
+    pub fn acct_session_id(&self, id: u64) -> String {
+        format!("{:08X}{:08X}", self.boot, id)
+    }
+
+    /// The hub's session id in an Acct-Session-Id of ours.
+    pub fn session_of(&self, acct_session_id: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(acct_session_id).ok()?;
+        let (boot, id) = (text.get(..8)?, text.get(8..)?);
+        (u32::from_str_radix(boot, 16).ok()? == self.boot)
+            .then(|| u64::from_str_radix(id, 16).ok())
+            .flatten()
+    }
+
+    /// Judges a claim: Access-Request to the servers in turn; with
+    /// [`UserSource::RadiusThenFile`], the secrets file when none answers.
+    pub async fn authenticate(&self, job: AuthJob) -> Authorized {
+        let reject = Authorized {
+            verdict: Verdict::Reject,
+            grant: AddressGrant::ByUser,
+            authorization: None,
+        };
+        let mut authenticator = [0u8; 16];
+        rand::rng().fill_bytes(&mut authenticator);
+        let request = AccessRequest {
+            claim: &job.claim,
+            nas: &self.config.nas,
+            port: job.port,
+            calling_station: job.calling_station,
+        };
+        let id = rand::rng().next_u32() as u8;
+        let servers = &self.config.auth_servers;
+        let encoded: Result<Vec<_>, _> = servers
+            .iter()
+            .map(|s| request.encode(id, authenticator, &s.secret))
+            .collect();
+        let Ok(encoded) = encoded else {
+            tracing::warn!("claim does not fit an Access-Request: rejected");
+            return reject;
+        };
+        let outcome = exchange(servers, encoded, self.config.timing, &self.auth_health).await;
+        let user = String::from_utf8_lossy(&job.claim.user).into_owned();
+        match outcome.answer {
+            Some((server, response)) => {
+                let (verdict, authorization) = auth::judge(
+                    &job.claim,
+                    &response,
+                    &authenticator,
+                    &servers[server].secret,
+                );
+                if let Some(m) = authorization
+                    .as_ref()
+                    .and_then(|a| a.reply_message.as_ref())
+                {
+                    tracing::info!(%user, reply_message = %m, "RADIUS");
+                }
+                tracing::info!(%user, server = %servers[server].addr, accepted = matches!(verdict, Verdict::Accept { .. }), "RADIUS answered");
+                let grant = match authorization.as_ref() {
+                    Some(Authorization {
+                        address: Some(a), ..
+                    }) => AddressGrant::Exactly(*a),
+                    _ => AddressGrant::Any,
+                };
+                Authorized {
+                    verdict,
+                    grant,
+                    authorization,
+                }
+            }
+            None if self.source == UserSource::RadiusThenFile => {
+                tracing::warn!(%user, "no RADIUS server answered: judged by the secrets file");
+                Authorized {
+                    verdict: job.claim.verify(self.secrets.secret(&job.claim.user)),
+                    grant: AddressGrant::ByUser,
+                    authorization: None,
+                }
+            }
+            None => {
+                tracing::warn!(%user, "no RADIUS server answered: rejected");
+                reject
+            }
+        }
+    }
+
+    /// Sends one accounting record (to the first accounting server that answers).
+    pub async fn account(&self, record: Record) {
+        let servers = &self.config.acct_servers;
+        if servers.is_empty() {
+            return;
+        }
+        let id = rand::rng().next_u32() as u8;
+        let encoded: Result<Vec<_>, _> = servers
+            .iter()
+            .map(|s| record.encode(id, &self.config.nas, &s.secret))
+            .collect();
+        let Ok(encoded) = encoded else {
+            tracing::warn!(session = %record.session_id, "accounting record too long: not sent");
+            return;
+        };
+        let outcome = exchange(servers, encoded, self.config.timing, &self.acct_health).await;
+        if outcome.answer.is_none() {
+            tracing::warn!(session = %record.session_id, status = ?record.status, "no accounting server answered: record lost");
+        }
+    }
+}
+
+/// Runs one exchange over a UDP socket of its own and records which servers were
+/// silent in `health`.
+pub async fn exchange(
+    servers: &[Server],
+    encoded: Vec<Vec<u8>>,
+    timing: Timing,
+    health: &Mutex<Health>,
+) -> Outcome {
+    let order = health
+        .lock()
+        .expect("health lock")
+        .order(servers.len(), Instant::now());
+    let mut t = Transaction::new(servers, encoded, order, timing);
+    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "RADIUS: cannot open a UDP socket");
+            return Outcome {
+                answer: None,
+                silent: Vec::new(),
+            };
+        }
+    };
+    let mut buf = vec![0u8; packet::MAX_LEN];
+    loop {
+        let now = Instant::now();
+        t.handle_timeout(now);
+        while let Some((server, bytes)) = t.poll_transmit(now) {
+            if let Err(e) = socket.send_to(bytes, servers[server].addr).await {
+                tracing::debug!(error = %e, server = %servers[server].addr, "RADIUS send");
+            }
+        }
+        if t.outcome().is_some() {
+            break;
+        }
+        let Some(deadline) = t.poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && let Some(server) = servers.iter().position(|s| s.addr == from)
+                    && t.handle_response(server, &buf[..n]).is_none()
+                {
+                    tracing::debug!(%from, "RADIUS: ignored a datagram that does not answer the request");
+                }
+            }
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+        }
+    }
+    let outcome = t.outcome().cloned().unwrap_or(Outcome {
+        answer: None,
+        silent: Vec::new(),
+    });
+    for &i in &outcome.silent {
+        tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
+    }
+    health
+        .lock()
+        .expect("health lock")
+        .record(&outcome, timing.dead_time, Instant::now());
+    outcome
+}

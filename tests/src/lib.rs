@@ -3,6 +3,7 @@
 //! - [`agents`]: pptp-agent servers and clients in the lab.
 //! - [`bench_lab`]: the namespaces of `cargo xtask bench` (three parallel chains).
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
+//! - [`freeradius`]: a real FreeRADIUS and radclient for the RADIUS tests.
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
@@ -13,6 +14,7 @@ pub mod agents;
 pub mod bench_lab;
 pub mod bpffs;
 pub mod demo;
+pub mod freeradius;
 pub mod lab;
 pub mod load;
 pub mod netns;

@@ -6,67 +6,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use pptp_tests::{
-    agents::{self, SERVER_INSTANCE},
-    lab::{Lab, LabSpec, addr, ifname},
+    agents::{self, start_configured},
+    lab::{Lab, LabSpec, addr},
 };
-
-/// A concentrator started in the lab from a configuration file (the lab's
-/// interfaces, bpffs and pool; `auth` lines in `[auth]`; `extra` sections) with
-/// `secrets` as its chap-secrets. The files are removed on drop.
-struct Configured {
-    dir: PathBuf,
-    secrets: PathBuf,
-    server: agents::Agent,
-}
-
-impl Drop for Configured {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_configured(
-    lab: &mut Lab,
-    bin: &std::path::Path,
-    secrets: &str,
-    auth: &str,
-    extra: &str,
-) -> Configured {
-    let bpffs = lab.bpffs().unwrap();
-    let dir = std::env::temp_dir().join(format!("{}-config", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets_path = dir.join("chap-secrets");
-    std::fs::write(&secrets_path, secrets).unwrap();
-    let config = dir.join("pptp-agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[interfaces]\nuplink = [\"{uplink}\"]\nlan = [\"{lan}\"]\nbpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
-             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.250\"]\n\
-             [auth]\nsecrets = \"{secrets}\"\n{auth}\n{extra}\n",
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = bpffs.display(),
-            secrets = secrets_path.display(),
-        ),
-    )
-    .unwrap();
-    let server = agents::start_server_with(
-        lab,
-        bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
-    .unwrap();
-    Configured {
-        dir,
-        secrets: secrets_path,
-        server,
-    }
-}
 
 #[test]
 fn config_file_users_dial_in_permission_and_reload() {

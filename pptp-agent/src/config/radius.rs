@@ -27,6 +27,8 @@ pub(super) struct RawRadius {
     timeout: Option<S<i64>>,
     retries: Option<S<i64>>,
     dead_time: Option<S<i64>>,
+    #[serde(default)]
+    require_message_authenticator: bool,
     interim_interval: Option<S<i64>>,
     #[serde(default)]
     servers: Vec<S<RawServer>>,
@@ -147,6 +149,7 @@ pub(super) fn check(
             0..=3600,
             defaults::DEAD_TIME,
         ),
+        require_message_authenticator: r.require_message_authenticator,
     };
     let interim = secs(
         c,

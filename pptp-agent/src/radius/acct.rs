@@ -140,6 +140,8 @@ pub struct SessionClock {
     last_activity: Instant,
     last_packets: u64,
     next_idle_check: Option<Instant>,
+    /// A timeout ended the session: nothing is due any more.
+    ended: bool,
 }
 
 /// Idle-Timeout is checked this many times per timeout (so the session ends at
@@ -156,6 +158,7 @@ impl SessionClock {
             last_activity: now,
             last_packets: 0,
             next_idle_check: limits.idle_timeout.map(|t| now + t / IDLE_CHECKS),
+            ended: false,
         }
     }
 
@@ -180,6 +183,9 @@ impl SessionClock {
 
     /// When [`SessionClock::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
         let session = self.limits.session_timeout.map(|t| self.started + t);
         [session, self.next_idle_check, self.next_interim]
             .into_iter()
@@ -188,7 +194,17 @@ impl SessionClock {
     }
 
     /// What is due at `now`, given the session's packet count (both directions).
+    /// A [`Due::Terminate`] is said once; the clock is then stopped.
     pub fn handle_timeout(&mut self, now: Instant, packets: u64) -> Option<Due> {
+        if self.ended {
+            return None;
+        }
+        let due = self.due(now, packets);
+        self.ended = matches!(due, Some(Due::Terminate(_)));
+        due
+    }
+
+    fn due(&mut self, now: Instant, packets: u64) -> Option<Due> {
         if packets != self.last_packets {
             self.last_packets = packets;
             self.last_activity = now;
@@ -282,10 +298,6 @@ mod tests {
         assert_eq!(c.handle_timeout(t0 + s(29), 1), None);
         assert_eq!(c.handle_timeout(t0 + s(30), 1), Some(Due::Interim));
         assert_eq!(c.poll_timeout(), Some(t0 + s(60)));
-        assert_eq!(
-            c.handle_timeout(t0 + s(100), 1),
-            Some(Due::Terminate(TerminateCause::SessionTimeout))
-        );
         // CoA: a longer timeout and no more interim updates.
         c.update(
             t0 + s(50),
@@ -296,6 +308,16 @@ mod tests {
             },
         );
         assert_eq!(c.poll_timeout(), Some(t0 + s(200)));
+        assert_eq!(c.handle_timeout(t0 + s(150), 1), None);
+        assert_eq!(
+            c.handle_timeout(t0 + s(200), 1),
+            Some(Due::Terminate(TerminateCause::SessionTimeout))
+        );
+        assert_eq!(
+            (c.handle_timeout(t0 + s(201), 1), c.poll_timeout()),
+            (None, None),
+            "said once, then the clock stops"
+        );
     }
 
     #[test]

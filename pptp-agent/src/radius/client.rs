@@ -34,6 +34,9 @@ pub struct Timing {
     pub retries: u32,
     /// How long a server that did not answer is tried only after the others.
     pub dead_time: Duration,
+    /// Refuse an Access-Accept/Reject/Challenge without a valid Message-Authenticator
+    /// (the BlastRADIUS defence; FreeRADIUS sends one from 3.2.5 on).
+    pub require_message_authenticator: bool,
 }
 
 /// Which servers failed recently (shared by the transactions of one client).
@@ -174,7 +177,8 @@ impl Transaction {
             return None;
         }
         let auth: [u8; 16] = request[4..20].try_into().ok()?;
-        let require_ma = request[0] == code::ACCESS_REQUEST;
+        let require_ma =
+            request[0] == code::ACCESS_REQUEST && self.timing.require_message_authenticator;
         let packet =
             Packet::verify_response(bytes, &auth, &self.secrets[server], require_ma).ok()?;
         let silent = self.order[..self.pos]
@@ -233,6 +237,7 @@ mod tests {
         timeout: Duration::from_secs(1),
         retries: 1,
         dead_time: Duration::from_secs(30),
+        require_message_authenticator: true,
     };
 
     #[test]

@@ -1,0 +1,329 @@
+//! RADIUS against a real FreeRADIUS (Debian's package) in the concentrator's
+//! namespace, on loopback. The concentrator's first authentication server is down,
+//! so every request fails over to FreeRADIUS. Sessions of every method come up with
+//! what RADIUS said (Framed-IP-Address; MS-CHAP MPPE keys that only RADIUS knows,
+//! since the secrets file is empty), accounting Start/Interim/Stop land in
+//! FreeRADIUS's detail file with the session's counters, `radclient` sends a
+//! CoA-Request whose Session-Timeout ends a session, and a Disconnect-Request that
+//! ends another and clears its maps. Needs root.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use aya::maps::{HashMap, Map, MapData};
+use pptp_common::{
+    maps,
+    session::{CallKey, DecapSession},
+};
+use pptp_tests::{
+    agents::{self, SERVER_INSTANCE, start_configured},
+    demo::wait_for,
+    freeradius::{self, FreeRadius},
+    lab::{Lab, LabSpec, addr},
+    netns,
+};
+
+const SECRET: &str = "radius-secret";
+const DAE_SECRET: &str = "dae-secret";
+
+const USERS: &str = r#"
+alice   Cleartext-Password := "alice-pw"
+        Framed-IP-Address = 192.0.2.77,
+        Class = "gold",
+        Reply-Message = "welcome alice"
+
+bob     Cleartext-Password := "bob-pw"
+
+carol   Cleartext-Password := "carol-pw"
+
+dave    Cleartext-Password := "dave-pw"
+        Acct-Interim-Interval = 1
+"#;
+
+fn installed_calls(bpffs: &std::path::Path) -> usize {
+    let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
+    let map: HashMap<MapData, CallKey, DecapSession> =
+        HashMap::try_from(Map::HashMap(MapData::from_pin(path).unwrap())).unwrap();
+    map.keys().count()
+}
+
+fn sessions(lab: &Lab, bin: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = netns::output(std::process::Command::new(bin).args([
+        "sessions",
+        "--json",
+        "--api-socket",
+        &agents::api_socket(lab).display().to_string(),
+    ]))
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["sessions"].as_array().unwrap().clone()
+}
+
+fn session_of<'a>(sessions: &'a [serde_json::Value], user: &str) -> Option<&'a serde_json::Value> {
+    sessions.iter().find(|s| s["user"] == user)
+}
+
+/// The accounting records of `user` with status `status`.
+fn records(radius: &FreeRadius, user: &str, status: &str) -> Vec<BTreeMap<String, String>> {
+    radius
+        .detail_records()
+        .into_iter()
+        .filter(|r| {
+            r.get("User-Name").map(String::as_str) == Some(user)
+                && r.get("Acct-Status-Type").map(String::as_str) == Some(status)
+        })
+        .collect()
+}
+
+fn wait_record(radius: &FreeRadius, user: &str, status: &str) -> BTreeMap<String, String> {
+    wait_for(Duration::from_secs(10), || {
+        !records(radius, user, status).is_empty()
+    })
+    .unwrap_or_else(|_| {
+        panic!(
+            "no {status} record for {user}:\n{:?}\n{}",
+            radius.detail_records(),
+            radius.log_tail()
+        )
+    });
+    records(radius, user, status).remove(0)
+}
+
+fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
+    record
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} missing in {record:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} not a number in {record:?}"))
+}
+
+#[test]
+fn freeradius_authenticates_accounts_and_disconnects() {
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 4 }).unwrap();
+    let bpffs = lab.bpffs().unwrap();
+    let ns = lab.concentrator_ns();
+    let dir = std::env::temp_dir().join(format!("{}-freeradius", lab.id()));
+    let radius = FreeRadius::start(
+        &mut lab,
+        &ns,
+        &dir,
+        &freeradius::Spec {
+            auth_port: 18120,
+            secret: SECRET,
+            users: USERS,
+        },
+    )
+    .unwrap();
+    let configured = start_configured(
+        &mut lab,
+        &bin,
+        "# users come from RADIUS\n",
+        "methods = [\"mschapv2\", \"mschap\", \"chap\", \"pap\"]\nsource = \"radius\"",
+        &format!(
+            "[mppe]\npolicy = \"prefer\"\n\
+             [radius]\nnas_identifier = \"lab-nas\"\ntimeout = 1\nretries = 0\n\
+             [[radius.servers]]\nauth = \"127.0.0.1:18130\"\nsecret = \"nobody-listens\"\n\
+             [[radius.servers]]\nauth = \"127.0.0.1:18120\"\nacct = \"127.0.0.1:18121\"\nsecret = \"{SECRET}\"\n\
+             [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"{DAE_SECRET}\" }}]\n"
+        ),
+    );
+    let server = &configured.server;
+
+    // Every method, each through the second server after the first stays silent.
+    let cases = [
+        ("alice", "alice-pw", "pap", "deny"),
+        ("bob", "bob-pw", "chap", "deny"),
+        ("carol", "carol-pw", "mschap", "require"),
+        ("dave", "dave-pw", "mschapv2", "require"),
+    ];
+    let mut clients = Vec::new();
+    for (i, (user, password, auth, mppe)) in cases.iter().enumerate() {
+        let client = agents::dial(
+            &mut lab,
+            &bin,
+            i,
+            &[
+                "--user",
+                user,
+                "--password",
+                password,
+                "--auth",
+                auth,
+                "--mppe",
+                mppe,
+            ],
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{user} ({auth}, MPPE {mppe}): {e:#}\n{}\n{}",
+                server.log_tail(),
+                radius.log_tail()
+            )
+        });
+        assert!(
+            agents::ping(&lab.client_ns(i), addr::LAN_HOST, 3).unwrap(),
+            "{user} ({auth}, MPPE {mppe}): ping through the tunnel"
+        );
+        clients.push(client);
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("127.0.0.1:18130") && log.contains("failing over"),
+        "the silent first server was failed over:\n{}",
+        server.log_tail()
+    );
+    assert_eq!(
+        agents::tunnel_address(&lab.client_ns(0)),
+        Some("192.0.2.77".parse().unwrap()),
+        "alice got her Framed-IP-Address"
+    );
+    assert!(log.contains("welcome alice"), "the Reply-Message is logged");
+    let all = sessions(&lab, &bin);
+    assert_eq!(all.len(), 4);
+    for user in ["carol", "dave"] {
+        assert!(
+            session_of(&all, user).unwrap()["mppe"].is_string(),
+            "{user}'s session is encrypted with MPPE keys from RADIUS: {all:?}"
+        );
+    }
+    assert_eq!(installed_calls(&bpffs), 4);
+
+    // Accounting: Start for everyone; Interim-Update for dave (Acct-Interim-Interval 1).
+    for (user, ..) in &cases {
+        let start = wait_record(&radius, user, "Start");
+        assert_eq!(
+            start.get("NAS-Identifier").map(String::as_str),
+            Some("lab-nas")
+        );
+    }
+    let interim = wait_record(&radius, "dave", "Interim-Update");
+    assert!(num(&interim, "Acct-Input-Packets") >= 3, "{interim:?}");
+
+    // Alice hangs up (our client clears the call without LCP Terminate: the lower
+    // layer goes): her Stop carries the counters the data plane (XDP) counted.
+    let before = session_of(&sessions(&lab, &bin), "alice").unwrap().clone();
+    lab.stop(clients[0].pid, Duration::from_secs(10)).unwrap();
+    let stop = wait_record(&radius, "alice", "Stop");
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause").map(String::as_str),
+        Some("Lost-Carrier")
+    );
+    assert_eq!(
+        stop.get("Class").map(String::as_str),
+        Some("0x676f6c64"),
+        "Class echoed"
+    );
+    assert_eq!(
+        stop.get("Framed-IP-Address").map(String::as_str),
+        Some("192.0.2.77")
+    );
+    for (key, field) in [
+        ("Acct-Input-Packets", "rx_packets"),
+        ("Acct-Input-Octets", "rx_bytes"),
+        ("Acct-Output-Packets", "tx_packets"),
+        ("Acct-Output-Octets", "tx_bytes"),
+    ] {
+        assert_eq!(
+            num(&stop, key),
+            before[field].as_u64().unwrap(),
+            "{key}: {stop:?} vs {before}"
+        );
+    }
+    assert!(
+        num(&stop, "Acct-Input-Packets") >= 3 && num(&stop, "Acct-Output-Packets") >= 3,
+        "{stop:?}"
+    );
+    assert_eq!(
+        num(&stop, "Acct-Input-Octets"),
+        84 * num(&stop, "Acct-Input-Packets"),
+        "only the pings (84-byte IPv4 packets) crossed: {stop:?}"
+    );
+
+    // CoA: bob gets a one-second Session-Timeout, which ends his session.
+    let coa = freeradius::radclient(
+        &ns,
+        "127.0.0.1:3799",
+        "coa",
+        DAE_SECRET,
+        "User-Name = \"bob\"\nSession-Timeout = 1\n",
+    )
+    .unwrap();
+    assert!(coa.contains("CoA-ACK"), "{coa}");
+    let stop = wait_record(&radius, "bob", "Stop");
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause").map(String::as_str),
+        Some("Session-Timeout"),
+        "{stop:?}"
+    );
+
+    // Disconnect-Request for dave's session by its Acct-Session-Id.
+    let dave_id = records(&radius, "dave", "Start")[0]["Acct-Session-Id"].clone();
+    let calls = installed_calls(&bpffs);
+    let nak = freeradius::radclient(
+        &ns,
+        "127.0.0.1:3799",
+        "disconnect",
+        DAE_SECRET,
+        "Acct-Session-Id = \"0000000000000000\"\n",
+    )
+    .unwrap();
+    assert!(
+        nak.contains("Disconnect-NAK"),
+        "an unknown session is refused: {nak}"
+    );
+    let ack = freeradius::radclient(
+        &ns,
+        "127.0.0.1:3799",
+        "disconnect",
+        DAE_SECRET,
+        &format!("Acct-Session-Id = \"{dave_id}\"\n"),
+    )
+    .unwrap();
+    assert!(ack.contains("Disconnect-ACK"), "{ack}");
+    let stop = wait_record(&radius, "dave", "Stop");
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause").map(String::as_str),
+        Some("Admin-Reset")
+    );
+    wait_for(Duration::from_secs(10), || {
+        session_of(&sessions(&lab, &bin), "dave").is_none()
+    })
+    .expect("dave's session is gone");
+    wait_for(Duration::from_secs(10), || {
+        installed_calls(&bpffs) == calls - 1
+    })
+    .expect("dave's call left the XDP maps");
+    let wrong_secret = freeradius::radclient(
+        &ns,
+        "127.0.0.1:3799",
+        "disconnect",
+        "not-the-secret",
+        "User-Name = \"carol\"\n",
+    )
+    .unwrap();
+    assert!(!wrong_secret.contains("Disconnect-ACK"), "{wrong_secret}");
+    assert!(
+        session_of(&sessions(&lab, &bin), "carol").is_some(),
+        "a forged request ends nothing"
+    );
+
+    // A wrong password is refused by RADIUS.
+    let refused = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "wrong", "--auth", "pap"],
+    );
+    let message = format!("{:#}", refused.err().expect("wrong password refused"));
+    assert!(message.contains("authentication failed"), "{message}");
+
+    lab.stop(server.pid, Duration::from_secs(10)).unwrap();
+    let stop = wait_record(&radius, "carol", "Stop");
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause").map(String::as_str),
+        Some("Admin-Reboot"),
+        "Stop sent at shutdown"
+    );
+    lab.stop(radius.pid, Duration::from_secs(10)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

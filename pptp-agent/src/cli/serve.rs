@@ -351,6 +351,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             dhcp: Some(dhcp),
             limits: settings.limits.clone(),
             radius: radius.clone(),
+            user_routes: Default::default(),
         };
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();

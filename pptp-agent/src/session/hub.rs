@@ -36,6 +36,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ipnet::Ipv4Net;
 use rand::{SeedableRng as _, rngs::StdRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -61,6 +62,7 @@ use crate::{
 use super::{
     aaa::SessionAaa,
     gre_socket::{GreSocket, RecvBatch},
+    routes::SessionRoutes,
     tun::Tun,
 };
 
@@ -195,6 +197,8 @@ pub struct HubOptions {
     pub limits: LiveLimits,
     /// RADIUS authentication (for links in `Verifier::External` mode) and accounting.
     pub radius: Option<Radius>,
+    /// Networks behind a user (a router): routed to its session while it is up.
+    pub user_routes: HashMap<String, Vec<Ipv4Net>>,
 }
 
 /// Packets the hub dropped, by reason.
@@ -261,6 +265,8 @@ struct Session {
     control: mpsc::Sender<ControlCommand>,
     notify: Option<mpsc::UnboundedSender<SessionEvent>>,
     aaa: SessionAaa,
+    /// Networks behind the peer, routed to the session once it is up.
+    routes: Vec<Ipv4Net>,
 }
 
 /// A RADIUS verdict for the session (key, id) it was asked for.
@@ -285,6 +291,9 @@ pub struct Hub {
     dhcp: Option<DhcpInformResponder>,
     dhcp_reply: Vec<u8>,
     limits: LiveLimits,
+    user_routes: HashMap<String, Vec<Ipv4Net>>,
+    /// Routes to networks behind sessions (concentrator only).
+    session_routes: SessionRoutes,
     stats: HubStats,
     radius: Option<Radius>,
     /// Accounting requests in flight (awaited, within a bound, at shutdown).
@@ -325,6 +334,8 @@ impl Hub {
             dhcp: options.dhcp,
             dhcp_reply: Vec::with_capacity(MAX_REPLY_LEN),
             limits: options.limits,
+            user_routes: options.user_routes,
+            session_routes: SessionRoutes::default(),
             stats: HubStats::default(),
             radius: options.radius,
             accounting: tokio::task::JoinSet::new(),
@@ -476,6 +487,7 @@ impl Hub {
                 control: call.control,
                 notify: call.notify,
                 aaa: SessionAaa::default(),
+                routes: Vec::new(),
             },
         );
         self.flush(key, now);
@@ -520,6 +532,7 @@ impl Hub {
             TunMode::Concentrator(_) => session.up.as_ref().map(|up| up.peer_ip),
             TunMode::Client { .. } | TunMode::Probe(_) => None,
         };
+        let routes = &self.session_routes;
         // The decryption buffer is taken out of the hub while the session is borrowed.
         let mut decrypted = std::mem::take(&mut self.decrypt_buf);
         let packet: &[u8] = match data {
@@ -534,7 +547,10 @@ impl Hub {
         };
         if !packet.is_empty() {
             let spoofed = packet.len() < 20
-                || expected_source.is_some_and(|src| packet[12..16] != src.octets());
+                || expected_source.is_some_and(|peer| {
+                    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+                    src != peer && !routes.is_behind(key, src)
+                });
             if spoofed {
                 self.stats.spoofed_source += 1;
             } else {
@@ -587,7 +603,7 @@ impl Hub {
         let key = match &self.tun_mode {
             TunMode::Concentrator(_) => {
                 let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-                self.by_client.get(&dst).copied()
+                (self.by_client.get(&dst).copied()).or_else(|| self.session_routes.lookup(dst))
             }
             TunMode::Client { .. } => self.sessions.keys().next().copied(),
             TunMode::Probe(_) => {
@@ -760,6 +776,7 @@ impl Hub {
                         tracing::warn!(peer = %key.0, %user, "hung up: the user has as many sessions as allowed");
                         session.link.close(Instant::now());
                     }
+                    session.routes = self.user_routes.get(&user).cloned().unwrap_or_default();
                     session.user = Some(user);
                 }
             }
@@ -804,20 +821,24 @@ impl Hub {
     fn network_up(&mut self, key: SessionKey, up: &LinkUp) -> anyhow::Result<()> {
         match &self.tun_mode {
             TunMode::Concentrator(tun) => {
-                if let (Some(xdp), Some(Sequencing::Shared(slot))) =
-                    (&mut self.xdp, self.sessions.get(&key).map(|s| &s.seq))
-                {
+                let Some(session) = self.sessions.get(&key) else {
+                    return Ok(());
+                };
+                if let (Some(xdp), Sequencing::Shared(slot)) = (&mut self.xdp, &session.seq) {
                     xdp.set_network(
                         *slot,
                         NetworkSpec {
                             client_addr: up.peer_ip,
                             mtu: up.peer_mru,
-                            fast: up.mppe.is_none(),
+                            // XDP checks that data comes from the client's address
+                            // alone: a router's session stays on the agent's path.
+                            fast: up.mppe.is_none() && session.routes.is_empty(),
                         },
                     )?;
                 }
                 tun.add_route(&format!("{}/32", up.peer_ip))?;
                 self.by_client.insert(up.peer_ip, key);
+                self.session_routes.attach(key, &session.routes, tun);
             }
             TunMode::Client { name, routes } => {
                 let tun = Tun::create(name, up.local_ip, Some(up.peer_ip), up.peer_mru)?;
@@ -857,6 +878,7 @@ impl Hub {
                 TunMode::Concentrator(tun) => {
                     tun.remove_route(&format!("{}/32", up.peer_ip));
                     self.by_client.remove(&up.peer_ip);
+                    self.session_routes.detach(key, tun);
                 }
                 TunMode::Client { .. } => self.client_tun = None,
                 TunMode::Probe(_) => {

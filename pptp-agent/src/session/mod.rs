@@ -6,6 +6,7 @@
 //! - [`pool`]: the concentrator's address pool.
 //! - [`load`]: the load generator (`pptp-agent load-test`).
 //! - [`aaa`]: what the hub keeps per session for RADIUS.
+//! - [`routes`]: networks behind a session (a router), routed to it while it is up.
 
 pub mod aaa;
 pub mod client;
@@ -13,5 +14,6 @@ pub mod gre_socket;
 pub mod hub;
 pub mod load;
 pub mod pool;
+pub mod routes;
 pub mod server;
 pub mod tun;

@@ -5,7 +5,8 @@
 //! since the secrets file is empty), accounting Start/Interim/Stop land in
 //! FreeRADIUS's detail file with the session's counters, `radclient` sends a
 //! CoA-Request whose Session-Timeout ends a session, and a Disconnect-Request that
-//! ends another and clears its maps. Needs root.
+//! ends another and clears its maps; a Framed-Route sends a network behind a client
+//! through its session while it is up. Needs root.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -37,7 +38,19 @@ carol   Cleartext-Password := "carol-pw"
 
 dave    Cleartext-Password := "dave-pw"
         Acct-Interim-Interval = 1
+
+erin    Cleartext-Password := "erin-pw"
+        Framed-Route = "198.51.100.192/26 0.0.0.0 1"
 "#;
+
+/// The routes through the concentrator's TUN device.
+fn route_via_tun(ns: &str) -> String {
+    let out = netns::output(
+        std::process::Command::new("ip").args(["-n", ns, "route", "show", "dev", "pptp0"]),
+    )
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 fn installed_calls(bpffs: &std::path::Path) -> usize {
     let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
@@ -99,7 +112,7 @@ fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
 #[test]
 fn freeradius_authenticates_accounts_and_disconnects() {
     let bin = agents::agent_bin();
-    let mut lab = Lab::up(&LabSpec { clients: 4 }).unwrap();
+    let mut lab = Lab::up(&LabSpec { clients: 5 }).unwrap();
     let bpffs = lab.bpffs().unwrap();
     let ns = lab.concentrator_ns();
     let dir = std::env::temp_dir().join(format!("{}-freeradius", lab.id()));
@@ -187,6 +200,32 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         );
     }
     assert_eq!(installed_calls(&bpffs), 4);
+
+    // Erin's Framed-Route: the LAN host reaches an address behind her client (a
+    // router) through her session, and the route goes when she hangs up.
+    let erin_ns = lab.client_ns(4);
+    let erin = agents::dial(
+        &mut lab,
+        &bin,
+        4,
+        &["--user", "erin", "--password", "erin-pw", "--auth", "pap"],
+    )
+    .unwrap();
+    netns::ip_in(&erin_ns, &["addr", "add", "198.51.100.200/32", "dev", "lo"]).unwrap();
+    assert!(
+        route_via_tun(&ns).contains("198.51.100.192/26"),
+        "the Framed-Route is installed: {}",
+        route_via_tun(&ns)
+    );
+    assert!(
+        agents::ping(&lab.lan_ns(), "198.51.100.200".parse().unwrap(), 3).unwrap(),
+        "the network behind erin's client answers through her session"
+    );
+    lab.stop(erin.pid, Duration::from_secs(10)).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        !route_via_tun(&ns).contains("198.51.100.192/26")
+    })
+    .expect("the Framed-Route is removed with the session");
 
     // Accounting: Start for everyone; Interim-Update for dave (Acct-Interim-Interval 1).
     for (user, ..) in &cases {

@@ -6,6 +6,8 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
+use ipnet::Ipv4Net;
+
 use super::packet::{self, Packet, attr, code, ms};
 use crate::{
     mppe::keys::{self, StartKeys},
@@ -97,38 +99,17 @@ impl AccessRequest<'_> {
     }
 }
 
-/// A route behind the client (Framed-Route, RFC 2865 §5.22).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FramedRoute {
-    pub prefix: Ipv4Addr,
-    pub len: u8,
-}
-
-impl FramedRoute {
-    /// Reads "PREFIX/LEN [GATEWAY [METRIC...]]" or "PREFIX MASK-BITS..." forms; the
-    /// gateway is ignored (the route always goes into the session).
-    pub fn parse(value: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(value).ok()?;
-        let first = text.split_whitespace().next()?;
-        let (prefix, len) = match first.split_once('/') {
-            Some((p, l)) => (p.parse::<Ipv4Addr>().ok()?, l.parse::<u8>().ok()?),
-            None => (first.parse::<Ipv4Addr>().ok()?, 32),
-        };
-        if len > 32 {
-            return None;
-        }
-        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-        Some(FramedRoute {
-            prefix: Ipv4Addr::from(u32::from(prefix) & mask),
-            len,
-        })
-    }
-}
-
-impl std::fmt::Display for FramedRoute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.prefix, self.len)
-    }
+/// A Framed-Route (RFC 2865 §5.22): "PREFIX/LEN [GATEWAY [METRICS]]" or a lone
+/// address (a /32); the gateway and metrics are ignored (the route always goes into
+/// the session). `None` if it is not one.
+pub fn parse_framed_route(value: &[u8]) -> Option<Ipv4Net> {
+    let text = std::str::from_utf8(value).ok()?;
+    let first = text.split_whitespace().next()?;
+    let net = match first.split_once('/') {
+        Some((p, l)) => Ipv4Net::new(p.parse().ok()?, l.parse().ok()?).ok()?,
+        None => Ipv4Net::new(first.parse().ok()?, 32).ok()?,
+    };
+    Some(net.trunc())
 }
 
 /// What an Access-Accept (or a CoA-Request) says about the session.
@@ -138,8 +119,8 @@ pub struct Authorization {
     pub address: Option<Ipv4Addr>,
     /// Framed-Pool: a pool name (only the default pool exists: see the README).
     pub pool: Option<String>,
-    /// Framed-Route.
-    pub routes: Vec<FramedRoute>,
+    /// Framed-Route: networks behind the client.
+    pub routes: Vec<Ipv4Net>,
     pub session_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     /// Acct-Interim-Interval.
@@ -169,7 +150,7 @@ impl Authorization {
             pool: p.get(attr::FRAMED_POOL).map(text),
             routes: p
                 .all(attr::FRAMED_ROUTE)
-                .filter_map(FramedRoute::parse)
+                .filter_map(parse_framed_route)
                 .collect(),
             session_timeout: secs(attr::SESSION_TIMEOUT),
             idle_timeout: secs(attr::IDLE_TIMEOUT),
@@ -381,10 +362,7 @@ mod tests {
             assert_eq!(authz.address, Some(Ipv4Addr::new(192, 0, 2, 77)));
             assert_eq!(
                 authz.routes,
-                vec![FramedRoute {
-                    prefix: Ipv4Addr::new(203, 0, 113, 0),
-                    len: 24
-                }]
+                vec!["203.0.113.0/24".parse::<Ipv4Net>().unwrap()]
             );
             assert_eq!(authz.session_timeout, Some(Duration::from_secs(3600)));
             assert_eq!(authz.class, vec![b"gold".to_vec()]);
@@ -420,22 +398,14 @@ mod tests {
 
     #[test]
     fn framed_routes_and_special_addresses() {
+        let net = |s: &str| Some(s.parse::<Ipv4Net>().unwrap());
         assert_eq!(
-            FramedRoute::parse(b"10.1.2.3/8 0.0.0.0 1"),
-            Some(FramedRoute {
-                prefix: Ipv4Addr::new(10, 0, 0, 0),
-                len: 8
-            })
+            parse_framed_route(b"10.1.2.3/8 0.0.0.0 1"),
+            net("10.0.0.0/8")
         );
-        assert_eq!(
-            FramedRoute::parse(b"192.0.2.9"),
-            Some(FramedRoute {
-                prefix: Ipv4Addr::new(192, 0, 2, 9),
-                len: 32
-            })
-        );
-        assert_eq!(FramedRoute::parse(b"192.0.2.0/33"), None);
-        assert_eq!(FramedRoute::parse(b"junk"), None);
+        assert_eq!(parse_framed_route(b"192.0.2.9"), net("192.0.2.9/32"));
+        assert_eq!(parse_framed_route(b"192.0.2.0/33"), None);
+        assert_eq!(parse_framed_route(b"junk"), None);
         let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
         p.push_u32(attr::FRAMED_IP_ADDRESS, 0xffff_fffe);
         assert_eq!(

@@ -777,6 +777,9 @@ impl Hub {
                         session.link.close(Instant::now());
                     }
                     session.routes = self.user_routes.get(&user).cloned().unwrap_or_default();
+                    if let Some(a) = &session.aaa.authorization {
+                        session.routes.extend(&a.routes);
+                    }
                     session.user = Some(user);
                 }
             }

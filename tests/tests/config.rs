@@ -3,7 +3,7 @@
 //! permission is denied is refused with the right password, and SIGHUP adds a user
 //! without dropping the session that is up. Needs root.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use pptp_tests::{
     agents::{self, start_configured},

@@ -380,7 +380,7 @@ pub fn hide_password(password: &[u8], secret: &[u8], authenticator: &[u8; 16]) -
 /// RFC 2865 §5.2 hiding undone (also RFC 2548 §2.4.1 MS-CHAP-MPPE-Keys): the padded
 /// plaintext.
 pub fn unhide(hidden: &[u8], secret: &[u8], authenticator: &[u8; 16]) -> Option<Vec<u8>> {
-    if hidden.is_empty() || hidden.len() % 16 != 0 {
+    if hidden.is_empty() || !hidden.len().is_multiple_of(16) {
         return None;
     }
     let mut p = hidden.to_vec();
@@ -397,7 +397,7 @@ pub fn decrypt_salted_key(
     authenticator: &[u8; 16],
 ) -> Option<Vec<u8>> {
     let (salt, hidden) = (value.get(..2)?, value.get(2..)?);
-    if salt[0] & 0x80 == 0 || hidden.is_empty() || hidden.len() % 16 != 0 {
+    if salt[0] & 0x80 == 0 || hidden.is_empty() || !hidden.len().is_multiple_of(16) {
         return None;
     }
     let mut p = hidden.to_vec();

@@ -1,7 +1,7 @@
 //! RADIUS against a real FreeRADIUS (Debian's package) in the concentrator's
 //! namespace, on loopback. The concentrator's first authentication server is down,
 //! so every request fails over to FreeRADIUS. Sessions of every method come up with
-//! what RADIUS said (Framed-IP-Address; MS-CHAP MPPE keys that only RADIUS knows,
+//! what RADIUS said (Framed-IP-Address, Framed-Pool; MS-CHAP MPPE keys that only RADIUS knows,
 //! since the secrets file is empty), accounting Start/Interim/Stop land in
 //! FreeRADIUS's detail file with the session's counters, `radclient` sends a
 //! CoA-Request whose Session-Timeout ends a session, and a Disconnect-Request that
@@ -33,6 +33,7 @@ alice   Cleartext-Password := "alice-pw"
         Reply-Message = "welcome alice"
 
 bob     Cleartext-Password := "bob-pw"
+        Framed-Pool = "gold"
 
 carol   Cleartext-Password := "carol-pw"
 
@@ -137,6 +138,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
              [radius]\nnas_identifier = \"lab-nas\"\ntimeout = 1\nretries = 0\n\
              [[radius.servers]]\nauth = \"127.0.0.1:18130\"\nsecret = \"nobody-listens\"\n\
              [[radius.servers]]\nauth = \"127.0.0.1:18120\"\nacct = \"127.0.0.1:18121\"\nsecret = \"{SECRET}\"\n\
+             [radius.pools]\ngold = [\"192.0.2.251-192.0.2.254\"]\n\
              [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"{DAE_SECRET}\" }}]\n"
         ),
     );
@@ -191,6 +193,11 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         "alice got her Framed-IP-Address"
     );
     assert!(log.contains("welcome alice"), "the Reply-Message is logged");
+    assert_eq!(
+        agents::tunnel_address(&lab.client_ns(1)),
+        Some("192.0.2.251".parse().unwrap()),
+        "bob got an address of his Framed-Pool"
+    );
     let all = sessions(&lab, &bin);
     assert_eq!(all.len(), 4);
     for user in ["carol", "dave"] {

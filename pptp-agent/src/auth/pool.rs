@@ -16,7 +16,7 @@
 //! mutex, cloned into each link).
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
     sync::{Arc, Mutex},
 };
@@ -59,6 +59,8 @@ impl std::fmt::Display for AddressRange {
 #[derive(Debug)]
 struct State {
     ranges: Vec<AddressRange>,
+    /// Pools a RADIUS Framed-Pool names.
+    named: BTreeMap<String, Vec<AddressRange>>,
     local: Ipv4Addr,
     in_use: BTreeSet<Ipv4Addr>,
 }
@@ -89,11 +91,19 @@ impl UserPool {
         UserPool {
             state: Arc::new(Mutex::new(State {
                 ranges,
+                named: BTreeMap::new(),
                 local,
                 in_use: BTreeSet::new(),
             })),
             users,
         }
+    }
+
+    /// Adds the named pools a RADIUS Framed-Pool can pick (ranges apart from the
+    /// default ones).
+    pub fn with_named(self, named: BTreeMap<String, Vec<AddressRange>>) -> Self {
+        self.state.lock().expect("pool lock").named = named;
+        self
     }
 
     /// Addresses handed out (static ones included).
@@ -119,11 +129,28 @@ impl UserPool {
         Some(addr)
     }
 
-    /// The lowest free address of the ranges that `permits` allows, never our own
-    /// nor any user's static address.
-    fn take_free(&self, permits: impl Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+    /// The lowest free address that `permits` allows of the default ranges, or of
+    /// the pool `named`, never our own nor any user's static address.
+    fn take_free(
+        &self,
+        named: Option<&str>,
+        permits: impl Fn(Ipv4Addr) -> bool,
+    ) -> Option<Ipv4Addr> {
         let mut state = self.state.lock().expect("pool lock");
-        let found = state.ranges.iter().find_map(|r| {
+        let ranges = match named {
+            None => &state.ranges,
+            Some(name) => match state.named.get(name) {
+                Some(ranges) => ranges,
+                None => {
+                    tracing::warn!(
+                        pool = name,
+                        "Framed-Pool names no pool of [radius.pools]: no address"
+                    );
+                    return None;
+                }
+            },
+        };
+        let found = ranges.iter().find_map(|r| {
             (u32::from(r.first)..=u32::from(r.last))
                 .map(Ipv4Addr::from)
                 .find(|&a| {
@@ -154,13 +181,17 @@ impl AddressPool for UserPool {
         if list.is_none() {
             return None;
         }
-        self.take_free(|a| list.permits(a))
+        self.take_free(None, |a| list.permits(a))
     }
 
-    fn allocate_authorized(&mut self, wanted: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    fn allocate_authorized(
+        &mut self,
+        wanted: Option<Ipv4Addr>,
+        named: Option<&str>,
+    ) -> Option<Ipv4Addr> {
         match wanted {
             Some(addr) => self.take_exact(addr),
-            None => self.take_free(|_| true),
+            None => self.take_free(named, |_| true),
         }
     }
 
@@ -284,5 +315,48 @@ mod tests {
         assert!(!r.overlaps(&range("10.0.0.11", "10.0.0.20")));
         assert_eq!(range("0.0.0.0", "255.255.255.255").size(), 1 << 32);
         assert_eq!(r.to_string(), "10.0.0.1-10.0.0.10");
+    }
+
+    #[test]
+    fn addresses_for_users_authorized_by_radius() {
+        let users = users("fixed * pw 10.0.0.11\n");
+        let mut named = BTreeMap::new();
+        named.insert("gold".to_owned(), vec![range("10.0.2.1", "10.0.2.2")]);
+        let mut pool = UserPool::new(
+            vec![range("10.0.0.10", "10.0.0.12")],
+            a("10.0.0.12"),
+            Arc::new(users),
+        )
+        .with_named(named);
+        // Framed-IP-Address: exactly that one, once, never our own.
+        assert_eq!(
+            pool.allocate_authorized(Some(a("192.0.2.77")), None),
+            Some(a("192.0.2.77"))
+        );
+        assert_eq!(pool.allocate_authorized(Some(a("192.0.2.77")), None), None);
+        assert_eq!(pool.allocate_authorized(Some(a("10.0.0.12")), None), None);
+        // No address: the default ranges, skipping static addresses (.11).
+        assert_eq!(pool.allocate_authorized(None, None), Some(a("10.0.0.10")));
+        assert_eq!(
+            pool.allocate_authorized(None, None),
+            None,
+            ".11 is fixed's, .12 ours"
+        );
+        // Framed-Pool: that pool only; an unknown name gets nothing.
+        assert_eq!(
+            pool.allocate_authorized(None, Some("gold")),
+            Some(a("10.0.2.1"))
+        );
+        assert_eq!(
+            pool.allocate_authorized(None, Some("gold")),
+            Some(a("10.0.2.2"))
+        );
+        assert_eq!(pool.allocate_authorized(None, Some("gold")), None);
+        assert_eq!(pool.allocate_authorized(None, Some("silver")), None);
+        pool.release(a("10.0.2.1"));
+        assert_eq!(
+            pool.allocate_authorized(None, Some("gold")),
+            Some(a("10.0.2.1"))
+        );
     }
 }

@@ -212,11 +212,13 @@ impl Config {
     /// their static addresses (one pool for the whole concentrator; clone it into
     /// each link).
     pub fn pool(&self, users: &Users) -> UserPool {
+        let named = self.radius.as_ref().map(|r| r.pools.clone());
         UserPool::new(
             self.tunnel.pools.clone(),
             self.tunnel.local_ip,
             std::sync::Arc::new(users.clone()),
         )
+        .with_named(named.unwrap_or_default())
     }
 
     /// Reads and validates `path`.

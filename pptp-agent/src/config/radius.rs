@@ -3,7 +3,8 @@
 //! without it).
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     time::Duration,
 };
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::raw::Checker;
+use crate::auth::pool::AddressRange;
 use crate::radius::{
     DaeConfig, RadiusConfig, UserSource,
     auth::Nas,
@@ -32,6 +34,8 @@ pub(super) struct RawRadius {
     interim_interval: Option<S<i64>>,
     #[serde(default)]
     servers: Vec<S<RawServer>>,
+    #[serde(default)]
+    pools: BTreeMap<String, S<Vec<S<String>>>>,
     dae: Option<S<RawDae>>,
 }
 
@@ -118,6 +122,7 @@ pub(super) fn check(
     raw: Option<&S<RawRadius>>,
     source: (UserSource, Option<std::ops::Range<usize>>),
     name: &str,
+    (tunnel_pools, local_ip): (&[AddressRange], Option<Ipv4Addr>),
 ) -> Option<RadiusConfig> {
     let Some(raw) = raw else {
         if source.0 != UserSource::File {
@@ -234,6 +239,26 @@ pub(super) fn check(
         }
         Some(DaeConfig { listen, clients })
     });
+    let mut taken = tunnel_pools.to_vec();
+    let mut pools = BTreeMap::new();
+    for (pool, list) in &r.pools {
+        let key = format!("radius.pools.{}", super::raw::quote_key(pool));
+        if list.get_ref().is_empty() {
+            c.err(
+                list.span(),
+                &key,
+                "empty: a user sent here would get no address",
+            );
+        }
+        let mut ranges = Vec::new();
+        for v in list.get_ref() {
+            if let Some(range) = c.range(v, &key, &taken, local_ip) {
+                taken.push(range);
+                ranges.push(range);
+            }
+        }
+        pools.insert(pool.clone(), ranges);
+    }
     Some(RadiusConfig {
         auth_servers,
         acct_servers,
@@ -241,5 +266,6 @@ pub(super) fn check(
         nas,
         interim: (!interim.is_zero()).then_some(interim),
         dae,
+        pools,
     })
 }

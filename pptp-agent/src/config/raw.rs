@@ -248,6 +248,35 @@ impl Checker<'_> {
         name.clone()
     }
 
+    /// A pool range that overlaps none of `taken`, holds no `local_ip` and only
+    /// addresses clients can use.
+    pub(super) fn range(
+        &mut self,
+        v: &S<String>,
+        key: &str,
+        taken: &[AddressRange],
+        local_ip: Option<Ipv4Addr>,
+    ) -> Option<AddressRange> {
+        let range = match parse_range(v.get_ref()) {
+            Ok(r) => r,
+            Err(m) => {
+                self.err(v.span(), key, m);
+                return None;
+            }
+        };
+        let problem = if let Some(other) = taken.iter().find(|p| p.overlaps(&range)) {
+            format!("{range} overlaps {other}")
+        } else if let Some(l) = local_ip.filter(|l| range.contains(*l)) {
+            format!("{range} contains the local address {l} (tunnel.local_ip)")
+        } else if !unicast(range.first) || !unicast(range.last) {
+            format!("{range} includes addresses clients cannot use")
+        } else {
+            return Some(range);
+        };
+        self.err(v.span(), key, problem);
+        None
+    }
+
     fn servers(&mut self, value: &Option<S<Vec<S<String>>>>, key: &str) -> [Option<Ipv4Addr>; 2] {
         let Some(list) = value else {
             return [None, None];
@@ -546,38 +575,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
                 );
             }
             for v in list.get_ref() {
-                let range = match parse_range(v.get_ref()) {
-                    Ok(r) => r,
-                    Err(m) => {
-                        c.err(v.span(), "tunnel.pools", m);
-                        continue;
-                    }
-                };
-                if let Some(other) = pools.iter().find(|p| p.overlaps(&range)) {
-                    c.err(
-                        v.span(),
-                        "tunnel.pools",
-                        format!("{range} overlaps {other}"),
-                    );
-                    continue;
+                if let Some(range) = c.range(v, "tunnel.pools", &pools, local_ip) {
+                    pools.push(range);
                 }
-                if let Some(l) = local_ip.filter(|l| range.contains(*l)) {
-                    c.err(
-                        v.span(),
-                        "tunnel.pools",
-                        format!("{range} contains the local address {l} (tunnel.local_ip)"),
-                    );
-                    continue;
-                }
-                if !unicast(range.first) || !unicast(range.last) {
-                    c.err(
-                        v.span(),
-                        "tunnel.pools",
-                        format!("{range} includes addresses clients cannot use"),
-                    );
-                    continue;
-                }
-                pools.push(range);
             }
         }
     }
@@ -668,6 +668,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         raw.radius.as_ref(),
         (source, ra.source.as_ref().map(|s| s.span())),
         &name,
+        (&pools, local_ip),
     );
 
     // [mppe]

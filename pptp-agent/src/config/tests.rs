@@ -748,7 +748,8 @@ fn radius_section() {
         "{MINIMAL}[auth]\nsource = \"radius-then-file\"\n[radius]\nnas_ip = \"192.0.2.1\"\ntimeout = 2\ninterim_interval = 60\n\
          [[radius.servers]]\nauth = \"127.0.0.1:18120\"\nacct = \"127.0.0.1\"\nsecret = \"one\"\n\
          [[radius.servers]]\nauth = \"127.0.0.2\"\nsecret = \"two\"\n\
-         [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"dae\" }}]\n"
+         [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"dae\" }}]\n\
+         [radius.pools]\ngold = [\"198.51.100.0/28\"]\n"
     ))
     .unwrap();
     assert_eq!(c.auth.source, UserSource::RadiusThenFile);
@@ -771,6 +772,13 @@ fn radius_section() {
     assert_eq!((r.timing.timeout.as_secs(), r.timing.retries), (2, 2));
     assert_eq!(r.interim, Some(Duration::from_secs(60)));
     assert_eq!(r.dae.unwrap().clients[0].1, b"dae");
+    assert_eq!(r.pools["gold"][0].to_string(), "198.51.100.1-198.51.100.14");
+    assert_eq!(
+        error_with(
+            "[auth]\nsource = \"radius\"\n[radius]\n[[radius.servers]]\nauth = \"127.0.0.1\"\nsecret = \"s\"\n[radius.pools]\ngold = [\"192.0.2.20-192.0.2.30\"]\n"
+        ),
+        "/etc/pptp-xdp/pptp-agent.toml:11: radius.pools.gold: 192.0.2.20-192.0.2.30 overlaps 192.0.2.10-192.0.2.250"
+    );
 
     assert_eq!(
         error_with("[auth]\nsource = \"radius\"\n"),

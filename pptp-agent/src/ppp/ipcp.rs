@@ -34,10 +34,15 @@ pub trait AddressPool {
     /// An address for `user`, or `None` when the pool is exhausted.
     fn allocate(&mut self, user: &[u8]) -> Option<Ipv4Addr>;
     /// An address for a peer whose address was decided elsewhere (RADIUS): exactly
-    /// `wanted` (Framed-IP-Address) if given, else any free one; `None` if that is
-    /// in use or nothing is free. The default: this pool serves no such peer.
-    fn allocate_authorized(&mut self, wanted: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
-        let _ = wanted;
+    /// `wanted` (Framed-IP-Address) if given, else a free one of the pool `named`
+    /// (Framed-Pool) or of the default ranges; `None` if that is in use, the named
+    /// pool unknown or nothing free. The default: this pool serves no such peer.
+    fn allocate_authorized(
+        &mut self,
+        wanted: Option<Ipv4Addr>,
+        named: Option<&str>,
+    ) -> Option<Ipv4Addr> {
+        let _ = (wanted, named);
         None
     }
     /// Gives an address back when its link ends.

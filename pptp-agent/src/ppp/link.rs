@@ -83,7 +83,7 @@ pub enum Verifier {
 }
 
 /// Where a server link's peer address comes from, decided with the verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AddressGrant {
     /// As for a locally known user: the pool follows the user's address list.
     #[default]
@@ -92,6 +92,8 @@ pub enum AddressGrant {
     Any,
     /// Exactly this address (RADIUS Framed-IP-Address).
     Exactly(Ipv4Addr),
+    /// A free address of the named pool (RADIUS Framed-Pool).
+    Pool(String),
 }
 
 /// The client's end.
@@ -673,10 +675,11 @@ impl Link {
                     .as_ref()
                     .map(|a| a.user.as_slice())
                     .unwrap_or_default();
-                let peer = match self.grant {
+                let peer = match &self.grant {
                     AddressGrant::ByUser => s.pool.allocate(user),
-                    AddressGrant::Any => s.pool.allocate_authorized(None),
-                    AddressGrant::Exactly(a) => s.pool.allocate_authorized(Some(a)),
+                    AddressGrant::Any => s.pool.allocate_authorized(None, None),
+                    AddressGrant::Exactly(a) => s.pool.allocate_authorized(Some(*a), None),
+                    AddressGrant::Pool(name) => s.pool.allocate_authorized(None, Some(name)),
                 };
                 let Some(peer) = peer else {
                     return self.shutdown(now, DownReason::NoAddress);

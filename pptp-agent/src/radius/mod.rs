@@ -75,6 +75,9 @@ pub struct RadiusConfig {
     /// Interim-Update interval unless the server sends Acct-Interim-Interval.
     pub interim: Option<Duration>,
     pub dae: Option<DaeConfig>,
+    /// Named address ranges an Access-Accept can pick with Framed-Pool (besides
+    /// `[tunnel] pools`, the pool of everyone else).
+    pub pools: std::collections::BTreeMap<String, Vec<crate::auth::pool::AddressRange>>,
 }
 
 /// An authentication to run for a session.
@@ -205,6 +208,7 @@ impl Radius {
                     Some(Authorization {
                         address: Some(a), ..
                     }) => AddressGrant::Exactly(*a),
+                    Some(Authorization { pool: Some(p), .. }) => AddressGrant::Pool(p.clone()),
                     _ => AddressGrant::Any,
                 };
                 Authorized {

@@ -1,6 +1,6 @@
 //! Fuzzes the RADIUS codec and everything that reads what a RADIUS server or a
 //! dynamic-authorization client sends: parsing never panics and what parses
-//! re-encodes to the same attributes; response and request verification, vendor
+//! re-encodes to the same attributes (Message-Authenticator aside); response and request verification, vendor
 //! attributes, key decryption, the verdict for each method, the authorization,
 //! Disconnect/CoA reading and the client transaction take any bytes. The first byte
 //! chooses whether the rest is taken as is or first signed as a valid response (so
@@ -43,8 +43,13 @@ fuzz_target!(|data: &[u8]| {
         rest
     };
     if let Ok(p) = Packet::parse(bytes) {
+        // Encoding computes Message-Authenticator (and adds one to an
+        // Access-Request): every other attribute comes back as it was.
+        let without_ma = |p: &Packet| -> Vec<(u8, Vec<u8>)> {
+            p.attributes.iter().filter(|(t, _)| *t != packet::attr::MESSAGE_AUTHENTICATOR).cloned().collect()
+        };
         if let Ok(again) = p.encode(SECRET, Some(&REQUEST_AUTH)) {
-            assert_eq!(Packet::parse(&again).unwrap().attributes, p.attributes);
+            assert_eq!(without_ma(&Packet::parse(&again).unwrap()), without_ma(&p));
         }
         for kind in [1u8, 2, 11, 12, 16, 17, 25, 26] {
             if let Some(v) = p.vendor(311, kind) {

@@ -1,10 +1,10 @@
 //! Fuzzes the RADIUS codec and everything that reads what a RADIUS server or a
 //! dynamic-authorization client sends: parsing never panics and what parses
-//! re-encodes to the same attributes (Message-Authenticator aside); response and request verification, vendor
-//! attributes, key decryption, the verdict for each method, the authorization,
-//! Disconnect/CoA reading and the client transaction take any bytes. The first byte
-//! chooses whether the rest is taken as is or first signed as a valid response (so
-//! the fuzzer reaches the verdict code without forging MD5).
+//! re-encodes to the same attributes (Message-Authenticator aside); response and
+//! request verification, vendor attributes, key decryption, the verdict for each
+//! method, the authorization, Disconnect/CoA reading and the client transaction take
+//! any bytes. The first byte chooses whether the rest is taken as is or first signed
+//! as a valid response (so the fuzzer reaches the verdict code without forging MD5).
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

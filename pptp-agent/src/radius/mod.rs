@@ -317,3 +317,94 @@ pub async fn exchange(
         .record(&outcome, timing.dead_time, Instant::now());
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ppp::auth::{Method, Secret};
+
+    struct OneUser;
+
+    impl SecretSource for OneUser {
+        fn secret(&self, user: &[u8]) -> Option<Secret> {
+            (user == b"alice").then(|| Secret::Password(b"pw".to_vec()))
+        }
+    }
+
+    /// A loopback port nobody answers on (bound, then closed).
+    fn silent_server() -> Server {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        Server {
+            addr: socket.local_addr().unwrap(),
+            secret: b"s".to_vec(),
+        }
+    }
+
+    fn radius(source: UserSource) -> Radius {
+        let config = RadiusConfig {
+            auth_servers: vec![silent_server()],
+            acct_servers: Vec::new(),
+            timing: Timing {
+                timeout: Duration::from_millis(50),
+                retries: 1,
+                dead_time: Duration::from_secs(30),
+                require_message_authenticator: false,
+            },
+            nas: Nas::default(),
+            interim: None,
+            dae: None,
+            pools: Default::default(),
+        };
+        Radius::new(config, source, Arc::new(OneUser))
+    }
+
+    fn pap(password: &[u8]) -> AuthJob {
+        AuthJob {
+            claim: Claim {
+                method: Method::Pap,
+                user: b"alice".to_vec(),
+                challenge: Vec::new(),
+                response: password.to_vec(),
+                id: 1,
+            },
+            port: 1,
+            calling_station: Ipv4Addr::new(198, 51, 100, 2),
+        }
+    }
+
+    #[test]
+    fn no_answer_rejects_or_falls_back_to_the_secrets_file() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let only = radius(UserSource::Radius);
+            let started = Instant::now();
+            let a = only.authenticate(pap(b"pw")).await;
+            assert_eq!(a.verdict, Verdict::Reject);
+            assert!(started.elapsed() >= Duration::from_millis(100), "two tries");
+
+            let fallback = radius(UserSource::RadiusThenFile);
+            let a = fallback.authenticate(pap(b"pw")).await;
+            assert!(matches!(a.verdict, Verdict::Accept { .. }), "{a:?}");
+            assert_eq!((a.grant, a.authorization), (AddressGrant::ByUser, None));
+            let a = fallback.authenticate(pap(b"wrong")).await;
+            assert_eq!(
+                a.verdict,
+                Verdict::Reject,
+                "the file judges: a wrong password is refused"
+            );
+        });
+    }
+
+    #[test]
+    fn acct_session_ids_map_back_to_sessions() {
+        let r = radius(UserSource::Radius);
+        let id = r.acct_session_id(0x1234);
+        assert_eq!(id.len(), 16);
+        assert_eq!(r.session_of(id.as_bytes()), Some(0x1234));
+        assert_eq!(r.session_of(b"0000000000001234"), None, "another boot");
+        assert_eq!(r.session_of(b"junk"), None);
+    }
+}

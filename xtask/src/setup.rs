@@ -26,7 +26,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "packet loss induced in tests (no netem in this kernel)",
     ),
     ("iperf3", "TCP throughput in the demo and benchmarks"),
-    ("freeradius", "the RADIUS server the RADIUS tests run against"),
+    (
+        "freeradius",
+        "the RADIUS server the RADIUS tests run against",
+    ),
     (
         "freeradius-utils",
         "radclient: Disconnect and CoA requests in the RADIUS tests",

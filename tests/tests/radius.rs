@@ -5,7 +5,7 @@
 //! since the secrets file is empty), accounting Start/Interim/Stop land in
 //! FreeRADIUS's detail file with the session's counters, `radclient` sends a
 //! CoA-Request whose Session-Timeout ends a session, and a Disconnect-Request that
-//! ends another and clears its maps; a Framed-Route sends a network behind a client
+//! ends another and clears its maps, Idle-Timeout ends an idle session; a Framed-Route sends a network behind a client
 //! through its session while it is up. Needs root.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -42,6 +42,9 @@ dave    Cleartext-Password := "dave-pw"
 
 erin    Cleartext-Password := "erin-pw"
         Framed-Route = "198.51.100.192/26 0.0.0.0 1"
+
+frank   Cleartext-Password := "frank-pw"
+        Idle-Timeout = 2
 "#;
 
 /// The routes through the concentrator's TUN device.
@@ -113,7 +116,7 @@ fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
 #[test]
 fn freeradius_authenticates_accounts_and_disconnects() {
     let bin = agents::agent_bin();
-    let mut lab = Lab::up(&LabSpec { clients: 5 }).unwrap();
+    let mut lab = Lab::up(&LabSpec { clients: 6 }).unwrap();
     let bpffs = lab.bpffs().unwrap();
     let ns = lab.concentrator_ns();
     let dir = std::env::temp_dir().join(format!("{}-freeradius", lab.id()));
@@ -233,6 +236,35 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         !route_via_tun(&ns).contains("198.51.100.192/26")
     })
     .expect("the Framed-Route is removed with the session");
+
+    // Frank sends nothing: his Idle-Timeout (2 s) ends the session.
+    let frank = agents::dial(
+        &mut lab,
+        &bin,
+        5,
+        &[
+            "--user",
+            "frank",
+            "--password",
+            "frank-pw",
+            "--auth",
+            "chap",
+        ],
+    )
+    .unwrap();
+    let stop = wait_record(&radius, "frank", "Stop");
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause").map(String::as_str),
+        Some("Idle-Timeout"),
+        "{stop:?}"
+    );
+    let idle = num(&stop, "Acct-Session-Time");
+    assert!(
+        (2..=4).contains(&idle),
+        "ended 2 s after the last traffic: {idle} s"
+    );
+    wait_for(Duration::from_secs(10), || lab.exited(frank.pid).is_some())
+        .expect("frank's client saw the session end");
 
     // Accounting: Start for everyone; Interim-Update for dave (Acct-Interim-Interval 1).
     for (user, ..) in &cases {

@@ -149,7 +149,13 @@ pub async fn serve(
     let mut buf = vec![0u8; packet::MAX_LEN];
     loop {
         let (n, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => r?,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(received) => received,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dynamic authorization socket");
+                    continue;
+                }
+            },
             _ = shutdown.changed() => return Ok(()),
         };
         let request = match read_request(&buf[..n], from.ip(), &config.clients) {

@@ -947,7 +947,7 @@ impl Hub {
 
     /// Interim-Update due, or a timeout that ends the session.
     fn on_session_clock(&mut self, key: SessionKey, now: Instant) {
-        let Some(session) = self.sessions.get(&key) else {
+        let Some(session) = self.sessions.get(&key).filter(|s| s.aaa.clock.is_some()) else {
             return;
         };
         let c = counters(self.xdp.as_ref(), session);

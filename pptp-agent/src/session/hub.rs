@@ -937,7 +937,12 @@ impl Hub {
             return;
         };
         let (interim, accounting) = (radius.config().interim, radius.accounts());
-        let Some(session) = self.sessions.get_mut(&key) else {
+        // Once per session (an IPCP renegotiation brings the link up again).
+        let Some(session) = self
+            .sessions
+            .get_mut(&key)
+            .filter(|s| s.aaa.clock.is_none())
+        else {
             return;
         };
         let limits = session.aaa.limits(interim, accounting);

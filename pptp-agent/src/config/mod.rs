@@ -430,10 +430,15 @@ impl Config {
                 }
             };
             out += &format!(
-                "radius: users from {:?}, auth {}, acct {}, dynamic authorization {}\n",
-                self.auth.source,
+                "radius: users from {}, auth {}, acct {}, pools {}, dynamic authorization {}\n",
+                self.auth.source.as_str(),
                 addrs(&r.auth_servers),
                 addrs(&r.acct_servers),
+                if r.pools.is_empty() {
+                    "none".to_owned()
+                } else {
+                    r.pools.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
                 r.dae
                     .as_ref()
                     .map_or("off".to_owned(), |d| d.listen.to_string())

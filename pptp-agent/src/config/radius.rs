@@ -194,14 +194,15 @@ pub(super) fn check(
             acct_servers.push(Server { addr: a, secret });
         }
     }
-    if source.0 != UserSource::File && auth_servers.is_empty() {
+    // (A server whose `auth` was written but is wrong has its own error.)
+    if source.0 != UserSource::File && !r.servers.iter().any(|s| s.get_ref().auth.is_some()) {
         c.err(
             span.clone(),
             "radius.servers",
             "auth.source names RADIUS but no server has an `auth` address",
         );
     }
-    if source.0 == UserSource::File && acct_servers.is_empty() {
+    if source.0 == UserSource::File && !r.servers.iter().any(|s| s.get_ref().acct.is_some()) {
         c.err(
             span,
             "radius.servers",

@@ -789,9 +789,12 @@ fn radius_section() {
         "/etc/pptp-xdp/pptp-agent.toml:5: auth.source: \"ldap\" is not one of \"file\", \"radius\", \"radius-then-file\""
     );
     assert_eq!(
+        error_with("[radius]\n[[radius.servers]]\nauth = \"127.0.0.1\"\nsecret = \"s\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:4: radius.servers: no server has an `acct` address and auth.source is \"file\": the section does nothing"
+    );
+    assert_eq!(
         error_with("[radius]\nretries = 11\n[[radius.servers]]\nacct = \"x\"\nsecret = \"\"\n"),
-        "/etc/pptp-xdp/pptp-agent.toml:4: radius.servers: no server has an `acct` address and auth.source is \"file\": the section does nothing\n\
-         /etc/pptp-xdp/pptp-agent.toml:5: radius.retries: 11 is out of range (0 to 10)\n\
+        "/etc/pptp-xdp/pptp-agent.toml:5: radius.retries: 11 is out of range (0 to 10)\n\
          /etc/pptp-xdp/pptp-agent.toml:7: radius.servers.acct: \"x\" is not ADDRESS or ADDRESS:PORT\n\
          /etc/pptp-xdp/pptp-agent.toml:8: radius.servers.secret: empty secret"
     );

@@ -54,6 +54,17 @@ pub enum UserSource {
     RadiusThenFile,
 }
 
+impl UserSource {
+    /// As written in the configuration (`auth.source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSource::File => "file",
+            UserSource::Radius => "radius",
+            UserSource::RadiusThenFile => "radius-then-file",
+        }
+    }
+}
+
 /// Dynamic authorization (RFC 5176) server settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaeConfig {

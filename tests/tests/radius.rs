@@ -1,12 +1,13 @@
 //! RADIUS against a real FreeRADIUS (Debian's package) in the concentrator's
 //! namespace, on loopback. The concentrator's first authentication server is down,
 //! so every request fails over to FreeRADIUS. Sessions of every method come up with
-//! what RADIUS said (Framed-IP-Address, Framed-Pool; MS-CHAP MPPE keys that only RADIUS knows,
-//! since the secrets file is empty), accounting Start/Interim/Stop land in
-//! FreeRADIUS's detail file with the session's counters, `radclient` sends a
-//! CoA-Request whose Session-Timeout ends a session, and a Disconnect-Request that
-//! ends another and clears its maps, Idle-Timeout ends an idle session; a Framed-Route sends a network behind a client
-//! through its session while it is up. Needs root.
+//! what RADIUS said (Framed-IP-Address, Framed-Pool; MS-CHAP MPPE keys that only
+//! RADIUS knows, since the secrets file is empty); a Framed-Route sends a network
+//! behind a client through its session while it is up; Idle-Timeout ends an idle
+//! session; accounting Start/Interim/Stop land in FreeRADIUS's detail file with the
+//! session's counters; `radclient` sends a CoA-Request whose Session-Timeout ends a
+//! session, and a Disconnect-Request that ends another and clears its maps. Needs
+//! root.
 
 use std::{collections::BTreeMap, time::Duration};
 

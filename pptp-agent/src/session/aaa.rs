@@ -37,8 +37,9 @@ impl SessionAaa {
         }
     }
 
-    /// Applies a CoA: the attributes it carries replace the current values.
-    pub fn reauthorize(&mut self, now: Instant, update: &Authorization) {
+    /// Applies a CoA: the attributes it carries replace the current values
+    /// (Acct-Interim-Interval only when `accounting`).
+    pub fn reauthorize(&mut self, now: Instant, update: &Authorization, accounting: bool) {
         if let Some(clock) = &mut self.clock {
             let mut limits = clock.limits();
             if update.session_timeout.is_some() {
@@ -47,7 +48,7 @@ impl SessionAaa {
             if update.idle_timeout.is_some() {
                 limits.idle_timeout = update.idle_timeout;
             }
-            if update.interim_interval.is_some() && limits.interim.is_some() {
+            if update.interim_interval.is_some() && accounting {
                 limits.interim = update.interim_interval;
             }
             clock.update(now, limits);
@@ -119,6 +120,7 @@ mod tests {
                 session_timeout: Some(s(5)),
                 ..Authorization::default()
             },
+            true,
         );
         let after = aaa.clock.as_ref().unwrap().limits();
         assert_eq!(
@@ -126,5 +128,27 @@ mod tests {
             (Some(s(5)), Some(s(9))),
             "CoA replaces only what it carries"
         );
+        aaa.reauthorize(
+            now,
+            &Authorization {
+                interim_interval: Some(s(10)),
+                ..Authorization::default()
+            },
+            false,
+        );
+        assert_eq!(
+            aaa.clock.as_ref().unwrap().limits().interim,
+            Some(s(30)),
+            "no accounting: kept"
+        );
+        aaa.reauthorize(
+            now,
+            &Authorization {
+                interim_interval: Some(s(10)),
+                ..Authorization::default()
+            },
+            true,
+        );
+        assert_eq!(aaa.clock.as_ref().unwrap().limits().interim, Some(s(10)));
     }
 }

@@ -982,7 +982,8 @@ impl Hub {
         let Some((&key, session)) = self.sessions.iter_mut().find(|(_, s)| s.id == id) else {
             return false;
         };
-        session.aaa.reauthorize(now, update);
+        let accounting = self.radius.as_ref().is_some_and(Radius::accounts);
+        session.aaa.reauthorize(now, update, accounting);
         self.flush(key, now);
         true
     }

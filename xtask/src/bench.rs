@@ -42,42 +42,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("xtask: perf not found: the benchmark runs without a profile");
     }
     cmd::run(
-        cmd::cargo()
-            .args(["bench", "--locked", "-p", "pptp-tests", "--bench", "xdp"])
+        bench("pptp-tests", "xdp")
             .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
             .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" }),
     )?;
-    cmd::run(cmd::cargo().args(["bench", "--locked", "-p", "pptp-agent", "--bench", "mppe"]))?;
+    cmd::run(&mut bench("pptp-agent", "mppe"))?;
     let agent = cmd::build_agent(true)?;
     cmd::run(
-        cmd::cargo()
-            .args([
-                "bench",
-                "--locked",
-                "-p",
-                "pptp-tests",
-                "--bench",
-                "fallback",
-            ])
+        bench("pptp-tests", "fallback")
             .env("PPTP_AGENT_BIN", &agent)
             .env("PPTP_BENCH_SECONDS", args.seconds.max(3.0).to_string()),
     )?;
-    cmd::run(
-        cmd::cargo()
-            .args([
-                "bench",
-                "--locked",
-                "-p",
-                "pptp-tests",
-                "--bench",
-                "sessions",
-            ])
-            .env("PPTP_AGENT_BIN", &agent),
-    )?;
+    cmd::run(bench("pptp-tests", "sessions").env("PPTP_AGENT_BIN", &agent))?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(
         stale.is_empty(),
         "the benchmark left labs behind: {stale:?}"
     );
     Ok(())
+}
+
+/// `cargo bench` of one benchmark target of one package.
+fn bench(package: &str, name: &str) -> std::process::Command {
+    let mut command = cmd::cargo();
+    command.args(["bench", "--locked", "-p", package, "--bench", name]);
+    command
 }

@@ -7,12 +7,14 @@
 //! - [`pptp`] and [`gre`]: the PPTP control channel and enhanced GRE (RFC 2637).
 //! - [`ppp`]: LCP, authentication, CCP, IPCP and IPV6CP.
 //! - [`mppe`]: MPPE key derivation and cipher (RFC 3078, 3079).
+//! - [`demand`]: demand-dial interfaces (when to dial, hang up, queue).
 //! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dataplane;
+pub mod demand;
 pub mod dhcp;
 pub mod gre;
 pub mod inet;

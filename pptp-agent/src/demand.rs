@@ -191,6 +191,14 @@ impl DemandDial {
         }
     }
 
+    /// A call was bound to the interface (the peer called us, our own call got
+    /// through, or a new call replaces the link): packets wait for its link
+    /// instead of dialing again.
+    pub fn on_connecting(&mut self) {
+        self.state = State::Dialing;
+        self.retry_at = None;
+    }
+
     /// The link is up (a call we placed, or one the peer placed and we answered):
     /// returns the packets that waited, oldest first, to send now.
     pub fn on_link_up(&mut self, now: Instant) -> VecDeque<Vec<u8>> {
@@ -503,5 +511,17 @@ mod tests {
             State::Up,
             "a late failure of our own call changes nothing"
         );
+    }
+
+    #[test]
+    fn a_call_from_the_peer_holds_packets_without_dialing() {
+        let t0 = Instant::now();
+        let mut d = DemandDial::new(on_demand(), t0);
+        d.on_connecting();
+        assert_eq!(d.on_outbound(&[1; 20], t0), Verdict::Queued);
+        assert_eq!(d.poll_action(), None, "the peer's call is coming up");
+        // It failed (not our failure): the waiting packet dials at once.
+        d.on_link_down(true, t0);
+        assert_eq!(d.poll_action(), Some(Action::Dial));
     }
 }

@@ -109,22 +109,48 @@ pub fn start_server_on(
 /// Starts `pptp-agent` with `args` (a `serve` command line) in the concentrator's
 /// namespace, with the lab's own API socket (labs run in parallel); returns once it
 /// accepts connections.
-pub fn start_server_with(
+pub fn start_server_with(lab: &mut Lab, bin: &Path, args: Vec<String>) -> anyhow::Result<Agent> {
+    let ns = lab.concentrator_ns();
+    let socket = api_socket(lab);
+    start_serving_in(lab, bin, &ns, args, &socket, "server")
+}
+
+/// Starts `pptp-agent` with `args` (a `serve` command line) in namespace `ns`, with
+/// API socket `socket`, its log named after `name`; returns once it accepts
+/// connections.
+pub fn start_serving_in(
     lab: &mut Lab,
     bin: &Path,
+    ns: &str,
     mut args: Vec<String>,
+    socket: &Path,
+    name: &str,
 ) -> anyhow::Result<Agent> {
     args.push("--api-socket".into());
-    args.push(api_socket(lab).display().to_string());
-    let ns = lab.concentrator_ns();
-    let agent = spawn(lab, &ns, bin, &args, "server")?;
-    wait_for(Duration::from_secs(20), || listening(&ns, 1723)).with_context(|| {
+    args.push(socket.display().to_string());
+    let agent = spawn(lab, ns, bin, &args, name)?;
+    wait_for(Duration::from_secs(20), || listening(ns, 1723)).with_context(|| {
         format!(
-            "the concentrator did not listen on 1723:\n{}",
+            "the agent in {ns} did not listen on 1723:\n{}",
             agent.log_tail()
         )
     })?;
     Ok(agent)
+}
+
+/// The sessions (`sessions --json`) of the agent whose API socket is `socket`.
+pub fn sessions_at(bin: &Path, socket: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = output_within(
+        Command::new(bin)
+            .args(["sessions", "--json", "--api-socket"])
+            .arg(socket),
+        Duration::from_secs(10),
+    )?;
+    if !out.status.success() {
+        bail!("sessions: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(json["sessions"].as_array().cloned().unwrap_or_default())
 }
 
 /// Dials the lab's concentrator from client `i` with `extra` arguments (user,

@@ -28,6 +28,7 @@ fn alice() -> SessionInfo {
         state: SessionState::Up,
         path: DataPath::Xdp,
         mppe: None,
+        interface: None,
         uptime_secs: 65,
         rx_packets: 5,
         rx_bytes: 420,
@@ -46,6 +47,7 @@ fn bob() -> SessionInfo {
         state: SessionState::Starting,
         path: DataPath::Agent,
         mppe: Some("128-bit stateless".into()),
+        interface: None,
         uptime_secs: 90_061,
         ..alice()
     }

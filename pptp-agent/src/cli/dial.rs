@@ -1,4 +1,6 @@
-//! `pptp-agent dial`: a voluntary PPTP client (PNS).
+//! `pptp-agent dial`: a voluntary PPTP client (PNS), or with `--incoming` a PAC
+//! placing an incoming call toward a PNS on behalf of a user (an ISP-initiated,
+//! compulsory tunnel).
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -7,7 +9,7 @@ use pptp_agent::{
     ppp::auth::Credentials,
     pptp::control::ControlConfig,
     session::{
-        client::{DialSettings, dial},
+        client::{CallKind, DialSettings, dial},
         hub::SessionEvent,
     },
 };
@@ -45,6 +47,10 @@ pub struct DialArgs {
     /// The MRU we ask for.
     #[arg(long, default_value_t = 1400)]
     mru: u16,
+    /// Act as a PAC (an ISP's remote access switch): place an Incoming-Call-Request
+    /// toward the server, which answers as PNS, instead of an Outgoing-Call-Request.
+    #[arg(long)]
+    incoming: bool,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -62,6 +68,11 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
     };
     let settings = DialSettings {
         server: args.server,
+        kind: if args.incoming {
+            CallKind::Incoming
+        } else {
+            CallKind::Outgoing
+        },
         credentials: Credentials {
             user: args.user.clone().into_bytes(),
             password: password.into_bytes(),

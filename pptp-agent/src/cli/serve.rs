@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
     auth::users::Users as AuthUsers,
-    config::{self, Config, Limits, LiveLimits},
+    config::{self, Config, DemandDialConfig, Limits, LiveLimits},
     dataplane::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
@@ -26,6 +26,7 @@ use pptp_agent::{
         gre_socket::GreSocket,
         hub::{Hub, HubOptions, TunMode},
         pool::{RangePool, SharedPool},
+        routers::{self, LinkDefaults},
         server::{ServerSettings, Shared, serve},
         tun::Tun,
     },
@@ -146,6 +147,8 @@ struct Plan {
     reload: Option<(Config, AuthUsers)>,
     /// RADIUS, when the configuration has a `[radius]` section.
     radius: Option<Radius>,
+    /// Demand-dial interfaces (configuration file only).
+    demand_dial: Vec<DemandDialConfig>,
 }
 
 impl Plan {
@@ -201,6 +204,7 @@ impl Plan {
             },
             reload: None,
             radius: None,
+            demand_dial: Vec::new(),
         })
     }
 
@@ -243,6 +247,7 @@ impl Plan {
                 radius_auth: radius.as_ref().is_some_and(Radius::authenticates),
             },
             dhcp: config.dhcp.clone(),
+            demand_dial: config.demand_dial.clone(),
             reload: Some((config, users)),
             radius,
         })
@@ -344,23 +349,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings,
             reload: mut reload_state,
             radius,
+            demand_dial,
             ..
         } = plan;
         let pins = xdp.as_ref().map(|_| pins);
+        let routers = routers::set_up(
+            &demand_dial,
+            &LinkDefaults {
+                auth: settings.auth.clone(),
+                mppe: settings.mppe.clone(),
+                mru: settings.mru,
+                echo: settings.echo,
+                control: settings.control.clone(),
+            },
+        )?;
+        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let shared = Shared::default();
         let options = HubOptions {
             dhcp: Some(dhcp),
             limits: settings.limits.clone(),
             radius: radius.clone(),
-            user_routes: Default::default(),
+            user_routes: routers.user_routes,
+            demand: routers.demand,
+            dialer: (!routers.targets.is_empty())
+                .then(|| routers::dialer(routers.targets, hub_tx.clone(), shared.call_ids())),
         };
+        let host_routes = routers.host_routes;
         let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
-        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let hub_task = tokio::spawn(hub.run(hub_rx));
 
         let settings = Arc::new(settings);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
-        let shared = Shared::default();
         for address in &listen {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
@@ -397,6 +417,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
         }
         let _ = hub_task.await;
+        drop(host_routes);
         Ok(())
     })
 }

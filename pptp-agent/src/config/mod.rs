@@ -18,6 +18,7 @@
 //! local address, dial-in entries against the users). [`reload`] does both for
 //! SIGHUP and says which changes need a restart.
 
+pub mod demand_dial;
 pub mod diag;
 mod radius;
 mod raw;
@@ -30,6 +31,7 @@ use std::{
     time::Duration,
 };
 
+pub use demand_dial::DemandDialConfig;
 pub use diag::{Diagnostic, Diagnostics};
 
 use crate::{
@@ -77,6 +79,8 @@ pub struct Config {
     pub dhcp: crate::dhcp::DhcpInformConfig,
     /// RADIUS servers, accounting and dynamic authorization (`[radius]`).
     pub radius: Option<crate::radius::RadiusConfig>,
+    /// Demand-dial interfaces (`[[demand_dial]]`).
+    pub demand_dial: Vec<DemandDialConfig>,
 }
 
 /// `[interfaces]`.
@@ -506,6 +510,9 @@ pub fn reload(old: &Config) -> Result<Reload, Diagnostics> {
     }
     if config.radius != old.radius || config.auth.source != old.auth.source {
         needs_restart.push("radius");
+    }
+    if config.demand_dial != old.demand_dial {
+        needs_restart.push("demand_dial");
     }
     Ok(Reload {
         config,

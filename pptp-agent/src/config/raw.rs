@@ -51,6 +51,8 @@ struct RawConfig {
     #[serde(default)]
     users: BTreeMap<String, S<RawUser>>,
     radius: Option<S<super::radius::RawRadius>>,
+    #[serde(default)]
+    demand_dial: Vec<S<super::demand_dial::RawDemandDial>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -222,7 +224,7 @@ impl Checker<'_> {
         }
     }
 
-    fn interface(&mut self, value: &S<String>, key: &str) -> String {
+    pub(super) fn interface(&mut self, value: &S<String>, key: &str) -> String {
         let name = value.get_ref();
         if name.is_empty() {
             self.err(value.span(), key, "empty interface name");
@@ -784,6 +786,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     ) as u64;
 
     let dhcp = local_ip.map(|server| dhcp_inform(&mut c, &raw.dhcp, server, dns));
+    // [[demand_dial]]
+    let demand_dial =
+        super::demand_dial::check(&mut c, dir, &raw.demand_dial, &seen_with_tun(&seen, &tun));
 
     if !c.errors.is_empty() {
         c.errors.sort_by_key(|d| d.line);
@@ -837,7 +842,15 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             control_echo_interval: secs(control_echo_interval),
         },
         dhcp: dhcp.expect("checked with local_ip"),
+        demand_dial,
     })
+}
+
+/// Interface names already used by `[interfaces]`.
+fn seen_with_tun(seen: &[String], tun: &str) -> Vec<String> {
+    let mut all = seen.to_vec();
+    all.push(tun.to_owned());
+    all
 }
 
 /// `[dhcp]`: what DHCPINFORM answers carry, checked as the responder will check it,

@@ -1,6 +1,13 @@
-//! The client side (`pptp-agent dial`): open a control connection to a server, place
-//! an outgoing call as PNS, run PPP over it as the authenticating peer, and bring up
-//! a TUN device with the negotiated address and the configured routes.
+//! The calling side: open a control connection to a server, place a call, run PPP
+//! over it as the authenticating peer.
+//!
+//! [`place_call`] places one call and hands it to a hub: an outgoing call as PNS
+//! (what Windows and pptp-linux clients do), or an incoming call as PAC, the way an
+//! ISP's remote access switch opens a compulsory tunnel to a PNS on behalf of a dial-up
+//! user (RFC 2637 §1.2; Incoming-Call-Request/Reply/Connected). The concentrator's
+//! demand-dial interfaces use it with their own hub; [`dial`] (`pptp-agent dial`) runs
+//! it with a hub of its own that brings up a TUN device with the negotiated address
+//! and the configured routes.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
@@ -17,10 +24,10 @@ use crate::{
     ppp::{
         auth::{Credentials, Policy},
         ccp::MppePolicy,
-        link::{ClientConfig, LinkConfig, Role},
+        link::{ClientConfig, EchoConfig, LinkConfig, Role},
     },
     pptp::{
-        call::OutgoingCallParams,
+        call::{IncomingCallParams, OutgoingCallParams},
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::StopReason,
@@ -36,9 +43,139 @@ use super::{
 /// PPTP's control port.
 pub const PPTP_PORT: u16 = 1723;
 
+/// Which call to place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallKind {
+    /// Outgoing-Call-Request: we are the PNS (a voluntary client).
+    #[default]
+    Outgoing,
+    /// Incoming-Call-Request: we are the PAC (an ISP's access switch).
+    Incoming,
+}
+
+/// One call to place.
+#[derive(Clone)]
+pub struct CallTarget {
+    /// The server's address, or a host name resolved at each call.
+    pub server: String,
+    pub kind: CallKind,
+    pub control: ControlConfig,
+    /// Give up if the control connection cannot be opened within this time.
+    pub connect_timeout: Duration,
+    /// The PPP link to run over the call (we authenticate ourselves).
+    pub client: ClientConfig,
+    pub mru: u16,
+    pub mppe: MppePolicy,
+    pub echo: Option<EchoConfig>,
+}
+
+impl CallTarget {
+    fn link_config(&self) -> LinkConfig {
+        let mut config = LinkConfig::new(Role::Client(self.client.clone()));
+        config.mru = self.mru;
+        config.mppe = self.mppe.clone();
+        config.echo = self.echo;
+        config
+    }
+}
+
+/// Resolves `host` (an address or a name) to the IPv4 address PPTP reaches it at.
+pub async fn resolve(host: &str) -> anyhow::Result<Ipv4Addr> {
+    if let Ok(addr) = host.parse() {
+        return Ok(addr);
+    }
+    tokio::net::lookup_host((host, PPTP_PORT))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .find_map(|a| match a {
+            SocketAddr::V4(a) => Some(*a.ip()),
+            SocketAddr::V6(_) => None,
+        })
+        .with_context(|| format!("{host} has no IPv4 address"))
+}
+
+/// Places one call to `target` and hands it to `hub` (bound to demand-dial interface
+/// `router`, if any; session events go to `notify`), its Call ID drawn from
+/// `call_ids` (the concentrator's, so that it never collides with a call it
+/// answered from the same peer). Returns when the control
+/// connection is closed: the call went down (the hub clears it when its link ends, and
+/// the connection is then stopped), or it never came up.
+pub async fn place_call(
+    target: &CallTarget,
+    hub: mpsc::UnboundedSender<HubCommand>,
+    router: Option<usize>,
+    notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    call_ids: SharedCallIds,
+) -> anyhow::Result<()> {
+    let server_addr = resolve(&target.server).await?;
+    let server = SocketAddrV4::new(server_addr, PPTP_PORT);
+    let stream = tokio::time::timeout(target.connect_timeout, TcpStream::connect(server))
+        .await
+        .with_context(|| {
+            format!(
+                "no answer from {server} within {:?}",
+                target.connect_timeout
+            )
+        })?
+        .with_context(|| format!("connecting to {server}"))?;
+    let SocketAddr::V4(local) = stream.local_addr()? else {
+        bail!("PPTP runs over IPv4");
+    };
+    let conn =
+        ControlConnection::originate_with_pool(target.control.clone(), call_ids, Instant::now());
+    let (commands, receiver) = mpsc::channel::<ControlCommand>(64);
+    let mut link = Some(target.link_config());
+    let mut came_up = false;
+    shell::drive(stream, conn, receiver, |conn, event, now| match event {
+        Event::Established(peer) => {
+            tracing::info!(server = %server, host = %peer.host_name, kind = ?target.kind, "control connection established");
+            let placed = match target.kind {
+                CallKind::Outgoing => conn
+                    .place_outgoing_call(&OutgoingCallParams::default(), now)
+                    .map(drop),
+                CallKind::Incoming => conn
+                    .place_incoming_call(&IncomingCallParams::default(), now)
+                    .map(drop),
+            };
+            if let Err(e) = placed {
+                tracing::error!(error = %e, "cannot place the call");
+                conn.stop(StopReason::None, now);
+            }
+        }
+        Event::CallUp(info) => {
+            let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
+                return;
+            };
+            came_up = true;
+            let _ = hub.send(HubCommand::CallUp(Box::new(CallUp {
+                peer_addr: server_addr,
+                local_addr: *local.ip(),
+                local_call_id: info.local_call_id,
+                peer_call_id,
+                link,
+                control: commands.clone(),
+                notify: notify.clone(),
+                router,
+            })));
+        }
+        Event::CallDown { local_call_id, reason, .. } => {
+            tracing::info!(local_call_id, ?reason, "call down");
+            let _ = hub.send(HubCommand::CallDown((server_addr, local_call_id)));
+            conn.stop(StopReason::None, now);
+        }
+        Event::Closed(reason) => tracing::info!(?reason, "control connection closed"),
+        _ => {}
+    })
+    .await;
+    anyhow::ensure!(came_up, "the call to {server} did not come up");
+    Ok(())
+}
+
 /// How to dial.
 pub struct DialSettings {
     pub server: Ipv4Addr,
+    /// Outgoing (PNS) or incoming (PAC) call.
+    pub kind: CallKind,
     pub credentials: Credentials,
     pub auth: Policy,
     pub mppe: MppePolicy,
@@ -60,19 +197,6 @@ pub async fn dial(
     events: mpsc::UnboundedSender<SessionEvent>,
     mut hangup: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let server = SocketAddrV4::new(settings.server, PPTP_PORT);
-    let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(server))
-        .await
-        .with_context(|| {
-            format!(
-                "no answer from {server} within {:?}",
-                settings.connect_timeout
-            )
-        })?
-        .with_context(|| format!("connecting to {server}"))?;
-    let SocketAddr::V4(local) = stream.local_addr()? else {
-        bail!("PPTP runs over IPv4");
-    };
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
     let hub = Hub::new(
         gre,
@@ -85,13 +209,6 @@ pub async fn dial(
     );
     let (hub_tx, hub_rx) = mpsc::unbounded_channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
-
-    let conn = ControlConnection::originate_with_pool(
-        settings.control.clone(),
-        SharedCallIds::default(),
-        Instant::now(),
-    );
-    let (commands, receiver) = mpsc::channel::<ControlCommand>(64);
     let hub_for_hangup = hub_tx.clone();
     let hangup_task = tokio::spawn(async move {
         if hangup.changed().await.is_ok() {
@@ -103,38 +220,27 @@ pub async fn dial(
             }
         }
     });
-
-    let mut link = Some(settings.link_config());
-    shell::drive(stream, conn, receiver, |conn, event, now| match event {
-        Event::Established(peer) => {
-            tracing::info!(server = %server, host = %peer.host_name, "control connection established");
-            if let Err(e) = conn.place_outgoing_call(&OutgoingCallParams::default(), now) {
-                tracing::error!(error = %e, "cannot place the call");
-                conn.stop(StopReason::None, now);
-            }
-        }
-        Event::CallUp(info) => {
-            let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
-                return;
-            };
-            let _ = hub_tx.send(HubCommand::CallUp(Box::new(CallUp {
-                peer_addr: settings.server,
-                local_addr: *local.ip(),
-                local_call_id: info.local_call_id,
-                peer_call_id,
-                link,
-                control: commands.clone(),
-                notify: Some(events.clone()),
-            })));
-        }
-        Event::CallDown { local_call_id, reason, .. } => {
-            tracing::info!(local_call_id, ?reason, "call down");
-            let _ = hub_tx.send(HubCommand::CallDown((settings.server, local_call_id)));
-            conn.stop(StopReason::None, now);
-        }
-        Event::Closed(reason) => tracing::info!(?reason, "control connection closed"),
-        _ => {}
-    })
+    let target = CallTarget {
+        server: settings.server.to_string(),
+        kind: settings.kind,
+        control: settings.control.clone(),
+        connect_timeout: settings.connect_timeout,
+        client: ClientConfig {
+            credentials: settings.credentials.clone(),
+            auth: settings.auth.clone(),
+            request_dns: true,
+        },
+        mru: settings.mru,
+        mppe: settings.mppe.clone(),
+        echo: Some(EchoConfig::DEFAULT),
+    };
+    let placed = place_call(
+        &target,
+        hub_tx.clone(),
+        None,
+        Some(events),
+        SharedCallIds::default(),
+    )
     .await;
 
     hangup_task.abort();
@@ -143,18 +249,5 @@ pub async fn dial(
         let _ = wait.await;
     }
     let _ = hub_task.await;
-    Ok(())
-}
-
-impl DialSettings {
-    fn link_config(&self) -> LinkConfig {
-        let mut config = LinkConfig::new(Role::Client(ClientConfig {
-            credentials: self.credentials.clone(),
-            auth: self.auth.clone(),
-            request_dns: true,
-        }));
-        config.mru = self.mru;
-        config.mppe = self.mppe.clone();
-        config
-    }
+    placed
 }

@@ -26,6 +26,14 @@
 //! and ends sessions on Session-Timeout, Idle-Timeout, Disconnect-Request
 //! ([`HubCommand::Kill`]) and applies CoA ([`HubCommand::Reauthorize`]). The
 //! per-session state for that lives in [`super::aaa`].
+//!
+//! Demand-dial interfaces ([`DemandIface`]) have a TUN device of their own, with their
+//! routes, from the start. A reader task per device hands the hub what the kernel
+//! routes into it; the interface's [`DemandDial`] machine says whether to send it on
+//! the session bound to the interface, queue it, dial (through the [`Dialer`] the
+//! owner gave) or hang up. A session is bound to an interface when we placed its
+//! call for it, or when the peer authenticates with the interface's name (a calling
+//! router); [`keep_new_call`] settles two calls for one interface.
 
 use std::{
     cmp::Reverse,
@@ -44,6 +52,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     config::LiveLimits,
     dataplane::xdp::{CallSpec, NetworkSpec, Slot, XdpDataplane},
+    demand::{Action, DemandDial, Placer, Verdict, keep_new_call},
     dhcp::{DhcpInformResponder, MAX_REPLY_LEN},
     gre::{GreHeader, SeqVerdict, Sequencer},
     mppe::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, cipher::ENCRYPT_HEADROOM},
@@ -87,7 +96,25 @@ pub struct CallUp {
     pub control: mpsc::Sender<ControlCommand>,
     /// Told when the link comes up and when the session ends.
     pub notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    /// The demand-dial interface (index in [`HubOptions::demand`]) we placed this
+    /// call for; `None` for calls we answered.
+    pub router: Option<usize>,
 }
+
+/// A demand-dial interface: its device (created, with its routes, before any call)
+/// and its machine.
+pub struct DemandIface {
+    /// The name a calling router authenticates with to be bound here.
+    pub name: String,
+    pub tun: Tun,
+    /// Networks behind the peer router (packets from them are not spoofed).
+    pub routes: Vec<Ipv4Net>,
+    pub demand: DemandDial,
+}
+
+/// Starts a call for demand-dial interface `index` (its `generation`-th); the task
+/// must end by sending [`HubCommand::DialEnded`] with both.
+pub type Dialer = Box<dyn FnMut(usize, u64) + Send>;
 
 /// What the hub is asked to do.
 pub enum HubCommand {
@@ -109,6 +136,8 @@ pub enum HubCommand {
     Stats(oneshot::Sender<HubStats>),
     /// Change the timeouts of session `id` (RADIUS CoA); answers whether it exists.
     Reauthorize(u64, Authorization, oneshot::Sender<bool>),
+    /// A call placed by the [`Dialer`] ended (whether or not it came up).
+    DialEnded { index: usize, generation: u64 },
 }
 
 /// Which sessions a [`HubCommand::Kill`] hangs up.
@@ -159,6 +188,9 @@ pub struct SessionInfo {
     pub path: DataPath,
     /// e.g. "128-bit stateless".
     pub mppe: Option<String>,
+    /// The demand-dial interface the session is bound to (a router's link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     pub uptime_secs: u64,
     /// IPv4 packets and bytes received from the peer (both paths added up).
     pub rx_packets: u64,
@@ -199,6 +231,10 @@ pub struct HubOptions {
     pub radius: Option<Radius>,
     /// Networks behind a user (a router): routed to its session while it is up.
     pub user_routes: HashMap<String, Vec<Ipv4Net>>,
+    /// Demand-dial interfaces.
+    pub demand: Vec<DemandIface>,
+    /// Places the calls of demand-dial interfaces.
+    pub dialer: Option<Dialer>,
 }
 
 /// Packets the hub dropped, by reason.
@@ -267,6 +303,36 @@ struct Session {
     aaa: SessionAaa,
     /// Networks behind the peer, routed to the session once it is up.
     routes: Vec<Ipv4Net>,
+    /// Our end of the outer connection.
+    local_addr: Ipv4Addr,
+    /// Who placed the call.
+    placer: Placer,
+    /// The demand-dial interface it is bound to.
+    router: Option<usize>,
+}
+
+/// Packets read from demand-dial interfaces' devices, with the interface's index.
+type RouterPackets = mpsc::Receiver<(usize, Vec<u8>)>;
+
+/// The tasks reading demand-dial devices; stopped when the hub's run ends.
+struct Readers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// A demand-dial interface at run time.
+struct Router {
+    name: String,
+    tun: std::sync::Arc<Tun>,
+    routes: Vec<Ipv4Net>,
+    demand: DemandDial,
+    /// The session bound to it.
+    session: Option<SessionKey>,
+    /// Calls placed so far (tells a late [`HubCommand::DialEnded`] from the current).
+    generation: u64,
 }
 
 /// A RADIUS verdict for the session (key, id) it was asked for.
@@ -294,6 +360,8 @@ pub struct Hub {
     user_routes: HashMap<String, Vec<Ipv4Net>>,
     /// Routes to networks behind sessions (concentrator only).
     session_routes: SessionRoutes,
+    routers: Vec<Router>,
+    dialer: Option<Dialer>,
     stats: HubStats,
     radius: Option<Radius>,
     /// Accounting requests in flight (awaited, within a bound, at shutdown).
@@ -307,6 +375,7 @@ pub struct Hub {
 enum Wake {
     Gre(io::Result<usize>),
     Tun(io::Result<usize>),
+    Router(Option<(usize, Vec<u8>)>),
     Command(Option<HubCommand>),
     Authorized(Option<AuthReply>),
     Timer,
@@ -336,6 +405,19 @@ impl Hub {
             limits: options.limits,
             user_routes: options.user_routes,
             session_routes: SessionRoutes::default(),
+            routers: options
+                .demand
+                .into_iter()
+                .map(|d| Router {
+                    name: d.name,
+                    tun: std::sync::Arc::new(d.tun),
+                    routes: d.routes,
+                    demand: d.demand,
+                    session: None,
+                    generation: 0,
+                })
+                .collect(),
+            dialer: options.dialer,
             stats: HubStats::default(),
             radius: options.radius,
             accounting: tokio::task::JoinSet::new(),
@@ -349,13 +431,25 @@ impl Hub {
         let mut batch = RecvBatch::default();
         let mut tun_buf = vec![0u8; 65_536];
         let mut auth_replies = self.auth_replies_rx.take().expect("the hub runs once");
+        let (readers, mut from_routers) = self.start_router_readers();
+        let has_routers = !readers.0.is_empty();
+        for index in 0..self.routers.len() {
+            self.router_actions(index);
+        }
         loop {
-            let deadline = self.timers.peek().map(|Reverse((at, _))| *at);
+            let deadline = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| *at)
+                .into_iter()
+                .chain(self.routers.iter().filter_map(|r| r.demand.poll_timeout()))
+                .min();
             let wake = {
                 let tun = self.tun();
                 tokio::select! {
                     r = self.gre.recv_batch(&mut batch) => Wake::Gre(r),
                     r = recv_tun(tun, &mut tun_buf) => Wake::Tun(r),
+                    r = from_routers.recv(), if has_routers => Wake::Router(r),
                     c = commands.recv() => Wake::Command(c),
                     r = auth_replies.recv() => Wake::Authorized(r),
                     () = sleep_until(deadline) => Wake::Timer,
@@ -382,6 +476,8 @@ impl Hub {
                 Wake::Gre(Err(e)) => tracing::warn!(error = %e, "GRE socket"),
                 Wake::Tun(Ok(n)) => self.on_tun_packet(&tun_buf[..n]),
                 Wake::Tun(Err(e)) => tracing::warn!(error = %e, "TUN device"),
+                Wake::Router(Some((index, packet))) => self.on_router_packet(index, &packet),
+                Wake::Router(None) => {}
                 Wake::Command(Some(command)) => {
                     if self.on_command(command).is_break() {
                         self.finish_accounting().await;
@@ -397,7 +493,10 @@ impl Hub {
                     self.finish_accounting().await;
                     return;
                 }
-                Wake::Timer => self.on_timers(),
+                Wake::Timer => {
+                    self.on_timers();
+                    self.on_router_timers(Instant::now());
+                }
             }
         }
     }
@@ -425,6 +524,7 @@ impl Hub {
             HubCommand::Reauthorize(id, update, reply) => {
                 let _ = reply.send(self.reauthorize(id, &update));
             }
+            HubCommand::DialEnded { index, generation } => self.on_dial_ended(index, generation),
         }
         ControlFlow::Continue(())
     }
@@ -488,8 +588,18 @@ impl Hub {
                 notify: call.notify,
                 aaa: SessionAaa::default(),
                 routes: Vec::new(),
+                local_addr: call.local_addr,
+                placer: if call.router.is_some() {
+                    Placer::Us
+                } else {
+                    Placer::Peer
+                },
+                router: None,
             },
         );
+        if let Some(index) = call.router {
+            self.bind(index, key);
+        }
         self.flush(key, now);
     }
 
@@ -533,6 +643,10 @@ impl Hub {
             TunMode::Client { .. } | TunMode::Probe(_) => None,
         };
         let routes = &self.session_routes;
+        let behind_router: &[Ipv4Net] = match session.router {
+            Some(index) => &self.routers[index].routes,
+            None => &[],
+        };
         // The decryption buffer is taken out of the hub while the session is borrowed.
         let mut decrypted = std::mem::take(&mut self.decrypt_buf);
         let packet: &[u8] = match data {
@@ -549,7 +663,9 @@ impl Hub {
             let spoofed = packet.len() < 20
                 || expected_source.is_some_and(|peer| {
                     let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-                    src != peer && !routes.is_behind(key, src)
+                    src != peer
+                        && !routes.is_behind(key, src)
+                        && !behind_router.iter().any(|net| net.contains(&src))
                 });
             if spoofed {
                 self.stats.spoofed_source += 1;
@@ -583,9 +699,17 @@ impl Hub {
                         return;
                     }
                 }
+                let tun = match session.router {
+                    Some(index) => {
+                        let router = &mut self.routers[index];
+                        router.demand.on_inbound(now);
+                        Some(&*router.tun)
+                    }
+                    None => current_tun(&self.tun_mode, &self.client_tun),
+                };
                 if let TunMode::Probe(probe) = &self.tun_mode {
                     let _ = probe.send(packet.to_vec());
-                } else if let Some(tun) = current_tun(&self.tun_mode, &self.client_tun)
+                } else if let Some(tun) = tun
                     && tun.send(packet).await.is_err()
                 {
                     self.stats.send_errors += 1;
@@ -672,6 +796,7 @@ impl Hub {
                             };
                             format!("{bits}-bit {mode}")
                         }),
+                    interface: session.router.map(|i| self.routers[i].name.clone()),
                     uptime_secs: now.duration_since(session.started).as_secs(),
                     rx_packets: c.input_packets,
                     rx_bytes: c.input_octets,
@@ -780,7 +905,14 @@ impl Hub {
                     if let Some(a) = &session.aaa.authorization {
                         session.routes.extend(&a.routes);
                     }
-                    session.user = Some(user);
+                    session.user = Some(user.clone());
+                    // A calling router: its user name is one of our interfaces.
+                    if session.placer == Placer::Peer
+                        && session.router.is_none()
+                        && let Some(index) = self.routers.iter().position(|r| r.name == user)
+                    {
+                        self.bind(index, key);
+                    }
                 }
             }
             Event::Up(up) => {
@@ -807,6 +939,9 @@ impl Hub {
                         let _ = notify.send(SessionEvent::Up(up.clone()));
                     }
                     session.up = Some(up);
+                    if let Some(index) = session.router {
+                        self.router_link_up(index, key);
+                    }
                 }
                 self.start_accounting(key);
             }
@@ -822,6 +957,14 @@ impl Hub {
     }
 
     fn network_up(&mut self, key: SessionKey, up: &LinkUp) -> anyhow::Result<()> {
+        if let Some(index) = self.sessions.get(&key).and_then(|s| s.router) {
+            // A router's link: its interface's device (with its routes) carries it;
+            // the link's addresses go on the device for operators and for what the
+            // box itself sends.
+            return self.routers[index]
+                .tun
+                .set_link_addresses(up.local_ip, up.peer_ip);
+        }
         match &self.tun_mode {
             TunMode::Concentrator(tun) => {
                 let Some(session) = self.sessions.get(&key) else {
@@ -876,7 +1019,27 @@ impl Hub {
         {
             tracing::error!(error = %e, "removing the session from the data plane");
         }
-        if let Some(up) = &session.up {
+        if let Some(index) = session.router {
+            let router = &mut self.routers[index];
+            if session.up.is_some() {
+                // Linux drops the routes through a device with its last address:
+                // put the interface's back, they are what dials next time.
+                router.tun.clear_link_addresses();
+                for route in &router.routes {
+                    if let Err(e) = router.tun.add_route(&route.to_string()) {
+                        tracing::error!(interface = %router.name, %route, error = format!("{e:#}"), "cannot restore the interface's route");
+                    }
+                }
+            }
+            if router.session == Some(key) {
+                router.session = None;
+                // A call the peer placed that failed is not a failure of ours to
+                // back off from.
+                let was_up = session.up.is_some() || session.placer == Placer::Peer;
+                router.demand.on_link_down(was_up, Instant::now());
+                tracing::info!(interface = %router.name, state = ?router.demand.state(), stats = ?router.demand.stats(), "demand-dial link down");
+            }
+        } else if let Some(up) = &session.up {
             match &self.tun_mode {
                 TunMode::Concentrator(tun) => {
                     tun.remove_route(&format!("{}/32", up.peer_ip));
@@ -892,6 +1055,163 @@ impl Hub {
         clear_call(&session.control, session.local_call_id);
         if let Some(notify) = &session.notify {
             let _ = notify.send(SessionEvent::Down(reason));
+        }
+        if let Some(index) = session.router {
+            self.router_actions(index);
+        }
+    }
+
+    // ---- demand-dial interfaces ----
+
+    /// One task per interface device, forwarding what the kernel routes into it.
+    fn start_router_readers(&self) -> (Readers, RouterPackets) {
+        let (tx, rx) = mpsc::channel(256);
+        let readers = self
+            .routers
+            .iter()
+            .enumerate()
+            .map(|(index, router)| {
+                let tun = router.tun.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    while let Ok(n) = tun.recv(&mut buf).await {
+                        if tx.send((index, buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        (Readers(readers), rx)
+    }
+
+    fn on_router_packet(&mut self, index: usize, packet: &[u8]) {
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return;
+        }
+        let router = &mut self.routers[index];
+        match router.demand.on_outbound(packet, Instant::now()) {
+            Verdict::Send => match router.session.and_then(|key| self.sessions.get_mut(&key)) {
+                Some(session) => send_ip(
+                    &self.gre,
+                    self.xdp.as_ref(),
+                    session,
+                    &mut self.scratch,
+                    packet,
+                    &mut self.stats,
+                ),
+                None => self.stats.no_session_for_destination += 1,
+            },
+            Verdict::Queued | Verdict::Dropped => {}
+        }
+        self.router_actions(index);
+    }
+
+    /// Binds session `key` to interface `index`, settling a second call for it.
+    fn bind(&mut self, index: usize, key: SessionKey) {
+        let Some(new) = self.sessions.get(&key) else {
+            return;
+        };
+        let (placer, local, peer) = (new.placer, new.local_addr, new.peer_addr);
+        let name = self.routers[index].name.clone();
+        if let Some(old_key) = self.routers[index].session.filter(|k| *k != key)
+            && let Some(old) = self.sessions.get_mut(&old_key)
+        {
+            let now = Instant::now();
+            if keep_new_call(old.placer, placer, local, peer) {
+                tracing::info!(interface = %name, ?placer, old = ?old.placer, "two calls for one interface: the new one replaces the old");
+                old.router = None;
+                old.link.close(now);
+                self.flush(old_key, now);
+            } else {
+                tracing::info!(interface = %name, ?placer, old = ?old.placer, "two calls for one interface: the new one is hung up");
+                if let Some(new) = self.sessions.get_mut(&key) {
+                    new.link.close(now);
+                }
+                self.flush(key, now);
+                return;
+            }
+        }
+        self.routers[index].session = Some(key);
+        self.routers[index].demand.on_connecting();
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.router = Some(index);
+            tracing::info!(interface = %name, peer = %key.0, ?placer, "call bound to the demand-dial interface");
+        }
+    }
+
+    /// The bound session's link is up: send what waited.
+    fn router_link_up(&mut self, index: usize, key: SessionKey) {
+        let router = &mut self.routers[index];
+        let waiting = router.demand.on_link_up(Instant::now());
+        tracing::info!(interface = %router.name, queued = waiting.len(), "demand-dial link up");
+        if let Some(session) = self.sessions.get_mut(&key) {
+            for packet in &waiting {
+                send_ip(
+                    &self.gre,
+                    self.xdp.as_ref(),
+                    session,
+                    &mut self.scratch,
+                    packet,
+                    &mut self.stats,
+                );
+            }
+        }
+    }
+
+    fn on_dial_ended(&mut self, index: usize, generation: u64) {
+        let Some(router) = self.routers.get_mut(index) else {
+            return;
+        };
+        if router.generation == generation
+            && router.session.is_none()
+            && router.demand.state() == crate::demand::State::Dialing
+        {
+            router.demand.on_dial_failed(Instant::now());
+            tracing::info!(interface = %router.name, next = ?router.demand.poll_timeout(), "demand-dial call failed");
+        }
+        self.router_actions(index);
+    }
+
+    fn on_router_timers(&mut self, now: Instant) {
+        for index in 0..self.routers.len() {
+            if self.routers[index]
+                .demand
+                .poll_timeout()
+                .is_some_and(|at| at <= now)
+            {
+                self.routers[index].demand.handle_timeout(now);
+                self.router_actions(index);
+            }
+        }
+    }
+
+    /// Does what interface `index`'s machine asks.
+    fn router_actions(&mut self, index: usize) {
+        while let Some(action) = self.routers[index].demand.poll_action() {
+            let now = Instant::now();
+            let router = &mut self.routers[index];
+            match action {
+                Action::Dial => {
+                    router.generation += 1;
+                    tracing::info!(interface = %router.name, "demand-dial: dialing");
+                    match &mut self.dialer {
+                        Some(dialer) => dialer(index, router.generation),
+                        None => router.demand.on_dial_failed(now),
+                    }
+                }
+                Action::HangUp => match router.session {
+                    Some(key) => {
+                        tracing::info!(interface = %router.name, "demand-dial: idle, hanging up");
+                        if let Some(session) = self.sessions.get_mut(&key) {
+                            session.link.close(now);
+                        }
+                        self.flush(key, now);
+                    }
+                    None => router.demand.on_link_down(true, now),
+                },
+            }
         }
     }
 

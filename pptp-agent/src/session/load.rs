@@ -274,6 +274,7 @@ async fn session(
                 link,
                 control: commands.clone(),
                 notify: Some(events_tx.clone()),
+                router: None,
             })));
         }
         Event::CallDown { local_call_id, .. } => {

@@ -26,6 +26,7 @@ use crate::{
         link::{EchoConfig, LinkConfig, Role, ServerConfig, Verifier},
     },
     pptp::{
+        call::CallRequest,
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::{GeneralError, StopReason},
@@ -105,6 +106,14 @@ pub struct Shared {
     /// Calls accepted and not yet down (`max_sessions`).
     calls: Arc<AtomicU32>,
     call_ids: SharedCallIds,
+}
+
+impl Shared {
+    /// The Call IDs of every call of the concentrator (demand-dial calls it
+    /// places draw from them too).
+    pub fn call_ids(&self) -> SharedCallIds {
+        self.call_ids.clone()
+    }
 }
 
 /// Accepts control connections on `listener` until `shutdown` turns true; each
@@ -213,7 +222,16 @@ async fn connection(
     ));
     let mut accepted = HashSet::new();
     shell::drive(stream, conn, receiver, |conn, event, now| match event {
-        Event::CallRequested { local_call_id, .. } => {
+        Event::CallRequested {
+            local_call_id,
+            request,
+        } => {
+            // Outgoing: a client (PNS) asks us, the PAC, to place a call. Incoming: a
+            // PAC (an ISP's access switch) hands us, the PNS, a user's call.
+            let kind = match request {
+                CallRequest::Outgoing(_) => "outgoing",
+                CallRequest::Incoming(_) => "incoming",
+            };
             let max = settings.limits.get().max_sessions;
             let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)
@@ -225,6 +243,7 @@ async fn connection(
                 calls.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(%peer, error = %e, "cannot accept call");
             } else {
+                tracing::info!(%peer, local_call_id, kind, "call accepted");
                 accepted.insert(local_call_id);
             }
         }
@@ -240,6 +259,7 @@ async fn connection(
                 link: settings.link_config(),
                 control: commands.clone(),
                 notify: Some(session_events.clone()),
+                router: None,
             })));
         }
         Event::CallDown {

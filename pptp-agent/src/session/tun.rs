@@ -39,6 +39,23 @@ impl Tun {
         })
     }
 
+    /// Creates `name` without an address (a demand-dial interface before its link
+    /// is up: routes can point at it, and the first packet is read from it).
+    pub fn create_unnumbered(name: &str, mtu: u16) -> anyhow::Result<Self> {
+        let device = DeviceBuilder::new()
+            .name(name)
+            .mtu(mtu)
+            .build_async()
+            .with_context(|| {
+                format!("creating TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
+            })?;
+        ip(&["link", "set", name, "up"])?;
+        Ok(Self {
+            device,
+            name: name.to_owned(),
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -58,13 +75,33 @@ impl Tun {
         ip(&["route", "replace", destination, "dev", &self.name])
     }
 
+    /// Puts a point-to-point link's addresses on the device (a demand-dial
+    /// interface whose link came up).
+    pub fn set_link_addresses(&self, local: Ipv4Addr, peer: Ipv4Addr) -> anyhow::Result<()> {
+        ip(&[
+            "addr",
+            "replace",
+            &local.to_string(),
+            "peer",
+            &format!("{peer}/32"),
+            "dev",
+            &self.name,
+        ])
+    }
+
+    /// Removes every address from the device (its link went down); routes through
+    /// the device stay.
+    pub fn clear_link_addresses(&self) {
+        let _ = ip(&["addr", "flush", "dev", &self.name]);
+    }
+
     /// Removes a route added with [`Tun::add_route`]; a route already gone is fine.
     pub fn remove_route(&self, destination: &str) {
         let _ = ip(&["route", "del", destination, "dev", &self.name]);
     }
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()

@@ -456,6 +456,25 @@ impl Config {
             opt(self.limits.connections_per_source),
             self.limits.handshake_timeout.as_secs()
         );
+        for dd in &self.demand_dial {
+            let routes: Vec<String> = dd.routes.iter().map(|r| r.to_string()).collect();
+            out += &format!(
+                "demand-dial {}: {}, routes {}\n",
+                dd.name,
+                match &dd.server {
+                    Some(server) => format!(
+                        "{} to {server} as {}",
+                        match dd.demand.mode {
+                            crate::demand::Mode::OnDemand => "on-demand",
+                            crate::demand::Mode::Persistent => "persistent",
+                        },
+                        dd.user
+                    ),
+                    None => "answer only".to_owned(),
+                },
+                routes.join(", ")
+            );
+        }
         out
     }
 }

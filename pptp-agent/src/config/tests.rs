@@ -799,3 +799,83 @@ fn radius_section() {
          /etc/pptp-xdp/pptp-agent.toml:8: radius.servers.secret: empty secret"
     );
 }
+
+#[test]
+fn the_router_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/router-seattle.toml");
+    let c = Config::load(&path).unwrap();
+    let [dd] = c.demand_dial.as_slice() else {
+        panic!("one interface: {:?}", c.demand_dial);
+    };
+    assert_eq!(
+        (dd.name.as_str(), dd.device.as_str()),
+        ("DD_NewYork", "DD_NewYork")
+    );
+    assert_eq!(dd.server.as_deref(), Some("198.51.100.10"));
+    assert_eq!(dd.user, "DD_Seattle");
+    assert_eq!(dd.routes, ["192.0.2.128/25".parse().unwrap()]);
+    assert_eq!(dd.demand.mode, crate::demand::Mode::OnDemand);
+    assert_eq!(dd.demand.idle_timeout, Some(Duration::from_secs(300)));
+    assert!(dd.dials());
+    let secrets = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chap-secrets");
+    let mut c = c;
+    c.auth.secrets = secrets;
+    let (db, _) = c.load_users().unwrap();
+    assert!(
+        c.summary(&db).contains(
+            "demand-dial DD_NewYork: on-demand to 198.51.100.10 as DD_Seattle, routes 192.0.2.128/25"
+        ),
+        "{}",
+        c.summary(&db)
+    );
+}
+
+#[test]
+fn demand_dial_mistakes_are_reported_with_their_lines() {
+    let base = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10\"]\n";
+    let cases = [
+        (
+            "[[demand_dial]]\nname = \"a\"\nserver = \"198.51.100.2\"\nuser = \"u\"\npassword = \"p\"\n",
+            "4: demand_dial[0].routes: missing: the networks behind the other router",
+        ),
+        (
+            "[[demand_dial]]\nname = \"a\"\nmode = \"sometimes\"\nroutes = [\"192.0.2.128/25\"]\n",
+            "6: demand_dial[0].mode: \"sometimes\" is not one of \"on-demand\", \"persistent\", \"answer\"",
+        ),
+        (
+            "[[demand_dial]]\nname = \"a\"\nmode = \"persistent\"\nroutes = [\"192.0.2.128/25\"]\n",
+            "4: demand_dial[0].server: missing: the other router's host name or address",
+        ),
+        (
+            "[[demand_dial]]\nname = \"a\"\nmode = \"answer\"\nserver = \"x\"\nroutes = [\"192.0.2.128/25\"]\n",
+            "7: demand_dial[0].server: an \"answer\" interface does not call",
+        ),
+        (
+            "[[demand_dial]]\nname = \"a\"\nroutes = [\"192.0.2.0/33\"]\n",
+            "6: demand_dial[0].routes: \"192.0.2.0/33\" is not a.b.c.d/n",
+        ),
+        (
+            "[[demand_dial]]\nname = \"pptp0\"\nroutes = [\"192.0.2.128/25\"]\n",
+            "4: demand_dial[0].device: \"pptp0\" is already in use",
+        ),
+        (
+            "[[demand_dial]]\nname = \"a very long interface name\"\nroutes = [\"192.0.2.128/25\"]\n",
+            "5: demand_dial[0].device: missing: the name is longer than 15 bytes",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{base}{extra}");
+        let errors = Config::parse("/etc/pptp-xdp/pptp-agent.toml", &text)
+            .expect_err(extra)
+            .to_string();
+        assert!(
+            errors.contains(expected),
+            "{extra}\nexpected {expected:?} in:\n{errors}"
+        );
+    }
+    // An answer-only interface needs no credentials.
+    let text =
+        format!("{base}[[demand_dial]]\nname = \"DD_Seattle\"\nroutes = [\"203.0.113.0/24\"]\n");
+    let c = Config::parse("/x.toml", &text).unwrap();
+    assert!(!c.demand_dial[0].dials());
+}

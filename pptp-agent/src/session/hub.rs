@@ -901,7 +901,9 @@ impl Hub {
                         tracing::warn!(peer = %key.0, %user, "hung up: the user has as many sessions as allowed");
                         session.link.close(Instant::now());
                     }
-                    session.routes = self.user_routes.get(&user).cloned().unwrap_or_default();
+                    if session.placer == Placer::Peer {
+                        session.routes = self.user_routes.get(&user).cloned().unwrap_or_default();
+                    }
                     if let Some(a) = &session.aaa.authorization {
                         session.routes.extend(&a.routes);
                     }

@@ -1363,6 +1363,8 @@ impl Hub {
     }
 
     fn shutdown(&mut self) {
+        // Links closed below must not make persistent interfaces dial again.
+        self.dialer = None;
         let now = Instant::now();
         let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();
         for key in &keys {

@@ -13,7 +13,7 @@
 //!   LAN on another interface, client traffic reaches the LAN with no extra route.
 //!
 //! Needs root. The lab's concentrator namespace is Seattle (WAN 198.51.100.1, LAN
-//! 203.0.113.0/24 with its host 203.0.113.10); client 0's namespace is New York (WAN
+//! 203.0.113.0/27 with its host 203.0.113.10); client 0's namespace is New York (WAN
 //! 198.51.100.10) with a LAN of its own, 192.0.2.128/25 and its host 192.0.2.138.
 
 use std::{
@@ -34,7 +34,7 @@ use pptp_tests::{
 const NY_ROUTER_LAN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 129);
 const NY_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 138);
 const NY_LAN: &str = "192.0.2.128/25";
-const SEATTLE_LAN: &str = "203.0.113.0/24";
+const SEATTLE_LAN: &str = "203.0.113.0/27";
 /// The demand-dial interfaces, named as in the book.
 const DD_NEW_YORK: &str = "DD_NewYork";
 const DD_SEATTLE: &str = "DD_Seattle";
@@ -403,7 +403,7 @@ fn multihomed_concentrator_needs_no_route_for_client_traffic() {
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     // The Internet side has the default gateway; the LAN only its connected route.
     let (wan, conc) = (lab.wan_ns(), lab.concentrator_ns());
-    ip_in(&wan, &["addr", "add", "198.51.100.254/24", "dev", "br0"]).unwrap();
+    ip_in(&wan, &["addr", "add", "198.51.100.2/27", "dev", "br0"]).unwrap();
     ip_in(
         &conc,
         &[
@@ -411,7 +411,7 @@ fn multihomed_concentrator_needs_no_route_for_client_traffic() {
             "add",
             "default",
             "via",
-            "198.51.100.254",
+            "198.51.100.2",
             "dev",
             "up0",
         ],

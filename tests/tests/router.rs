@@ -6,6 +6,8 @@
 //!   sides dialing at once leave one call;
 //! - an answer-only interface: the answering router routes the calling router's
 //!   networks while the call is up, and only then;
+//! - a persistent interface: connected at start, never idled out, called again when
+//!   the other side hangs up;
 //! - an ISP-initiated (compulsory) tunnel: our agent as PAC places an
 //!   Incoming-Call-Request toward our concentrator, which answers as PNS; ping and
 //!   TCP cross it;
@@ -130,8 +132,9 @@ fn router_config(
     config
 }
 
-/// Builds the sites; New York's interface toward Seattle has `new_york_mode`.
-fn sites(new_york_mode: &str) -> Sites {
+/// Builds the sites; Seattle's interface toward New York has `seattle_mode`, New
+/// York's toward Seattle `new_york_mode`.
+fn sites(seattle_mode: &str, new_york_mode: &str) -> Sites {
     let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let (ny, ny_lan) = (lab.client_ns(0), format!("{}-nylan", lab.id()));
@@ -169,7 +172,7 @@ fn sites(new_york_mode: &str) -> Sites {
         "192.0.2.1",
         "192.0.2.10-192.0.2.19",
         DD_NEW_YORK,
-        "on-demand",
+        seattle_mode,
         addr::client(0),
         (DD_SEATTLE, "7%uQv45l?p!kWy9*"),
         NY_LAN,
@@ -261,7 +264,7 @@ fn wait_for_idle_hang_up(s: &Sites) {
 
 #[test]
 fn seattle_and_new_york_dial_each_other_on_demand() {
-    let s = sites("on-demand");
+    let s = sites("on-demand", "on-demand");
     let (sea, ny) = (s.seattle_ns(), s.new_york_ns());
 
     // Before any call: each interface and its routes exist, the route to the other
@@ -339,7 +342,7 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
 
 #[test]
 fn answering_router_routes_the_callers_networks_only_while_connected() {
-    let s = sites("answer");
+    let s = sites("on-demand", "answer");
     let ny = s.new_york_ns();
     assert!(
         route_devices(&ny, SEATTLE_LAN).is_empty(),
@@ -364,6 +367,39 @@ fn answering_router_routes_the_callers_networks_only_while_connected() {
         route_devices(&ny, SEATTLE_LAN).is_empty(),
         "the route left with the call"
     );
+}
+
+#[test]
+fn persistent_interface_dials_at_start_and_redials_when_the_link_is_lost() {
+    let s = sites("persistent", "answer");
+    let connected = |s: &Sites| {
+        bound(&s.seattle.sessions(), DD_NEW_YORK).is_some_and(|x| x["state"] == "up")
+            && s.new_york.sessions().len() == 1
+    };
+    wait_for(Duration::from_secs(10), || connected(&s))
+        .unwrap_or_else(|e| panic!("no call at start: {e:#}\n{}", s.logs()));
+    let first = bound(&s.seattle.sessions(), DD_NEW_YORK).unwrap()["id"].clone();
+    // No idle hang-up for a persistent link.
+    std::thread::sleep(Duration::from_secs(IDLE_SECS + 1));
+    assert_eq!(
+        bound(&s.seattle.sessions(), DD_NEW_YORK).unwrap()["id"],
+        first
+    );
+    // New York's operator hangs the call up: Seattle calls again by itself.
+    let out = agents::output_within(
+        Command::new(agents::agent_bin())
+            .args(["kill", "--all", "--api-socket"])
+            .arg(&s.new_york.socket),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_for(Duration::from_secs(10), || {
+        bound(&s.seattle.sessions(), DD_NEW_YORK)
+            .is_some_and(|x| x["id"] != first && x["state"] == "up")
+    })
+    .unwrap_or_else(|e| panic!("no redial: {e:#}\n{}", s.logs()));
+    assert!(agents::ping(&s.seattle_host_ns(), NY_HOST, 2).unwrap());
 }
 
 #[test]

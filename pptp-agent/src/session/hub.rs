@@ -29,7 +29,8 @@
 //!
 //! Demand-dial interfaces ([`DemandIface`]) have a TUN device of their own, with their
 //! routes, from the start. A reader task per device hands the hub what the kernel
-//! routes into it; the interface's [`DemandDial`] machine says whether to send it on
+//! routes into it (one copy per packet into a bounded channel: site-to-site links
+//! are few and take the agent's path anyway); the interface's [`DemandDial`] machine says whether to send it on
 //! the session bound to the interface, queue it, dial (through the [`Dialer`] the
 //! owner gave) or hang up. A session is bound to an interface when we placed its
 //! call for it, or when the peer authenticates with the interface's name (a calling

@@ -30,9 +30,9 @@
 //! Demand-dial interfaces ([`DemandIface`]) have a TUN device of their own, with their
 //! routes, from the start. A reader task per device hands the hub what the kernel
 //! routes into it (one copy per packet into a bounded channel: site-to-site links
-//! are few and take the agent's path anyway); the interface's [`DemandDial`] machine says whether to send it on
-//! the session bound to the interface, queue it, dial (through the [`Dialer`] the
-//! owner gave) or hang up. A session is bound to an interface when we placed its
+//! are few and take the agent's path anyway); the interface's [`DemandDial`] machine
+//! says whether to send it on the session bound to the interface, queue it, dial
+//! (through the [`Dialer`] the owner gave) or hang up. A session is bound to an interface when we placed its
 //! call for it, or when the peer authenticates with the interface's name (a calling
 //! router); [`keep_new_call`] settles two calls for one interface.
 
@@ -433,7 +433,7 @@ impl Hub {
         let mut tun_buf = vec![0u8; 65_536];
         let mut auth_replies = self.auth_replies_rx.take().expect("the hub runs once");
         let (readers, mut from_routers) = self.start_router_readers();
-        let has_routers = !readers.0.is_empty();
+        let mut has_routers = !readers.0.is_empty();
         for index in 0..self.routers.len() {
             self.router_actions(index);
         }
@@ -478,7 +478,8 @@ impl Hub {
                 Wake::Tun(Ok(n)) => self.on_tun_packet(&tun_buf[..n]),
                 Wake::Tun(Err(e)) => tracing::warn!(error = %e, "TUN device"),
                 Wake::Router(Some((index, packet))) => self.on_router_packet(index, &packet),
-                Wake::Router(None) => {}
+                // Every reader ended (their devices failed, logged): stop polling.
+                Wake::Router(None) => has_routers = false,
                 Wake::Command(Some(command)) => {
                     if self.on_command(command).is_break() {
                         self.finish_accounting().await;
@@ -728,7 +729,10 @@ impl Hub {
         let key = match &self.tun_mode {
             TunMode::Concentrator(_) => {
                 let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-                (self.by_client.get(&dst).copied()).or_else(|| self.session_routes.lookup(dst))
+                self.by_client
+                    .get(&dst)
+                    .copied()
+                    .or_else(|| self.session_routes.lookup(dst))
             }
             TunMode::Client { .. } => self.sessions.keys().next().copied(),
             TunMode::Probe(_) => {
@@ -1078,9 +1082,17 @@ impl Hub {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65_536];
-                    while let Ok(n) = tun.recv(&mut buf).await {
-                        if tx.send((index, buf[..n].to_vec())).await.is_err() {
-                            break;
+                    loop {
+                        match tun.recv(&mut buf).await {
+                            Ok(n) => {
+                                if tx.send((index, buf[..n].to_vec())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(device = tun.name(), error = %e, "demand-dial device unreadable: interface stopped");
+                                return;
+                            }
                         }
                     }
                 })

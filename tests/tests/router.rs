@@ -52,6 +52,20 @@ impl Router {
     fn sessions(&self) -> Vec<serde_json::Value> {
         agents::sessions_at(&agents::agent_bin(), &self.socket).unwrap()
     }
+
+    /// Its one demand-dial interface (`interfaces --json`).
+    fn interface(&self) -> serde_json::Value {
+        let out = agents::output_within(
+            Command::new(agents::agent_bin())
+                .args(["interfaces", "--json", "--api-socket"])
+                .arg(&self.socket),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["interfaces"][0].clone()
+    }
 }
 
 /// The two sites.
@@ -281,6 +295,12 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
     );
     assert!(s.seattle.sessions().is_empty() && s.new_york.sessions().is_empty());
     assert!(addresses(&sea, DD_NEW_YORK).is_empty());
+    let idle = s.seattle.interface();
+    assert_eq!(
+        (idle["name"].as_str(), idle["state"].as_str()),
+        (Some(DD_NEW_YORK), Some("idle"))
+    );
+    assert_eq!(idle["dials"], 0);
 
     // A Seattle host pings a New York host: the one packet dials the link, waits for
     // it, and is answered.
@@ -295,6 +315,16 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
     assert_eq!(at_new_york["user"], DD_SEATTLE);
     assert_eq!(at_new_york["state"], "up");
     assert_eq!(at_seattle["state"], "up");
+    let dialed = s.seattle.interface();
+    assert_eq!(dialed["state"], "up");
+    assert_eq!(dialed["session"], at_seattle["id"]);
+    assert_eq!(dialed["dials"], 1);
+    assert!(
+        dialed["queued"].as_u64() >= Some(1),
+        "the ping waited: {dialed}"
+    );
+    assert_eq!(dialed["dropped_queue_full"], 0);
+    assert_eq!(s.new_york.interface()["dials"], 0, "New York answered");
     // The link's addresses are on both interfaces while it is up.
     assert_eq!(addresses(&ny, DD_SEATTLE), ["192.0.2.65"]);
     assert_eq!(addresses(&sea, DD_NEW_YORK).len(), 1);
@@ -306,6 +336,13 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
     // Idle for IDLE_SECS: both hang up; the link's addresses go, the routes stay
     // (they are what dials next time).
     wait_for_idle_hang_up(&s);
+    let hung_up = s.seattle.interface();
+    assert_eq!(hung_up["state"], "idle");
+    // Whichever idle timer fired first hung up (both may have).
+    let idle_hangups = hung_up["idle_hangups"].as_u64().unwrap()
+        + s.new_york.interface()["idle_hangups"].as_u64().unwrap();
+    assert!((1..=2).contains(&idle_hangups), "{idle_hangups}");
+    assert_eq!(hung_up["session"], serde_json::Value::Null);
     assert!(addresses(&sea, DD_NEW_YORK).is_empty());
     assert!(addresses(&ny, DD_SEATTLE).is_empty());
     assert_eq!(route_devices(&sea, NY_LAN), [DD_NEW_YORK]);

@@ -68,7 +68,7 @@ use tokio::{
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
     session::{
-        hub::{DataPath, HubCommand, HubStats, Selector, SessionInfo, SessionState},
+        hub::{DataPath, HubCommand, HubStats, InterfaceInfo, Selector, SessionInfo, SessionState},
         pool::{PoolHandle, PoolUsage},
     },
 };
@@ -112,6 +112,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Sessions,
+    /// The demand-dial interfaces.
+    Interfaces,
     Stats,
     Kill(Selector),
 }
@@ -129,15 +131,20 @@ impl Request {
             .and_then(Value::as_str)
             .ok_or("the request has no \"cmd\" string")?;
         let allowed: &[&str] = match cmd {
-            "sessions" | "stats" => &["cmd"],
+            "sessions" | "stats" | "interfaces" => &["cmd"],
             "kill" => &["cmd", "id", "user", "all"],
-            other => return Err(format!("unknown cmd {other:?} (sessions, stats, kill)")),
+            other => {
+                return Err(format!(
+                    "unknown cmd {other:?} (sessions, stats, kill, interfaces)"
+                ));
+            }
         };
         if let Some(extra) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(format!("unexpected field {extra:?} for {cmd:?}"));
         }
         match cmd {
             "sessions" => Ok(Self::Sessions),
+            "interfaces" => Ok(Self::Interfaces),
             "stats" => Ok(Self::Stats),
             _ => {
                 let mut selectors = Vec::new();
@@ -168,6 +175,7 @@ impl Request {
     pub fn to_json(&self) -> Value {
         match self {
             Self::Sessions => json!({"cmd": "sessions"}),
+            Self::Interfaces => json!({"cmd": "interfaces"}),
             Self::Stats => json!({"cmd": "stats"}),
             Self::Kill(Selector::Id(id)) => json!({"cmd": "kill", "id": id}),
             Self::Kill(Selector::User(user)) => json!({"cmd": "kill", "user": user}),
@@ -206,6 +214,10 @@ impl Backend {
         self.ask(HubCommand::Sessions).await
     }
 
+    pub async fn interfaces(&self) -> Result<Vec<InterfaceInfo>, String> {
+        self.ask(HubCommand::Interfaces).await
+    }
+
     pub async fn hub_stats(&self) -> Result<HubStats, String> {
         self.ask(HubCommand::Stats).await
     }
@@ -241,6 +253,7 @@ impl Backend {
     pub async fn answer(&self, request: Request) -> Value {
         let result = match request {
             Request::Sessions => self.sessions().await.map(|s| json!({ "sessions": s })),
+            Request::Interfaces => self.interfaces().await.map(|i| json!({ "interfaces": i })),
             Request::Stats => self.stats().await,
             Request::Kill(selector) => self.kill(selector).await.map(|n| json!({ "killed": n })),
         };

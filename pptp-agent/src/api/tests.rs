@@ -99,6 +99,7 @@ fn requests_parse_and_print_back() {
     let ok = |s: &str| Request::parse(s.as_bytes()).unwrap();
     assert_eq!(ok(r#"{"cmd":"sessions"}"#), Request::Sessions);
     assert_eq!(ok(r#"{"cmd":"stats"}"#), Request::Stats);
+    assert_eq!(ok(r#"{"cmd":"interfaces"}"#), Request::Interfaces);
     assert_eq!(
         ok(r#"{"cmd":"kill","id":3}"#),
         Request::Kill(Selector::Id(3))
@@ -114,6 +115,7 @@ fn requests_parse_and_print_back() {
     for request in [
         Request::Sessions,
         Request::Stats,
+        Request::Interfaces,
         Request::Kill(Selector::Id(3)),
         Request::Kill(Selector::User("alice".into())),
         Request::Kill(Selector::All),
@@ -128,6 +130,7 @@ fn requests_parse_and_print_back() {
     assert!(err("[1]").contains("object"));
     assert!(err(r#"{"cmd":"reboot"}"#).contains("unknown cmd"));
     assert!(err(r#"{"cmd":"sessions","id":1}"#).contains("unexpected field"));
+    assert!(err(r#"{"cmd":"interfaces","all":true}"#).contains("unexpected field"));
     assert!(err(r#"{"cmd":"kill"}"#).contains("exactly one"));
     assert!(err(r#"{"cmd":"kill","id":1,"user":"a"}"#).contains("exactly one"));
     assert!(err(r#"{"cmd":"kill","all":false}"#).contains("exactly one"));

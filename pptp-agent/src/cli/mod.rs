@@ -2,6 +2,7 @@
 
 mod check_config;
 mod dial;
+mod interfaces;
 mod kill;
 mod load_test;
 mod options;
@@ -39,6 +40,9 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// Hang sessions up (LCP Terminate-Request, then the call is cleared).
     Kill(kill::KillArgs),
+    /// List the running agent's demand-dial interfaces (state, bound session,
+    /// calls, idle hang-ups, queued and dropped packets).
+    Interfaces(interfaces::InterfacesArgs),
     /// Validate a configuration file and the chap-secrets file it names.
     CheckConfig(check_config::CheckConfigArgs),
     /// Capacity test: establish many sessions against a concentrator from this one
@@ -72,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Kill(args) => kill::run(args),
+        Command::Interfaces(args) => interfaces::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::LoadTest(args) => load_test::run(args),
     }

@@ -139,6 +139,8 @@ pub enum HubCommand {
     Reauthorize(u64, Authorization, oneshot::Sender<bool>),
     /// A call placed by the [`Dialer`] ended (whether or not it came up).
     DialEnded { index: usize, generation: u64 },
+    /// Report every demand-dial interface.
+    Interfaces(oneshot::Sender<Vec<InterfaceInfo>>),
 }
 
 /// Which sessions a [`HubCommand::Kill`] hangs up.
@@ -199,6 +201,21 @@ pub struct SessionInfo {
     /// IPv4 packets and bytes sent to the peer (both paths added up).
     pub tx_packets: u64,
     pub tx_bytes: u64,
+}
+
+/// One demand-dial interface, as operators see it (`pptp-agent interfaces`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub device: String,
+    pub state: crate::demand::State,
+    /// The session bound to it ([`SessionInfo::id`]).
+    pub session: Option<u64>,
+    /// Packets and bytes waiting for the link.
+    pub queued_packets: usize,
+    pub queued_bytes: usize,
+    #[serde(flatten)]
+    pub stats: crate::demand::DemandStats,
 }
 
 /// What the owner of a call hears about its session.
@@ -527,6 +544,9 @@ impl Hub {
                 let _ = reply.send(self.reauthorize(id, &update));
             }
             HubCommand::DialEnded { index, generation } => self.on_dial_ended(index, generation),
+            HubCommand::Interfaces(reply) => {
+                let _ = reply.send(self.interface_infos());
+            }
         }
         ControlFlow::Continue(())
     }
@@ -1099,6 +1119,27 @@ impl Hub {
             })
             .collect();
         (Readers(readers), rx)
+    }
+
+    fn interface_infos(&self) -> Vec<InterfaceInfo> {
+        self.routers
+            .iter()
+            .map(|r| {
+                let (queued_packets, queued_bytes) = r.demand.queued();
+                InterfaceInfo {
+                    name: r.name.clone(),
+                    device: r.tun.name().to_owned(),
+                    state: r.demand.state(),
+                    session: r
+                        .session
+                        .and_then(|key| self.sessions.get(&key))
+                        .map(|s| s.id),
+                    queued_packets,
+                    queued_bytes,
+                    stats: r.demand.stats(),
+                }
+            })
+            .collect()
     }
 
     fn on_router_packet(&mut self, index: usize, packet: &[u8]) {

@@ -8,6 +8,8 @@
 //!   networks while the call is up, and only then;
 //! - a persistent interface: connected at start, never idled out, called again when
 //!   the other side hangs up;
+//! - a router that died without a word and calls again: its new call takes over the
+//!   interface once up, the stale one is hung up after;
 //! - an ISP-initiated (compulsory) tunnel: our agent as PAC places an
 //!   Incoming-Call-Request toward our concentrator, which answers as PNS; ping and
 //!   TCP cross it;
@@ -42,10 +44,13 @@ const DD_NEW_YORK: &str = "DD_NewYork";
 const DD_SEATTLE: &str = "DD_Seattle";
 const IDLE_SECS: u64 = 3;
 
-/// One router's agent: its config directory and API socket.
+/// One router's agent: where it runs, its configuration and API socket.
 struct Router {
     agent: Agent,
     socket: PathBuf,
+    ns: String,
+    config: PathBuf,
+    name: &'static str,
 }
 
 impl Router {
@@ -149,7 +154,6 @@ fn router_config(
 /// Builds the sites; Seattle's interface toward New York has `seattle_mode`, New
 /// York's toward Seattle `new_york_mode`.
 fn sites(seattle_mode: &str, new_york_mode: &str) -> Sites {
-    let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let (ny, ny_lan) = (lab.client_ns(0), format!("{}-nylan", lab.id()));
     ip(&["netns", "add", &ny_lan]).unwrap();
@@ -204,24 +208,33 @@ fn sites(seattle_mode: &str, new_york_mode: &str) -> Sites {
         SEATTLE_LAN,
         (DD_SEATTLE, "7%uQv45l?p!kWy9*"),
     );
-    let start = |lab: &mut Lab, ns: &str, config: &Path, name: &str| {
-        let socket = dir.join(format!("{name}.sock"));
-        let args = vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ];
-        let agent = agents::start_serving_in(lab, &bin, ns, args, &socket, name).unwrap();
-        Router { agent, socket }
-    };
     let seattle_ns = lab.concentrator_ns();
-    let seattle = start(&mut lab, &seattle_ns, &seattle_config, "seattle");
-    let new_york = start(&mut lab, &ny, &new_york_config, "newyork");
+    let seattle = start_router(&mut lab, &dir, &seattle_ns, &seattle_config, "seattle");
+    let new_york = start_router(&mut lab, &dir, &ny, &new_york_config, "newyork");
     Sites {
         lab,
         dir,
         seattle,
         new_york,
+    }
+}
+
+/// Starts a router's agent from `config` in `ns`.
+fn start_router(lab: &mut Lab, dir: &Path, ns: &str, config: &Path, name: &'static str) -> Router {
+    let socket = dir.join(format!("{name}.sock"));
+    let args = vec![
+        "serve".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let agent =
+        agents::start_serving_in(lab, &agents::agent_bin(), ns, args, &socket, name).unwrap();
+    Router {
+        agent,
+        socket,
+        ns: ns.to_owned(),
+        config: config.to_owned(),
+        name,
     }
 }
 
@@ -375,6 +388,88 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
         a[0]["local_call_id"], b[0]["peer_call_id"],
         "both sides kept the same call"
     );
+}
+
+#[test]
+fn a_restarted_router_replaces_its_stale_call() {
+    let mut s = sites("on-demand", "on-demand");
+    assert!(
+        ping_once(&s.seattle_host_ns(), NY_HOST, 10),
+        "\n{}",
+        s.logs()
+    );
+    let stale = bound(&s.new_york.sessions(), DD_SEATTLE).expect("the first call")["id"].clone();
+    // Seattle dies without a word: no LCP Terminate, no Call-Clear, and its kernel's
+    // FIN/RST on the control connection dropped, so New York still has the call
+    // bound and up when Seattle, restarted, calls again.
+    let seattle_ns = s.seattle_ns();
+    let nft = |args: &[&str]| {
+        netns::run_in_ns(&seattle_ns, Command::new("nft").args(args))
+            .expect("nft (run `cargo xtask setup` for nftables)");
+    };
+    nft(&["add", "table", "inet", "mute"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "mute",
+        "output",
+        "{ type filter hook output priority 0; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "mute",
+        "output",
+        "tcp",
+        "flags",
+        "&",
+        "(fin|rst)",
+        "!=",
+        "0",
+        "drop",
+    ]);
+    let pid = s.seattle.agent.pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || s.lab.exited(pid).is_some()).unwrap();
+    nft(&["delete", "table", "inet", "mute"]);
+    assert_eq!(
+        bound(&s.new_york.sessions(), DD_SEATTLE).unwrap()["id"],
+        stale,
+        "New York did not notice"
+    );
+    let (dir, ns, config) = (
+        s.dir.clone(),
+        s.seattle.ns.clone(),
+        s.seattle.config.clone(),
+    );
+    s.seattle = start_router(&mut s.lab, &dir, &ns, &config, s.seattle.name);
+    // The new call takes over once it is up (the stale one is kept until then, and
+    // hung up a moment later): the packet that dialed is answered.
+    assert!(
+        ping_once(&s.seattle_host_ns(), NY_HOST, 10),
+        "the new call did not take over\n{}",
+        s.logs()
+    );
+    let interface = s.new_york.interface();
+    assert_eq!(interface["state"], "up");
+    assert_ne!(
+        interface["session"], stale,
+        "New York's interface sends on the new call"
+    );
+    assert!(
+        s.new_york
+            .sessions()
+            .iter()
+            .any(|x| x["id"] == interface["session"] && x["state"] == "up")
+    );
+    wait_for(Duration::from_secs(15), || s.new_york.sessions().len() == 1)
+        .unwrap_or_else(|e| panic!("the stale call stayed: {e:#}\n{}", s.logs()));
 }
 
 #[test]

@@ -329,6 +329,10 @@ struct Session {
     router: Option<usize>,
 }
 
+/// How long a router call replaced by another (two calls for one interface) still
+/// takes what the peer sends on it.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Packets read from demand-dial interfaces' devices, with the interface's index.
 type RouterPackets = mpsc::Receiver<(usize, Vec<u8>)>;
 
@@ -347,8 +351,12 @@ struct Router {
     tun: std::sync::Arc<Tun>,
     routes: Vec<Ipv4Net>,
     demand: DemandDial,
-    /// The session bound to it.
+    /// The session its traffic goes to.
     session: Option<SessionKey>,
+    /// A call that won over `session` (two calls for one interface) and takes its
+    /// place once its link is up: make before break, so that packets already on
+    /// the old link are not lost.
+    next: Option<SessionKey>,
     /// Calls placed so far (tells a late [`HubCommand::DialEnded`] from the current).
     generation: u64,
 }
@@ -379,6 +387,8 @@ pub struct Hub {
     /// Routes to networks behind sessions (concentrator only).
     session_routes: SessionRoutes,
     routers: Vec<Router>,
+    /// Replaced router calls still accepting data until they are hung up.
+    lingering: Vec<(Instant, SessionKey)>,
     dialer: Option<Dialer>,
     stats: HubStats,
     radius: Option<Radius>,
@@ -432,9 +442,11 @@ impl Hub {
                     routes: d.routes,
                     demand: d.demand,
                     session: None,
+                    next: None,
                     generation: 0,
                 })
                 .collect(),
+            lingering: Vec::new(),
             dialer: options.dialer,
             stats: HubStats::default(),
             radius: options.radius,
@@ -461,6 +473,7 @@ impl Hub {
                 .map(|Reverse((at, _))| *at)
                 .into_iter()
                 .chain(self.routers.iter().filter_map(|r| r.demand.poll_timeout()))
+                .chain(self.lingering.iter().map(|(at, _)| *at))
                 .min();
             let wake = {
                 let tun = self.tun();
@@ -515,6 +528,7 @@ impl Hub {
                 Wake::Timer => {
                     self.on_timers();
                     self.on_router_timers(Instant::now());
+                    self.on_lingering(Instant::now());
                 }
             }
         }
@@ -1047,23 +1061,26 @@ impl Hub {
             tracing::error!(error = %e, "removing the session from the data plane");
         }
         if let Some(index) = session.router {
+            self.lingering.retain(|(_, k)| *k != key);
+            if let Some(up) = &session.up {
+                self.router_addresses_gone(index, up);
+            }
             let router = &mut self.routers[index];
-            if session.up.is_some() {
-                // Linux drops the routes through a device with its last address:
-                // put the interface's back, they are what dials next time.
-                router.tun.clear_link_addresses();
-                for route in &router.routes {
-                    if let Err(e) = router.tun.add_route(&route.to_string()) {
-                        tracing::error!(interface = %router.name, %route, error = format!("{e:#}"), "cannot restore the interface's route");
-                    }
-                }
+            if router.next == Some(key) {
+                router.next = None;
             }
             if router.session == Some(key) {
                 router.session = None;
-                // A call the peer placed that failed is not a failure of ours to
-                // back off from.
-                let was_up = session.up.is_some() || session.placer == Placer::Peer;
-                router.demand.on_link_down(was_up, Instant::now());
+                if let Some(next) = router.next.take() {
+                    // The call that was to replace this one takes over now.
+                    router.session = Some(next);
+                    router.demand.on_connecting();
+                } else {
+                    // A call the peer placed that failed is not a failure of ours
+                    // to back off from.
+                    let was_up = session.up.is_some() || session.placer == Placer::Peer;
+                    router.demand.on_link_down(was_up, Instant::now());
+                }
                 tracing::info!(interface = %router.name, state = ?router.demand.state(), stats = ?router.demand.stats(), "demand-dial link down");
             }
         } else if let Some(up) = &session.up {
@@ -1089,6 +1106,34 @@ impl Hub {
     }
 
     // ---- demand-dial interfaces ----
+
+    /// A router session's link addresses leave the interface's device; the
+    /// interface's routes (which Linux drops with a device's last address) and the
+    /// addresses of the link that carries on are put back.
+    fn router_addresses_gone(&mut self, index: usize, up: &LinkUp) {
+        let router = &self.routers[index];
+        router.tun.remove_link_addresses(up.local_ip, up.peer_ip);
+        for route in &router.routes {
+            if let Err(e) = router.tun.add_route(&route.to_string()) {
+                tracing::error!(interface = %router.name, %route, error = format!("{e:#}"), "cannot restore the interface's route");
+            }
+        }
+        for key in [router.session, router.next].into_iter().flatten() {
+            if let Some(other) = self.sessions.get(&key).and_then(|s| s.up.as_ref()) {
+                let _ = router.tun.set_link_addresses(other.local_ip, other.peer_ip);
+            }
+        }
+    }
+
+    /// Hangs up the replaced calls whose time is over.
+    fn on_lingering(&mut self, now: Instant) {
+        let (due, keep): (Vec<_>, Vec<_>) =
+            self.lingering.drain(..).partition(|(at, _)| *at <= now);
+        self.lingering = keep;
+        for (_, key) in due {
+            self.hang_up(key, now);
+        }
+    }
 
     /// One task per interface device, forwarding what the kernel routes into it.
     fn start_router_readers(&self) -> (Readers, RouterPackets) {
@@ -1177,15 +1222,21 @@ impl Hub {
             let now = Instant::now();
             if keep_new_call(old.placer, placer, local, peer) {
                 tracing::info!(interface = %name, ?placer, old = ?old.placer, "two calls for one interface: the new one replaces the old");
+                if old.up.is_some() {
+                    // The old link carries traffic until the new one is up.
+                    if let Some(other) = self.routers[index].next.replace(key) {
+                        self.hang_up(other, now);
+                    }
+                    if let Some(session) = self.sessions.get_mut(&key) {
+                        session.router = Some(index);
+                    }
+                    return;
+                }
                 old.router = None;
-                old.link.close(now);
-                self.flush(old_key, now);
+                self.hang_up(old_key, now);
             } else {
                 tracing::info!(interface = %name, ?placer, old = ?old.placer, "two calls for one interface: the new one is hung up");
-                if let Some(new) = self.sessions.get_mut(&key) {
-                    new.link.close(now);
-                }
-                self.flush(key, now);
+                self.hang_up(key, now);
                 return;
             }
         }
@@ -1197,10 +1248,31 @@ impl Hub {
         }
     }
 
-    /// The bound session's link is up: send what waited.
+    /// LCP Terminate-Request on a session.
+    fn hang_up(&mut self, key: SessionKey, now: Instant) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.link.close(now);
+        }
+        self.flush(key, now);
+    }
+
+    /// A router session's link is up: it takes over from the call it replaces, or
+    /// sends what waited.
     fn router_link_up(&mut self, index: usize, key: SessionKey) {
+        let now = Instant::now();
         let router = &mut self.routers[index];
-        let waiting = router.demand.on_link_up(Instant::now());
+        if router.next == Some(key) {
+            router.next = None;
+            if let Some(old) = router.session.replace(key) {
+                // Packets the peer already sent on the old link still arrive.
+                self.lingering.push((now + LINGER, old));
+            }
+            tracing::info!(interface = %router.name, "demand-dial link moved to the new call");
+        } else if router.session != Some(key) {
+            return;
+        }
+        let router = &mut self.routers[index];
+        let waiting = router.demand.on_link_up(now);
         tracing::info!(interface = %router.name, queued = waiting.len(), "demand-dial link up");
         if let Some(session) = self.sessions.get_mut(&key) {
             for packet in &waiting {
@@ -1260,10 +1332,7 @@ impl Hub {
                 Action::HangUp => match router.session {
                     Some(key) => {
                         tracing::info!(interface = %router.name, "demand-dial: idle, hanging up");
-                        if let Some(session) = self.sessions.get_mut(&key) {
-                            session.link.close(now);
-                        }
-                        self.flush(key, now);
+                        self.hang_up(key, now);
                     }
                     None => router.demand.on_link_down(true, now),
                 },

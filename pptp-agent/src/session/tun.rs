@@ -89,10 +89,19 @@ impl Tun {
         ])
     }
 
-    /// Removes every address from the device (its link went down); routes through
-    /// the device stay.
-    pub fn clear_link_addresses(&self) {
-        let _ = ip(&["addr", "flush", "dev", &self.name]);
+    /// Removes what [`set_link_addresses`](Self::set_link_addresses) put on (the
+    /// link went down). Linux then drops the routes through the device if that was
+    /// its last address: put back those that must stay.
+    pub fn remove_link_addresses(&self, local: Ipv4Addr, peer: Ipv4Addr) {
+        let _ = ip(&[
+            "addr",
+            "del",
+            &local.to_string(),
+            "peer",
+            &format!("{peer}/32"),
+            "dev",
+            &self.name,
+        ]);
     }
 
     /// Removes a route added with [`Tun::add_route`]; a route already gone is fine.

@@ -5,7 +5,8 @@
 //!   the idle timer hangs up, traffic from the other side dials again, and both
 //!   sides dialing at once leave one call;
 //! - an answer-only interface: the answering router routes the calling router's
-//!   networks while the call is up, and only then;
+//!   networks while the call is up, and only then, and a restarted caller's new call
+//!   takes them over from its stale one;
 //! - a persistent interface: connected at start, never idled out, called again when
 //!   the other side hangs up;
 //! - a router that died without a word and calls again: its new call takes over the
@@ -238,6 +239,57 @@ fn start_router(lab: &mut Lab, dir: &Path, ns: &str, config: &Path, name: &'stat
     }
 }
 
+/// Kills Seattle's agent without a word: no LCP Terminate, no Call-Clear, and its
+/// kernel's FIN/RST on the control connection dropped, so New York does not notice.
+fn kill_silently(s: &mut Sites) {
+    let seattle_ns = s.seattle_ns();
+    let nft = |args: &[&str]| {
+        netns::run_in_ns(&seattle_ns, Command::new("nft").args(args))
+            .expect("nft (run `cargo xtask setup` for nftables)");
+    };
+    nft(&["add", "table", "inet", "mute"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "mute",
+        "output",
+        "{ type filter hook output priority 0; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "mute",
+        "output",
+        "tcp",
+        "flags",
+        "&",
+        "(fin|rst)",
+        "!=",
+        "0",
+        "drop",
+    ]);
+    let pid = s.seattle.agent.pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || s.lab.exited(pid).is_some()).unwrap();
+    nft(&["delete", "table", "inet", "mute"]);
+}
+
+/// Starts Seattle's agent again, same configuration.
+fn restart_seattle(s: &mut Sites) {
+    let (dir, ns, config) = (
+        s.dir.clone(),
+        s.seattle.ns.clone(),
+        s.seattle.config.clone(),
+    );
+    s.seattle = start_router(&mut s.lab, &dir, &ns, &config, s.seattle.name);
+}
+
 /// `ip route show <prefix>` in `ns`: the devices routing it.
 fn route_devices(ns: &str, prefix: &str) -> Vec<String> {
     let out =
@@ -399,56 +451,15 @@ fn a_restarted_router_replaces_its_stale_call() {
         s.logs()
     );
     let stale = bound(&s.new_york.sessions(), DD_SEATTLE).expect("the first call")["id"].clone();
-    // Seattle dies without a word: no LCP Terminate, no Call-Clear, and its kernel's
-    // FIN/RST on the control connection dropped, so New York still has the call
-    // bound and up when Seattle, restarted, calls again.
-    let seattle_ns = s.seattle_ns();
-    let nft = |args: &[&str]| {
-        netns::run_in_ns(&seattle_ns, Command::new("nft").args(args))
-            .expect("nft (run `cargo xtask setup` for nftables)");
-    };
-    nft(&["add", "table", "inet", "mute"]);
-    nft(&[
-        "add",
-        "chain",
-        "inet",
-        "mute",
-        "output",
-        "{ type filter hook output priority 0; }",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "inet",
-        "mute",
-        "output",
-        "tcp",
-        "flags",
-        "&",
-        "(fin|rst)",
-        "!=",
-        "0",
-        "drop",
-    ]);
-    let pid = s.seattle.agent.pid;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(5), || s.lab.exited(pid).is_some()).unwrap();
-    nft(&["delete", "table", "inet", "mute"]);
+    // Seattle dies without a word; New York still has the call bound and up when
+    // Seattle, restarted, calls again.
+    kill_silently(&mut s);
     assert_eq!(
         bound(&s.new_york.sessions(), DD_SEATTLE).unwrap()["id"],
         stale,
         "New York did not notice"
     );
-    let (dir, ns, config) = (
-        s.dir.clone(),
-        s.seattle.ns.clone(),
-        s.seattle.config.clone(),
-    );
-    s.seattle = start_router(&mut s.lab, &dir, &ns, &config, s.seattle.name);
+    restart_seattle(&mut s);
     // The new call takes over once it is up (the stale one is kept until then, and
     // hung up a moment later): the packet that dialed is answered.
     assert!(
@@ -474,7 +485,7 @@ fn a_restarted_router_replaces_its_stale_call() {
 
 #[test]
 fn answering_router_routes_the_callers_networks_only_while_connected() {
-    let s = sites("on-demand", "answer");
+    let mut s = sites("on-demand", "answer");
     let ny = s.new_york_ns();
     assert!(
         route_devices(&ny, SEATTLE_LAN).is_empty(),
@@ -494,6 +505,17 @@ fn answering_router_routes_the_callers_networks_only_while_connected() {
         agents::ping(&s.new_york_host_ns(), addr::LAN_HOST, 3).unwrap(),
         "New York's LAN reaches Seattle's through the route"
     );
+    // Seattle restarts without hanging up and calls again: its new session takes
+    // the route over from its stale one.
+    kill_silently(&mut s);
+    assert_eq!(s.new_york.sessions().len(), 1, "New York did not notice");
+    restart_seattle(&mut s);
+    assert!(
+        ping_once(&s.seattle_host_ns(), NY_HOST, 10),
+        "the new call did not get the route\n{}",
+        s.logs()
+    );
+    assert_eq!(route_devices(&ny, SEATTLE_LAN), ["pptp0"]);
     wait_for_idle_hang_up(&s);
     assert!(
         route_devices(&ny, SEATTLE_LAN).is_empty(),

@@ -1025,7 +1025,32 @@ impl Hub {
                 }
                 tun.add_route(&format!("{}/32", up.peer_ip))?;
                 self.by_client.insert(up.peer_ip, key);
+                // A router that calls again (it restarted, its old call not yet
+                // timed out) takes its networks over from its own older session,
+                // which is hung up.
+                let stale: Vec<SessionKey> = if session.routes.is_empty() {
+                    Vec::new()
+                } else {
+                    self.sessions
+                        .iter()
+                        .filter(|(k, s)| {
+                            **k != key
+                                && s.user == session.user
+                                && s.up.is_some()
+                                && !s.routes.is_empty()
+                        })
+                        .map(|(k, _)| *k)
+                        .collect()
+                };
+                for old in &stale {
+                    tracing::info!(user = ?session.user, old = %old.0, "a router called again: its older session gives up its routes");
+                    self.session_routes.detach(*old, tun);
+                }
                 self.session_routes.attach(key, &session.routes, tun);
+                let now = Instant::now();
+                for old in stale {
+                    self.hang_up(old, now);
+                }
             }
             TunMode::Client { name, routes } => {
                 let tun = Tun::create(name, up.local_ip, Some(up.peer_ip), up.peer_mru)?;

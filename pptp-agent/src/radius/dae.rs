@@ -218,6 +218,7 @@ mod tests {
             state: SessionState::Up,
             path: DataPath::Xdp,
             mppe: None,
+            interface: None,
             uptime_secs: 0,
             rx_packets: 0,
             rx_bytes: 0,

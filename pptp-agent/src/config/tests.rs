@@ -244,7 +244,7 @@ fn unknown_keys_and_wrong_types() {
     );
     assert_eq!(
         error_with("[limitz]\n"),
-        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `dhcp`, `users`, `radius`"
+        "/etc/pptp-xdp/pptp-agent.toml:4: limitz: unknown field `limitz`, expected one of `name`, `listen`, `mru`, `interfaces`, `tunnel`, `auth`, `mppe`, `limits`, `keepalive`, `dhcp`, `users`, `radius`, `demand_dial`"
     );
     assert_eq!(
         error_with("[users.bob]\ndial_in = \"deny\"\nmax = 3\n"),

@@ -8,7 +8,7 @@
 //!   networks while the call is up, and only then, and a restarted caller's new call
 //!   takes them over from its stale one;
 //! - a persistent interface: connected at start, never idled out, called again when
-//!   the other side hangs up;
+//!   the other side hangs up; the host route to the other router goes with the agent;
 //! - a router that died without a word and calls again: its new call takes over the
 //!   interface once up, the stale one is hung up after;
 //! - an ISP-initiated (compulsory) tunnel: our agent as PAC places an
@@ -525,7 +525,7 @@ fn answering_router_routes_the_callers_networks_only_while_connected() {
 
 #[test]
 fn persistent_interface_dials_at_start_and_redials_when_the_link_is_lost() {
-    let s = sites("persistent", "answer");
+    let mut s = sites("persistent", "answer");
     let connected = |s: &Sites| {
         bound(&s.seattle.sessions(), DD_NEW_YORK).is_some_and(|x| x["state"] == "up")
             && s.new_york.sessions().len() == 1
@@ -554,6 +554,12 @@ fn persistent_interface_dials_at_start_and_redials_when_the_link_is_lost() {
     })
     .unwrap_or_else(|e| panic!("no redial: {e:#}\n{}", s.logs()));
     assert!(agents::ping(&s.seattle_host_ns(), NY_HOST, 2).unwrap());
+    // Stopped, Seattle takes its host route to New York with it.
+    let host_route = format!("{}/32", addr::client(0));
+    assert_eq!(route_devices(&s.seattle_ns(), &host_route), ["up0"]);
+    let pid = s.seattle.agent.pid;
+    s.lab.stop(pid, Duration::from_secs(10)).unwrap();
+    assert!(route_devices(&s.seattle_ns(), &host_route).is_empty());
 }
 
 #[test]

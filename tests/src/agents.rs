@@ -156,7 +156,18 @@ pub fn sessions_at(bin: &Path, socket: &Path) -> anyhow::Result<Vec<serde_json::
 /// Dials the lab's concentrator from client `i` with `extra` arguments (user,
 /// password, policies); returns once the client's tunnel has its address.
 pub fn dial(lab: &mut Lab, bin: &Path, i: usize, extra: &[&str]) -> anyhow::Result<Agent> {
-    let mut args: Vec<String> = vec!["dial".into(), "--server".into(), addr::CONC_WAN.to_string()];
+    dial_to(lab, bin, i, addr::CONC_WAN, extra)
+}
+
+/// As [`dial`], to the PPTP server at `server` (a real peer, say).
+pub fn dial_to(
+    lab: &mut Lab,
+    bin: &Path,
+    i: usize,
+    server: Ipv4Addr,
+    extra: &[&str],
+) -> anyhow::Result<Agent> {
+    let mut args: Vec<String> = vec!["dial".into(), "--server".into(), server.to_string()];
     args.extend(["--route".into(), "203.0.113.0/24".into()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     let ns = lab.client_ns(i);

@@ -9,7 +9,13 @@
 //! for (MS-CHAPv2: 40/56/128; MS-CHAPv1: 128 only; others: none). Each side's
 //! request lists what it accepts; a request with several strengths is Nak-ed with the
 //! strongest common one, so both directions end up with one strength. Stateless mode
-//! (H bit) is always offered; stateful is accepted only if the policy allows it.
+//! (H bit) is offered unless the policy asks for stateful; stateful is accepted only
+//! if the policy allows it. The mode, too, ends up the same both ways: while we want
+//! stateful (asked for by the policy, or Nak-ed to us by the peer and allowed), a
+//! stateless request from the peer is Nak-ed with stateful. pppd needs that: with
+//! `mppe-stateful` it still requests stateless, acks our stateful request, and runs
+//! each direction as acked, a mix this engine refuses; Nak-ed, it requests stateful.
+//! If the peer Naks our stateful request with stateless, we follow and stop asking.
 //!
 //! Reset-Request/Reset-Ack (codes 14/15) are handled by the link.
 
@@ -115,6 +121,8 @@ pub struct Ccp {
     available: Vec<KeyStrength>,
     /// Our current offer (None: empty request).
     offer: Option<u32>,
+    /// The mode we want both directions in: stateful (H clear) or stateless.
+    want_stateful: bool,
     ours: Option<MppeParams>,
     theirs: Option<MppeParams>,
 }
@@ -138,6 +146,7 @@ impl Ccp {
             policy,
             available,
             offer: None,
+            want_stateful: false,
             ours: None,
             theirs: None,
         };
@@ -165,7 +174,7 @@ impl Ccp {
     }
 
     fn all_bits(&self) -> u32 {
-        let mode = if self.policy.request_stateful && self.policy.allow_stateful {
+        let mode = if self.want_stateful {
             0
         } else {
             bits::STATELESS
@@ -209,7 +218,8 @@ impl Negotiator for Ccp {
                     continue;
                 }
             };
-            let stateless = word & bits::STATELESS != 0 || !self.policy.allow_stateful;
+            let stateless =
+                !self.want_stateful && (word & bits::STATELESS != 0 || !self.policy.allow_stateful);
             let wanted = match self.params(word) {
                 Some(p) => strength_bit(p.strength) | if stateless { bits::STATELESS } else { 0 },
                 None if word & !bits::MPPC == 0 => {
@@ -246,6 +256,7 @@ impl Negotiator for Ccp {
         match self.params(word) {
             Some(p) => {
                 let stateless = word & bits::STATELESS != 0 || !self.policy.allow_stateful;
+                self.want_stateful = !stateless;
                 let h = if stateless { bits::STATELESS } else { 0 };
                 self.offer = Some(strength_bit(p.strength) | h);
             }
@@ -262,6 +273,7 @@ impl Negotiator for Ccp {
     }
 
     fn reset(&mut self) {
+        self.want_stateful = self.policy.request_stateful && self.policy.allow_stateful;
         self.offer = self.can_encrypt().then(|| self.all_bits());
         self.ours = None;
         self.theirs = None;
@@ -374,6 +386,45 @@ mod tests {
             stateless: false,
         };
         assert_eq!(ccp.mppe(), MppeAgreement::On(expected));
+    }
+
+    /// pppd with `mppe-stateful` requests stateless and acks our stateful request; it
+    /// accepts a Nak to stateful (seen against pppd 2.4.9 in the interop VM, where
+    /// acking its stateless request left the two directions in different modes).
+    #[test]
+    fn a_stateless_request_is_nakked_to_stateful_when_we_ask_for_stateful() {
+        let asking = MppePolicy {
+            allow_stateful: true,
+            request_stateful: true,
+            ..MppePolicy::default()
+        };
+        let mut ccp = Ccp::new(asking, &ALL);
+        assert_eq!(ccp.request(), opt(bits::S128));
+        assert_eq!(
+            judge(&mut ccp, bits::STATELESS | bits::S128),
+            Verdict::Nak(opt(bits::S128))
+        );
+        ccp.acked(&packet::parse_options(&opt(bits::S128)).unwrap());
+        assert_eq!(judge(&mut ccp, bits::S128), Verdict::Ack);
+        let stateful = MppeParams {
+            strength: KeyStrength::Bits128,
+            stateless: false,
+        };
+        assert_eq!(ccp.mppe(), MppeAgreement::On(stateful));
+
+        // A peer that Naks our stateful request with stateless: we follow it, and
+        // then accept its stateless request too.
+        let mut ccp = Ccp::new(
+            MppePolicy {
+                allow_stateful: true,
+                request_stateful: true,
+                ..MppePolicy::default()
+            },
+            &ALL,
+        );
+        ccp.nakked(&packet::parse_options(&opt(bits::STATELESS | bits::S128)).unwrap());
+        assert_eq!(ccp.request(), opt(bits::STATELESS | bits::S128));
+        assert_eq!(judge(&mut ccp, bits::STATELESS | bits::S128), Verdict::Ack);
     }
 
     #[test]

@@ -96,10 +96,10 @@ pub fn dissect(file: &Path) -> anyhow::Result<Dissection> {
     })
 }
 
-/// Frames of `file` matching the display `filter`.
-pub fn matching(file: &Path, filter: &str) -> anyhow::Result<usize> {
+/// Numbers of the frames of `file` matching the display `filter`, in order.
+pub fn matching(file: &Path, filter: &str) -> anyhow::Result<Vec<u64>> {
     let file = file.to_str().context("capture path is not UTF-8")?;
-    Ok(tshark(&[
+    tshark(&[
         "-r",
         file,
         "-Y",
@@ -110,7 +110,12 @@ pub fn matching(file: &Path, filter: &str) -> anyhow::Result<usize> {
         "frame.number",
     ])?
     .lines()
-    .count())
+    .map(|n| {
+        n.trim()
+            .parse()
+            .context("tshark printed a bad frame number")
+    })
+    .collect()
 }
 
 /// Runs tshark with `args`, returning its standard output.

@@ -36,6 +36,8 @@ const ECHO_PORT: u16 = 9000;
 /// The authentication methods our server offers: the real client picks one by
 /// refusing the others, as pppd users do.
 const ALL_AUTH: &str = "mschapv2,mschap,chap,pap";
+/// tshark's filter for LCP Terminate-Ack.
+const TERMINATE_ACK: &str = "lcp && ppp.code == 6";
 /// pptpd's address inside its tunnels (the guest's end of ppp0).
 const PPTPD_LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
@@ -195,10 +197,13 @@ struct Measured {
 }
 
 /// What a scenario's capture must show, as tshark display filters: each of
-/// `present` matches at least one frame, none of `absent` matches any.
+/// `present` matches at least one frame, none of `absent` matches any, and for each
+/// pair of `ordered` the first frame matching the first filter comes before the
+/// first matching the second.
 struct Wire {
     present: Vec<String>,
     absent: Vec<String>,
+    ordered: Vec<(&'static str, &'static str)>,
 }
 
 impl Wire {
@@ -212,10 +217,11 @@ impl Wire {
                 auth.to_owned(),
                 "ipcp && ppp.code == 2".into(),
                 "lcp && ppp.code == 5".into(),
-                "lcp && ppp.code == 6".into(),
+                TERMINATE_ACK.into(),
                 "pptp.control_message_type == 12".into(),
             ],
             absent: Vec::new(),
+            ordered: Vec::new(),
         };
         if mppe {
             wire.present.push(ccp_ack);
@@ -225,16 +231,32 @@ impl Wire {
         wire
     }
 
+    /// Our client hangs up like a PPP peer should: the peer's LCP Terminate-Ack
+    /// arrives before our Call-Clear-Request.
+    fn ack_before_clear(mut self) -> Self {
+        self.ordered
+            .push((TERMINATE_ACK, "pptp.control_message_type == 12"));
+        self
+    }
+
     fn check(&self, file: &Path) -> anyhow::Result<()> {
         for filter in &self.present {
             ensure!(
-                capture::matching(file, filter)? > 0,
+                !capture::matching(file, filter)?.is_empty(),
                 "no frame matches {filter:?}"
             );
         }
         for filter in &self.absent {
-            let n = capture::matching(file, filter)?;
+            let n = capture::matching(file, filter)?.len();
             ensure!(n == 0, "{n} frames match {filter:?}");
+        }
+        for (first, then) in &self.ordered {
+            let a = capture::matching(file, first)?.first().copied();
+            let b = capture::matching(file, then)?.first().copied();
+            ensure!(
+                matches!((a, b), (Some(a), Some(b)) if a < b),
+                "expected {first:?} (frame {a:?}) before {then:?} (frame {b:?})"
+            );
         }
         Ok(())
     }
@@ -580,6 +602,7 @@ fn wrong_password(world: &mut World, measured: &mut Measured) -> anyhow::Result<
     Ok(Wire {
         present: vec![CLIENT_CASES[0].auth_filter.into(), "chap.code == 4".into()],
         absent: vec!["ipcp".into()],
+        ordered: Vec::new(),
     })
 }
 
@@ -639,7 +662,7 @@ grep -E 'terminated|Connect time' /tmp/pptpd-ppp.log
         Duration::from_secs(30),
     )?;
     ensure!(hangup.status == 0, "hang-up at pptpd: {}", hangup.text);
-    Ok(Wire::session(case.auth_filter, case.mppe))
+    Ok(Wire::session(case.auth_filter, case.mppe).ack_before_clear())
 }
 
 fn dial_session(world: &mut World, case: &DialCase, measured: &mut Measured) -> anyhow::Result<()> {

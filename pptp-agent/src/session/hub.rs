@@ -41,7 +41,6 @@ use std::{
     collections::{BinaryHeap, HashMap},
     io,
     net::Ipv4Addr,
-    ops::ControlFlow,
     time::{Duration, Instant},
 };
 
@@ -293,6 +292,10 @@ struct Cipher {
 /// While stateful MPPE waits for a flushed packet, the Reset-Request (which may be
 /// lost too) is sent again at most this often, as packets keep arriving.
 const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
+/// How long a shutdown waits for the peers' LCP Terminate-Acks before it clears the
+/// calls anyway. A peer that gets Call-Clear-Request first (pptpd) kills its pppd
+/// before the Ack leaves, so the hang-up would look like a lost link.
+const HANGUP_GRACE: Duration = Duration::from_secs(3);
 
 /// Packets a session moved through the agent.
 #[derive(Debug, Default, Clone, Copy)]
@@ -398,6 +401,9 @@ pub struct Hub {
     auth_replies: mpsc::UnboundedSender<AuthReply>,
     /// Their receiving end, until [`Hub::run`] takes it.
     auth_replies_rx: Option<mpsc::UnboundedReceiver<AuthReply>>,
+    /// A shutdown in progress: who waits for it, and until when the links may take
+    /// to go down.
+    closing: Option<(oneshot::Sender<()>, Instant)>,
 }
 
 enum Wake {
@@ -453,10 +459,14 @@ impl Hub {
             accounting: tokio::task::JoinSet::new(),
             auth_replies,
             auth_replies_rx: Some(auth_replies_rx),
+            closing: None,
         }
     }
 
-    /// Runs until [`HubCommand::Shutdown`] or until every sender is gone.
+    /// Runs until [`HubCommand::Shutdown`] or until every sender is gone. A shutdown
+    /// terminates every link (LCP Terminate-Request) and waits, at most
+    /// [`HANGUP_GRACE`], for the links to go down (Terminate-Ack) before it clears
+    /// the calls that are left and answers.
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
         let mut batch = RecvBatch::default();
         let mut tun_buf = vec![0u8; 65_536];
@@ -467,6 +477,16 @@ impl Hub {
             self.router_actions(index);
         }
         loop {
+            if let Some((_, until)) = &self.closing
+                && (self.sessions.is_empty() || Instant::now() >= *until)
+            {
+                self.shutdown();
+                if let Some((done, _)) = self.closing.take() {
+                    let _ = done.send(());
+                }
+                self.finish_accounting().await;
+                return;
+            }
             let deadline = self
                 .timers
                 .peek()
@@ -474,6 +494,7 @@ impl Hub {
                 .into_iter()
                 .chain(self.routers.iter().filter_map(|r| r.demand.poll_timeout()))
                 .chain(self.lingering.iter().map(|(at, _)| *at))
+                .chain(self.closing.as_ref().map(|(_, until)| *until))
                 .min();
             let wake = {
                 let tun = self.tun();
@@ -492,10 +513,7 @@ impl Hub {
                     // that installs the call (the peer answers our Call-Reply at
                     // once): take the commands first so it is not dropped as unknown.
                     while let Ok(command) = commands.try_recv() {
-                        if self.on_command(command).is_break() {
-                            self.finish_accounting().await;
-                            return;
-                        }
+                        self.on_command(command);
                     }
                     for i in 0..n {
                         match batch.packet(i) {
@@ -510,12 +528,7 @@ impl Hub {
                 Wake::Router(Some((index, packet))) => self.on_router_packet(index, &packet),
                 // Every reader ended (their devices failed, logged): stop polling.
                 Wake::Router(None) => has_routers = false,
-                Wake::Command(Some(command)) => {
-                    if self.on_command(command).is_break() {
-                        self.finish_accounting().await;
-                        return;
-                    }
-                }
+                Wake::Command(Some(command)) => self.on_command(command),
                 Wake::Authorized(Some((key, id, authorized))) => {
                     self.on_authorized(key, id, authorized)
                 }
@@ -534,16 +547,23 @@ impl Hub {
         }
     }
 
-    /// Carries out `command`; `Break` once the hub has shut down.
-    fn on_command(&mut self, command: HubCommand) -> ControlFlow<()> {
+    /// Carries out `command`.
+    fn on_command(&mut self, command: HubCommand) {
         match command {
             HubCommand::CallUp(call) => self.on_call_up(*call),
             HubCommand::CallDown(key) => self.on_call_down(key),
             HubCommand::Send(packet) => self.on_tun_packet(&packet),
             HubCommand::Shutdown(done) => {
-                self.shutdown();
-                let _ = done.send(());
-                return ControlFlow::Break(());
+                // A second request joins the first one's deadline (the first waiter
+                // sees its channel closed).
+                let until = match self.closing.take() {
+                    Some((_, until)) => until,
+                    None => {
+                        self.terminate_links();
+                        Instant::now() + HANGUP_GRACE
+                    }
+                };
+                self.closing = Some((done, until));
             }
             HubCommand::Sessions(reply) => {
                 let _ = reply.send(self.session_infos());
@@ -562,7 +582,6 @@ impl Hub {
                 let _ = reply.send(self.interface_infos());
             }
         }
-        ControlFlow::Continue(())
     }
 
     fn tun(&self) -> Option<&Tun> {
@@ -1510,18 +1529,28 @@ impl Hub {
         .await;
     }
 
-    fn shutdown(&mut self) {
-        // Links closed below must not make persistent interfaces dial again.
+    /// Starts closing every link (the agent is shutting down): each sends LCP
+    /// Terminate-Request and goes down on the Ack (or its own timeout).
+    fn terminate_links(&mut self) {
+        // Links closed now must not make persistent interfaces dial again.
         self.dialer = None;
         let now = Instant::now();
         let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();
-        for key in &keys {
-            if let Some(session) = self.sessions.get_mut(key) {
+        for key in keys {
+            if let Some(session) = self.sessions.get_mut(&key) {
                 session.aaa.cause = Some(TerminateCause::AdminReboot);
                 session.link.close(now);
             }
-            self.flush(*key, now);
-            self.end_session(*key, DownReason::Closed);
+            self.flush(key, now);
+        }
+    }
+
+    /// Ends every session left (closing its link first if not yet) and the data plane.
+    fn shutdown(&mut self) {
+        self.terminate_links();
+        let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();
+        for key in keys {
+            self.end_session(key, DownReason::Closed);
         }
         if let Some(xdp) = self.xdp.take()
             && let Err(e) = xdp.shutdown()

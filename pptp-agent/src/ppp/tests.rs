@@ -776,3 +776,41 @@ fn lost_success_is_recovered_by_the_repeated_response() {
         );
     }
 }
+
+/// With MPPE, neither end sends IPCP before its CCP is open: pppd keeps IPCP Closed
+/// until then and answers an early Configure-Request with Terminate-Ack, which cost
+/// 3 s per MPPE session against pppd (the interop VM measured it).
+#[test]
+fn ipcp_waits_for_ccp_when_mppe_is_negotiated() {
+    let pair = mschapv2_pair();
+    assert!(up(&pair.server_events).unwrap().mppe.is_some());
+    let decoded: Vec<(Side, u16, u8)> = pair
+        .transcript
+        .iter()
+        .filter_map(|(side, bytes)| {
+            let f = Frame::parse(bytes).ok()?;
+            Some((*side, f.protocol, Packet::parse(f.info).ok()?.code))
+        })
+        .collect();
+    for side in [Side::Server, Side::Client] {
+        let first_ipcp = decoded
+            .iter()
+            .position(|&(s, p, _)| s == side && p == protocol::IPCP)
+            .expect("IPCP ran");
+        let acks_before = |from: Side| {
+            decoded[..first_ipcp]
+                .iter()
+                .any(|&(s, p, c)| s == from && p == protocol::CCP && c == code::CONFIGURE_ACK)
+        };
+        assert!(
+            acks_before(Side::Server) && acks_before(Side::Client),
+            "{side:?} sent IPCP before CCP was open: {decoded:?}"
+        );
+    }
+    assert!(
+        !decoded
+            .iter()
+            .any(|&(_, p, c)| p == protocol::IPCP && c == code::TERMINATE_ACK),
+        "no IPCP Terminate-Ack: {decoded:?}"
+    );
+}

@@ -51,6 +51,8 @@ set -e
 modprobe -a ppp_generic ppp_async ppp_mppe ppp_deflate bsd_comp
 head -c $TCP_BYTES /dev/urandom > /tmp/data
 socat TCP-LISTEN:$ECHO_PORT,fork,reuseaddr EXEC:cat < /dev/null > /dev/null 2>&1 &
+echo "kernel $(uname -r)"
+dpkg-query -W -f '${Package} ${Version}\n' ppp pptp-linux pptpd
 "#;
 
 /// Shell functions the scenario scripts share.
@@ -279,7 +281,11 @@ fn real_peers_interoperate() {
     let setup = GUEST_SETUP
         .replace("$TCP_BYTES", &TCP_BYTES.to_string())
         .replace("$ECHO_PORT", &ECHO_PORT.to_string());
-    guest.run_ok(&setup, Duration::from_secs(30)).unwrap();
+    let versions = guest.run_ok(&setup, Duration::from_secs(30)).unwrap();
+    eprintln!(
+        "interop: the peers: {}",
+        versions.trim().replace('\n', ", ")
+    );
     let echo =
         EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, ECHO_PORT)).unwrap();
     let mut world = World { lab, guest, bin };

@@ -1,5 +1,6 @@
-//! `cargo xtask setup`: install what the build and the tests need, then check the
-//! machine (root, BPF, bpffs, namespaces) and name precisely what is missing.
+//! `cargo xtask setup`: install what the build and the tests need, check the machine
+//! (root, BPF, bpffs, namespaces) and name precisely what is missing, then make sure
+//! the interop VM image is in the machine's cache (`pptp_tests::vm::image`).
 //! Every step is skipped when already done, so running it again costs seconds.
 
 use std::{path::Path, process::Command};
@@ -34,6 +35,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "freeradius-utils",
         "radclient: Disconnect and CoA requests in the RADIUS tests",
     ),
+    (
+        "qemu-system-x86",
+        "the interop VM (real pppd, pptp-linux and pptpd peers)",
+    ),
+    (
+        "debootstrap",
+        "building the interop VM image from Debian packages",
+    ),
+    ("cpio", "packing the interop VM image into its initramfs"),
 ];
 
 pub fn run() -> anyhow::Result<()> {
@@ -49,7 +59,18 @@ pub fn run() -> anyhow::Result<()> {
     install_bpf_linker()?;
     install_debian_packages()?;
     check_machine(&mut missing);
+    if missing.is_empty() {
+        build_vm_image()?;
+    }
     report(&missing)
+}
+
+/// The interop test's VM image: reused from the machine's cache, built (a few
+/// minutes, from Debian packages) when the cache lacks the current recipe.
+fn build_vm_image() -> anyhow::Result<()> {
+    let image = pptp_tests::vm::image::ensure()?;
+    eprintln!("xtask: interop VM image ready ({})", image.initrd.display());
+    Ok(())
 }
 
 fn install_nightly() -> anyhow::Result<()> {

@@ -78,15 +78,29 @@ impl Dissection {
 }
 
 /// Runs tshark on `file`: fails if any frame is malformed or carries an expert error
-/// (listing them), otherwise returns every frame's protocol stack.
-pub fn dissect(file: &Path) -> anyhow::Result<Dissection> {
+/// (listing them), otherwise returns every frame's protocol stack. TCP on `data_ports`
+/// is the tests' own payload (random bytes): tshark reads it as plain data, or a
+/// heuristic dissector may take it for its protocol (Thrift did) and call it malformed.
+pub fn dissect(file: &Path, data_ports: &[u16]) -> anyhow::Result<Dissection> {
     let file = file.to_str().context("capture path is not UTF-8")?;
-    let problems = tshark(&["-r", file, "-Y", PROBLEMS])?;
+    let decode_as: Vec<String> = data_ports
+        .iter()
+        .map(|port| format!("tcp.port=={port},data"))
+        .collect();
+    let tshark_on = |extra: &[&str]| {
+        let mut args = vec!["-r", file];
+        for rule in &decode_as {
+            args.extend(["-d", rule.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        tshark(&args)
+    };
+    let problems = tshark_on(&["-Y", PROBLEMS])?;
     ensure!(
         problems.trim().is_empty(),
         "tshark finds malformed packets or expert errors in {file}:\n{problems}"
     );
-    let stacks: Vec<String> = tshark(&["-r", file, "-T", "fields", "-e", "frame.protocols"])?
+    let stacks: Vec<String> = tshark_on(&["-T", "fields", "-e", "frame.protocols"])?
         .lines()
         .map(str::to_owned)
         .collect();

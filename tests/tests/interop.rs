@@ -365,6 +365,10 @@ fn scenario(
         Duration::from_secs(30),
     );
     let result = result.and_then(|()| cleanup.map(drop));
+    if result.is_ok() {
+        // Only the captures of failed scenarios are kept, for reading.
+        let _ = std::fs::remove_file(&pcap);
+    }
     Row {
         name,
         result: result
@@ -377,7 +381,7 @@ fn scenario(
 /// tshark reads the whole capture without a malformed frame or an expert error, and
 /// saw the control channel and PPP.
 fn check_capture(file: &Path, measured: &mut Measured) -> anyhow::Result<()> {
-    let dissection = capture::dissect(file)?;
+    let dissection = capture::dissect(file, &[ECHO_PORT])?;
     ensure!(
         dissection.count("pptp") > 0 && dissection.count("ppp") > 0,
         "tshark saw no PPTP/PPP in {} frames",
@@ -488,8 +492,9 @@ fn pptp_linux_session(
     let before = stats_counters(world)?;
     world.guest.run_ok(
         &format!(
-            "ip route add {net}/24 dev ppp0 && ping -c 5 -i 0.2 -W 3 {host} | tail -n 2",
+            "ip route add {net}/{len} dev ppp0 && ping -c 5 -i 0.2 -W 3 {host} | tail -n 2",
             net = Ipv4Addr::new(203, 0, 113, 0),
+            len = addr::SUBNET_LEN,
             host = addr::LAN_HOST,
         ),
         Duration::from_secs(30),

@@ -19,12 +19,12 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use super::image::Image;
 use crate::{
     demo::wait_for,
-    lab::{Lab, RUN_ROOT},
+    lab::{Lab, RUN_ROOT, addr},
     netns::ip_in,
 };
 
-/// The guest's address on the lab's WAN (clear of the lab's client addresses).
-pub const GUEST_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 250);
+/// The guest's address on the lab's WAN (below the lab's client addresses).
+pub const GUEST_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 9);
 /// The tap device in the WAN namespace.
 const TAP: &str = "vmtap0";
 /// How long the guest may take from qemu's start to the control channel's READY.
@@ -108,7 +108,10 @@ impl Guest {
             .with_context(|| format!("the guest did not boot:\n{}", guest.console_tail()))?;
         guest.boot_time = started.elapsed();
         guest.run_ok(
-            &format!("ip addr add {GUEST_WAN}/24 dev eth0 && ip link set eth0 up"),
+            &format!(
+                "ip addr add {GUEST_WAN}/{} dev eth0 && ip link set eth0 up",
+                addr::SUBNET_LEN
+            ),
             Duration::from_secs(10),
         )?;
         Ok(guest)

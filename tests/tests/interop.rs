@@ -12,6 +12,7 @@
 
 use std::{
     fmt::Write as _,
+    io::Write as _,
     net::{Ipv4Addr, SocketAddrV4},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -277,15 +278,12 @@ fn real_peers_interoperate() {
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let started = Instant::now();
     let mut guest = Guest::boot(&mut lab, &image).unwrap();
-    eprintln!("interop: guest booted in {:.1?}", guest.boot_time);
+    let boot_time = guest.boot_time;
     let setup = GUEST_SETUP
         .replace("$TCP_BYTES", &TCP_BYTES.to_string())
         .replace("$ECHO_PORT", &ECHO_PORT.to_string());
     let versions = guest.run_ok(&setup, Duration::from_secs(30)).unwrap();
-    eprintln!(
-        "interop: the peers: {}",
-        versions.trim().replace('\n', ", ")
-    );
+    let peers = versions.trim().replace('\n', ", ");
     let echo =
         EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, ECHO_PORT)).unwrap();
     let mut world = World { lab, guest, bin };
@@ -321,10 +319,14 @@ fn real_peers_interoperate() {
             .map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
         writeln!(table, "| {} | {result} | {connect} |", row.name).unwrap();
     }
-    eprintln!(
-        "interop: {} scenarios in {:.0?}\n{table}",
+    // Written to stderr itself, not through eprintln!, which the test harness
+    // captures: the table shows in every `cargo xtask test` log, passing or not.
+    let _ = writeln!(
+        std::io::stderr(),
+        "interop: the peers: {peers}\ninterop: {} scenarios in {:.0?} (guest booted in {:.1?})\n{table}",
         rows.len(),
-        started.elapsed()
+        started.elapsed(),
+        boot_time,
     );
     let failed: Vec<&str> = rows
         .iter()

@@ -218,7 +218,10 @@ pub fn listening(ns: &str, port: u16) -> bool {
     .unwrap_or(false)
 }
 
-/// Runs `ping -c count` from `ns` to `dst`; true if every echo was answered.
+/// Pings `dst` from `ns` every 0.2 s until `count` echoes are answered; true if they
+/// are within `count + 3` seconds. A lost echo (a route or map entry that lands a
+/// moment after the client's address, on a loaded machine) costs a resend, not the
+/// test; a path that carries nothing still fails.
 pub fn ping(ns: &str, dst: Ipv4Addr, count: u32) -> anyhow::Result<bool> {
     let mut cmd = Command::new("ping");
     cmd.args([
@@ -226,8 +229,8 @@ pub fn ping(ns: &str, dst: Ipv4Addr, count: u32) -> anyhow::Result<bool> {
         &count.to_string(),
         "-i",
         "0.2",
-        "-W",
-        "2",
+        "-w",
+        &(count + 3).to_string(),
         &dst.to_string(),
     ]);
     netns::command_in(ns, &mut cmd)?;

@@ -83,8 +83,9 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
     // (no_next_hop): the first one towards the LAN host, while ARP runs.
     let unresolved = counter(&json, "no_next_hop");
     assert!(
-        unresolved <= 2,
-        "only ARP resolution passes packets up: {unresolved}"
+        unresolved * 100 <= sent.segments,
+        "only ARP resolution passes packets up (under 1%): {unresolved} of {}",
+        sent.segments
     );
     assert!(
         decapsulated + unresolved >= sent.segments + 5,

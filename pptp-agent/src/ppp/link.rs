@@ -148,6 +148,12 @@ pub struct LinkConfig {
     pub auth_timers: auth::Timers,
     /// Dead-peer detection, if wanted.
     pub echo: Option<EchoConfig>,
+    /// Passive open (RFC 1661 §4.1): wait up to this long for the peer's first LCP
+    /// packet before sending our Configure-Request. A concentrator answering a call
+    /// uses it: its first Configure-Request could otherwise reach the client before
+    /// the client has read the Call-Reply, be dropped as belonging to no call, and
+    /// cost LCP's 3-second restart timer. `None`: send at once.
+    pub passive: Option<Duration>,
 }
 
 impl LinkConfig {
@@ -162,6 +168,7 @@ impl LinkConfig {
             limits: Limits::default(),
             auth_timers: auth::Timers::default(),
             echo: Some(EchoConfig::DEFAULT),
+            passive: None,
         }
     }
 }
@@ -324,6 +331,8 @@ pub struct Link {
     reason: Option<DownReason>,
     echo_deadline: Option<Instant>,
     echo_outstanding: u32,
+    /// Passive open: when our Configure-Request goes out if the peer has not spoken.
+    passive_until: Option<Instant>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
 }
@@ -357,6 +366,7 @@ impl Link {
             reason: None,
             echo_deadline: None,
             echo_outstanding: 0,
+            passive_until: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -380,8 +390,18 @@ impl Link {
     pub fn open(&mut self, now: Instant) {
         self.phase = Phase::Establish;
         self.lcp.open(now);
-        self.lcp.up(now);
+        match self.config.passive {
+            Some(wait) => self.passive_until = Some(now + wait),
+            None => self.lcp.up(now),
+        }
         self.process(now);
+    }
+
+    /// Ends a passive open: LCP starts negotiating (sends our Configure-Request).
+    fn end_passive(&mut self, now: Instant) {
+        if self.passive_until.take().is_some() {
+            self.lcp.up(now);
+        }
     }
 
     /// Closes the link gracefully (LCP Terminate-Request).
@@ -429,6 +449,7 @@ impl Link {
         let mut data = None;
         match frame.protocol {
             protocol::LCP => {
+                self.end_passive(now);
                 if let Some(ext) = self.lcp.receive(now, frame.info) {
                     self.lcp_extension(now, ext);
                 }
@@ -446,6 +467,9 @@ impl Link {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.passive_until.is_some_and(|until| until <= now) {
+            self.end_passive(now);
+        }
         self.lcp.handle_timeout(now);
         let outcome = match &mut self.auth {
             Some(AuthMachine::Authenticator(a)) => a.handle_timeout(now),
@@ -494,11 +518,16 @@ impl Link {
                 n.ipv6cp.as_ref().and_then(|v| v.poll_timeout()),
             ]
         });
-        [self.lcp.poll_timeout(), auth, self.echo_deadline]
-            .into_iter()
-            .chain(net)
-            .flatten()
-            .min()
+        [
+            self.lcp.poll_timeout(),
+            auth,
+            self.echo_deadline,
+            self.passive_until,
+        ]
+        .into_iter()
+        .chain(net)
+        .flatten()
+        .min()
     }
 
     /// Whether data of this protocol may pass. With MPPE agreed only encrypted
@@ -965,6 +994,7 @@ impl Link {
         self.auth = None;
         self.claim = None;
         self.echo_deadline = None;
+        self.passive_until = None;
         if let (Some(ip), Role::Server(s)) = (self.peer_ip.take(), &mut self.config.role) {
             s.pool.release(ip);
         }

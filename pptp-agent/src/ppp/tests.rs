@@ -814,3 +814,41 @@ fn ipcp_waits_for_ccp_when_mppe_is_negotiated() {
         "no IPCP Terminate-Ack: {decoded:?}"
     );
 }
+
+#[test]
+fn a_passive_server_speaks_after_the_client_and_comes_up_without_waiting() {
+    let mut server = server_config(&[Method::MsChapV2], OneAddress::default());
+    server.passive = Some(Duration::from_millis(500));
+    let mut pair = Pair::links(server, client_config(&[Method::MsChapV2], PASSWORD));
+    pair.open();
+    assert!(
+        pair.server.poll_transmit().is_none(),
+        "nothing before the client's first packet"
+    );
+    pair.drive_to_settled();
+    assert!(up(&pair.server_events).is_some() && up(&pair.client_events).is_some());
+    assert_eq!(pair.transcript[0].0, Side::Client, "the client spoke first");
+    assert!(
+        pair.elapsed() < Duration::from_millis(500),
+        "no timer waited: {:?}",
+        pair.elapsed()
+    );
+}
+
+#[test]
+fn a_passive_server_speaks_first_when_the_client_waits() {
+    let mut server = server_config(&[Method::ChapMd5], OneAddress::default());
+    server.passive = Some(Duration::from_millis(500));
+    let mut pair = Pair::new(
+        link(server, 1),
+        Remote::Script(Box::new(|_frame: &[u8]| Vec::new())),
+    );
+    pair.open();
+    let spoke = pair.drive_until(Duration::from_secs(1), |p| !p.transcript.is_empty());
+    assert!(spoke, "the server's Configure-Request went out");
+    assert_eq!(pair.transcript[0].0, Side::Server);
+    assert_eq!(pair.elapsed(), Duration::from_millis(500));
+    let frame = Frame::parse(&pair.transcript[0].1).unwrap();
+    assert_eq!(frame.protocol, protocol::LCP);
+    assert_eq!(frame.info[0], code::CONFIGURE_REQUEST);
+}

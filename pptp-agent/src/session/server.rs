@@ -84,9 +84,15 @@ impl ServerSettings {
         config.mru = self.mru;
         config.echo = self.echo;
         config.mppe = self.mppe.clone();
+        config.passive = Some(PASSIVE_OPEN);
         config
     }
 }
+
+/// How long an answered call's LCP waits for the client's first Configure-Request
+/// before sending ours (clients normally speak within milliseconds of reading the
+/// Call-Reply; one that waits for us loses this much).
+const PASSIVE_OPEN: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct SharedSecrets(Arc<dyn SecretSource + Send + Sync>);
 

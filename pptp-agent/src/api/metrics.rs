@@ -17,6 +17,7 @@
 //! - `pptp_xdp_packets_total{counter}` / `pptp_xdp_bytes_total{counter}`: the
 //!   global XDP counters (`pptp-agent stats`), only when XDP is in use;
 //! - `pptp_xdp_installed_calls`: rows in the XDP session map;
+//! - `pptp_pool_addresses{state}`: the address pool's `in_use` and `size`;
 //! - `pptp_agent_drops_total{reason}`: packets the agent's path dropped;
 //!   `pptp_mppe_reset_requests_total`: CCP Reset-Requests sent (stateful MPPE);
 //! - with `--metrics-sessions` only (one series per session and counter: mind the
@@ -35,7 +36,10 @@ use tokio::{
 use super::{Backend, Limits, stopped};
 use crate::{
     dataplane::report::Report,
-    session::hub::{DataPath, HubStats, SessionInfo, SessionState},
+    session::{
+        hub::{DataPath, HubStats, SessionInfo, SessionState},
+        pool::PoolUsage,
+    },
 };
 
 /// Longest request head (request line and headers) accepted.
@@ -65,6 +69,7 @@ pub fn render(
     sessions: &[SessionInfo],
     hub: &HubStats,
     report: Option<&Report>,
+    pool: Option<PoolUsage>,
     per_session: bool,
 ) -> String {
     let mut out = String::new();
@@ -96,6 +101,20 @@ pub fn render(
         "1 when the XDP programs carry the fast path.",
     );
     let _ = writeln!(out, "pptp_xdp_enabled {}", u8::from(report.is_some()));
+    if let Some(pool) = pool {
+        header(
+            &mut out,
+            "pptp_pool_addresses",
+            "gauge",
+            "Addresses of the pool, handed out (in_use) and in all (size).",
+        );
+        let _ = writeln!(
+            out,
+            "pptp_pool_addresses{{state=\"in_use\"}} {}",
+            pool.in_use
+        );
+        let _ = writeln!(out, "pptp_pool_addresses{{state=\"size\"}} {}", pool.size);
+    }
     if let Some(report) = report {
         for (name, what, bytes) in [
             ("pptp_xdp_packets_total", "Frames", false),
@@ -322,5 +341,6 @@ async fn snapshot(backend: &Backend, per_session: bool) -> Result<String, String
     let sessions = backend.sessions().await?;
     let hub = backend.hub_stats().await?;
     let report = backend.report().await?;
-    Ok(render(&sessions, &hub, report.as_ref(), per_session))
+    let pool = backend.pool.as_ref().map(|p| p.usage());
+    Ok(render(&sessions, &hub, report.as_ref(), pool, per_session))
 }

@@ -253,7 +253,13 @@ fn stats_render_counters_drops_and_sessions() {
 
 #[test]
 fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
-    let text = metrics::render(&[alice(), bob()], &hub_stats(), Some(&report()), false);
+    let text = metrics::render(
+        &[alice(), bob()],
+        &hub_stats(),
+        Some(&report()),
+        Some(POOL),
+        false,
+    );
     let has = |line: &str| text.lines().any(|l| l == line);
     for line in [
         "# TYPE pptp_sessions gauge",
@@ -266,6 +272,9 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         "pptp_xdp_packets_total{counter=\"pptp_control\"} 12",
         "pptp_xdp_bytes_total{counter=\"decapsulated\"} 420",
         "pptp_xdp_installed_calls 1",
+        "# TYPE pptp_pool_addresses gauge",
+        "pptp_pool_addresses{state=\"in_use\"} 2",
+        "pptp_pool_addresses{state=\"size\"} 241",
         "pptp_agent_drops_total{reason=\"unknown_session\"} 4",
         "pptp_agent_drops_total{reason=\"spoofed_source\"} 0",
         "pptp_mppe_reset_requests_total 2",
@@ -293,7 +302,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         }
     }
 
-    let text = metrics::render(&[alice(), bob()], &hub_stats(), None, true);
+    let text = metrics::render(&[alice(), bob()], &hub_stats(), None, None, true);
     assert!(text.contains("pptp_xdp_enabled 0"));
     assert!(!text.contains("pptp_xdp_packets_total"));
     assert!(text.lines().any(|l| l

@@ -180,6 +180,12 @@ fn wrong_password_is_refused() {
         message.contains("authentication failed"),
         "and says why: {message}"
     );
+    let stats = agents::stats(&mut lab, &bin).unwrap();
+    assert_eq!(
+        stats["hub"]["auth_failures"], 1,
+        "the refusal is counted: {stats}"
+    );
+    assert_eq!(stats["pool"]["in_use"], 0, "and its address was never kept");
 }
 
 /// An MPPE session (the agent's own path, through its TUN device) with every

@@ -141,24 +141,24 @@ pub fn render(
         "counter",
         "Packets dropped on the agent's path, by reason.",
     );
-    let mut resets = 0;
-    if let Ok(Value::Object(fields)) = serde_json::to_value(hub) {
-        for (reason, n) in fields {
-            let n = n.as_u64().unwrap_or(0);
-            if reason == "mppe_resets_sent" {
-                resets = n;
-            } else {
-                let _ = writeln!(out, "pptp_agent_drops_total{{reason=\"{reason}\"}} {n}");
-            }
-        }
+    let fields = match serde_json::to_value(hub) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Default::default(),
+    };
+    for (reason, n) in fields.iter().filter(|(r, _)| HubStats::is_drop(r)) {
+        let n = n.as_u64().unwrap_or(0);
+        let _ = writeln!(out, "pptp_agent_drops_total{{reason=\"{reason}\"}} {n}");
     }
-    header(
-        &mut out,
-        "pptp_mppe_reset_requests_total",
-        "counter",
-        "CCP Reset-Requests sent after stateful MPPE lost sync.",
-    );
-    let _ = writeln!(out, "pptp_mppe_reset_requests_total {resets}");
+    for event in &HubStats::EVENTS {
+        header(
+            &mut out,
+            event.metric,
+            "counter",
+            &format!("{}.", event.help),
+        );
+        let n = fields.get(event.field).and_then(Value::as_u64).unwrap_or(0);
+        let _ = writeln!(out, "{} {n}", event.metric);
+    }
     if per_session {
         render_sessions(&mut out, sessions);
     }

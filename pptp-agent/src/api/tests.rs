@@ -90,6 +90,8 @@ fn hub_stats() -> HubStats {
     HubStats {
         unknown_session: 4,
         mppe_resets_sent: 2,
+        dhcp_informs_answered: 5,
+        auth_failures: 3,
         ..Default::default()
     }
 }
@@ -236,8 +238,15 @@ fn stats_render_counters_drops_and_sessions() {
             .any(|l| l.starts_with("unknown_session") && l.ends_with(" 4")),
         "{text}"
     );
-    assert!(!text.lines().any(|l| l.starts_with("mppe_resets_sent")));
+    // Events are not listed among the drops.
+    for event in ["mppe_resets_sent", "dhcp_informs_answered", "auth_failures"] {
+        assert!(!text.lines().any(|l| l.starts_with(event)), "{text}");
+    }
     assert!(text.contains("CCP Reset-Requests sent (stateful MPPE lost sync): 2\n"));
+    assert!(text.contains("DHCPINFORMs answered for clients: 5\n"));
+    assert!(text.contains(
+        "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject): 3\n"
+    ));
     let header = text.lines().find(|l| l.contains("| to-agent |")).unwrap();
     assert!(header.trim_end().ends_with("| drops"), "{header}");
     let alice_row = text.lines().find(|l| l.contains("| alice ")).unwrap();
@@ -285,7 +294,14 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         !text.contains("pptp_session_"),
         "per-session series are opt-in"
     );
-    assert!(!text.contains("reason=\"mppe_resets_sent\""));
+    for event in ["mppe_resets_sent", "dhcp_informs_answered", "auth_failures"] {
+        assert!(!text.contains(&format!("reason=\"{event}\"")), "{event}");
+    }
+    assert!(text.lines().any(|l| l == "pptp_auth_failures_total 3"));
+    assert!(
+        text.lines()
+            .any(|l| l == "pptp_dhcp_informs_answered_total 5")
+    );
     // Every sample line is `name{labels} value` or `name value`, and every metric has
     // HELP and TYPE before its samples.
     let mut typed = std::collections::HashSet::new();

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 use serde::Deserialize;
 
 use super::Totals;
-use crate::session::pool::PoolUsage;
+use crate::session::{hub::HubStats, pool::PoolUsage};
 
 /// One session of an API answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -179,14 +179,13 @@ pub fn render_stats(stats: &StatsView) -> String {
         out.push_str("XDP: not in use (every session takes the agent's path)\n");
     }
     out.push_str("\nagent path drops\n");
-    for (reason, n) in stats.hub.iter().filter(|(r, _)| *r != "mppe_resets_sent") {
+    for (reason, n) in stats.hub.iter().filter(|(r, _)| HubStats::is_drop(r)) {
         let _ = writeln!(out, "{reason:<28} {n:>14}");
     }
-    if let Some(n) = stats.hub.get("mppe_resets_sent") {
-        let _ = writeln!(
-            out,
-            "CCP Reset-Requests sent (stateful MPPE lost sync): {n}"
-        );
+    for event in &HubStats::EVENTS {
+        if let Some(n) = stats.hub.get(event.field) {
+            let _ = writeln!(out, "{}: {n}", event.help);
+        }
     }
     out.push('\n');
     let mut headers = SESSION_HEADERS.to_vec();

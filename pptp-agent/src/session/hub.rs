@@ -271,6 +271,44 @@ pub struct HubStats {
     pub dhcp_informs_answered: u64,
     /// Unreadable DHCP requests dropped.
     pub dhcp_malformed: u64,
+    /// Logins refused: wrong credentials, unknown user, dial-in denied, RADIUS reject.
+    pub auth_failures: u64,
+}
+
+/// A [`HubStats`] counter that counts something other than dropped packets.
+pub struct HubEvent {
+    /// The field's name in [`HubStats`] (and in the API's JSON).
+    pub field: &'static str,
+    /// Its Prometheus counter.
+    pub metric: &'static str,
+    /// What it counts, for `stats` and the metric's HELP.
+    pub help: &'static str,
+}
+
+impl HubStats {
+    /// The counters that are not drops; every other field is a drop reason.
+    pub const EVENTS: [HubEvent; 3] = [
+        HubEvent {
+            field: "mppe_resets_sent",
+            metric: "pptp_mppe_reset_requests_total",
+            help: "CCP Reset-Requests sent (stateful MPPE lost sync)",
+        },
+        HubEvent {
+            field: "dhcp_informs_answered",
+            metric: "pptp_dhcp_informs_answered_total",
+            help: "DHCPINFORMs answered for clients",
+        },
+        HubEvent {
+            field: "auth_failures",
+            metric: "pptp_auth_failures_total",
+            help: "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject)",
+        },
+    ];
+
+    /// Whether `field` counts drops.
+    pub fn is_drop(field: &str) -> bool {
+        Self::EVENTS.iter().all(|e| e.field != field)
+    }
 }
 
 /// How a session's GRE sequence numbers are kept.
@@ -1091,6 +1129,9 @@ impl Hub {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
+        if matches!(reason, DownReason::AuthFailed(_)) {
+            self.stats.auth_failures += 1;
+        }
         if session.aaa.clock.is_some() {
             let cause = session.aaa.terminate_cause(&reason);
             self.account(key, Status::Stop, Some(cause));

@@ -355,13 +355,17 @@ pub fn sessions(lab: &mut Lab, bin: &Path) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// A global XDP counter's packets from `stats --json`.
-pub fn counter(stats: &Value, name: &str) -> u64 {
+/// A global XDP counter's packets from `stats --json`, if it is there.
+pub fn xdp_counter(stats: &Value, name: &str) -> Option<u64> {
     stats["counters"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["name"] == name))
         .and_then(|c| c["packets"].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
+}
+
+/// A global XDP counter's packets from `stats --json`; panics if it is missing.
+pub fn counter(stats: &Value, name: &str) -> u64 {
+    xdp_counter(stats, name).unwrap_or_else(|| panic!("no counter {name} in {stats}"))
 }
 
 /// A concentrator started in the lab from a configuration file (the lab's
@@ -386,26 +390,74 @@ pub fn start_configured(
     auth: &str,
     extra: &str,
 ) -> Configured {
-    let bpffs = lab.bpffs().unwrap();
     let dir = std::env::temp_dir().join(format!("{}-config", lab.id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secrets_path = dir.join("chap-secrets");
-    std::fs::write(&secrets_path, secrets).unwrap();
+    let spec = ConfigSpec {
+        xdp: true,
+        pools: &["192.0.2.10-192.0.2.250"],
+        secrets,
+        auth,
+        extra,
+    };
+    let server = start_from_config(lab, bin, &dir, &spec).unwrap();
+    Configured {
+        secrets: dir.join("chap-secrets"),
+        dir,
+        server,
+    }
+}
+
+/// What a lab concentrator's configuration file holds beyond the lab's own facts
+/// (bpffs, instance, tunnel address).
+pub struct ConfigSpec<'a> {
+    /// XDP on the lab's uplink and LAN link; without it every session takes the
+    /// agent's path.
+    pub xdp: bool,
+    /// `tunnel.pools`.
+    pub pools: &'a [&'a str],
+    /// The chap-secrets file's content.
+    pub secrets: &'a str,
+    /// Lines of `[auth]` besides `secrets`.
+    pub auth: &'a str,
+    /// Further sections.
+    pub extra: &'a str,
+}
+
+/// Writes `dir/pptp-agent.toml` and `dir/chap-secrets` for `spec` and starts the
+/// concentrator from them.
+pub fn start_from_config(
+    lab: &mut Lab,
+    bin: &Path,
+    dir: &Path,
+    spec: &ConfigSpec,
+) -> anyhow::Result<Agent> {
+    std::fs::create_dir_all(dir)?;
+    let secrets = dir.join("chap-secrets");
+    std::fs::write(&secrets, spec.secrets)?;
+    let links = if spec.xdp {
+        format!(
+            "uplink = [\"{}\"]\nlan = [\"{}\"]\n",
+            ifname::UPLINK,
+            ifname::LAN
+        )
+    } else {
+        String::new()
+    };
+    let pools: Vec<String> = spec.pools.iter().map(|p| format!("{p:?}")).collect();
     let config = dir.join("pptp-agent.toml");
     std::fs::write(
         &config,
         format!(
-            "[interfaces]\nuplink = [\"{uplink}\"]\nlan = [\"{lan}\"]\nbpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
-             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.250\"]\n\
+            "[interfaces]\n{links}bpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
+             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [{pools}]\n\
              [auth]\nsecrets = \"{secrets}\"\n{auth}\n{extra}\n",
-            uplink = ifname::UPLINK,
-            lan = ifname::LAN,
-            bpffs = bpffs.display(),
-            secrets = secrets_path.display(),
+            bpffs = lab.bpffs()?.display(),
+            pools = pools.join(", "),
+            secrets = secrets.display(),
+            auth = spec.auth,
+            extra = spec.extra,
         ),
-    )
-    .unwrap();
-    let server = start_server_with(
+    )?;
+    start_server_with(
         lab,
         bin,
         vec![
@@ -414,10 +466,4 @@ pub fn start_configured(
             config.display().to_string(),
         ],
     )
-    .unwrap();
-    Configured {
-        dir,
-        secrets: secrets_path,
-        server,
-    }
 }

@@ -232,11 +232,7 @@ fn sent_totals(lab: &Lab) -> anyhow::Result<(u64, u64)> {
 /// The uplink counters must be exactly what the clients sent.
 fn check_counters(json: &serde_json::Value, control: u64, gre: u64) -> anyhow::Result<()> {
     let counter = |name: &str| -> anyhow::Result<u64> {
-        json["counters"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["name"] == name))
-            .and_then(|c| c["packets"].as_u64())
-            .with_context(|| format!("no {name} in the stats JSON"))
+        agents::xdp_counter(json, name).with_context(|| format!("no {name} in the stats JSON"))
     };
     let (seen_control, seen_gre) = (counter("pptp_control")?, counter("gre_enhanced")?);
     if seen_control != control || seen_gre != gre {

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::{
-    agents::{self, Agent, SERVER_INSTANCE},
-    lab::{Lab, addr, ifname},
+    agents::{self, Agent, ConfigSpec},
+    lab::{Lab, addr},
 };
 
 /// The user every load-test session authenticates as.
@@ -42,41 +42,14 @@ pub fn start_concentrator(
     dir: &Path,
     xdp: bool,
 ) -> anyhow::Result<Agent> {
-    std::fs::create_dir_all(dir)?;
-    let secrets = dir.join("chap-secrets");
-    std::fs::write(&secrets, format!("{USER} * {PASSWORD} *\n"))?;
-    let config = dir.join("pptp-agent.toml");
-    let pools: Vec<String> = addr::WIDE_POOLS.iter().map(|p| format!("{p:?}")).collect();
-    let links = if xdp {
-        format!(
-            "uplink = [\"{}\"]\nlan = [\"{}\"]\n",
-            ifname::UPLINK,
-            ifname::LAN
-        )
-    } else {
-        String::new()
+    let spec = ConfigSpec {
+        xdp,
+        pools: &addr::WIDE_POOLS,
+        secrets: &format!("{USER} * {PASSWORD} *\n"),
+        auth: "methods = [\"chap\"]",
+        extra: "[limits]\nmax_sessions = 65535\nconnections_per_source = 0",
     };
-    std::fs::write(
-        &config,
-        format!(
-            "[interfaces]\n{links}bpffs = \"{bpffs}\"\ninstance = \"{SERVER_INSTANCE}\"\n\
-             [tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [{pools}]\n\
-             [auth]\nmethods = [\"chap\"]\nsecrets = \"{secrets}\"\n\
-             [limits]\nmax_sessions = 65535\nconnections_per_source = 0\n",
-            bpffs = lab.bpffs()?.display(),
-            pools = pools.join(", "),
-            secrets = secrets.display(),
-        ),
-    )?;
-    agents::start_server_with(
-        lab,
-        bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
+    agents::start_from_config(lab, bin, dir, &spec)
 }
 
 /// A `pptp-agent load-test` run started in client 0's namespace.

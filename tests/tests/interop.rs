@@ -576,11 +576,7 @@ fn operator_json(world: &mut World, args: &[&str]) -> anyhow::Result<serde_json:
 fn stats_counters(world: &mut World) -> anyhow::Result<(u64, u64)> {
     let json = operator_json(world, &["stats", "--json"])?;
     let counter = |name: &str| {
-        json["counters"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == name))
-            .and_then(|c| c["packets"].as_u64())
-            .with_context(|| format!("no counter {name} in {json}"))
+        agents::xdp_counter(&json, name).with_context(|| format!("no counter {name} in {json}"))
     };
     Ok((counter("decapsulated")?, counter("encapsulated")?))
 }

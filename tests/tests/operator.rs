@@ -293,16 +293,7 @@ fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
     assert_eq!(sample(body, "pptp_xdp_installed_calls"), 2);
     // Nothing but the pings' data is decapsulated (keepalives go to the agent): the
     // scrape agrees with stats.
-    let counter = |name: &str| {
-        frames["counters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["packets"]
-            .as_u64()
-            .unwrap()
-    };
+    let counter = |name: &str| agents::counter(&frames, name);
     let decapsulated = counter("decapsulated");
     // The first ping goes up the stack while the LAN host's address is resolved.
     assert!(decapsulated + counter("no_next_hop") >= 5, "{frames:#}");

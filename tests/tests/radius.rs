@@ -48,15 +48,6 @@ frank   Cleartext-Password := "frank-pw"
         Idle-Timeout = 2
 "#;
 
-/// The routes through the concentrator's TUN device.
-fn route_via_tun(ns: &str) -> String {
-    let out = netns::output(
-        std::process::Command::new("ip").args(["-n", ns, "route", "show", "dev", "pptp0"]),
-    )
-    .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn installed_calls(bpffs: &std::path::Path) -> usize {
     let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
     let map: HashMap<MapData, CallKey, DecapSession> =
@@ -224,9 +215,11 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     .unwrap();
     netns::ip_in(&erin_ns, &["addr", "add", "198.51.100.200/32", "dev", "lo"]).unwrap();
     assert!(
-        route_via_tun(&ns).contains("198.51.100.192/26"),
+        agents::tunnel_routes(&lab)
+            .unwrap()
+            .contains("198.51.100.192/26"),
         "the Framed-Route is installed: {}",
-        route_via_tun(&ns)
+        agents::tunnel_routes(&lab).unwrap()
     );
     assert!(
         agents::ping(&lab.lan_ns(), "198.51.100.200".parse().unwrap(), 3).unwrap(),
@@ -234,7 +227,9 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     );
     lab.stop(erin.pid, Duration::from_secs(10)).unwrap();
     wait_for(Duration::from_secs(10), || {
-        !route_via_tun(&ns).contains("198.51.100.192/26")
+        !agents::tunnel_routes(&lab)
+            .unwrap()
+            .contains("198.51.100.192/26")
     })
     .expect("the Framed-Route is removed with the session");
 

@@ -31,17 +31,6 @@ fn stats(bpffs: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn counter(json: &serde_json::Value, name: &str) -> u64 {
-    json["counters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()["packets"]
-        .as_u64()
-        .unwrap()
-}
-
 fn installed_calls(bpffs: &std::path::Path) -> usize {
     let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
     let map: HashMap<MapData, CallKey, DecapSession> =
@@ -76,12 +65,12 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
 
     let json = stats(&bpffs);
     let (decapsulated, encapsulated) = (
-        counter(&json, "decapsulated"),
-        counter(&json, "encapsulated"),
+        agents::counter(&json, "decapsulated"),
+        agents::counter(&json, "encapsulated"),
     );
     // Decapsulated packets whose neighbour was not resolved yet go up the stack
     // (no_next_hop): the first one towards the LAN host, while ARP runs.
-    let unresolved = counter(&json, "no_next_hop");
+    let unresolved = agents::counter(&json, "no_next_hop");
     assert!(
         unresolved * 100 <= sent.segments,
         "only ARP resolution passes packets up (under 1%): {unresolved} of {}",
@@ -96,7 +85,7 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
         encapsulated >= (10 << 20) / 1400,
         "the echo came back through XDP: {encapsulated}"
     );
-    assert_eq!(counter(&json, "spoofed_source"), 0);
+    assert_eq!(agents::counter(&json, "spoofed_source"), 0);
     // What the concentrator itself sends to the client is encapsulated by the TC
     // program on pptp0; the replies come back through XDP (and up the stack, being
     // for a local address).
@@ -104,7 +93,7 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
         agents::ping(&lab.concentrator_ns(), addr::POOL_START, 5).unwrap(),
         "ping from the box"
     );
-    let encapsulated_after = counter(&stats(&bpffs), "encapsulated");
+    let encapsulated_after = agents::counter(&stats(&bpffs), "encapsulated");
     assert!(
         encapsulated_after >= encapsulated + 5,
         "the box's pings were encapsulated by TC: {encapsulated} -> {encapsulated_after}"
@@ -125,17 +114,9 @@ fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
     );
     wait_for(Duration::from_secs(10), || installed_calls(&bpffs) == 0)
         .expect("session removed from the maps");
-    let routes = netns::output(std::process::Command::new("ip").args([
-        "-n",
-        &lab.concentrator_ns(),
-        "route",
-        "show",
-        "dev",
-        "pptp0",
-    ]))
-    .unwrap();
-    assert!(
-        String::from_utf8_lossy(&routes.stdout).trim().is_empty(),
+    assert_eq!(
+        agents::tunnel_routes(&lab).unwrap(),
+        "",
         "no route left to the client"
     );
     assert!(
@@ -232,12 +213,12 @@ fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool, loss_every
 
     let json = stats(&bpffs);
     assert_eq!(
-        counter(&json, "decapsulated"),
+        agents::counter(&json, "decapsulated"),
         0,
         "MPPE never takes the XDP fast path"
     );
     assert!(
-        counter(&json, "to_agent") >= sent.segments / 2,
+        agents::counter(&json, "to_agent") >= sent.segments / 2,
         "the agent carried the session"
     );
     let (rx, tx) = agents::link_packets(&lab.concentrator_ns(), "pptp0").unwrap();

@@ -11,38 +11,29 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    net::Ipv4Addr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use serde::Serialize;
-use tokio::{
-    net::TcpStream,
-    sync::{Semaphore, mpsc, oneshot},
-};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{
     inet,
     ppp::{
         auth::{Credentials, Policy},
         ccp::MppePolicy,
-        link::{ClientConfig, LinkConfig, Role},
+        link::{ClientConfig, EchoConfig},
     },
-    pptp::{
-        call::OutgoingCallParams,
-        call_id::SharedCallIds,
-        control::{ControlConfig, ControlConnection, Event},
-        message::StopReason,
-        shell,
-    },
+    pptp::{call_id::SharedCallIds, control::ControlConfig},
 };
 
 use super::{
-    client::PPTP_PORT,
+    client::{CallKind, CallTarget, place_call},
     gre_socket::GreSocket,
-    hub::{CallUp, ControlCommand, Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
+    hub::{Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
 };
 
 /// What to generate.
@@ -225,7 +216,8 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     Ok(report)
 }
 
-/// One session: control connection, call, PPP; reports Up (or why not) and Down.
+/// One session: [`place_call`] (control connection, call, the link in the hub);
+/// reports Up (or why not) and Down.
 async fn session(
     index: u32,
     settings: Arc<LoadSettings>,
@@ -240,49 +232,9 @@ async fn session(
             reason: reason.to_owned(),
         });
     };
-    let server = SocketAddrV4::new(settings.server, PPTP_PORT);
-    let stream =
-        match tokio::time::timeout(settings.setup_timeout, TcpStream::connect(server)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(_)) => return failed("TCP connect refused or failed"),
-            Err(_) => return failed("TCP connect timed out"),
-        };
-    let Ok(SocketAddr::V4(local)) = stream.local_addr() else {
-        return failed("no IPv4 source address");
-    };
+    let target = call_target(&settings);
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let (commands, receiver) = mpsc::channel::<ControlCommand>(8);
-    let conn =
-        ControlConnection::originate_with_pool(ControlConfig::default(), call_ids, Instant::now());
-    let mut link = Some(link_config(&settings));
-    let drive = shell::drive(stream, conn, receiver, |conn, event, now| match event {
-        Event::Established(_) => {
-            let placed = conn.place_outgoing_call(&OutgoingCallParams::default(), now);
-            if placed.is_err() {
-                conn.stop(StopReason::None, now);
-            }
-        }
-        Event::CallUp(info) => {
-            let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
-                return;
-            };
-            let _ = hub.send(HubCommand::CallUp(Box::new(CallUp {
-                peer_addr: settings.server,
-                local_addr: *local.ip(),
-                local_call_id: info.local_call_id,
-                peer_call_id,
-                link,
-                control: commands.clone(),
-                notify: Some(events_tx.clone()),
-                router: None,
-            })));
-        }
-        Event::CallDown { local_call_id, .. } => {
-            let _ = hub.send(HubCommand::CallDown((settings.server, local_call_id)));
-            conn.stop(StopReason::None, now);
-        }
-        _ => {}
-    });
+    let call = place_call(&target, hub, None, Some(events_tx), call_ids);
     let watch = async {
         let mut permit = Some(permit);
         let mut up = false;
@@ -296,7 +248,7 @@ async fn session(
                     Err(_) => {
                         failed("not up within the setup timeout");
                         permit.take();
-                        return false;
+                        return Watched::Failed;
                     }
                 }
             };
@@ -310,53 +262,75 @@ async fn session(
                         setup: started.elapsed(),
                     });
                 }
+                Some(SessionEvent::Down(_)) if up => {
+                    let _ = outcomes.send(Outcome::Down);
+                    return Watched::Ended;
+                }
                 Some(SessionEvent::Down(reason)) => {
-                    if up {
-                        let _ = outcomes.send(Outcome::Down);
-                    } else {
-                        failed(&format!("PPP: {reason}"));
-                    }
-                    return up;
+                    failed(&format!("PPP: {reason}"));
+                    return Watched::Failed;
                 }
-                None => {
-                    if !up {
-                        failed("the call ended before PPP came up");
-                    }
-                    return up;
-                }
+                None if up => return Watched::Ended,
+                None => return Watched::Closed,
             }
         }
     };
-    tokio::pin!(drive);
+    // A call that never reached PPP fails with the connection's own error.
+    let closed = |placed: anyhow::Result<()>| match placed {
+        Err(e) => failed(&format!("{e:#}")),
+        Ok(()) => failed("the call ended before PPP came up"),
+    };
+    tokio::pin!(call);
     tokio::pin!(watch);
     tokio::select! {
-        () = &mut drive => {
+        placed = &mut call => {
             // The control connection ended first (refused call, closed TCP): the
             // watcher reports what it saw, bounded by the setup timeout.
-            let _ = tokio::time::timeout(settings.setup_timeout, &mut watch).await;
-        }
-        went_up = &mut watch => {
-            if !went_up {
-                let _ = commands
-                    .send(Box::new(|conn: &mut ControlConnection<SharedCallIds>, now| {
-                        conn.stop(StopReason::None, now)
-                    }))
-                    .await;
+            let watched = tokio::time::timeout(settings.setup_timeout, &mut watch).await;
+            if let Ok(Watched::Closed) = watched {
+                closed(placed);
             }
-            drive.await;
         }
+        watched = &mut watch => match watched {
+            // The hub cleared the call, which stops the control connection.
+            Watched::Ended => {
+                let _ = call.await;
+            }
+            // Given the setup timeout to end, then dropped (closing its TCP).
+            Watched::Failed => {
+                let _ = tokio::time::timeout(settings.setup_timeout, call).await;
+            }
+            Watched::Closed => closed(call.await),
+        },
     }
 }
 
-fn link_config(settings: &LoadSettings) -> LinkConfig {
-    let mut config = LinkConfig::new(Role::Client(ClientConfig {
-        credentials: settings.credentials.clone(),
-        auth: settings.auth.clone(),
-        request_dns: false,
-    }));
-    config.mru = settings.mru;
-    config.mppe = settings.mppe.clone();
-    config
+/// How a session's watcher ended.
+enum Watched {
+    /// It came up, then ended.
+    Ended,
+    /// It failed (reported).
+    Failed,
+    /// Its call ended before any PPP event (not reported yet).
+    Closed,
+}
+
+/// The call every session places: outgoing, as the configured user.
+fn call_target(settings: &LoadSettings) -> CallTarget {
+    CallTarget {
+        server: settings.server.to_string(),
+        kind: CallKind::Outgoing,
+        control: ControlConfig::default(),
+        connect_timeout: settings.setup_timeout,
+        client: ClientConfig {
+            credentials: settings.credentials.clone(),
+            auth: settings.auth.clone(),
+            request_dns: false,
+        },
+        mru: settings.mru,
+        mppe: settings.mppe.clone(),
+        echo: Some(EchoConfig::DEFAULT),
+    }
 }
 
 /// Sends every session an echo request to `target` (from its own address, through

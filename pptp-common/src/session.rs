@@ -97,6 +97,7 @@ impl SeqState {
 /// Per-session counters (per CPU in the map).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct SessionCounters {
     /// IPv4 packets decapsulated and forwarded, and their inner bytes.
     pub rx_packets: u64,

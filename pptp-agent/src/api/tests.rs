@@ -14,7 +14,7 @@ use super::{
 };
 use crate::dataplane::{
     counters::{GlobalCounters, NamedCounter},
-    report::{Path as DpPath, SessionCountersJson, SessionRow},
+    report::{Path as DpPath, SessionRow},
 };
 
 fn alice() -> SessionInfo {
@@ -75,7 +75,7 @@ fn report() -> Report {
             call_id: 7,
             client: Some(Ipv4Addr::new(192, 0, 2, 10)),
             path: DpPath::Xdp,
-            counters: SessionCountersJson {
+            counters: pptp_common::session::SessionCounters {
                 rx_packets: 5,
                 to_agent: 11,
                 drop_spoofed: 1,

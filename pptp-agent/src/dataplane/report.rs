@@ -33,35 +33,7 @@ pub struct SessionRow {
     pub client: Option<Ipv4Addr>,
     pub path: Path,
     #[serde(flatten)]
-    pub counters: SessionCountersJson,
-}
-
-/// [`SessionCounters`] in a serialisable form.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SessionCountersJson {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub to_agent: u64,
-    pub drop_spoofed: u64,
-    pub drop_old_seq: u64,
-    pub too_big: u64,
-}
-
-impl From<SessionCounters> for SessionCountersJson {
-    fn from(c: SessionCounters) -> Self {
-        Self {
-            rx_packets: c.rx_packets,
-            rx_bytes: c.rx_bytes,
-            tx_packets: c.tx_packets,
-            tx_bytes: c.tx_bytes,
-            to_agent: c.to_agent,
-            drop_spoofed: c.drop_spoofed,
-            drop_old_seq: c.drop_old_seq,
-            too_big: c.too_big,
-        }
-    }
+    pub counters: SessionCounters,
 }
 
 /// Everything `stats` prints.
@@ -103,7 +75,7 @@ impl Report {
                 } else {
                     Path::Agent
                 },
-                counters: sum.into(),
+                counters: sum,
             });
         }
         sessions.sort_by_key(|s| s.slot);

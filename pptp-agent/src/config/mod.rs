@@ -499,40 +499,25 @@ pub struct Reload {
 pub fn reload(old: &Config) -> Result<Reload, Diagnostics> {
     let config = Config::load(&old.path)?;
     let (users, warnings) = config.load_users()?;
-    let mut needs_restart = Vec::new();
-    if config.name != old.name {
-        needs_restart.push("name");
-    }
-    if config.listen != old.listen {
-        needs_restart.push("listen");
-    }
-    if config.mru != old.mru {
-        needs_restart.push("mru");
-    }
-    if config.interfaces != old.interfaces {
-        needs_restart.push("interfaces");
-    }
-    if config.tunnel != old.tunnel {
-        needs_restart.push("tunnel");
-    }
-    if config.auth.policy != old.auth.policy {
-        needs_restart.push("auth.methods");
-    }
-    if config.mppe != old.mppe {
-        needs_restart.push("mppe");
-    }
-    if config.keepalive != old.keepalive {
-        needs_restart.push("keepalive");
-    }
-    if config.dhcp != old.dhcp {
-        needs_restart.push("dhcp");
-    }
-    if config.radius != old.radius || config.auth.source != old.auth.source {
-        needs_restart.push("radius");
-    }
-    if config.demand_dial != old.demand_dial {
-        needs_restart.push("demand_dial");
-    }
+    let needs_restart = [
+        (config.name != old.name, "name"),
+        (config.listen != old.listen, "listen"),
+        (config.mru != old.mru, "mru"),
+        (config.interfaces != old.interfaces, "interfaces"),
+        (config.tunnel != old.tunnel, "tunnel"),
+        (config.auth.policy != old.auth.policy, "auth.methods"),
+        (config.mppe != old.mppe, "mppe"),
+        (config.keepalive != old.keepalive, "keepalive"),
+        (config.dhcp != old.dhcp, "dhcp"),
+        (
+            config.radius != old.radius || config.auth.source != old.auth.source,
+            "radius",
+        ),
+        (config.demand_dial != old.demand_dial, "demand_dial"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, key)| changed.then_some(key))
+    .collect();
     Ok(Reload {
         config,
         users,

@@ -354,17 +354,6 @@ fn ethernet(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An IPv4 packet of `total` bytes (header included) with a correct header checksum.
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
     let total = (20 + payload.len()) as u16;
@@ -373,7 +362,7 @@ fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
     h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
     h.extend_from_slice(&src.octets());
     h.extend_from_slice(&dst.octets());
-    let c = checksum(&h);
+    let c = pptp_agent::inet::checksum(&h);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h.extend_from_slice(payload);
     h

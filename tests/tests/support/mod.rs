@@ -153,17 +153,9 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> V
     frame
 }
 
-/// RFC 1071 checksum, written independently of the BPF code.
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+/// RFC 1071 checksum: the agent's (unit-tested against RFC 1071's example),
+/// independent of the BPF code under test.
+pub use pptp_agent::inet::checksum;
 
 /// An IPv4 packet with a correct header checksum.
 pub struct Ipv4 {

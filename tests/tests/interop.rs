@@ -395,6 +395,25 @@ fn check_capture(file: &Path, measured: &mut Measured) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops our `agent` (the `role` it plays) once its scenario's `result` is in: the
+/// result's error comes first, with the agent's log; then the agent must exit cleanly.
+fn stop_after<T>(
+    world: &mut World,
+    agent: &Agent,
+    role: &str,
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let status = world.lab.stop(agent.pid, Duration::from_secs(10));
+    let value = result.with_context(|| format!("{role} log:\n{}", agent.log_tail()))?;
+    let status = status?;
+    ensure!(
+        status.success(),
+        "{role} exit {status}:\n{}",
+        agent.log_tail()
+    );
+    Ok(value)
+}
+
 fn start_server(world: &mut World, extra: &[&str]) -> anyhow::Result<Agent> {
     let user = format!("{USER}:{PASSWORD}");
     let mut args = vec!["--user", &user];
@@ -448,14 +467,7 @@ fn pptp_linux_client(
 ) -> anyhow::Result<Wire> {
     let server = start_server(world, case.server)?;
     let result = pptp_linux_session(world, case, measured);
-    let status = world.lab.stop(server.pid, Duration::from_secs(10));
-    result.with_context(|| format!("server log:\n{}", server.log_tail()))?;
-    let status = status?;
-    ensure!(
-        status.success(),
-        "server exit {status}:\n{}",
-        server.log_tail()
-    );
+    stop_after(world, &server, "server", result)?;
     Ok(Wire::session(case.auth_filter, case.mppe.is_some()))
 }
 
@@ -605,9 +617,7 @@ fn wrong_password(world: &mut World, measured: &mut Measured) -> anyhow::Result<
             .push("pppd exit 19, E=691; server logged the refusal".into());
         Ok(())
     })();
-    let status = world.lab.stop(server.pid, Duration::from_secs(10));
-    result.with_context(|| format!("server log:\n{}", server.log_tail()))?;
-    ensure!(status?.success(), "server exit:\n{}", server.log_tail());
+    stop_after(world, &server, "server", result)?;
     Ok(Wire {
         present: vec![CLIENT_CASES[0].auth_filter.into(), "chap.code == 4".into()],
         absent: vec!["ipcp".into()],
@@ -651,14 +661,7 @@ echo "pptpd does not listen"; exit 1
     let client = agents::dial_to(&mut world.lab, &world.bin, 0, GUEST_WAN, &args)?;
     measured.connect = Some(started.elapsed());
     let result = dial_session(world, case, measured);
-    let status = world.lab.stop(client.pid, Duration::from_secs(10));
-    result.with_context(|| format!("client log:\n{}", client.log_tail()))?;
-    let status = status?;
-    ensure!(
-        status.success(),
-        "client exit {status}:\n{}",
-        client.log_tail()
-    );
+    stop_after(world, &client, "client", result)?;
     // pptpd's pppd sees the hang-up and exits.
     let hangup = world.guest.run(
         &format!(

@@ -38,6 +38,7 @@ fn mb(pps: f64) -> f64 {
 }
 
 fn main() {
+    let now = std::time::Instant::now();
     let ms = std::env::var("MPPE_BENCH_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -76,7 +77,7 @@ fn main() {
             let pps = rate(budget, || {
                 wire[ENCRYPT_HEADROOM..].fill(0x45);
                 enc.encrypt(0x0021, black_box(&mut wire)).unwrap();
-                match dec.decrypt(black_box(&mut wire)) {
+                match dec.decrypt(now, black_box(&mut wire)) {
                     Ok(Decrypted::Packet(p)) => {
                         black_box(p.payload);
                     }

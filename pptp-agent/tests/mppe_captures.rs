@@ -95,6 +95,7 @@ fn decrypt_direction(
     // The sender's twin: re-encrypting each plaintext must give pppd's bytes.
     let mut enc = Encryptor::new(start, MppeConfig::new(strength, true));
     let mut tally = Tally::default();
+    let now = std::time::Instant::now();
     let mut next_ccount = 0;
     for c in frames.iter().filter(|c| c.from_client == from_client) {
         let frame = Frame::parse(&c.ppp).unwrap();
@@ -107,7 +108,7 @@ fn decrypt_direction(
         assert_eq!(packet[0] & 0xf0, 0x90, "A and D, stateless");
         assert_eq!(header.ccount, next_ccount, "no loss in the capture");
         next_ccount += 1;
-        let Ok(Decrypted::Packet(plain)) = dec.decrypt(&mut packet) else {
+        let Ok(Decrypted::Packet(plain)) = dec.decrypt(now, &mut packet) else {
             panic!("MPPE packet {} did not decrypt", header.ccount);
         };
         assert_eq!(plain.protocol, protocol::IPV4);
@@ -206,6 +207,7 @@ fn mschapv1_mppe128_every_packet() {
 
 #[test]
 fn wrong_password_decrypts_nothing() {
+    let now = std::time::Instant::now();
     let frames = capture("mschapv2-mppe128.pcap");
     let keys = keys::mschapv2_start_keys(&[0; 16], &[0; 24], true);
     let mut dec = Decryptor::new(keys.recv, MppeConfig::new(KeyStrength::Bits128, true));
@@ -218,7 +220,7 @@ fn wrong_password_decrypts_nothing() {
         })
         .filter(|p| {
             let mut p = p.clone();
-            matches!(dec.decrypt(&mut p), Ok(Decrypted::Packet(x))
+            matches!(dec.decrypt(now, &mut p), Ok(Decrypted::Packet(x))
                 if x.protocol == protocol::IPV4 && Ipv4Slice::from_slice(x.payload).is_ok())
         })
         .count();

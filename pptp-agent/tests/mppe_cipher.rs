@@ -100,7 +100,8 @@ fn seal(enc: &mut Encryptor, protocol: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn expect_plain(dec: &mut Decryptor, mut packet: Vec<u8>, protocol: u16, payload: &[u8]) {
-    match dec.decrypt(&mut packet) {
+    let now = std::time::Instant::now();
+    match dec.decrypt(now, &mut packet) {
         Ok(Decrypted::Packet(p)) => {
             assert_eq!(p.protocol, protocol);
             assert_eq!(p.payload, payload);
@@ -167,6 +168,7 @@ fn stateless_loss_jumps_to_the_new_count() {
 
 #[test]
 fn stateless_refuses_late_duplicate_and_out_of_window_counts() {
+    let now = std::time::Instant::now();
     let (mut enc, mut dec) = pair(KeyStrength::Bits128, true);
     let first = seal(&mut enc, 0x0021, b"first packet");
     let second = seal(&mut enc, 0x0021, b"second packet");
@@ -174,13 +176,13 @@ fn stateless_refuses_late_duplicate_and_out_of_window_counts() {
     // Reordered: the earlier packet comes after the later one.
     let mut late = first.clone();
     assert_eq!(
-        dec.decrypt(&mut late),
+        dec.decrypt(now, &mut late),
         Err(MppeError::Late { ccount: 0, last: 1 })
     );
     assert_eq!(late, first, "refused packets are left as they were");
     let mut dup = second.clone();
     assert_eq!(
-        dec.decrypt(&mut dup),
+        dec.decrypt(now, &mut dup),
         Err(MppeError::Duplicate { ccount: 1 })
     );
     // Linux's window: a jump of 2048 is accepted, 2049 is "late".
@@ -191,7 +193,7 @@ fn stateless_refuses_late_duplicate_and_out_of_window_counts() {
     let at_2048 = packets.pop().unwrap();
     let mut p = at_2049.clone();
     assert_eq!(
-        dec.decrypt(&mut p),
+        dec.decrypt(now, &mut p),
         Err(MppeError::Late {
             ccount: 2050,
             last: 1
@@ -211,7 +213,7 @@ fn stateless_refuses_late_duplicate_and_out_of_window_counts() {
         .collect();
     let mut far = packets[101].clone();
     assert_eq!(
-        dec.decrypt(&mut far),
+        dec.decrypt(now, &mut far),
         Err(MppeError::TooFarAhead {
             ccount: 101,
             last: 4095
@@ -224,11 +226,12 @@ fn stateless_refuses_late_duplicate_and_out_of_window_counts() {
 
 #[test]
 fn stateless_refuses_packets_without_the_flushed_bit() {
+    let now = std::time::Instant::now();
     let (mut enc, mut dec) = pair(KeyStrength::Bits128, true);
     let mut wire = seal(&mut enc, 0x0021, b"hello");
     wire[0] &= !bits::FLUSHED;
     assert_eq!(
-        dec.decrypt(&mut wire),
+        dec.decrypt(now, &mut wire),
         Err(MppeError::NotFlushed { ccount: 0 })
     );
 }
@@ -236,6 +239,7 @@ fn stateless_refuses_packets_without_the_flushed_bit() {
 /// Stateful: the receiver asks for a reset once, discards until the flushed
 /// packet, and then decrypts again; `lost` packets are dropped starting at `from`.
 fn stateful_loss(strength: KeyStrength, from: usize, lost: usize, lose_flushed_too: bool) {
+    let now = std::time::Instant::now();
     let (mut enc, mut dec) = pair(strength, false);
     let mut i = 0;
     while i < from {
@@ -261,7 +265,7 @@ fn stateful_loss(strength: KeyStrength, from: usize, lost: usize, lose_flushed_t
         return;
     }
     assert_eq!(
-        dec.decrypt(&mut wire),
+        dec.decrypt(now, &mut wire),
         Ok(Decrypted::SendResetRequest {
             ccount,
             lost: expected_lost
@@ -280,7 +284,7 @@ fn stateful_loss(strength: KeyStrength, from: usize, lost: usize, lose_flushed_t
             return;
         }
         assert_eq!(
-            dec.decrypt(&mut wire),
+            dec.decrypt(now, &mut wire),
             Err(MppeError::AwaitingFlush { ccount: h.ccount })
         );
     }
@@ -300,7 +304,7 @@ fn stateful_loss(strength: KeyStrength, from: usize, lost: usize, lose_flushed_t
                 break;
             }
             assert_eq!(
-                dec.decrypt(&mut wire),
+                dec.decrypt(now, &mut wire),
                 Err(MppeError::AwaitingFlush { ccount: h.ccount })
             );
             i += 1;
@@ -342,6 +346,7 @@ fn stateful_loss_asks_for_a_reset_and_resynchronises() {
 
 #[test]
 fn stateful_survives_an_injected_packet() {
+    let now = std::time::Instant::now();
     let (mut enc, mut dec) = pair(KeyStrength::Bits128, false);
     for i in 0..5 {
         expect_plain(
@@ -355,12 +360,12 @@ fn stateful_survives_an_injected_packet() {
     // invalid protocol and is reported at once).
     let mut forged = vec![0x10, 0x05, 0xde, 0xad, 0xbe, 0xef];
     let forged_reported = matches!(
-        dec.decrypt(&mut forged),
+        dec.decrypt(now, &mut forged),
         Ok(Decrypted::SendResetRequest { ccount: 5, lost: 0 })
     );
     // The real packet 5 then cannot decrypt: reset request (or still discarding).
     let mut real = seal(&mut enc, 0x0021, &payload(5));
-    let outcome = dec.decrypt(&mut real);
+    let outcome = dec.decrypt(now, &mut real);
     if forged_reported {
         assert_eq!(outcome, Err(MppeError::AwaitingFlush { ccount: 5 }));
     } else {
@@ -416,6 +421,7 @@ fn encrypt_needs_headroom() {
 
 #[test]
 fn never_panics_on_arbitrary_bytes() {
+    let now = std::time::Instant::now();
     for stateless in [true, false] {
         let (_, mut dec) = pair(KeyStrength::Bits40, stateless);
         let mut x: u32 = 0x1234_5678;
@@ -428,13 +434,14 @@ fn never_panics_on_arbitrary_bytes() {
                     x as u8
                 })
                 .collect();
-            let _ = dec.decrypt(&mut pkt);
+            let _ = dec.decrypt(now, &mut pkt);
         }
     }
 }
 
 #[test]
 fn stateful_resynchronises_with_a_sender_that_only_restarts_rc4_on_reset() {
+    let now = std::time::Instant::now();
     for strength in STRENGTHS {
         let mut model = Model::new(strength, false);
         model.reset_changes_key = false;
@@ -458,7 +465,7 @@ fn stateful_resynchronises_with_a_sender_that_only_restarts_rc4_on_reset() {
         }
         let (mut wire, _) = next(&mut model, false);
         assert!(matches!(
-            dec.decrypt(&mut wire),
+            dec.decrypt(now, &mut wire),
             Ok(Decrypted::SendResetRequest { lost: 300, .. })
         ));
         let (wire, data) = next(&mut model, true);

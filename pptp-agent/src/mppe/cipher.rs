@@ -64,6 +64,8 @@
 //!   come out as garbage for the network layer to drop, and LCP echo or the user
 //!   ends the link.
 
+use std::time::Instant;
+
 use super::keys::{self, KeyStrength, SessionKey};
 
 /// Bytes MPPE adds in front of the encrypted protocol field (the A/B/C/D bits and
@@ -81,6 +83,18 @@ const CCOUNT_MASK: u16 = CCOUNT_SPACE - 1;
 
 /// Linux's stateless window: a count up to half the count space ahead is accepted.
 pub const DEFAULT_MAX_JUMP: u16 = CCOUNT_SPACE / 2;
+
+/// Key changes a stateless receiver may spend on skipped counts, beyond the one
+/// every packet costs: the bucket holds two full jumps and refills at
+/// [`SKIP_REFILL_PER_SEC`]. A forged packet whose count jumps far ahead costs up to
+/// [`DEFAULT_MAX_JUMP`] key changes (one SHA-1 each) whether or not it then
+/// decrypts, and a rolled-back one can be sent again; without a budget a flood of
+/// them keeps the agent's packet path busy. Genuine traffic spends from it only
+/// when packets are lost.
+pub const SKIP_BUDGET: u32 = 2 * DEFAULT_MAX_JUMP as u32;
+
+/// How fast the [`SKIP_BUDGET`] refills, in key changes per second.
+pub const SKIP_REFILL_PER_SEC: u32 = 4096;
 
 /// The A/B/C/D bits, in the first header byte.
 pub mod bits {
@@ -221,6 +235,15 @@ pub enum MppeError {
         /// The last count accepted.
         last: u16,
     },
+    /// Stateless mode, a jump whose skipped counts the [`SKIP_BUDGET`] cannot pay
+    /// for now.
+    #[error("MPPE count {ccount} skips more counts after {last} than the rekey budget allows now")]
+    SkipBudget {
+        /// The packet's coherency count.
+        ccount: u16,
+        /// The last count accepted.
+        last: u16,
+    },
     /// Stateful mode, after a loss or an invalid protocol field: waiting for a
     /// packet with A set.
     #[error("stateful MPPE: packet {ccount} discarded until a flushed packet arrives")]
@@ -300,6 +323,9 @@ struct KeyState {
     strength: KeyStrength,
     key: SessionKey,
     rc4: Rc4State,
+    /// Key changes computed so far (each one SHA-1 and, with a restart, an RC4 key
+    /// schedule): the work a peer can make us do.
+    changes: u64,
 }
 
 impl KeyState {
@@ -311,12 +337,14 @@ impl KeyState {
             strength,
             key,
             rc4,
+            changes: 0,
         }
     }
 
     /// One key change (without touching the RC4 state).
     fn advance(&mut self) {
         self.key = keys::rekey(&self.start, &self.key, self.strength);
+        self.changes += 1;
     }
 
     /// Restarts RC4 with the current key.
@@ -437,6 +465,40 @@ pub struct Decryptor {
     ccount: u16,
     /// Stateful: lost sync, waiting for a flushed packet.
     discard: bool,
+    /// Stateless: what skipped counts may still cost.
+    skips: SkipBudget,
+}
+
+/// A token bucket of key changes for skipped counts ([`SKIP_BUDGET`]).
+#[derive(Debug)]
+struct SkipBudget {
+    tokens: u32,
+    refilled: Option<Instant>,
+}
+
+impl SkipBudget {
+    fn full() -> Self {
+        Self {
+            tokens: SKIP_BUDGET,
+            refilled: None,
+        }
+    }
+
+    /// Takes `n` tokens if there are that many (after refilling up to `now`).
+    fn take(&mut self, now: Instant, n: u32) -> bool {
+        let last = *self.refilled.get_or_insert(now);
+        let earned =
+            now.saturating_duration_since(last).as_secs_f64() * f64::from(SKIP_REFILL_PER_SEC);
+        if earned >= 1.0 {
+            self.tokens = (f64::from(self.tokens) + earned).min(f64::from(SKIP_BUDGET)) as u32;
+            self.refilled = Some(now);
+        }
+        let ok = n <= self.tokens;
+        if ok {
+            self.tokens -= n;
+        }
+        ok
+    }
 }
 
 impl Decryptor {
@@ -448,6 +510,7 @@ impl Decryptor {
             max_jump: config.max_jump.clamp(1, DEFAULT_MAX_JUMP),
             ccount: CCOUNT_MASK,
             discard: false,
+            skips: SkipBudget::full(),
         }
     }
 
@@ -461,10 +524,20 @@ impl Decryptor {
         self.ccount
     }
 
+    /// Key changes computed so far, kept or rolled back.
+    pub fn key_changes(&self) -> u64 {
+        self.state.changes
+    }
+
     /// Decrypts one MPPE packet (the information field of a 0x00FD frame: header
     /// and ciphertext) in place. Never panics. On `Err` the packet is dropped and
-    /// the decryptor's state is unchanged (in either mode).
-    pub fn decrypt<'a>(&mut self, packet: &'a mut [u8]) -> Result<Decrypted<'a>, MppeError> {
+    /// the decryptor's state is unchanged (in either mode), but for the
+    /// [`SKIP_BUDGET`] a stateless jump spent; `now` refills that budget.
+    pub fn decrypt<'a>(
+        &mut self,
+        now: Instant,
+        packet: &'a mut [u8],
+    ) -> Result<Decrypted<'a>, MppeError> {
         let header = MppeHeader::parse(packet)?;
         if packet.len() < HEADER_LEN + 1 {
             return Err(MppeError::TooShort { len: packet.len() });
@@ -477,7 +550,8 @@ impl Decryptor {
         }
         let body = &mut packet[HEADER_LEN..];
         if self.stateless {
-            self.decrypt_stateless(header, body).map(Decrypted::Packet)
+            self.decrypt_stateless(now, header, body)
+                .map(Decrypted::Packet)
         } else {
             self.decrypt_stateful(header, body)
         }
@@ -485,6 +559,7 @@ impl Decryptor {
 
     fn decrypt_stateless<'a>(
         &mut self,
+        now: Instant,
         header: MppeHeader,
         body: &'a mut [u8],
     ) -> Result<Plaintext<'a>, MppeError> {
@@ -502,6 +577,9 @@ impl Decryptor {
         }
         if jump > self.max_jump {
             return Err(MppeError::TooFarAhead { ccount, last });
+        }
+        if !self.skips.take(now, u32::from(jump - 1)) {
+            return Err(MppeError::SkipBudget { ccount, last });
         }
         let saved = self.state.key.clone();
         for _ in 0..jump {
@@ -734,28 +812,32 @@ mod tests {
 
     #[test]
     fn bad_bits_are_refused() {
+        let now = std::time::Instant::now();
         let cfg = MppeConfig::new(KeyStrength::Bits128, true);
         let mut dec = Decryptor::new(START, cfg);
-        assert_eq!(dec.decrypt(&mut []), Err(MppeError::TooShort { len: 0 }));
         assert_eq!(
-            dec.decrypt(&mut [0x90, 0x00]),
+            dec.decrypt(now, &mut []),
+            Err(MppeError::TooShort { len: 0 })
+        );
+        assert_eq!(
+            dec.decrypt(now, &mut [0x90, 0x00]),
             Err(MppeError::TooShort { len: 2 })
         );
         assert_eq!(
-            dec.decrypt(&mut [0x80, 0x00, 1]),
+            dec.decrypt(now, &mut [0x80, 0x00, 1]),
             Err(MppeError::NotEncrypted)
         );
         assert_eq!(
-            dec.decrypt(&mut [0xb0, 0x00, 1]),
+            dec.decrypt(now, &mut [0xb0, 0x00, 1]),
             Err(MppeError::Compressed)
         );
         assert_eq!(
-            dec.decrypt(&mut [0x10, 0x00, 1]),
+            dec.decrypt(now, &mut [0x10, 0x00, 1]),
             Err(MppeError::NotFlushed { ccount: 0 })
         );
         let mut stateful = Decryptor::new(START, MppeConfig::new(KeyStrength::Bits40, false));
         assert_eq!(
-            stateful.decrypt(&mut [0x10, 0xff, 1]),
+            stateful.decrypt(now, &mut [0x10, 0xff, 1]),
             Err(MppeError::FlagNotFlushed { ccount: 0xff })
         );
         assert_eq!(dec.ccount(), CCOUNT_MASK);
@@ -763,6 +845,7 @@ mod tests {
 
     #[test]
     fn pfc_protocol_is_accepted() {
+        let now = std::time::Instant::now();
         // Encrypt a 1-byte protocol by hand under the stateless key for count 0.
         let k0 = keys::rekey(
             &START,
@@ -772,7 +855,7 @@ mod tests {
         let mut pkt = *b"\x90\x00\x21xyz";
         keys::rc4_apply(k0.as_bytes(), &mut pkt[2..]);
         let mut dec = Decryptor::new(START, MppeConfig::new(KeyStrength::Bits128, true));
-        let Decrypted::Packet(p) = dec.decrypt(&mut pkt).unwrap() else {
+        let Decrypted::Packet(p) = dec.decrypt(now, &mut pkt).unwrap() else {
             panic!("plaintext expected");
         };
         assert_eq!(p.protocol, 0x0021);
@@ -781,6 +864,7 @@ mod tests {
 
     #[test]
     fn wrong_key_is_rolled_back_when_stateless() {
+        let now = std::time::Instant::now();
         let cfg = MppeConfig::new(KeyStrength::Bits128, true);
         let mut enc = Encryptor::new(START, cfg);
         let mut other = Decryptor::new([7; 16], cfg);
@@ -792,15 +876,46 @@ mod tests {
             enc.encrypt(0x0021, &mut buf).unwrap();
             let mut copy = buf;
             let before = other.ccount();
-            if let Err(MppeError::BadProtocol { .. }) = other.decrypt(&mut copy) {
+            if let Err(MppeError::BadProtocol { .. }) = other.decrypt(now, &mut copy) {
                 assert_eq!(other.ccount(), before, "state rolled back");
                 assert_eq!(buf, copy, "buffer untouched");
             }
-            let Decrypted::Packet(p) = good.decrypt(&mut buf).unwrap() else {
+            let Decrypted::Packet(p) = good.decrypt(now, &mut buf).unwrap() else {
                 panic!("plaintext expected");
             };
             assert_eq!(p.protocol, 0x0021);
             assert_eq!(p.payload, &[i; 8]);
         }
+    }
+
+    #[test]
+    fn forged_jumps_cost_a_bounded_number_of_key_changes() {
+        let now = std::time::Instant::now();
+        // A flood of forged stateless packets whose counts jump almost 2048 ahead:
+        // each one would cost up to 2048 key changes, and most are rolled back so
+        // the same packet can be sent again.
+        let cfg = MppeConfig::new(KeyStrength::Bits128, true);
+        let mut enc = Encryptor::new(START, cfg);
+        let mut dec = Decryptor::new(START, cfg);
+        let mut genuine = |dec: &mut Decryptor| {
+            let mut buf = [0u8; 4 + 8];
+            enc.encrypt(0x0021, &mut buf).unwrap();
+            assert!(matches!(
+                dec.decrypt(now, &mut buf),
+                Ok(Decrypted::Packet(_))
+            ));
+        };
+        genuine(&mut dec);
+        let before = dec.key_changes();
+        for i in 0..200u16 {
+            let ccount = (dec.ccount() + 2047 - i % 16) & CCOUNT_MASK;
+            let mut forged = [0x90 | (ccount >> 8) as u8, ccount as u8, 0x5a, 0xa5, 1, 2];
+            let _ = dec.decrypt(now, &mut forged);
+        }
+        let spent = dec.key_changes() - before;
+        assert!(
+            spent <= 2 * u64::from(DEFAULT_MAX_JUMP),
+            "200 forged packets cost {spent} key changes"
+        );
     }
 }

@@ -73,6 +73,12 @@ pub struct ServerConfig {
     pub pool: Box<dyn AddressPool + Send>,
 }
 
+/// Names one [`Event::VerifyRequest`]: a verdict applies only to the claim whose
+/// ticket it quotes. An LCP restart while a judge (RADIUS) thinks brings a new claim,
+/// possibly under another name, which the old verdict must not decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTicket(u64);
+
 /// Who judges a peer's credentials on the server.
 pub enum Verifier {
     /// Judged at once against locally known secrets (the chap-secrets file).
@@ -266,8 +272,8 @@ pub enum Event {
     /// The peer sent CCP Reset-Request (stateful MPPE: flush and set the A bit).
     CcpResetRequested,
     /// The peer's credentials, to be judged and answered with [`Link::verified`]
-    /// (only with [`Verifier::External`]).
-    VerifyRequest(Claim),
+    /// (only with [`Verifier::External`]), quoting the ticket.
+    VerifyRequest(ClaimTicket, Claim),
     /// The peer acknowledged our CCP Reset-Request.
     CcpResetAcked,
     /// The link is down for good; the owner tears the call down.
@@ -320,8 +326,10 @@ pub struct Link {
     phase: Phase,
     lcp: Fsm<Lcp>,
     auth: Option<AuthMachine>,
-    /// A claim handed out for external judgement.
-    claim: Option<Claim>,
+    /// The claim handed out for external judgement, if one waits.
+    claim: Option<(ClaimTicket, Claim)>,
+    /// Claims handed out so far (the next ticket).
+    claims: u64,
     /// How the peer's address is chosen (set with an external verdict).
     grant: AddressGrant,
     authenticated: Option<Authenticated>,
@@ -358,6 +366,7 @@ impl Link {
             lcp,
             auth: None,
             claim: None,
+            claims: 0,
             grant: AddressGrant::ByUser,
             authenticated: None,
             net: None,
@@ -578,22 +587,34 @@ impl Link {
         }
     }
 
-    /// The judgement on the claim of an [`Event::VerifyRequest`]. A verdict for a
-    /// link that has since gone down or restarted is ignored.
-    pub fn verified(&mut self, now: Instant, verdict: auth::Verdict) {
-        self.verified_with(now, verdict, AddressGrant::ByUser);
+    /// The judgement on the claim of the [`Event::VerifyRequest`] that handed out
+    /// `ticket`. A verdict for another claim (the link has since gone down or
+    /// restarted, and perhaps claimed again) is ignored.
+    pub fn verified(&mut self, now: Instant, ticket: ClaimTicket, verdict: auth::Verdict) -> bool {
+        self.verified_with(now, ticket, verdict, AddressGrant::ByUser)
     }
 
-    /// [`Link::verified`], with the judge's word on the peer's address.
-    pub fn verified_with(&mut self, now: Instant, verdict: auth::Verdict, grant: AddressGrant) {
+    /// [`Link::verified`], with the judge's word on the peer's address; whether the
+    /// verdict was taken (its ticket is the waiting claim's).
+    pub fn verified_with(
+        &mut self,
+        now: Instant,
+        ticket: ClaimTicket,
+        verdict: auth::Verdict,
+        grant: AddressGrant,
+    ) -> bool {
+        if self.claim.as_ref().is_none_or(|(t, _)| *t != ticket) {
+            return false;
+        }
         self.grant = grant;
-        if let (Some(claim), Some(AuthMachine::Authenticator(a))) =
+        if let (Some((_, claim)), Some(AuthMachine::Authenticator(a))) =
             (self.claim.take(), &mut self.auth)
         {
             let outcome = a.complete(&claim, verdict, &mut *self.rng);
             self.auth_outcome(now, outcome);
         }
         self.process(now);
+        true
     }
 
     fn auth_packet(&mut self, now: Instant, frame: Frame<'_>) {
@@ -610,8 +631,11 @@ impl Link {
                         Some(a.complete(&claim, verdict, &mut *self.rng))
                     }
                     Verifier::External => {
-                        self.events.push_back(Event::VerifyRequest(claim.clone()));
-                        self.claim = Some(claim);
+                        self.claims += 1;
+                        let ticket = ClaimTicket(self.claims);
+                        self.events
+                            .push_back(Event::VerifyRequest(ticket, claim.clone()));
+                        self.claim = Some((ticket, claim));
                         None
                     }
                 }

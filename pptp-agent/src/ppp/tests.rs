@@ -719,10 +719,10 @@ fn external_verifier_judges_claims() {
         let asked = |p: &Pair| {
             p.server_events
                 .iter()
-                .any(|e| matches!(e, Event::VerifyRequest(_)))
+                .any(|e| matches!(e, Event::VerifyRequest(..)))
         };
         assert!(pair.drive_until(Duration::from_secs(10), asked));
-        let Some(Event::VerifyRequest(claim)) = pair.server_events.pop() else {
+        let Some(Event::VerifyRequest(ticket, claim)) = pair.server_events.pop() else {
             panic!()
         };
         assert_eq!((claim.method, claim.user.as_slice()), (method, USER));
@@ -733,7 +733,7 @@ fn external_verifier_judges_claims() {
             Verdict::Reject
         };
         let now = pair.now;
-        pair.server.verified(now, verdict);
+        pair.server.verified(now, ticket, verdict);
         pair.drive_to_settled();
         assert_eq!(up(&pair.client_events).is_some(), accept, "{method:?}");
         assert_eq!(
@@ -851,4 +851,76 @@ fn a_passive_server_speaks_first_when_the_client_waits() {
     let frame = Frame::parse(&pair.transcript[0].1).unwrap();
     assert_eq!(frame.protocol, protocol::LCP);
     assert_eq!(frame.info[0], code::CONFIGURE_REQUEST);
+}
+
+#[test]
+fn a_verdict_answers_only_the_claim_it_was_asked_for() {
+    use super::auth::{Credentials, Policy, SecretSource};
+    use super::link::{ClientConfig, Role, Verifier};
+    // alice's claim waits for RADIUS; meanwhile LCP restarts and mallory (wrong
+    // password) claims. alice's Accept must not let mallory in.
+    let mut server = server_config(&[Method::Pap], OneAddress::default());
+    if let Role::Server(s) = &mut server.role {
+        s.verifier = Verifier::External;
+    }
+    let mut pair = Pair::links(server, client_config(&[Method::Pap], PASSWORD));
+    pair.open();
+    let asked = |p: &Pair| {
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, Event::VerifyRequest(..)))
+    };
+    assert!(pair.drive_until(Duration::from_secs(10), asked));
+    let Some(Event::VerifyRequest(alice_ticket, alice)) = pair.server_events.pop() else {
+        panic!("no claim")
+    };
+    let alice_verdict = alice.verify(Users.secret(&alice.user));
+
+    let mallory = LinkConfig::new(Role::Client(ClientConfig {
+        credentials: Credentials {
+            user: b"mallory".to_vec(),
+            password: b"guess".to_vec(),
+        },
+        auth: Policy::new(&[Method::Pap]),
+        request_dns: true,
+    }));
+    pair.client = Remote::Link(Box::new(link(mallory, 3)));
+    let now = pair.now;
+    pair.client_link().open(now);
+    assert!(pair.drive_until(Duration::from_secs(10), asked));
+    let Some(Event::VerifyRequest(mallory_ticket, second)) = pair.server_events.pop() else {
+        panic!("no second claim")
+    };
+    assert_eq!(second.user, b"mallory");
+
+    let now = pair.now;
+    assert!(
+        !pair.server.verified(now, alice_ticket, alice_verdict),
+        "a verdict for alice's claim decided mallory's"
+    );
+    // The verdict quoting mallory's own ticket decides mallory's claim.
+    let verdict = second.verify(Users.secret(&second.user));
+    assert!(pair.server.verified(now, mallory_ticket, verdict));
+    pair.drive_to_settled();
+    let authenticated: Vec<&[u8]> = pair
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuthSucceeded { user } => Some(user.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        authenticated.is_empty(),
+        "authenticated {:?}",
+        authenticated
+            .iter()
+            .map(|u| String::from_utf8_lossy(u))
+            .collect::<Vec<_>>()
+    );
+    assert!(up(&pair.client_events).is_none());
+    assert!(matches!(
+        down(&pair.client_events),
+        Some(DownReason::AuthFailed(AuthError::Rejected { .. }))
+    ));
 }

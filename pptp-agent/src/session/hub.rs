@@ -58,7 +58,7 @@ use crate::{
     mppe::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, cipher::ENCRYPT_HEADROOM},
     ppp::{
         frame::{Framing, protocol},
-        link::{DownReason, Event, Link, LinkConfig, LinkUp},
+        link::{ClaimTicket, DownReason, Event, Link, LinkConfig, LinkUp},
     },
     pptp::{call_id::SharedCallIds, shell::Command},
     radius::{
@@ -402,8 +402,8 @@ struct Router {
     generation: u64,
 }
 
-/// A RADIUS verdict for the session (key, id) it was asked for.
-type AuthReply = (SessionKey, u64, Authorized);
+/// A RADIUS verdict for the session (key, id) and the claim (ticket) it was asked for.
+type AuthReply = (SessionKey, u64, ClaimTicket, Authorized);
 
 /// The hub. Build it with [`Hub::new`], run it with [`Hub::run`].
 pub struct Hub {
@@ -567,8 +567,8 @@ impl Hub {
                 // Every reader ended (their devices failed, logged): stop polling.
                 Wake::Router(None) => has_routers = false,
                 Wake::Command(Some(command)) => self.on_command(command),
-                Wake::Authorized(Some((key, id, authorized))) => {
-                    self.on_authorized(key, id, authorized)
+                Wake::Authorized(Some((key, id, ticket, authorized))) => {
+                    self.on_authorized(key, id, ticket, authorized)
                 }
                 Wake::Authorized(None) => {}
                 Wake::Command(None) => {
@@ -1044,7 +1044,7 @@ impl Hub {
                 self.start_accounting(key);
             }
             Event::Down(reason) => self.end_session(key, reason),
-            Event::VerifyRequest(claim) => self.authenticate(key, claim),
+            Event::VerifyRequest(ticket, claim) => self.authenticate(key, ticket, claim),
             Event::CcpResetRequested => {
                 if let Some(cipher) = self.sessions.get_mut(&key).and_then(|s| s.mppe.as_mut()) {
                     cipher.encrypt.reset();
@@ -1426,13 +1426,18 @@ impl Hub {
     }
 
     /// Hands a link's claim to RADIUS; the verdict comes back as [`Wake::Authorized`].
-    fn authenticate(&mut self, key: SessionKey, claim: crate::ppp::auth::Claim) {
+    fn authenticate(
+        &mut self,
+        key: SessionKey,
+        ticket: ClaimTicket,
+        claim: crate::ppp::auth::Claim,
+    ) {
         let (Some(radius), Some(session)) = (&self.radius, self.sessions.get(&key)) else {
             tracing::error!("a link asked for external judgement without RADIUS: rejected");
             if let Some(session) = self.sessions.get_mut(&key) {
                 session
                     .link
-                    .verified(Instant::now(), crate::ppp::auth::Verdict::Reject);
+                    .verified(Instant::now(), ticket, crate::ppp::auth::Verdict::Reject);
             }
             return;
         };
@@ -1444,20 +1449,28 @@ impl Hub {
         let (radius, reply, id) = (radius.clone(), self.auth_replies.clone(), session.id);
         tokio::spawn(async move {
             let authorized = radius.authenticate(job).await;
-            let _ = reply.send((key, id, authorized));
+            let _ = reply.send((key, id, ticket, authorized));
         });
     }
 
     /// A RADIUS verdict: to the link (if the session is still the one that asked).
-    fn on_authorized(&mut self, key: SessionKey, id: u64, authorized: Authorized) {
+    fn on_authorized(
+        &mut self,
+        key: SessionKey,
+        id: u64,
+        ticket: ClaimTicket,
+        authorized: Authorized,
+    ) {
         let now = Instant::now();
         let Some(session) = self.sessions.get_mut(&key).filter(|s| s.id == id) else {
             return;
         };
-        session.aaa.authorization = authorized.authorization;
-        session
+        if session
             .link
-            .verified_with(now, authorized.verdict, authorized.grant);
+            .verified_with(now, ticket, authorized.verdict, authorized.grant)
+        {
+            session.aaa.authorization = authorized.authorization;
+        }
         self.flush(key, now);
     }
 
@@ -1729,7 +1742,7 @@ fn decrypt(
     buf.clear();
     buf.extend_from_slice(packet);
     let base = buf.as_ptr() as usize;
-    match cipher.decrypt.decrypt(buf) {
+    match cipher.decrypt.decrypt(now, buf) {
         Ok(Decrypted::Packet(plain)) if plain.protocol == protocol::IPV4 => {
             Some((plain.payload.as_ptr() as usize - base, plain.payload.len()))
         }

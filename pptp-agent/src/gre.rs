@@ -21,6 +21,7 @@
 //! start anywhere); and, like the kernel, the verdict is advice the PPP layer may
 //! overrule for LCP Echo, which the kernel lets through even when late.
 
+use pptp_common::seq::Judgement;
 use pptp_common::wire::{
     GRE_ENHANCED_MIN_HLEN, GRE_FLAG_A, GRE_FLAG_C, GRE_FLAG_K, GRE_FLAG_R, GRE_FLAG_S,
     GRE_FLAG_STRICT, GRE_FLAGS2_MASK, GRE_PROTO_PPP, GRE_RECUR_MASK, GRE_VERSION_ENHANCED,
@@ -176,15 +177,21 @@ pub enum SeqVerdict {
     Duplicate,
     /// Older than the last accepted packet (reordered or replayed).
     Old,
+    /// Too far ahead of the last accepted packet ([`pptp_common::seq`]); kept as the
+    /// probe a genuine jump is recognised by.
+    TooFar,
 }
 
 /// One call's GRE sequence state (RFC 2637 §4.2-4.4, as Linux's pptp driver runs it:
-/// no reorder buffer, anything not newer than the last accepted packet is dropped).
+/// no reorder buffer, anything not newer than the last accepted packet is dropped),
+/// with the bounded window of [`pptp_common::seq`] that XDP applies too: a packet
+/// is judged on arrival and moves the window only once its owner accepts it.
 #[derive(Debug, Clone, Default)]
 pub struct Sequencer {
     first_tx: u32,
     next_tx: u32,
     highest_rx: Option<u32>,
+    probe_rx: Option<u32>,
     acked_rx: Option<u32>,
     highest_ack_from_peer: Option<u32>,
 }
@@ -199,19 +206,38 @@ impl Sequencer {
         }
     }
 
-    /// Judges a received packet's sequence number and, if it is new, records it as the
-    /// number to acknowledge. The first packet of a call is always new.
-    pub fn on_receive(&mut self, seq: u32) -> SeqVerdict {
-        let verdict = match self.highest_rx {
-            None => SeqVerdict::Accept { lost: 0 },
-            Some(last) if seq == last => SeqVerdict::Duplicate,
-            Some(last) if seq_after(seq, last) => SeqVerdict::Accept {
-                lost: seq.wrapping_sub(last) - 1,
+    /// Judges a received packet's sequence number without moving the window (a
+    /// packet too far ahead becomes the probe). The first packet of a call is
+    /// always new.
+    pub fn judge(&mut self, seq: u32) -> SeqVerdict {
+        match pptp_common::seq::judge(self.highest_rx, self.probe_rx, seq) {
+            Judgement::New => SeqVerdict::Accept {
+                lost: self
+                    .highest_rx
+                    .map_or(0, |last| seq.wrapping_sub(last).wrapping_sub(1)),
             },
-            Some(_) => SeqVerdict::Old,
-        };
+            Judgement::Duplicate => SeqVerdict::Duplicate,
+            Judgement::Old => SeqVerdict::Old,
+            Judgement::TooFar => {
+                self.probe_rx = Some(seq);
+                SeqVerdict::TooFar
+            }
+        }
+    }
+
+    /// Records an accepted packet (one [`judge`](Self::judge) found new) as the
+    /// number to acknowledge.
+    pub fn accept(&mut self, seq: u32) {
+        self.highest_rx = Some(seq);
+        self.probe_rx = None;
+    }
+
+    /// [`judge`](Self::judge), then [`accept`](Self::accept) what may be accepted:
+    /// for a receiver that takes every packet the window lets through.
+    pub fn on_receive(&mut self, seq: u32) -> SeqVerdict {
+        let verdict = self.judge(seq);
         if let SeqVerdict::Accept { .. } = verdict {
-            self.highest_rx = Some(seq);
+            self.accept(seq);
         }
         verdict
     }
@@ -325,6 +351,16 @@ mod tests {
         }
 
         #[test]
+        fn nothing_moves_the_window_but_accept(start in any::<u32>(), seqs in proptest::collection::vec(any::<u32>(), 1..50)) {
+            let mut s = Sequencer::default();
+            s.on_receive(start);
+            for seq in seqs {
+                let _ = s.judge(seq);
+                prop_assert_eq!(s.judge(start.wrapping_add(1)), SeqVerdict::Accept { lost: 0 });
+            }
+        }
+
+        #[test]
         fn sequencer_accepts_only_newer(start in any::<u32>(), steps in proptest::collection::vec(-5i32..5, 1..50)) {
             let mut s = Sequencer::default();
             let mut last = start;
@@ -422,10 +458,22 @@ mod tests {
         assert_eq!(s.on_receive(u32::MAX), SeqVerdict::Old);
         assert_eq!(s.on_receive(1), SeqVerdict::Duplicate);
         assert_eq!(s.on_receive(0x8000_0001), SeqVerdict::Old);
-        assert_eq!(
-            s.on_receive(0x8000_0000),
-            SeqVerdict::Accept { lost: 0x7fff_fffe }
-        );
+        assert_eq!(s.on_receive(0x8000_0000), SeqVerdict::TooFar);
+    }
+
+    #[test]
+    fn a_forged_jump_does_not_push_genuine_packets_out() {
+        let mut s = Sequencer::default();
+        assert_eq!(s.on_receive(7), SeqVerdict::Accept { lost: 0 });
+        // One packet 100,000 ahead (a blind injection) is refused...
+        assert_eq!(s.on_receive(100_007), SeqVerdict::TooFar);
+        // ...and the peer's next packets are still new.
+        assert_eq!(s.on_receive(8), SeqVerdict::Accept { lost: 0 });
+        assert_eq!(s.on_receive(9), SeqVerdict::Accept { lost: 0 });
+        // A genuine jump (a long outage): the packet after the probe is taken.
+        assert_eq!(s.on_receive(200_000), SeqVerdict::TooFar);
+        assert_eq!(s.on_receive(200_001), SeqVerdict::Accept { lost: 199_991 });
+        assert_eq!(s.on_receive(200_002), SeqVerdict::Accept { lost: 0 });
     }
 
     #[test]

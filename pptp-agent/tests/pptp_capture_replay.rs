@@ -17,7 +17,7 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
 use pptp_agent::gre::{GreHeader, SeqVerdict, Sequencer};
 use pptp_agent::pptp::call::{CallState, OutgoingCallParams};
-use pptp_agent::pptp::call_id::CallIdAllocator;
+use pptp_agent::pptp::call_id::CallIdPool;
 use pptp_agent::pptp::control::{ControlConfig, ControlConnection, Event, Roles};
 use pptp_agent::pptp::framing::{Deframer, Frame};
 use pptp_agent::pptp::message::{Message, MessageType, OutgoingResult, StartResult};
@@ -262,7 +262,7 @@ fn our_client_accepts_pptpd_replies() {
             ..ControlConfig::default()
         };
         // Allocate the Call ID pptp-linux used, so pptpd's replies name our call.
-        let pool = CallIdAllocator::starting_at(client_call_id);
+        let pool = TheCallId(client_call_id);
         let mut client = ControlConnection::originate_with_pool(config, pool, now);
         let server = deframe_all(&cap.control[&SERVER]);
         client.handle_input(&server[0].1, now);
@@ -278,4 +278,15 @@ fn our_client_accepts_pptpd_replies() {
         assert_eq!(info.connect_speed, 10_000_000);
         assert_eq!(client.peer().unwrap().vendor_name, "linux");
     }
+}
+
+/// A Call ID pool that hands out one given ID (the one a capture's client used).
+struct TheCallId(u16);
+
+impl CallIdPool for TheCallId {
+    fn allocate(&mut self) -> Option<u16> {
+        Some(self.0)
+    }
+
+    fn release(&mut self, _id: u16) {}
 }

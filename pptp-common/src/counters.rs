@@ -56,7 +56,7 @@ pub enum GlobalCounter {
     UnknownSession = 9,
     /// Outcome: inner source address not the session's; dropped.
     SpoofedSource = 10,
-    /// Outcome: GRE sequence number duplicate or older than the highest received; dropped.
+    /// Outcome: GRE sequence number duplicate or older than the highest accepted; dropped.
     OldSequence = 11,
     /// Outcome: GRE acknowledgment without payload; consumed.
     AckOnly = 12,
@@ -70,11 +70,14 @@ pub enum GlobalCounter {
     TooBig = 15,
     /// Outcome: TCP SYNs whose MSS option was lowered to fit the tunnel.
     MssClamped = 16,
+    /// Outcome: GRE sequence number too far ahead of the highest accepted
+    /// ([`crate::seq::MAX_SEQ_JUMP`]) and not following an earlier such packet; dropped.
+    SequenceJump = 17,
 }
 
 impl GlobalCounter {
     /// Every counter, in map-index order.
-    pub const ALL: [GlobalCounter; 17] = [
+    pub const ALL: [GlobalCounter; 18] = [
         GlobalCounter::PptpControl,
         GlobalCounter::GreEnhanced,
         GlobalCounter::GreOther,
@@ -92,6 +95,7 @@ impl GlobalCounter {
         GlobalCounter::NoNextHop,
         GlobalCounter::TooBig,
         GlobalCounter::MssClamped,
+        GlobalCounter::SequenceJump,
     ];
 
     /// Number of slots in the global counter map.
@@ -117,6 +121,7 @@ impl GlobalCounter {
             GlobalCounter::NoNextHop => "no_next_hop",
             GlobalCounter::TooBig => "too_big",
             GlobalCounter::MssClamped => "mss_clamped",
+            GlobalCounter::SequenceJump => "sequence_jump",
         }
     }
 

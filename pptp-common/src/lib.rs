@@ -7,5 +7,6 @@
 
 pub mod counters;
 pub mod maps;
+pub mod seq;
 pub mod session;
 pub mod wire;

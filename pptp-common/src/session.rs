@@ -17,6 +17,8 @@
 /// MPPE, or moved to the fallback path) every frame goes to the agent.
 pub const SESSION_FAST: u32 = 1;
 
+use crate::seq::Judgement;
+
 /// Maximum number of sessions the maps hold (slots `0..MAX_SESSIONS`).
 pub const MAX_SESSIONS: u32 = 65_536;
 
@@ -74,23 +76,59 @@ pub struct EncapSession {
 
 /// The GRE sequence space of one session. The BPF programs and the agent both send
 /// on fast-path sessions, so `tx_next` is only ever advanced with an atomic
-/// fetch-and-add; `rx_highest` is written by whoever receives.
+/// fetch-and-add; the receive fields are written by whoever accepts a packet
+/// ([`crate::seq`]: the window moves only for accepted packets).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SeqState {
     /// Packets sent to the peer so far; its low 32 bits are the sequence number of
     /// the next one.
     pub tx_next: u64,
-    /// Highest sequence number received from the peer (valid if `rx_valid != 0`).
+    /// Highest sequence number accepted from the peer (valid if `rx_valid != 0`).
     pub rx_highest: u32,
-    /// Non-zero once a sequenced packet has been received.
+    /// Non-zero once a sequenced packet has been accepted.
     pub rx_valid: u32,
+    /// The last packet too far ahead to accept at once (valid if
+    /// `rx_probe_valid != 0`), see [`crate::seq`].
+    pub rx_probe: u32,
+    pub rx_probe_valid: u32,
 }
 
 impl SeqState {
     /// The GRE sequence number of the next packet sent.
     pub const fn next_seq(&self) -> u32 {
         self.tx_next as u32
+    }
+
+    /// How a received `seq` stands against the window.
+    #[inline(always)]
+    pub fn judge(&self, seq: u32) -> Judgement {
+        let highest = if self.rx_valid != 0 {
+            Some(self.rx_highest)
+        } else {
+            None
+        };
+        let probe = if self.rx_probe_valid != 0 {
+            Some(self.rx_probe)
+        } else {
+            None
+        };
+        crate::seq::judge(highest, probe, seq)
+    }
+
+    /// Records an accepted packet: the window moves to `seq`, the probe is spent.
+    #[inline(always)]
+    pub fn accept(&mut self, seq: u32) {
+        self.rx_highest = seq;
+        self.rx_valid = 1;
+        self.rx_probe_valid = 0;
+    }
+
+    /// Remembers a packet judged [`Judgement::TooFar`].
+    #[inline(always)]
+    pub fn set_probe(&mut self, seq: u32) {
+        self.rx_probe = seq;
+        self.rx_probe_valid = 1;
     }
 }
 
@@ -109,7 +147,8 @@ pub struct SessionCounters {
     pub to_agent: u64,
     /// Packets dropped because their inner source was not the client's address.
     pub drop_spoofed: u64,
-    /// Packets dropped as duplicate or older than the highest sequence received.
+    /// Packets dropped as duplicate, older than the highest sequence accepted, or
+    /// too far ahead of it ([`crate::seq`]).
     pub drop_old_seq: u64,
     /// Packets too big for the tunnel, sent to the slow path.
     pub too_big: u64,
@@ -180,7 +219,7 @@ mod tests {
         assert_eq!(size_of::<CallKey>(), 8);
         assert_eq!(size_of::<DecapSession>(), 12);
         assert_eq!(size_of::<EncapSession>(), 24);
-        assert_eq!(size_of::<SeqState>(), 16);
+        assert_eq!(size_of::<SeqState>(), 24);
         assert_eq!(size_of::<SessionCounters>(), 64);
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<NextHop>(), 24);

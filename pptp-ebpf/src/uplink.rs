@@ -1,8 +1,9 @@
 //! The uplink program: classify every frame (the traffic classes of
 //! [`GlobalCounter`]) and decapsulate enhanced GRE of installed fast-path sessions.
 //!
-//! For a GRE packet of an installed session: drop old or duplicate sequence
-//! numbers and record the new highest one (the agent's acks use it); consume
+//! For a GRE packet of an installed session: drop old, duplicate and too-far
+//! sequence numbers (`pptp_common::seq`), recording the new highest one (the
+//! agent's acks use it) only for packets forwarded here; consume
 //! ack-only packets; hand PPP control, MPPE and non-fast sessions to the agent
 //! (XDP_PASS reaches its raw GRE socket); for IPv4 data check that the inner
 //! source is the client's address, hand DHCP requests (Windows' DHCPINFORM) to the
@@ -12,6 +13,7 @@
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
     counters::GlobalCounter,
+    seq::Judgement,
     session::{CallKey, SESSION_FAST},
     wire::*,
 };
@@ -162,19 +164,28 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     };
     let slot = session.slot;
 
+    // The window moves only when XDP forwards the packet itself (below); what it
+    // hands to the agent, the agent judges again and records (`pptp_common::seq`).
+    // SAFETY: a valid map value; concurrent receivers of one session race only on
+    // which of two accepted sequence numbers is recorded as the highest.
+    let state = unsafe { &mut *SESSION_SEQ.get_ptr_mut(slot)? };
+    let mut seq = 0;
     if has_seq {
-        let seq = be32(&ctx.read::<4>(l4 + GRE_ENHANCED_MIN_HLEN)?, 0);
-        let state = SESSION_SEQ.get_ptr_mut(slot)?;
-        // SAFETY: a valid map value; concurrent receivers of one session race only
-        // on which of two new sequence numbers is recorded as the highest.
-        let state = unsafe { &mut *state };
-        if state.rx_valid != 0 && (seq.wrapping_sub(state.rx_highest) as i32) <= 0 {
-            count(GlobalCounter::OldSequence, frame_len);
-            count_session(slot, |c| c.drop_old_seq += 1);
-            return Some(DROP);
+        seq = be32(&ctx.read::<4>(l4 + GRE_ENHANCED_MIN_HLEN)?, 0);
+        match state.judge(seq) {
+            Judgement::New => {}
+            Judgement::Duplicate | Judgement::Old => {
+                count(GlobalCounter::OldSequence, frame_len);
+                count_session(slot, |c| c.drop_old_seq += 1);
+                return Some(DROP);
+            }
+            Judgement::TooFar => {
+                state.set_probe(seq);
+                count(GlobalCounter::SequenceJump, frame_len);
+                count_session(slot, |c| c.drop_old_seq += 1);
+                return Some(DROP);
+            }
         }
-        state.rx_highest = seq;
-        state.rx_valid = 1;
     }
     if payload_len == 0 {
         count(GlobalCounter::AckOnly, frame_len);
@@ -233,6 +244,9 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     };
     forward::adjust_head(ctx, (ip_hlen + gre_len + ppp_len) as i32)?;
     forward::trim(ctx, ETH_HLEN + inner_len)?;
+    if has_seq {
+        state.accept(seq);
+    }
     count_session(slot, |c| {
         c.rx_packets += 1;
         c.rx_bytes += inner_len as u64;

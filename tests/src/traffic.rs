@@ -61,12 +61,7 @@ pub fn enhanced_gre_lcp_echo(call_id: u16, seq: u32) -> Vec<u8> {
         0x56,
         0x78, // magic number
     ];
-    let mut packet = vec![0x30, 0x01, 0x88, 0x0b]; // K and S set, version 1, PPP
-    packet.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&call_id.to_be_bytes());
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&ppp);
-    packet
+    enhanced_gre(call_id, seq, &ppp)
 }
 
 /// Sends `count` enhanced GRE packets from namespace `ns` to `dst` through a raw
@@ -76,15 +71,29 @@ pub fn send_gre(ns: &str, dst: Ipv4Addr, call_id: u16, count: u32) -> anyhow::Re
         count <= 1_000_000,
         "refusing to send more than 1,000,000 packets"
     );
+    let packets = (0..count).map(move |seq| enhanced_gre_lcp_echo(call_id, seq));
+    let gre_len = enhanced_gre_lcp_echo(call_id, 0).len();
+    send_gre_packets(ns, dst, packets)?;
+    Ok(GreSent {
+        packets: u64::from(count),
+        gre_len,
+    })
+}
+
+/// Sends each of `packets` (GRE header and payload) from namespace `ns` to `dst`
+/// through a raw IP socket (the kernel adds the IPv4 header, with the namespace's
+/// own address as the source).
+pub fn send_gre_packets(
+    ns: &str,
+    dst: Ipv4Addr,
+    packets: impl Iterator<Item = Vec<u8>> + Send + 'static,
+) -> anyhow::Result<()> {
     netns::run_in(ns, move || {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_GRE)))
             .context("opening a raw GRE socket (needs root)")?;
         socket.set_write_timeout(Some(IO_TIMEOUT))?;
         let to = SocketAddr::V4(SocketAddrV4::new(dst, 0)).into();
-        let mut gre_len = 0;
-        for seq in 0..count {
-            let packet = enhanced_gre_lcp_echo(call_id, seq);
-            gre_len = packet.len();
+        for packet in packets {
             let sent = socket.send_to(&packet, &to).context("sending GRE")?;
             ensure!(
                 sent == packet.len(),
@@ -92,11 +101,18 @@ pub fn send_gre(ns: &str, dst: Ipv4Addr, call_id: u16, count: u32) -> anyhow::Re
                 packet.len()
             );
         }
-        Ok(GreSent {
-            packets: u64::from(count),
-            gre_len,
-        })
+        Ok(())
     })
+}
+
+/// An enhanced GRE packet (key and sequence present) carrying `ppp`, a PPP frame.
+pub fn enhanced_gre(call_id: u16, seq: u32, ppp: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x30, 0x01, 0x88, 0x0b]; // K and S set, version 1, PPP
+    packet.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&call_id.to_be_bytes());
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(ppp);
+    packet
 }
 
 /// A TCP server in a namespace that echoes what each connection sends, until EOF.

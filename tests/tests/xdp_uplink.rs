@@ -403,3 +403,86 @@ fn drops_and_passes_by_reason() {
     );
     assert_eq!(out, ethernet(MAC_A, MAC_B, 0x0800, &inner(1).bytes()));
 }
+
+#[test]
+fn the_window_moves_only_for_packets_xdp_forwards() {
+    let l = loaded();
+    let ppp = |ip: &Ipv4| [&[0xff, 0x03, 0x00, 0x21][..], &ip.bytes()].concat();
+    let data = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp(&inner(64)))));
+    let mut foreign = inner(64);
+    foreign.src = [192, 0, 2, 99];
+    let spoofed = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp(&foreign))));
+    let highest = || (l.seq(SLOT).rx_valid, l.seq(SLOT).rx_highest);
+
+    check(
+        &l,
+        "first",
+        &data(100),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    check(
+        &l,
+        "foreign inner source, in the window",
+        &spoofed(3000),
+        XDP_DROP,
+        &[("gre_enhanced", 1), ("spoofed_source", 1)],
+    );
+    assert_eq!(
+        highest(),
+        (1, 100),
+        "a dropped packet does not move the window"
+    );
+    check(
+        &l,
+        "foreign inner source, 100,000 ahead",
+        &spoofed(100_100),
+        XDP_DROP,
+        &[("gre_enhanced", 1), ("sequence_jump", 1)],
+    );
+    check(
+        &l,
+        "the genuine packet after the injections",
+        &data(101),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let lcp = uplink_frame(&outer(
+        PEER,
+        gre(
+            CALL,
+            Some(102),
+            None,
+            &[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 8, 1, 2, 3, 4],
+        ),
+    ));
+    check(
+        &l,
+        "LCP to the agent",
+        &lcp,
+        XDP_PASS,
+        &[("gre_enhanced", 1), ("to_agent", 1)],
+    );
+    assert_eq!(
+        highest(),
+        (1, 101),
+        "what XDP hands over, the agent records"
+    );
+    // A genuine jump (the peer sent 250,000 packets we never saw): the first
+    // packet is refused, the one that follows it is taken.
+    check(
+        &l,
+        "250,000 ahead",
+        &data(250_000),
+        XDP_DROP,
+        &[("gre_enhanced", 1), ("sequence_jump", 1)],
+    );
+    check(
+        &l,
+        "the packet after it",
+        &data(250_001),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    assert_eq!(highest(), (1, 250_001));
+}

@@ -4,7 +4,9 @@
 //! The encapsulating BPF program takes sequence numbers with an atomic
 //! fetch-and-add on `tx_next`; the agent takes its own (LCP echoes and other PPP
 //! frames of fast-path sessions) the same way here, so the peer sees one
-//! increasing sequence. `rx_highest` is written by the uplink program.
+//! increasing sequence. The receive window (`pptp_common::seq`) is moved by
+//! whoever accepts a packet: the uplink program for what it forwards, the agent
+//! for what XDP hands it.
 
 use std::{
     os::fd::AsFd,
@@ -14,7 +16,10 @@ use std::{
 
 use anyhow::{Context as _, ensure};
 use aya::maps::MapData;
-use pptp_common::session::{MAX_SESSIONS, SeqState};
+use pptp_common::{
+    seq::Judgement,
+    session::{MAX_SESSIONS, SeqState},
+};
 
 /// The mapped `SESSION_SEQ` array.
 pub struct SeqSpace {
@@ -68,17 +73,47 @@ impl SeqSpace {
         tx.fetch_add(1, Ordering::SeqCst) as u32
     }
 
-    /// The highest sequence number received on `slot`, if any (to acknowledge).
+    /// The receive field `field` of `slot`, as an atomic.
+    fn rx(&self, slot: u32, field: impl FnOnce(*mut SeqState) -> *mut u32) -> &AtomicU32 {
+        // SAFETY: `field` projects to an aligned u32 inside the mapping, which lives
+        // as long as `self`.
+        unsafe { AtomicU32::from_ptr(field(self.slot(slot))) }
+    }
+
+    /// The highest sequence number accepted on `slot`, if any (to acknowledge).
     pub fn highest_received(&self, slot: u32) -> Option<u32> {
-        let state = self.slot(slot);
-        // SAFETY: aligned u32 fields inside the mapping.
-        let (valid, highest) = unsafe {
-            (
-                AtomicU32::from_ptr(&raw mut (*state).rx_valid).load(Ordering::Acquire),
-                AtomicU32::from_ptr(&raw mut (*state).rx_highest).load(Ordering::Acquire),
-            )
-        };
-        (valid != 0).then_some(highest)
+        // SAFETY (projections): in bounds of a valid slot pointer.
+        let valid = self.rx(slot, |s| unsafe { &raw mut (*s).rx_valid });
+        let highest = self.rx(slot, |s| unsafe { &raw mut (*s).rx_highest });
+        (valid.load(Ordering::Acquire) != 0).then(|| highest.load(Ordering::Acquire))
+    }
+
+    /// How a received `seq` stands against `slot`'s window; a packet too far ahead
+    /// becomes the probe (`pptp_common::seq`). The window itself does not move.
+    pub fn judge(&self, slot: u32, seq: u32) -> Judgement {
+        // SAFETY (projections): in bounds of a valid slot pointer.
+        let probe_valid = self.rx(slot, |s| unsafe { &raw mut (*s).rx_probe_valid });
+        let probe = self.rx(slot, |s| unsafe { &raw mut (*s).rx_probe });
+        let probe =
+            (probe_valid.load(Ordering::Acquire) != 0).then(|| probe.load(Ordering::Acquire));
+        let judgement = pptp_common::seq::judge(self.highest_received(slot), probe, seq);
+        if judgement == Judgement::TooFar {
+            self.rx(slot, |s| unsafe { &raw mut (*s).rx_probe })
+                .store(seq, Ordering::Release);
+            probe_valid.store(1, Ordering::Release);
+        }
+        judgement
+    }
+
+    /// Records a packet the agent accepted on `slot`: the window moves to `seq`.
+    pub fn accept(&self, slot: u32, seq: u32) {
+        // SAFETY (projections): in bounds of a valid slot pointer.
+        self.rx(slot, |s| unsafe { &raw mut (*s).rx_highest })
+            .store(seq, Ordering::Release);
+        self.rx(slot, |s| unsafe { &raw mut (*s).rx_valid })
+            .store(1, Ordering::Release);
+        self.rx(slot, |s| unsafe { &raw mut (*s).rx_probe_valid })
+            .store(0, Ordering::Release);
     }
 
     /// Starts `slot` afresh: nothing sent or received yet.
@@ -90,6 +125,7 @@ impl SeqSpace {
             AtomicU64::from_ptr(&raw mut (*state).tx_next).store(0, Ordering::SeqCst);
             AtomicU32::from_ptr(&raw mut (*state).rx_highest).store(0, Ordering::SeqCst);
             AtomicU32::from_ptr(&raw mut (*state).rx_valid).store(0, Ordering::SeqCst);
+            AtomicU32::from_ptr(&raw mut (*state).rx_probe_valid).store(0, Ordering::SeqCst);
         }
     }
 }

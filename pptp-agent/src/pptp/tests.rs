@@ -1472,7 +1472,7 @@ fn pptpd_style_call_id_zero() {
 #[test]
 fn ids_are_released_when_calls_end() {
     let now = Instant::now();
-    let pool = super::call_id::SharedCallIds::new(CallIdAllocator::starting_at(500));
+    let pool = super::call_id::SharedCallIds::new(CallIdAllocator::seeded(500));
     let mut s = ControlConnection::answer_with_pool(ControlConfig::default(), pool.clone(), now);
     feed(&mut s, sccrq(PROTOCOL_VERSION), now);
     feed(&mut s, ocrq(1), now);

@@ -45,6 +45,7 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
+use pptp_common::seq::Judgement;
 use rand::{SeedableRng as _, rngs::StdRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -55,6 +56,7 @@ use crate::{
     demand::{Action, DemandDial, Placer, Verdict, keep_new_call},
     dhcp::{DhcpInformResponder, MAX_REPLY_LEN},
     gre::{GreHeader, SeqVerdict, Sequencer},
+    inet::Ipv4Packet,
     mppe::{Decrypted, Decryptor, Encryptor, MppeConfig, MppeError, cipher::ENCRYPT_HEADROOM},
     ppp::{
         frame::{Framing, protocol},
@@ -260,6 +262,10 @@ pub struct HubStats {
     pub malformed_gre: u64,
     pub unknown_session: u64,
     pub old_sequence: u64,
+    /// GRE sequence numbers too far ahead of the window (`pptp_common::seq`).
+    pub sequence_jump: u64,
+    /// IPv4 frames whose payload is not an IPv4 packet (IPv6 or garbage).
+    pub malformed_ip: u64,
     pub spoofed_source: u64,
     pub no_session_for_destination: u64,
     pub send_errors: u64,
@@ -315,8 +321,32 @@ impl HubStats {
 enum Sequencing {
     /// By the agent alone (no XDP in front of this session).
     Local(Sequencer),
-    /// In the slot shared with the XDP programs, which already dropped old packets.
+    /// In the slot shared with the XDP programs, which drop old packets early and
+    /// record what they forward themselves.
     Shared(Slot),
+}
+
+impl Sequencing {
+    /// Moves the receive window to `seq`, a packet the agent took.
+    fn accept(&mut self, xdp: Option<&XdpDataplane>, seq: u32) {
+        match (self, xdp) {
+            (Sequencing::Local(s), _) => s.accept(seq),
+            (Sequencing::Shared(slot), Some(xdp)) => xdp.seq().accept(slot.0, seq),
+            (Sequencing::Shared(_), None) => unreachable!("shared sequencing without XDP"),
+        }
+    }
+}
+
+/// Why the agent's path refused a received data packet.
+enum Refusal {
+    /// Plain IPv4 on a session that negotiated MPPE.
+    Unencrypted,
+    /// Bytes in an IPv4 frame that are not an IPv4 packet.
+    MalformedIp,
+    /// An inner source that is not the session's.
+    Spoofed,
+    /// Refused and counted where it was judged (MPPE).
+    Counted,
 }
 
 /// A session's MPPE, one half per direction.
@@ -717,14 +747,35 @@ impl Hub {
             self.stats.unknown_session += 1;
             return;
         };
-        if let Sequencing::Local(seq) = &mut session.seq
-            && matches!(
-                seq.on_header(&header),
-                Some(SeqVerdict::Duplicate | SeqVerdict::Old)
-            )
-        {
-            self.stats.old_sequence += 1;
-            return;
+        // Judged here whatever XDP did (it leaves what it hands over unrecorded, and
+        // never sees outer fragments); the window moves only once the packet is taken.
+        let verdict = match (&mut session.seq, self.xdp.as_ref()) {
+            (Sequencing::Local(seq), _) => {
+                if let Some(ack) = header.ack {
+                    seq.on_ack(ack);
+                }
+                header.seq.map(|s| seq.judge(s))
+            }
+            (Sequencing::Shared(slot), Some(xdp)) => {
+                header.seq.map(|s| match xdp.seq().judge(slot.0, s) {
+                    Judgement::New => SeqVerdict::Accept { lost: 0 },
+                    Judgement::Duplicate => SeqVerdict::Duplicate,
+                    Judgement::Old => SeqVerdict::Old,
+                    Judgement::TooFar => SeqVerdict::TooFar,
+                })
+            }
+            (Sequencing::Shared(_), None) => unreachable!("shared sequencing without XDP"),
+        };
+        match verdict {
+            Some(SeqVerdict::Duplicate | SeqVerdict::Old) => {
+                self.stats.old_sequence += 1;
+                return;
+            }
+            Some(SeqVerdict::TooFar) => {
+                self.stats.sequence_jump += 1;
+                return;
+            }
+            Some(SeqVerdict::Accept { .. }) | None => {}
         }
         if payload.is_empty() {
             return;
@@ -742,71 +793,98 @@ impl Hub {
         };
         // The decryption buffer is taken out of the hub while the session is borrowed.
         let mut decrypted = std::mem::take(&mut self.decrypt_buf);
-        let packet: &[u8] = match data {
-            Some(frame) if frame.protocol == protocol::IPV4 => frame.info,
+        let packet: Result<&[u8], Refusal> = match data {
+            // Once MPPE is on, plain IPv4 is refused (as Linux's ppp_generic does
+            // with encryption required): it would bypass the cipher.
+            Some(frame) if frame.protocol == protocol::IPV4 && session.mppe.is_some() => {
+                Err(Refusal::Unencrypted)
+            }
+            Some(frame) if frame.protocol == protocol::IPV4 => Ok(frame.info),
             Some(frame) if frame.protocol == protocol::COMPRESSED => {
                 match decrypt(session, frame.info, &mut decrypted, now, &mut self.stats) {
-                    Some((start, len)) => &decrypted[start..start + len],
-                    None => &[],
+                    Some((start, len)) => Ok(&decrypted[start..start + len]),
+                    None => Err(Refusal::Counted),
                 }
             }
-            _ => &[],
+            _ => Ok(&[]),
         };
-        if !packet.is_empty() {
-            let spoofed = packet.len() < 20
-                || expected_source.is_some_and(|peer| {
-                    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-                    src != peer
-                        && !routes.is_behind(key, src)
-                        && !behind_router.iter().any(|net| net.contains(&src))
-                });
+        let packet = packet.and_then(|bytes| {
+            if bytes.is_empty() {
+                return Ok(None);
+            }
+            let ip = Ipv4Packet::parse(bytes).ok_or(Refusal::MalformedIp)?;
+            let src = ip.source;
+            let spoofed = expected_source.is_some_and(|peer| {
+                src != peer
+                    && !routes.is_behind(key, src)
+                    && !behind_router.iter().any(|net| net.contains(&src))
+            });
             if spoofed {
-                self.stats.spoofed_source += 1;
-            } else {
-                session.counters.rx_packets += 1;
-                session.counters.rx_bytes += packet.len() as u64;
-                let answer = match &self.dhcp {
-                    Some(dhcp) => dhcp.respond(packet, &mut self.dhcp_reply),
-                    None => Ok(None),
-                };
-                match answer {
-                    Ok(Some(len)) => {
-                        send_ip(
-                            &self.gre,
-                            self.xdp.as_ref(),
-                            session,
-                            &mut self.scratch,
-                            &self.dhcp_reply[..len],
-                            &mut self.stats,
-                        );
-                        self.stats.dhcp_informs_answered += 1;
-                        self.decrypt_buf = decrypted;
-                        self.flush(key, now);
-                        return;
-                    }
-                    Ok(None) => {}
-                    Err(_) => {
-                        self.stats.dhcp_malformed += 1;
-                        self.decrypt_buf = decrypted;
-                        self.flush(key, now);
-                        return;
-                    }
+                return Err(Refusal::Spoofed);
+            }
+            Ok(Some(&bytes[..ip.len]))
+        });
+        let packet = match packet {
+            Ok(packet) => {
+                if let Some(seq) = header.seq {
+                    session.seq.accept(self.xdp.as_ref(), seq);
                 }
-                let tun = match session.router {
-                    Some(index) => {
-                        let router = &mut self.routers[index];
-                        router.demand.on_inbound(now);
-                        Some(&*router.tun)
-                    }
-                    None => current_tun(&self.tun_mode, &self.client_tun),
-                };
-                if let TunMode::Probe(probe) = &self.tun_mode {
-                    let _ = probe.send(packet.to_vec());
-                } else if let Some(tun) = tun
-                    && tun.send(packet).await.is_err()
-                {
-                    self.stats.send_errors += 1;
+                packet
+            }
+            Err(refusal) => {
+                match refusal {
+                    Refusal::Unencrypted => self.stats.mppe_refused += 1,
+                    Refusal::MalformedIp => self.stats.malformed_ip += 1,
+                    Refusal::Spoofed => self.stats.spoofed_source += 1,
+                    Refusal::Counted => {}
                 }
+                None
+            }
+        };
+        if let Some(packet) = packet {
+            session.counters.rx_packets += 1;
+            session.counters.rx_bytes += packet.len() as u64;
+            let answer = match &self.dhcp {
+                Some(dhcp) => dhcp.respond(packet, &mut self.dhcp_reply),
+                None => Ok(None),
+            };
+            match answer {
+                Ok(Some(len)) => {
+                    send_ip(
+                        &self.gre,
+                        self.xdp.as_ref(),
+                        session,
+                        &mut self.scratch,
+                        &self.dhcp_reply[..len],
+                        &mut self.stats,
+                    );
+                    self.stats.dhcp_informs_answered += 1;
+                    self.decrypt_buf = decrypted;
+                    self.flush(key, now);
+                    return;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    self.stats.dhcp_malformed += 1;
+                    self.decrypt_buf = decrypted;
+                    self.flush(key, now);
+                    return;
+                }
+            }
+            let tun = match session.router {
+                Some(index) => {
+                    let router = &mut self.routers[index];
+                    router.demand.on_inbound(now);
+                    Some(&*router.tun)
+                }
+                None => current_tun(&self.tun_mode, &self.client_tun),
+            };
+            if let TunMode::Probe(probe) = &self.tun_mode {
+                let _ = probe.send(packet.to_vec());
+            } else if let Some(tun) = tun
+                && tun.send(packet).await.is_err()
+            {
+                self.stats.send_errors += 1;
             }
         }
         self.decrypt_buf = decrypted;
@@ -814,22 +892,18 @@ impl Hub {
     }
 
     fn on_tun_packet(&mut self, packet: &[u8]) {
-        if packet.len() < 20 || packet[0] >> 4 != 4 {
+        let Some(ip) = Ipv4Packet::parse(packet) else {
             return;
-        }
+        };
+        let packet = &packet[..ip.len];
         let key = match &self.tun_mode {
-            TunMode::Concentrator(_) => {
-                let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-                self.by_client
-                    .get(&dst)
-                    .copied()
-                    .or_else(|| self.session_routes.lookup(dst))
-            }
+            TunMode::Concentrator(_) => self
+                .by_client
+                .get(&ip.destination)
+                .copied()
+                .or_else(|| self.session_routes.lookup(ip.destination)),
             TunMode::Client { .. } => self.sessions.keys().next().copied(),
-            TunMode::Probe(_) => {
-                let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-                self.by_client.get(&src).copied()
-            }
+            TunMode::Probe(_) => self.by_client.get(&ip.source).copied(),
         };
         let Some(session) = key.and_then(|key| self.sessions.get_mut(&key)) else {
             self.stats.no_session_for_destination += 1;
@@ -1273,9 +1347,10 @@ impl Hub {
     }
 
     fn on_router_packet(&mut self, index: usize, packet: &[u8]) {
-        if packet.len() < 20 || packet[0] >> 4 != 4 {
+        let Some(ip) = Ipv4Packet::parse(packet) else {
             return;
-        }
+        };
+        let packet = &packet[..ip.len];
         let router = &mut self.routers[index];
         match router.demand.on_outbound(packet, Instant::now()) {
             Verdict::Send => match router.session.and_then(|key| self.sessions.get_mut(&key)) {

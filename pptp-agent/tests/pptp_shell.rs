@@ -1,16 +1,17 @@
 //! The tokio shell over real loopback TCP: our client places a call on our server,
-//! both see it come up, the client clears it and the server stops the connection.
+//! both see it come up, the client clears it and the server stops the connection;
+//! a peer that stops reading is dropped within the write timeout.
 
 use std::time::Duration;
 
 use pptp_agent::pptp::call::OutgoingCallParams;
 use pptp_agent::pptp::control::{CloseReason, ControlConfig, ControlConnection, Event, Roles};
 use pptp_agent::pptp::message::StopReason;
-use pptp_agent::pptp::shell::{Command, drive};
+use pptp_agent::pptp::shell::{CallClears, Channels, Command, ShellLimits, drive};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
+async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("event in time")
@@ -21,20 +22,32 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
 async fn call_over_loopback_tcp() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (server_log, mut server_events) = mpsc::unbounded_channel();
-    let (client_log, mut client_events) = mpsc::unbounded_channel();
+    let (server_log, mut server_events) = mpsc::channel(16);
+    let (client_log, mut client_events) = mpsc::channel(16);
     let (server_cmd, server_rx) = mpsc::channel::<Command<_>>(4);
     let (client_cmd, client_rx) = mpsc::channel::<Command<_>>(4);
 
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        drive(stream, conn, server_rx, move |conn, e, now| {
-            if let Event::CallRequested { local_call_id, .. } = e {
-                conn.accept_call(local_call_id, now).unwrap();
-            }
-            server_log.send(e).unwrap();
-        })
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: server_rx,
+            clears: &clears,
+            out: &server_log,
+        };
+        drive(
+            stream,
+            conn,
+            channels,
+            ShellLimits::default(),
+            |conn, e, now| {
+                if let Event::CallRequested { local_call_id, .. } = e {
+                    conn.accept_call(local_call_id, now).unwrap();
+                }
+                Some(e)
+            },
+        )
         .await
     });
     let client = tokio::spawn(async move {
@@ -44,8 +57,14 @@ async fn call_over_loopback_tcp() {
             ..ControlConfig::default()
         };
         let conn = ControlConnection::originate(config, std::time::Instant::now());
-        drive(stream, conn, client_rx, move |_, e, _| {
-            client_log.send(e).unwrap();
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: client_rx,
+            clears: &clears,
+            out: &client_log,
+        };
+        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
+            Some(e)
         })
         .await
     });
@@ -115,12 +134,21 @@ async fn call_over_loopback_tcp() {
 async fn peer_closing_tcp_ends_the_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (log, mut events) = mpsc::unbounded_channel();
+    let (log, mut events) = mpsc::channel(4);
     let (_cmd, rx) = mpsc::channel::<Command<_>>(1);
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        drive(stream, conn, rx, move |_, e, _| log.send(e).unwrap()).await
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: rx,
+            clears: &clears,
+            out: &log,
+        };
+        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
+            Some(e)
+        })
+        .await
     });
     drop(TcpStream::connect(addr).await.unwrap());
     let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -129,4 +157,83 @@ async fn peer_closing_tcp_ends_the_connection() {
         .unwrap();
     assert_eq!(e, Event::Closed(CloseReason::PeerClosed));
     server.await.unwrap();
+}
+
+/// A peer that connects, floods Echo-Requests and never reads a reply: once its
+/// receive window and our send buffer are full, the replies queue up to the bound
+/// and no byte leaves for the write timeout; the connection must then be gone,
+/// while its timers and commands kept running.
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout() {
+    use pptp_agent::pptp::message::{
+        BearerCaps, EchoRequest, FramingCaps, Message, PROTOCOL_VERSION, Reserved16,
+        StartControlConnectionRequest, Text,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (log, mut events) = mpsc::channel(16);
+    let (cmd, rx) = mpsc::channel::<Command<_>>(1);
+    let limits = ShellLimits {
+        outbound_bytes: 16 * 1024,
+        write_timeout: Duration::from_secs(1),
+    };
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: rx,
+            clears: &clears,
+            out: &log,
+        };
+        drive(stream, conn, channels, limits, |_, e, _| Some(e)).await
+    });
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let sccrq = Message::from(StartControlConnectionRequest {
+        protocol_version: PROTOCOL_VERSION,
+        reserved1: Reserved16,
+        framing_capabilities: FramingCaps::ALL,
+        bearer_capabilities: BearerCaps::ALL,
+        maximum_channels: 1,
+        firmware_revision: 1,
+        host_name: Text::new("slow"),
+        vendor_name: Text::new("reader"),
+    })
+    .to_bytes();
+    let echo = Message::from(EchoRequest { identifier: 7 }).to_bytes();
+    use tokio::io::AsyncWriteExt as _;
+    stream.write_all(&sccrq).await.unwrap();
+    let flood = async {
+        // Bounded: 20 s or 2 million requests, whichever comes first.
+        let mut chunk = Vec::new();
+        for _ in 0..1000 {
+            chunk.extend_from_slice(&echo);
+        }
+        for _ in 0..2000 {
+            if stream.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), flood).await;
+    // While the writes were stalled, a command was still carried out.
+    let _ = cmd.try_send(Box::new(|_, _| {}));
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Some(Event::Closed(reason)) => return reason,
+                Some(_) => {}
+                None => panic!("the shell ended without a Closed event"),
+            }
+        }
+    })
+    .await
+    .expect("the connection was dropped within the write timeout");
+    assert_eq!(closed, CloseReason::PeerClosed);
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the shell task ended")
+        .unwrap();
 }

@@ -7,6 +7,7 @@
 //! - [`freeradius`]: a real FreeRADIUS and radclient for the RADIUS tests.
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
+//! - [`process`]: a started process's memory, descriptors and CPU time (/proc).
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
 //!   built from network namespaces and veth pairs, torn down when dropped.
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
@@ -21,5 +22,6 @@ pub mod freeradius;
 pub mod lab;
 pub mod load;
 pub mod netns;
+pub mod process;
 pub mod traffic;
 pub mod vm;

@@ -4,14 +4,19 @@
 //! client's real outer address and the session's real call ID, as a blind attacker
 //! who guessed both would send them. Needs root (namespaces, XDP).
 
-use std::{net::Ipv4Addr, time::Duration};
+mod peer;
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    time::Duration,
+};
 
 use pptp_agent::inet::checksum;
 use pptp_tests::{
     agents::{self, Agent},
     demo::wait_for,
     lab::{Lab, LabSpec, addr},
-    traffic,
+    traffic::{self, EchoServer},
 };
 
 /// An IPv4 ICMP echo request from `src` to `dst` (the agent's checksum).
@@ -41,8 +46,12 @@ fn alice_session(lab: &mut Lab, bin: &std::path::Path) -> (Agent, u16, Ipv4Addr)
     let client = agents::dial(lab, bin, 0, &["--user", "alice", "--password", "secret-1"]).unwrap();
     assert!(agents::ping(&lab.client_ns(0), addr::LAN_HOST, 2).unwrap());
     let sessions = agents::sessions(lab, bin);
-    let call_id = sessions[0]["local_call_id"].as_u64().unwrap() as u16;
-    let tunnel = sessions[0]["client"].as_str().unwrap().parse().unwrap();
+    let alice = sessions
+        .iter()
+        .find(|s| s["user"] == "alice")
+        .expect("alice's session is listed");
+    let call_id = alice["local_call_id"].as_u64().unwrap() as u16;
+    let tunnel = alice["client"].as_str().unwrap().parse().unwrap();
     (client, call_id, tunnel)
 }
 
@@ -112,5 +121,222 @@ fn forged_frames_on_the_agents_path_are_dropped_and_counted() {
     );
     let hub = &agents::stats(&mut lab, &bin).unwrap()["hub"];
     assert_eq!(hub["old_sequence"], 0, "{hub}");
+    lab.down().unwrap();
+}
+
+#[test]
+fn an_mppe_session_holds_one_timer_whatever_its_traffic() {
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let _server = agents::start_server(
+        &mut lab,
+        &bin,
+        &["--user", "alice:secret-1", "--mppe", "require"],
+    )
+    .unwrap();
+    let client = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &[
+            "--user",
+            "alice",
+            "--password",
+            "secret-1",
+            "--mppe",
+            "require",
+        ],
+    )
+    .unwrap();
+    let client_ns = lab.client_ns(0);
+    let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 9000)).unwrap();
+    let sent = traffic::tcp_exchange(&client_ns, echo.address(), 4 << 20).unwrap();
+    assert_eq!(sent.payload, 4 << 20);
+    // Thousands of frames went through the agent's path: the hub still holds one
+    // deadline for its one session (a heap entry per flush grew by one per packet).
+    let stats = agents::stats(&mut lab, &bin).unwrap();
+    assert_eq!(stats["totals"]["agent"], 1, "{stats}");
+    assert_eq!(stats["load"]["timers"], 1, "{}", stats["load"]);
+    drop(echo);
+    drop(client);
+    lab.down().unwrap();
+}
+
+/// Bytes of a control message, from the agent's own codec.
+fn control(message: impl Into<pptp_agent::pptp::message::Message>) -> Vec<u8> {
+    message.into().to_bytes()
+}
+
+/// A control connection from `ns` that starts a control connection and a call,
+/// then floods Echo-Requests without ever reading (its receive buffer kept small),
+/// for at most `budget`. Returns when the concentrator has dropped it (a write
+/// fails) or the budget is spent.
+fn slow_reader(ns: &str, budget: Duration) -> std::thread::JoinHandle<anyhow::Result<bool>> {
+    use pptp_agent::pptp::message::*;
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        pptp_tests::netns::run_in(&ns, move || {
+            use std::io::Write as _;
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            socket.set_recv_buffer_size(4096)?;
+            let server = std::net::SocketAddrV4::new(addr::CONC_WAN, 1723);
+            socket.connect_timeout(&server.into(), Duration::from_secs(5))?;
+            let mut stream: std::net::TcpStream = socket.into();
+            stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+            stream.write_all(&control(StartControlConnectionRequest {
+                protocol_version: PROTOCOL_VERSION,
+                reserved1: Reserved16,
+                framing_capabilities: FramingCaps::ALL,
+                bearer_capabilities: BearerCaps::ALL,
+                maximum_channels: 1,
+                firmware_revision: 1,
+                host_name: Text::new("slow"),
+                vendor_name: Text::new("reader"),
+            }))?;
+            stream.write_all(&control(OutgoingCallRequest {
+                call_id: 1,
+                call_serial_number: 0,
+                minimum_bps: 2400,
+                maximum_bps: 10_000_000,
+                bearer_type: BearerType::Either,
+                framing_type: FramingType::Either,
+                packet_recv_window_size: 3,
+                packet_processing_delay: 0,
+                phone_number_length: NumberLength::default(),
+                reserved1: Reserved16,
+                phone_number: Text::default(),
+                subaddress: Text::default(),
+            }))?;
+            let echoes: Vec<u8> = (0..1000u32)
+                .flat_map(|i| control(EchoRequest { identifier: i }))
+                .collect();
+            let started = std::time::Instant::now();
+            while started.elapsed() < budget {
+                match stream.write_all(&echoes) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    // Reset or broken pipe: the concentrator dropped us.
+                    Err(_) => return Ok(true),
+                }
+            }
+            Ok(false)
+        })
+    })
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_dropped_while_others_come_up() {
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 2 }).unwrap();
+    let handshake = Duration::from_secs(5);
+    let dir = std::env::temp_dir().join(format!("{}-slow-reader", lab.id()));
+    let server = agents::start_from_config(
+        &mut lab,
+        &bin,
+        &dir,
+        &agents::ConfigSpec {
+            xdp: true,
+            pools: &["192.0.2.10-192.0.2.250"],
+            secrets: "alice * secret-1 *\n",
+            auth: "",
+            extra: &format!("[limits]\nhandshake_timeout = {}", handshake.as_secs()),
+        },
+    )
+    .unwrap();
+    let fds_before = pptp_tests::process::open_fds(server.pid).unwrap();
+    let started = std::time::Instant::now();
+    let flood = slow_reader(&lab.client_ns(1), Duration::from_secs(30));
+    // A session comes up while the slow reader floods.
+    let (_alice, _, _) = alice_session(&mut lab, &bin);
+    assert!(agents::ping(&lab.client_ns(0), addr::LAN_HOST, 3).unwrap());
+    let dropped = flood.join().unwrap().unwrap();
+    let gone_after = started.elapsed();
+    assert!(dropped, "the slow reader was still connected after 30 s");
+    assert!(
+        gone_after < handshake + Duration::from_secs(12),
+        "dropped after {gone_after:?} (handshake timeout {handshake:?}, write timeout 10 s)"
+    );
+    // Its call and its descriptor went with it; alice's session stays.
+    wait_for(Duration::from_secs(5), || {
+        agents::sessions(&mut lab, &bin).len() == 1
+    })
+    .expect("only alice's session is left");
+    let fds_after = pptp_tests::process::open_fds(server.pid).unwrap();
+    assert_eq!(
+        fds_after,
+        fds_before + 1,
+        "one descriptor more than before: alice's control connection"
+    );
+    assert!(agents::ping(&lab.client_ns(0), addr::LAN_HOST, 3).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.down().unwrap();
+}
+
+#[test]
+fn every_call_of_a_connection_is_cleared_when_its_sessions_end() {
+    use pptp_agent::pptp::message::{
+        CallDisconnectNotify, DisconnectResult, GeneralError, Message, Reserved16, Text,
+    };
+    const CALLS: u16 = 100;
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let _server = agents::start_server(&mut lab, &bin, &["--user", "alice:secret-1"]).unwrap();
+    // An access switch (the PAC) hands us 100 users' calls on one connection; their
+    // PPP never starts. Killing them all clears every call on the connection at once.
+    let server = std::net::SocketAddrV4::new(addr::CONC_WAN, 1723);
+    let (calls_tx, calls_rx) = std::sync::mpsc::channel();
+    let (cleared_tx, cleared_rx) = std::sync::mpsc::channel();
+    let pac = std::thread::spawn({
+        let ns = lab.client_ns(0);
+        move || {
+            pptp_tests::netns::run_in(&ns, move || {
+                let mut pac = peer::RawControl::connect(server)?;
+                pac.start("access-switch")?;
+                let calls: std::collections::HashMap<u16, u16> =
+                    pac.incoming_calls(CALLS)?.into_iter().collect();
+                calls_tx.send(calls.len())?;
+                let mut cleared = 0;
+                let started = std::time::Instant::now();
+                while cleared < CALLS && started.elapsed() < Duration::from_secs(30) {
+                    if let Some(Message::CallClearRequest(clear)) =
+                        pac.recv(Duration::from_secs(1))?
+                    {
+                        cleared += 1;
+                        pac.send(CallDisconnectNotify {
+                            call_id: calls.get(&clear.call_id).copied().unwrap_or_default(),
+                            result: DisconnectResult::Request,
+                            error: GeneralError::None,
+                            cause_code: 0,
+                            reserved1: Reserved16,
+                            call_statistics: Text::default(),
+                        })?;
+                    }
+                }
+                cleared_tx.send(cleared)?;
+                Ok(())
+            })
+        }
+    });
+    assert_eq!(
+        calls_rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+        usize::from(CALLS)
+    );
+    wait_for(Duration::from_secs(10), || {
+        agents::sessions(&mut lab, &bin).len() == usize::from(CALLS)
+    })
+    .expect("every call has its session");
+    let out = agents::operator(&mut lab, &bin, &["kill", "--all"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cleared = cleared_rx.recv_timeout(Duration::from_secs(40)).unwrap();
+    assert_eq!(
+        cleared, CALLS,
+        "Call-Clear-Requests for {CALLS} sessions ended"
+    );
+    pac.join().unwrap().unwrap();
     lab.down().unwrap();
 }

@@ -37,7 +37,7 @@ use super::{Backend, Limits, stopped};
 use crate::{
     dataplane::report::Report,
     session::{
-        hub::{DataPath, HubStats, SessionInfo, SessionState},
+        hub::{DataPath, HubLoad, HubStats, SessionInfo, SessionState},
         pool::PoolUsage,
     },
 };
@@ -68,6 +68,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub fn render(
     sessions: &[SessionInfo],
     hub: &HubStats,
+    load: &HubLoad,
     report: Option<&Report>,
     pool: Option<PoolUsage>,
     per_session: bool,
@@ -158,6 +159,26 @@ pub fn render(
         );
         let n = fields.get(event.field).and_then(Value::as_u64).unwrap_or(0);
         let _ = writeln!(out, "{} {n}", event.metric);
+    }
+    for (name, help, n) in [
+        (
+            "pptp_agent_timers",
+            "Session timers pending in the agent (at most one per session).",
+            load.timers,
+        ),
+        (
+            "pptp_radius_authentications_in_flight",
+            "Access-Requests waiting for a verdict.",
+            load.authentications,
+        ),
+        (
+            "pptp_radius_accounting_in_flight",
+            "Accounting requests waiting for an answer.",
+            load.accounting,
+        ),
+    ] {
+        header(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {n}");
     }
     if per_session {
         render_sessions(&mut out, sessions);
@@ -340,7 +361,15 @@ async fn scrape(mut stream: TcpStream, backend: &Backend, per_session: bool, lim
 async fn snapshot(backend: &Backend, per_session: bool) -> Result<String, String> {
     let sessions = backend.sessions().await?;
     let hub = backend.hub_stats().await?;
+    let load = backend.hub_load().await?;
     let report = backend.report().await?;
     let pool = backend.pool.as_ref().map(|p| p.usage());
-    Ok(render(&sessions, &hub, report.as_ref(), pool, per_session))
+    Ok(render(
+        &sessions,
+        &hub,
+        &load,
+        report.as_ref(),
+        pool,
+        per_session,
+    ))
 }

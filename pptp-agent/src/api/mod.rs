@@ -33,7 +33,8 @@
 //! `drop_old_seq`, `too_big`. `counters` (the global XDP counters, as
 //! `pptp-agent stats --json` prints them from the maps) and `installed_calls` (rows
 //! in the XDP session map) are there only when XDP is in use (`xdp` true). `hub`
-//! holds the agent path's drop counters ([`HubStats`]), `totals` the number of
+//! holds the agent path's drop counters ([`HubStats`]), `load` what the hub holds
+//! now ([`HubLoad`]: timers, RADIUS requests in flight), `totals` the number of
 //! `sessions`, by state (`up`, `starting`) and by path (`xdp`, `agent`).
 //!
 //! # Bounds
@@ -68,7 +69,10 @@ use tokio::{
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
     session::{
-        hub::{DataPath, HubCommand, HubStats, InterfaceInfo, Selector, SessionInfo, SessionState},
+        hub::{
+            DataPath, HubCommand, HubLoad, HubStats, InterfaceInfo, Selector, SessionInfo,
+            SessionState,
+        },
         pool::{PoolHandle, PoolUsage},
     },
 };
@@ -186,7 +190,7 @@ impl Request {
 
 /// What the API serves from: the hub, and the pinned maps when XDP is in use.
 pub struct Backend {
-    pub hub: mpsc::UnboundedSender<HubCommand>,
+    pub hub: mpsc::Sender<HubCommand>,
     /// The data plane's pins; `None` when every session takes the agent's path.
     pub pins: Option<PinDir>,
     /// The address pool, for its fill.
@@ -200,9 +204,12 @@ impl Backend {
         command: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
     ) -> Result<T, String> {
         let (tx, rx) = oneshot::channel();
-        self.hub
-            .send(command(tx))
-            .map_err(|_| "the session hub has stopped".to_owned())?;
+        let asked = tokio::time::timeout(self.timeout, self.hub.send(command(tx)));
+        match asked.await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err("the session hub has stopped".into()),
+            Err(_) => return Err("the session hub did not take the request in time".into()),
+        }
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) => Err("the session hub has stopped".into()),
@@ -220,6 +227,10 @@ impl Backend {
 
     pub async fn hub_stats(&self) -> Result<HubStats, String> {
         self.ask(HubCommand::Stats).await
+    }
+
+    pub async fn hub_load(&self) -> Result<HubLoad, String> {
+        self.ask(HubCommand::Load).await
     }
 
     pub async fn kill(&self, selector: Selector) -> Result<usize, String> {
@@ -244,9 +255,16 @@ impl Backend {
     pub async fn stats(&self) -> Result<Value, String> {
         let sessions = self.sessions().await?;
         let hub = self.hub_stats().await?;
+        let load = self.hub_load().await?;
         let report = self.report().await?;
         let pool = self.pool.as_ref().map(|p| p.usage());
-        Ok(stats_document(&hub, &sessions, report.as_ref(), pool))
+        Ok(stats_document(
+            &hub,
+            &load,
+            &sessions,
+            report.as_ref(),
+            pool,
+        ))
     }
 
     /// The answer to one request.
@@ -293,6 +311,7 @@ impl Totals {
 /// address and our call ID), the hub's drops and the global XDP counters.
 pub fn stats_document(
     hub: &HubStats,
+    load: &HubLoad,
     sessions: &[SessionInfo],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
@@ -326,6 +345,7 @@ pub fn stats_document(
         "xdp": report.is_some(),
         "pool": pool,
         "hub": hub,
+        "load": load,
         "totals": Totals::of(sessions),
         "sessions": rows,
     });

@@ -147,7 +147,13 @@ const POOL: PoolUsage = PoolUsage {
 
 #[test]
 fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(
+        &hub_stats(),
+        &HubLoad::default(),
+        &[alice(), bob()],
+        Some(&report()),
+        Some(POOL),
+    );
     assert_eq!(doc["xdp"], true);
     assert_eq!(doc["installed_calls"], 1);
     assert_eq!(doc["counters"][0]["name"], "pptp_control");
@@ -162,7 +168,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
     assert!(doc["sessions"][1].get("dataplane").is_none());
 
-    let without_xdp = stats_document(&hub_stats(), &[alice()], None, None);
+    let without_xdp = stats_document(&hub_stats(), &HubLoad::default(), &[alice()], None, None);
     assert_eq!(without_xdp["xdp"], false);
     assert!(without_xdp.get("counters").is_none());
     assert_eq!(without_xdp["pool"], Value::Null);
@@ -219,12 +225,19 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
 
 #[test]
 fn stats_render_counters_drops_and_sessions() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(
+        &hub_stats(),
+        &HubLoad::default(),
+        &[alice(), bob()],
+        Some(&report()),
+        Some(POOL),
+    );
     let view: StatsView = serde_json::from_value(doc).unwrap();
     let text = render_stats(&view);
     assert!(
         text.starts_with(
-            "sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\npool: 2 of 241 addresses in use\n\n"
+            "sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\npool: 2 of 241 addresses in use\n\
+             agent holds: 0 session timers, 0 RADIUS authentications and 0 accounting requests in flight\n\n"
         ),
         "{text}"
     );
@@ -255,8 +268,14 @@ fn stats_render_counters_drops_and_sessions() {
         "{alice_row}"
     );
 
-    let view: StatsView =
-        serde_json::from_value(stats_document(&hub_stats(), &[], None, Some(POOL))).unwrap();
+    let view: StatsView = serde_json::from_value(stats_document(
+        &hub_stats(),
+        &HubLoad::default(),
+        &[],
+        None,
+        Some(POOL),
+    ))
+    .unwrap();
     assert!(render_stats(&view).contains("XDP: not in use"));
 }
 
@@ -265,6 +284,11 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
     let text = metrics::render(
         &[alice(), bob()],
         &hub_stats(),
+        &HubLoad {
+            timers: 2,
+            authentications: 1,
+            accounting: 0,
+        },
         Some(&report()),
         Some(POOL),
         false,
@@ -287,6 +311,10 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         "pptp_agent_drops_total{reason=\"unknown_session\"} 4",
         "pptp_agent_drops_total{reason=\"spoofed_source\"} 0",
         "pptp_mppe_reset_requests_total 2",
+        "# TYPE pptp_agent_timers gauge",
+        "pptp_agent_timers 2",
+        "pptp_radius_authentications_in_flight 1",
+        "pptp_radius_accounting_in_flight 0",
     ] {
         assert!(has(line), "missing {line:?} in\n{text}");
     }
@@ -318,7 +346,14 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         }
     }
 
-    let text = metrics::render(&[alice(), bob()], &hub_stats(), None, None, true);
+    let text = metrics::render(
+        &[alice(), bob()],
+        &hub_stats(),
+        &HubLoad::default(),
+        None,
+        None,
+        true,
+    );
     assert!(text.contains("pptp_xdp_enabled 0"));
     assert!(!text.contains("pptp_xdp_packets_total"));
     assert!(text.lines().any(|l| l
@@ -355,10 +390,10 @@ fn http_requests_are_routed() {
 /// A hub that answers the operator's commands with [`alice`] and [`bob`] and records
 /// what it was asked to kill.
 fn fake_hub() -> (
-    mpsc::UnboundedSender<HubCommand>,
+    mpsc::Sender<HubCommand>,
     std::sync::Arc<std::sync::Mutex<Vec<Selector>>>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(16);
     let killed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = killed.clone();
     tokio::spawn(async move {
@@ -369,6 +404,13 @@ fn fake_hub() -> (
                 }
                 HubCommand::Stats(reply) => {
                     let _ = reply.send(hub_stats());
+                }
+                HubCommand::Load(reply) => {
+                    let _ = reply.send(HubLoad {
+                        timers: 2,
+                        authentications: 0,
+                        accounting: 1,
+                    });
                 }
                 HubCommand::Kill(selector, reply) => {
                     let n = match &selector {

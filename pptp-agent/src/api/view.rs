@@ -10,7 +10,10 @@ use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 use serde::Deserialize;
 
 use super::Totals;
-use crate::session::{hub::HubStats, pool::PoolUsage};
+use crate::session::{
+    hub::{HubLoad, HubStats},
+    pool::PoolUsage,
+};
 
 /// One session of an API answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -63,6 +66,8 @@ pub struct StatsView {
     #[serde(default)]
     pub pool: Option<PoolUsage>,
     pub hub: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub load: Option<HubLoad>,
     pub totals: Totals,
     pub sessions: Vec<SessionView>,
 }
@@ -163,6 +168,13 @@ pub fn render_stats(stats: &StatsView) -> String {
             out,
             "pool: {} of {} addresses in use",
             pool.in_use, pool.size
+        );
+    }
+    if let Some(load) = stats.load {
+        let _ = writeln!(
+            out,
+            "agent holds: {} session timers, {} RADIUS authentications and {} accounting requests in flight",
+            load.timers, load.authentications, load.accounting
         );
     }
     out.push('\n');

@@ -89,7 +89,8 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+        // Room for the session's Up and Down (dial drops an event that finds it full).
+        let (events_tx, mut events) = mpsc::channel(4);
         let (hangup_tx, hangup_rx) = watch::channel(false);
         let session = tokio::spawn(dial(settings, events_tx, hangup_rx));
         let mut term = signal(SignalKind::terminate())?;

@@ -173,7 +173,7 @@ impl BoundApi {
     /// until `stop` turns true.
     fn start(
         self,
-        hub: tokio::sync::mpsc::UnboundedSender<pptp_agent::session::hub::HubCommand>,
+        hub: tokio::sync::mpsc::Sender<pptp_agent::session::hub::HubCommand>,
         pins: Option<PinDir>,
         pool: std::sync::Arc<dyn pptp_agent::session::pool::PoolHandle>,
         stop: tokio::sync::watch::Receiver<bool>,

@@ -33,7 +33,7 @@ use pptp_agent::{
 };
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::{mpsc, oneshot, watch},
+    sync::{oneshot, watch},
 };
 
 use super::{PinArgs, options::PolicyArgs};
@@ -363,7 +363,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 control: settings.control.clone(),
             },
         )?;
-        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let (hub_tx, hub_rx) = pptp_agent::session::hub::channel();
         let shared = Shared::default();
         let options = HubOptions {
             dhcp: Some(dhcp),
@@ -409,7 +409,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         let (done, wait) = oneshot::channel();
-        let _ = hub_tx.send(pptp_agent::session::hub::HubCommand::Shutdown(done));
+        let _ = hub_tx
+            .send(pptp_agent::session::hub::HubCommand::Shutdown(done))
+            .await;
         let _ = wait.await;
         let _ = stop_tx.send(true);
         api.finish().await;

@@ -3,16 +3,38 @@
 //! else. All protocol decisions stay in the sans-IO machine.
 //!
 //! The owner reacts to [`Event`]s in `on_event`, which gets the machine itself (so it
-//! can answer a [`Event::CallRequested`] at once), and reaches the connection from
-//! other tasks by sending [`Command`]s (place or clear a call, stop). When the machine
-//! reports [`Event::Closed`], the shell writes what is left to send and shuts the
-//! stream down.
+//! can answer a [`Event::CallRequested`] at once) and may return something to pass
+//! on to another task (the hub); the shell sends it through a bounded channel and
+//! waits for room, so a busy receiver slows this connection down (it stops reading
+//! its peer) instead of queueing without bound. Other tasks reach the connection by
+//! sending [`Command`]s (stop), and ask it to clear calls through its [`CallClears`],
+//! which never blocks the asker and never loses a call. When the machine reports
+//! [`Event::Closed`], the shell writes what is left to send and shuts the stream
+//! down.
+//!
+//! # A peer that stops reading
+//!
+//! Writing never holds the machine up: what it transmits joins an outbound queue
+//! that the stream drains whenever it is writable, while the shell keeps running
+//! timers and commands. The queue holds at most [`ShellLimits::outbound_bytes`]; the
+//! shell stops reading the peer while the queue is over half of that (a peer that
+//! floods Echo-Requests and reads no replies gets no more answers queued), and
+//! drops the connection, as if TCP had failed, when the queue would overflow or when
+//! queued bytes make no progress for [`ShellLimits::write_timeout`] (the socket's
+//! `TCP_USER_TIMEOUT` says the same to the kernel). After the machine closes, what
+//! is queued gets the same deadline, then the stream is closed regardless. So one
+//! connection costs at most its queue and its socket, for at most the write timeout
+//! past the moment its peer stopped reading.
 
-use std::time::Instant;
+use std::{
+    collections::BTreeSet,
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::call_id::CallIdPool;
 use super::control::{ControlConnection, Event};
@@ -20,47 +42,203 @@ use super::control::{ControlConnection, Event};
 /// Something to do to the connection, from another task.
 pub type Command<P> = Box<dyn FnOnce(&mut ControlConnection<P>, Instant) + Send>;
 
-/// Runs `conn` over `stream` until the connection closes. A failed read or write
-/// counts as the peer closing TCP.
-pub async fn drive<P: CallIdPool>(
-    mut stream: TcpStream,
+/// Calls other tasks want cleared on one connection: a set (a call asked twice is
+/// cleared once), so it holds at most the connection's calls, and asking never
+/// waits.
+#[derive(Debug, Default)]
+pub struct CallClears {
+    calls: Mutex<BTreeSet<u16>>,
+    wake: Notify,
+}
+
+impl CallClears {
+    /// Asks the connection to clear our call `local_call_id` (harmless if it is gone).
+    pub fn clear(&self, local_call_id: u16) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(local_call_id);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> BTreeSet<u16> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// What one connection may hold and how long it may stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShellLimits {
+    /// Bytes waiting to be written to the peer.
+    pub outbound_bytes: usize,
+    /// How long queued bytes may wait without any of them being written.
+    pub write_timeout: Duration,
+}
+
+impl Default for ShellLimits {
+    /// 64 KiB (over 400 of the largest control messages) and 10 s.
+    fn default() -> Self {
+        Self {
+            outbound_bytes: 64 * 1024,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Bytes for the peer, in order, bounded by [`ShellLimits::outbound_bytes`].
+struct Outbound {
+    bytes: Vec<u8>,
+    /// How much of `bytes` is written already.
+    written: usize,
+    /// When the queue last made progress (or became non-empty).
+    progress: Instant,
+}
+
+impl Outbound {
+    fn pending(&self) -> &[u8] {
+        &self.bytes[self.written..]
+    }
+
+    fn push(&mut self, data: &[u8], now: Instant) {
+        if self.pending().is_empty() {
+            self.bytes.clear();
+            self.written = 0;
+            self.progress = now;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    fn advance(&mut self, n: usize, now: Instant) {
+        self.written += n;
+        self.progress = now;
+        if self.written == self.bytes.len() {
+            self.bytes.clear();
+            self.written = 0;
+        } else if self.written > self.bytes.len() / 2 {
+            self.bytes.drain(..self.written);
+            self.written = 0;
+        }
+    }
+}
+
+/// Where a connection's shell takes its orders from and sends what its owner passes on.
+pub struct Channels<'a, P: CallIdPool, O> {
+    pub commands: mpsc::Receiver<Command<P>>,
+    pub clears: &'a CallClears,
+    pub out: &'a mpsc::Sender<O>,
+}
+
+/// Runs `conn` over `stream` until the connection closes. A failed read or write,
+/// a full outbound queue or a stalled write counts as the peer closing TCP.
+pub async fn drive<P: CallIdPool, O>(
+    stream: TcpStream,
     mut conn: ControlConnection<P>,
-    mut commands: mpsc::Receiver<Command<P>>,
-    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant),
+    channels: Channels<'_, P, O>,
+    limits: ShellLimits,
+    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant) -> Option<O>,
 ) {
+    let Channels {
+        mut commands,
+        clears,
+        out: pass_on,
+    } = channels;
+    // The kernel gives up on unacknowledged data after the same time.
+    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(limits.write_timeout))
+    {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT");
+    }
+    let (mut reader, mut writer) = stream.into_split();
     let mut buf = vec![0u8; 4096];
+    let mut out = Outbound {
+        bytes: Vec::new(),
+        written: 0,
+        progress: Instant::now(),
+    };
+    // The connection was dropped: what the machine says now (calls down) still
+    // reaches the owner, what it sends does not reach the peer.
+    let mut dropped = false;
     loop {
-        // Events may queue messages (accepting a call) and a failed write queues
-        // events, so go on until both queues are empty.
+        // Events may queue messages (accepting a call), so go on until both queues
+        // of the machine are empty.
         loop {
             let mut busy = false;
             while let Some(e) = conn.poll_event() {
                 busy = true;
-                on_event(&mut conn, e, Instant::now());
+                if let Some(o) = on_event(&mut conn, e, Instant::now()) {
+                    // The receiver gone (shutting down) changes nothing here.
+                    let _ = pass_on.send(o).await;
+                }
             }
             while let Some(bytes) = conn.poll_transmit() {
                 busy = true;
-                if stream.write_all(&bytes).await.is_err() {
-                    conn.handle_eof();
+                if dropped {
+                    continue;
                 }
+                if out.pending().len() + bytes.len() > limits.outbound_bytes {
+                    tracing::warn!(
+                        queued = out.pending().len(),
+                        "the peer does not read: control connection dropped"
+                    );
+                    dropped = true;
+                    conn.handle_eof();
+                    continue;
+                }
+                out.push(&bytes, Instant::now());
             }
             if !busy {
                 break;
             }
         }
-        if conn.is_closed() {
-            // The peer may already be gone (pptp-linux closes right after its
-            // Call-Clear-Request); a failed shutdown changes nothing.
-            let _ = stream.shutdown().await;
+        if dropped {
             return;
         }
-        let deadline = conn.poll_timeout().map(tokio::time::Instant::from_std);
+        let now = Instant::now();
+        if !out.pending().is_empty() && now >= out.progress + limits.write_timeout {
+            if !conn.is_closed() {
+                tracing::warn!(
+                    queued = out.pending().len(),
+                    timeout = ?limits.write_timeout,
+                    "nothing written to the peer within the write timeout: control connection dropped"
+                );
+            }
+            dropped = true;
+            conn.handle_eof();
+            continue;
+        }
+        if conn.is_closed() && out.pending().is_empty() {
+            // The peer may already be gone (pptp-linux closes right after its
+            // Call-Clear-Request); a failed shutdown changes nothing.
+            let _ = writer.shutdown().await;
+            return;
+        }
+        let reading = !conn.is_closed() && out.pending().len() <= limits.outbound_bytes / 2;
+        let write_deadline =
+            (!out.pending().is_empty()).then_some(out.progress + limits.write_timeout);
+        let deadline = [conn.poll_timeout(), write_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
-            read = stream.read(&mut buf) => match read {
+            read = reader.read(&mut buf), if reading => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
                 Ok(n) => conn.handle_input(&buf[..n], Instant::now()),
             },
-            Some(command) = commands.recv() => command(&mut conn, Instant::now()),
+            written = writer.write(out.pending()), if !out.pending().is_empty() => match written {
+                Ok(0) | Err(_) => {
+                    dropped = true;
+                    conn.handle_eof();
+                }
+                Ok(n) => out.advance(n, Instant::now()),
+            },
+            Some(command) = commands.recv(), if !conn.is_closed() => command(&mut conn, Instant::now()),
+            () = clears.wake.notified(), if !conn.is_closed() => {
+                let now = Instant::now();
+                for call in clears.take() {
+                    // A call already gone is no error worth telling.
+                    let _ = conn.clear_call(call, now);
+                }
+            }
             () = sleep_until(deadline) => conn.handle_timeout(Instant::now()),
         }
     }

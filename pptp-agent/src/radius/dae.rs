@@ -142,7 +142,7 @@ pub async fn serve(
     socket: UdpSocket,
     config: DaeConfig,
     radius: Radius,
-    hub: mpsc::UnboundedSender<HubCommand>,
+    hub: mpsc::Sender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, "accepting RADIUS Disconnect and CoA requests");
@@ -172,16 +172,12 @@ pub async fn serve(
 }
 
 /// Carries a request out; the Error-Cause for a NAK.
-async fn act(
-    request: &Request,
-    radius: &Radius,
-    hub: &mpsc::UnboundedSender<HubCommand>,
-) -> Option<u32> {
+async fn act(request: &Request, radius: &Radius, hub: &mpsc::Sender<HubCommand>) -> Option<u32> {
     if request.target.is_empty() {
         return Some(error_cause::MISSING_ATTRIBUTE);
     }
     let (tx, rx) = oneshot::channel();
-    hub.send(HubCommand::Sessions(tx)).ok()?;
+    hub.send(HubCommand::Sessions(tx)).await.ok()?;
     let sessions = rx.await.ok()?;
     let ids = request.target.select(&sessions, |s| radius.session_of(s));
     if ids.is_empty() {
@@ -190,12 +186,16 @@ async fn act(
     for id in ids {
         if request.packet.code == code::DISCONNECT_REQUEST {
             let (tx, rx) = oneshot::channel();
-            hub.send(HubCommand::Kill(Selector::Id(id), tx)).ok()?;
+            hub.send(HubCommand::Kill(Selector::Id(id), tx))
+                .await
+                .ok()?;
             let _ = rx.await;
         } else {
             let (tx, rx) = oneshot::channel();
             let update = Authorization::from_packet(&request.packet);
-            hub.send(HubCommand::Reauthorize(id, update, tx)).ok()?;
+            hub.send(HubCommand::Reauthorize(id, update, tx))
+                .await
+                .ok()?;
             let _ = rx.await;
         }
     }

@@ -21,6 +21,8 @@ pub struct SessionAaa {
     pub clock: Option<SessionClock>,
     /// Why we closed the session, if we did.
     pub cause: Option<TerminateCause>,
+    /// The Access-Request in flight for the session's current claim.
+    pub asking: Option<tokio::task::AbortHandle>,
 }
 
 impl SessionAaa {

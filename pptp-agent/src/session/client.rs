@@ -11,6 +11,7 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -31,13 +32,13 @@ use crate::{
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::StopReason,
-        shell,
+        shell::{self, CallClears, ShellLimits},
     },
 };
 
 use super::{
     gre_socket::GreSocket,
-    hub::{CallUp, ControlCommand, Hub, HubCommand, SessionEvent, TunMode},
+    hub::{self, CallUp, ControlCommand, Hub, HubCommand, SessionEvent, SessionNotify, TunMode},
 };
 
 /// PPTP's control port.
@@ -102,9 +103,9 @@ pub async fn resolve(host: &str) -> anyhow::Result<Ipv4Addr> {
 /// the connection is then stopped), or it never came up.
 pub async fn place_call(
     target: &CallTarget,
-    hub: mpsc::UnboundedSender<HubCommand>,
+    hub: mpsc::Sender<HubCommand>,
     router: Option<usize>,
-    notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    mut notify: Option<SessionNotify>,
     call_ids: SharedCallIds,
 ) -> anyhow::Result<()> {
     let server_addr = resolve(&target.server).await?;
@@ -123,10 +124,16 @@ pub async fn place_call(
     };
     let conn =
         ControlConnection::originate_with_pool(target.control.clone(), call_ids, Instant::now());
-    let (commands, receiver) = mpsc::channel::<ControlCommand>(64);
+    let (_commands, receiver) = mpsc::channel::<ControlCommand>(1);
+    let clears = Arc::new(CallClears::default());
+    let channels = shell::Channels {
+        commands: receiver,
+        clears: &clears,
+        out: &hub,
+    };
     let mut link = Some(target.link_config());
     let mut came_up = false;
-    shell::drive(stream, conn, receiver, |conn, event, now| match event {
+    shell::drive(stream, conn, channels, ShellLimits::default(), |conn, event, now| match event {
         Event::Established(peer) => {
             tracing::info!(server = %server, host = %peer.host_name, kind = ?target.kind, "control connection established");
             let placed = match target.kind {
@@ -141,30 +148,34 @@ pub async fn place_call(
                 tracing::error!(error = %e, "cannot place the call");
                 conn.stop(StopReason::None, now);
             }
+            None
         }
         Event::CallUp(info) => {
             let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
-                return;
+                return None;
             };
             came_up = true;
-            let _ = hub.send(HubCommand::CallUp(Box::new(CallUp {
+            Some(HubCommand::CallUp(Box::new(CallUp {
                 peer_addr: server_addr,
                 local_addr: *local.ip(),
                 local_call_id: info.local_call_id,
                 peer_call_id,
                 link,
-                control: commands.clone(),
-                notify: notify.clone(),
+                control: clears.clone(),
+                notify: notify.take(),
                 router,
-            })));
+            })))
         }
         Event::CallDown { local_call_id, reason, .. } => {
             tracing::info!(local_call_id, ?reason, "call down");
-            let _ = hub.send(HubCommand::CallDown((server_addr, local_call_id)));
             conn.stop(StopReason::None, now);
+            Some(HubCommand::CallDown((server_addr, local_call_id)))
         }
-        Event::Closed(reason) => tracing::info!(?reason, "control connection closed"),
-        _ => {}
+        Event::Closed(reason) => {
+            tracing::info!(?reason, "control connection closed");
+            None
+        }
+        _ => None,
     })
     .await;
     anyhow::ensure!(came_up, "the call to {server} did not come up");
@@ -189,12 +200,13 @@ pub struct DialSettings {
     pub connect_timeout: Duration,
 }
 
-/// Dials, reports session events on `events`, and hangs up (LCP Terminate, Call-
-/// Clear-Request, Stop-Control-Connection-Request) when `hangup` turns true. Returns
-/// when the control connection is closed.
+/// Dials, reports session events on `events` (an event that finds the channel full
+/// is dropped: give it room for an Up and a Down), and hangs up (LCP Terminate,
+/// Call-Clear-Request, Stop-Control-Connection-Request) when `hangup` turns true.
+/// Returns when the control connection is closed.
 pub async fn dial(
     settings: DialSettings,
-    events: mpsc::UnboundedSender<SessionEvent>,
+    events: mpsc::Sender<SessionEvent>,
     mut hangup: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
@@ -207,7 +219,7 @@ pub async fn dial(
         None,
         Default::default(),
     );
-    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+    let (hub_tx, hub_rx) = hub::channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let hub_for_hangup = hub_tx.clone();
     let hangup_task = tokio::spawn(async move {
@@ -215,7 +227,11 @@ pub async fn dial(
             // Closing the hub terminates the link and clears the call; the call's
             // end then stops the control connection.
             let (done, wait) = oneshot::channel();
-            if hub_for_hangup.send(HubCommand::Shutdown(done)).is_ok() {
+            if hub_for_hangup
+                .send(HubCommand::Shutdown(done))
+                .await
+                .is_ok()
+            {
                 let _ = wait.await;
             }
         }
@@ -238,14 +254,16 @@ pub async fn dial(
         &target,
         hub_tx.clone(),
         None,
-        Some(events),
+        Some(Box::new(move |event| {
+            let _ = events.try_send(event);
+        })),
         SharedCallIds::default(),
     )
     .await;
 
     hangup_task.abort();
     let (done, wait) = oneshot::channel();
-    if hub_tx.send(HubCommand::Shutdown(done)).is_ok() {
+    if hub_tx.send(HubCommand::Shutdown(done)).await.is_ok() {
         let _ = wait.await;
     }
     let _ = hub_task.await;

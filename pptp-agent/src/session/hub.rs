@@ -37,10 +37,10 @@
 //! router); [`keep_new_call`] settles two calls for one interface.
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::HashMap,
     io,
     net::Ipv4Addr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -62,7 +62,10 @@ use crate::{
         frame::{Framing, protocol},
         link::{ClaimTicket, DownReason, Event, Link, LinkConfig, LinkUp},
     },
-    pptp::{call_id::SharedCallIds, shell::Command},
+    pptp::{
+        call_id::SharedCallIds,
+        shell::{CallClears, Command},
+    },
     radius::{
         AuthJob, Authorized, Radius,
         acct::{Counters, Due, Record, SessionClock, Status, TerminateCause},
@@ -72,6 +75,7 @@ use crate::{
 
 use super::{
     aaa::SessionAaa,
+    deadlines::Deadlines,
     gre_socket::{GreSocket, RecvBatch},
     routes::SessionRoutes,
     tun::Tun,
@@ -82,6 +86,22 @@ use super::{
 /// connections, since sessions are told apart by (peer address, Call ID) and many
 /// clients can share one address behind a NAT.
 pub type ControlCommand = Command<SharedCallIds>;
+
+/// Commands waiting for the hub: senders wait for room (a control connection then
+/// stops reading its peer), so a hub that falls behind slows its sources down
+/// instead of queueing without bound.
+pub const HUB_QUEUE: usize = 1024;
+
+/// The hub's inbox ([`HUB_QUEUE`] commands).
+pub fn channel() -> (mpsc::Sender<HubCommand>, mpsc::Receiver<HubCommand>) {
+    mpsc::channel(HUB_QUEUE)
+}
+
+/// Told what becomes of a session: [`SessionEvent::Up`] when IPCP opens (again,
+/// after a renegotiation) and [`SessionEvent::Down`] once. Called on the hub's
+/// task: it must not block (a client's bounded channel with room for its one
+/// call's events, or a watch).
+pub type SessionNotify = Box<dyn Fn(SessionEvent) + Send>;
 
 /// (peer's outer address, our call ID): how GRE from the peer names a session.
 pub type SessionKey = (Ipv4Addr, u16);
@@ -95,9 +115,9 @@ pub struct CallUp {
     /// The PPP link to run over it.
     pub link: LinkConfig,
     /// The control connection, to clear the call when the link ends.
-    pub control: mpsc::Sender<ControlCommand>,
+    pub control: Arc<CallClears>,
     /// Told when the link comes up and when the session ends.
-    pub notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    pub notify: Option<SessionNotify>,
     /// The demand-dial interface (index in [`HubOptions::demand`]) we placed this
     /// call for; `None` for calls we answered.
     pub router: Option<usize>,
@@ -136,6 +156,8 @@ pub enum HubCommand {
     Kill(Selector, oneshot::Sender<usize>),
     /// Report the hub's drop counters.
     Stats(oneshot::Sender<HubStats>),
+    /// Report what the hub holds now.
+    Load(oneshot::Sender<HubLoad>),
     /// Change the timeouts of session `id` (RADIUS CoA); answers whether it exists.
     Reauthorize(u64, Authorization, oneshot::Sender<bool>),
     /// A call placed by the [`Dialer`] ended (whether or not it came up).
@@ -234,8 +256,9 @@ pub enum TunMode {
     Client { name: String, routes: Vec<String> },
     /// No device: IPv4 from sessions goes to this channel and [`HubCommand::Send`]
     /// puts packets into the session whose address is their source (the load
-    /// generator drives many client sessions this way).
-    Probe(mpsc::UnboundedSender<Vec<u8>>),
+    /// generator drives many client sessions this way). A full channel drops the
+    /// packet (counted in `send_errors`).
+    Probe(mpsc::Sender<Vec<u8>>),
 }
 
 /// What a concentrator's hub does beyond carrying sessions.
@@ -279,6 +302,18 @@ pub struct HubStats {
     pub dhcp_malformed: u64,
     /// Logins refused: wrong credentials, unknown user, dial-in denied, RADIUS reject.
     pub auth_failures: u64,
+}
+
+/// What the hub holds now: each bounded by the sessions (and their pending RADIUS
+/// exchanges), never by the traffic.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HubLoad {
+    /// Session timers pending (at most one per session).
+    pub timers: usize,
+    /// Access-Requests waiting for a RADIUS verdict.
+    pub authentications: usize,
+    /// Accounting requests in flight.
+    pub accounting: usize,
 }
 
 /// A [`HubStats`] counter that counts something other than dropped packets.
@@ -339,8 +374,6 @@ impl Sequencing {
 
 /// Why the agent's path refused a received data packet.
 enum Refusal {
-    /// Plain IPv4 on a session that negotiated MPPE.
-    Unencrypted,
     /// Bytes in an IPv4 frame that are not an IPv4 packet.
     MalformedIp,
     /// An inner source that is not the session's.
@@ -387,8 +420,8 @@ struct Session {
     up: Option<LinkUp>,
     framing: Framing,
     mppe: Option<Cipher>,
-    control: mpsc::Sender<ControlCommand>,
-    notify: Option<mpsc::UnboundedSender<SessionEvent>>,
+    control: Arc<CallClears>,
+    notify: Option<SessionNotify>,
     aaa: SessionAaa,
     /// Networks behind the peer, routed to the session once it is up.
     routes: Vec<Ipv4Net>,
@@ -444,7 +477,7 @@ pub struct Hub {
     xdp: Option<XdpDataplane>,
     sessions: HashMap<SessionKey, Session>,
     by_client: HashMap<Ipv4Addr, SessionKey>,
-    timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
+    timers: Deadlines<SessionKey>,
     next_session_id: u64,
     /// Assembles outgoing GRE packets.
     scratch: Vec<u8>,
@@ -465,10 +498,9 @@ pub struct Hub {
     radius: Option<Radius>,
     /// Accounting requests in flight (awaited, within a bound, at shutdown).
     accounting: tokio::task::JoinSet<()>,
-    /// RADIUS verdicts come back here from the tasks that asked the servers.
-    auth_replies: mpsc::UnboundedSender<AuthReply>,
-    /// Their receiving end, until [`Hub::run`] takes it.
-    auth_replies_rx: Option<mpsc::UnboundedReceiver<AuthReply>>,
+    /// Access-Requests in flight, one per session at most; each task ends with
+    /// its verdict.
+    authentications: tokio::task::JoinSet<AuthReply>,
     /// A shutdown in progress: who waits for it, and until when the links may take
     /// to go down.
     closing: Option<(oneshot::Sender<()>, Instant)>,
@@ -490,7 +522,6 @@ impl Hub {
         xdp: Option<XdpDataplane>,
         options: HubOptions,
     ) -> Self {
-        let (auth_replies, auth_replies_rx) = mpsc::unbounded_channel();
         Self {
             gre,
             tun_mode,
@@ -498,7 +529,7 @@ impl Hub {
             xdp,
             sessions: HashMap::new(),
             by_client: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             next_session_id: 1,
             scratch: Vec::with_capacity(2048),
             decrypt_buf: Vec::with_capacity(2048),
@@ -525,8 +556,7 @@ impl Hub {
             stats: HubStats::default(),
             radius: options.radius,
             accounting: tokio::task::JoinSet::new(),
-            auth_replies,
-            auth_replies_rx: Some(auth_replies_rx),
+            authentications: tokio::task::JoinSet::new(),
             closing: None,
         }
     }
@@ -535,10 +565,9 @@ impl Hub {
     /// terminates every link (LCP Terminate-Request) and waits, at most
     /// [`HANGUP_GRACE`], for the links to go down (Terminate-Ack) before it clears
     /// the calls that are left and answers.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<HubCommand>) {
         let mut batch = RecvBatch::default();
         let mut tun_buf = vec![0u8; 65_536];
-        let mut auth_replies = self.auth_replies_rx.take().expect("the hub runs once");
         let (readers, mut from_routers) = self.start_router_readers();
         let mut has_routers = !readers.0.is_empty();
         for index in 0..self.routers.len() {
@@ -557,21 +586,23 @@ impl Hub {
             }
             let deadline = self
                 .timers
-                .peek()
-                .map(|Reverse((at, _))| *at)
+                .next()
                 .into_iter()
                 .chain(self.routers.iter().filter_map(|r| r.demand.poll_timeout()))
                 .chain(self.lingering.iter().map(|(at, _)| *at))
                 .chain(self.closing.as_ref().map(|(_, until)| *until))
                 .min();
             let wake = {
-                let tun = self.tun();
+                let tun = current_tun(&self.tun_mode, &self.client_tun);
+                let authenticating = !self.authentications.is_empty();
                 tokio::select! {
                     r = self.gre.recv_batch(&mut batch) => Wake::Gre(r),
                     r = recv_tun(tun, &mut tun_buf) => Wake::Tun(r),
                     r = from_routers.recv(), if has_routers => Wake::Router(r),
                     c = commands.recv() => Wake::Command(c),
-                    r = auth_replies.recv() => Wake::Authorized(r),
+                    Some(r) = self.authentications.join_next(), if authenticating => {
+                        Wake::Authorized(r.ok())
+                    }
                     () = sleep_until(deadline) => Wake::Timer,
                 }
             };
@@ -642,6 +673,9 @@ impl Hub {
             HubCommand::Stats(reply) => {
                 let _ = reply.send(self.stats);
             }
+            HubCommand::Load(reply) => {
+                let _ = reply.send(self.load());
+            }
             HubCommand::Reauthorize(id, update, reply) => {
                 let _ = reply.send(self.reauthorize(id, &update));
             }
@@ -652,13 +686,18 @@ impl Hub {
         }
     }
 
-    fn tun(&self) -> Option<&Tun> {
-        current_tun(&self.tun_mode, &self.client_tun)
-    }
-
     /// Drop counters.
     pub fn stats(&self) -> HubStats {
         self.stats
+    }
+
+    fn load(&mut self) -> HubLoad {
+        while self.accounting.try_join_next().is_some() {}
+        HubLoad {
+            timers: self.timers.len(),
+            authentications: self.authentications.len(),
+            accounting: self.accounting.len(),
+        }
     }
 
     fn on_call_up(&mut self, call: CallUp) {
@@ -667,7 +706,7 @@ impl Hub {
             // Control connections to or from one address must share their Call IDs
             // (SharedCallIds); a second call under a live key would take its GRE.
             tracing::error!(peer = %key.0, call_id = key.1, "call refused: its Call ID is already live for this peer");
-            clear_call(&call.control, call.local_call_id);
+            call.control.clear(call.local_call_id);
             return;
         }
         let seq = match &mut self.xdp {
@@ -680,7 +719,7 @@ impl Hub {
                 Ok(slot) => Sequencing::Shared(slot),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot install the call in the data plane");
-                    clear_call(&call.control, call.local_call_id);
+                    call.control.clear(call.local_call_id);
                     return;
                 }
             },
@@ -793,12 +832,8 @@ impl Hub {
         };
         // The decryption buffer is taken out of the hub while the session is borrowed.
         let mut decrypted = std::mem::take(&mut self.decrypt_buf);
+        // (The link hands over plain IPv4 only on sessions without MPPE.)
         let packet: Result<&[u8], Refusal> = match data {
-            // Once MPPE is on, plain IPv4 is refused (as Linux's ppp_generic does
-            // with encryption required): it would bypass the cipher.
-            Some(frame) if frame.protocol == protocol::IPV4 && session.mppe.is_some() => {
-                Err(Refusal::Unencrypted)
-            }
             Some(frame) if frame.protocol == protocol::IPV4 => Ok(frame.info),
             Some(frame) if frame.protocol == protocol::COMPRESSED => {
                 match decrypt(session, frame.info, &mut decrypted, now, &mut self.stats) {
@@ -833,7 +868,6 @@ impl Hub {
             }
             Err(refusal) => {
                 match refusal {
-                    Refusal::Unencrypted => self.stats.mppe_refused += 1,
                     Refusal::MalformedIp => self.stats.malformed_ip += 1,
                     Refusal::Spoofed => self.stats.spoofed_source += 1,
                     Refusal::Counted => {}
@@ -880,7 +914,9 @@ impl Hub {
                 None => current_tun(&self.tun_mode, &self.client_tun),
             };
             if let TunMode::Probe(probe) = &self.tun_mode {
-                let _ = probe.send(packet.to_vec());
+                if probe.try_send(packet.to_vec()).is_err() {
+                    self.stats.send_errors += 1;
+                }
             } else if let Some(tun) = tun
                 && tun.send(packet).await.is_err()
             {
@@ -1004,11 +1040,7 @@ impl Hub {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some(key) = self.timers.pop_due(now) {
             if let Some(session) = self.sessions.get_mut(&key) {
                 session.link.handle_timeout(now);
                 self.on_session_clock(key, now);
@@ -1045,9 +1077,8 @@ impl Hub {
                 .as_ref()
                 .and_then(SessionClock::poll_timeout);
             let link = session.link.poll_timeout();
-            if let Some(at) = [link, clock].into_iter().flatten().min() {
-                self.timers.push(Reverse((at.max(now), key)));
-            }
+            let at = [link, clock].into_iter().flatten().min();
+            self.timers.set(key, at.map(|at| at.max(now)));
         }
     }
 
@@ -1108,7 +1139,7 @@ impl Hub {
                         }
                     });
                     if let Some(notify) = &session.notify {
-                        let _ = notify.send(SessionEvent::Up(up.clone()));
+                        notify(SessionEvent::Up(up.clone()));
                     }
                     session.up = Some(up);
                     if let Some(index) = session.router {
@@ -1213,6 +1244,10 @@ impl Hub {
         let Some(session) = self.sessions.remove(&key) else {
             return;
         };
+        self.timers.set(key, None);
+        if let Some(asking) = &session.aaa.asking {
+            asking.abort();
+        }
         tracing::info!(peer = %key.0, call_id = key.1, %reason, "session down");
         if let (Some(xdp), Sequencing::Shared(slot)) = (&mut self.xdp, &session.seq)
             && let Err(e) = xdp.remove(*slot)
@@ -1255,9 +1290,9 @@ impl Hub {
                 }
             }
         }
-        clear_call(&session.control, session.local_call_id);
+        session.control.clear(session.local_call_id);
         if let Some(notify) = &session.notify {
-            let _ = notify.send(SessionEvent::Down(reason));
+            notify(SessionEvent::Down(reason));
         }
         if let Some(index) = session.router {
             self.router_actions(index);
@@ -1521,11 +1556,16 @@ impl Hub {
             port: u32::from(key.1),
             calling_station: key.0,
         };
-        let (radius, reply, id) = (radius.clone(), self.auth_replies.clone(), session.id);
-        tokio::spawn(async move {
-            let authorized = radius.authenticate(job).await;
-            let _ = reply.send((key, id, ticket, authorized));
-        });
+        let (radius, id) = (radius.clone(), session.id);
+        let asking = self
+            .authentications
+            .spawn(async move { (key, id, ticket, radius.authenticate(job).await) });
+        // A new claim (LCP restarted) makes the one asked about before moot.
+        if let Some(session) = self.sessions.get_mut(&key)
+            && let Some(earlier) = session.aaa.asking.replace(asking)
+        {
+            earlier.abort();
+        }
     }
 
     /// A RADIUS verdict: to the link (if the session is still the one that asked).
@@ -1540,6 +1580,7 @@ impl Hub {
         let Some(session) = self.sessions.get_mut(&key).filter(|s| s.id == id) else {
             return;
         };
+        session.aaa.asking = None;
         if session
             .link
             .verified_with(now, ticket, authorized.verdict, authorized.grant)
@@ -1866,12 +1907,6 @@ fn counters(xdp: Option<&XdpDataplane>, session: &Session) -> Counters {
         c.output_packets += x.tx_packets;
     }
     c
-}
-
-fn clear_call(control: &mpsc::Sender<ControlCommand>, local_call_id: u16) {
-    let _ = control.try_send(Box::new(move |conn, now| {
-        let _ = conn.clear_call(local_call_id, now);
-    }));
 }
 
 /// The device IPv4 from sessions goes to: the concentrator's shared one, or the

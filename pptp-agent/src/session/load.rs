@@ -33,7 +33,7 @@ use crate::{
 use super::{
     client::{CallKind, CallTarget, place_call},
     gre_socket::GreSocket,
-    hub::{Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
+    hub::{self, Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
 };
 
 /// What to generate.
@@ -86,6 +86,8 @@ pub struct LoadReport {
 pub const ECHO_ROUNDS: u16 = 5;
 /// Time to wait for answers after each round.
 const ECHO_WAIT: Duration = Duration::from_secs(2);
+/// A session's events: one Up (again after an IPCP renegotiation) and one Down.
+const SESSION_EVENTS: usize = 4;
 /// Time every session has to end after the hang-up.
 const HANGUP_WAIT: Duration = Duration::from_secs(30);
 /// ICMP identifier of our echo requests.
@@ -107,16 +109,18 @@ enum Outcome {
 /// Establishes the sessions, checks traffic on each, holds them, hangs them up.
 pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
-    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
+    // Room for every session's echo reply at once.
+    let (probe_tx, mut probe_rx) = mpsc::channel(settings.sessions.max(1) as usize);
     let hub = Hub::new(gre, TunMode::Probe(probe_tx), None, HubOptions::default());
-    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+    let (hub_tx, hub_rx) = hub::channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
 
     let settings = Arc::new(settings);
     // One Call ID space for every connection: the hub tells sessions apart by
     // (server address, our Call ID).
     let call_ids = SharedCallIds::default();
-    let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel();
+    // At most two outcomes per session (up and down, or failed): never full.
+    let (outcomes_tx, mut outcomes) = mpsc::channel(2 * settings.sessions as usize + 1);
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1) as usize));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -189,7 +193,7 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     // Hang up: LCP Terminate-Request, then each call is cleared and each control
     // connection stopped by its task.
     let (reply, killed) = oneshot::channel();
-    let _ = hub_tx.send(HubCommand::Kill(Selector::All, reply));
+    let _ = hub_tx.send(HubCommand::Kill(Selector::All, reply)).await;
     let _ = killed.await;
     let mut tasks = spawned.await.context("the session spawner")?;
     let deadline = tokio::time::Instant::now() + HANGUP_WAIT;
@@ -209,7 +213,7 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     report.hung_up = ended.saturating_sub(downs_early);
     tasks.abort_all();
     let (done, wait) = oneshot::channel();
-    if hub_tx.send(HubCommand::Shutdown(done)).is_ok() {
+    if hub_tx.send(HubCommand::Shutdown(done)).await.is_ok() {
         let _ = wait.await;
     }
     let _ = hub_task.await;
@@ -222,19 +226,22 @@ async fn session(
     index: u32,
     settings: Arc<LoadSettings>,
     call_ids: SharedCallIds,
-    hub: mpsc::UnboundedSender<HubCommand>,
-    outcomes: mpsc::UnboundedSender<Outcome>,
+    hub: mpsc::Sender<HubCommand>,
+    outcomes: mpsc::Sender<Outcome>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
     let failed = |reason: &str| {
-        let _ = outcomes.send(Outcome::Failed {
+        let _ = outcomes.try_send(Outcome::Failed {
             reason: reason.to_owned(),
         });
     };
     let target = call_target(&settings);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let call = place_call(&target, hub, None, Some(events_tx), call_ids);
+    let (events_tx, mut events) = mpsc::channel(SESSION_EVENTS);
+    let notify = Box::new(move |event| {
+        let _ = events_tx.try_send(event);
+    });
+    let call = place_call(&target, hub, None, Some(notify), call_ids);
     let watch = async {
         let mut permit = Some(permit);
         let mut up = false;
@@ -256,14 +263,14 @@ async fn session(
                 Some(SessionEvent::Up(link_up)) => {
                     up = true;
                     permit.take();
-                    let _ = outcomes.send(Outcome::Up {
+                    let _ = outcomes.try_send(Outcome::Up {
                         index,
                         address: link_up.local_ip,
                         setup: started.elapsed(),
                     });
                 }
                 Some(SessionEvent::Down(_)) if up => {
-                    let _ = outcomes.send(Outcome::Down);
+                    let _ = outcomes.try_send(Outcome::Down);
                     return Watched::Ended;
                 }
                 Some(SessionEvent::Down(reason)) => {
@@ -337,8 +344,8 @@ fn call_target(settings: &LoadSettings) -> CallTarget {
 /// its tunnel) until each is answered or [`ECHO_ROUNDS`] are spent; returns how many
 /// sessions were answered.
 async fn echo_check(
-    hub: &mpsc::UnboundedSender<HubCommand>,
-    received: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    hub: &mpsc::Sender<HubCommand>,
+    received: &mut mpsc::Receiver<Vec<u8>>,
     target: Ipv4Addr,
     sessions: &HashMap<Ipv4Addr, u32>,
 ) -> u32 {
@@ -348,7 +355,9 @@ async fn echo_check(
             break;
         }
         for &address in &waiting {
-            let _ = hub.send(HubCommand::Send(echo_request(address, target, round)));
+            let _ = hub
+                .send(HubCommand::Send(echo_request(address, target, round)))
+                .await;
         }
         let deadline = tokio::time::Instant::now() + ECHO_WAIT;
         while !waiting.is_empty() {

@@ -4,6 +4,7 @@
 //! - [`hub`]: the one task that runs every PPP link and the agent's data path.
 //! - [`gre_socket`], [`tun`]: the raw GRE socket and the TUN device it uses.
 //! - [`host_route`]: the route to a demand-dial interface's PPTP server, kept off the tunnel.
+//! - [`deadlines`]: the hub's timer set, one deadline per session.
 //! - [`pool`]: the concentrator's address pool.
 //! - [`load`]: the load generator (`pptp-agent load-test`).
 //! - [`aaa`]: what the hub keeps per session for RADIUS.
@@ -12,6 +13,7 @@
 
 pub mod aaa;
 pub mod client;
+pub mod deadlines;
 pub mod gre_socket;
 pub mod host_route;
 pub mod hub;

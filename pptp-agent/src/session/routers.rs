@@ -113,7 +113,7 @@ pub fn set_up(configs: &[DemandDialConfig], defaults: &LinkDefaults) -> anyhow::
 /// may call us while we call it.
 pub fn dialer(
     targets: Vec<CallTarget>,
-    hub: mpsc::UnboundedSender<HubCommand>,
+    hub: mpsc::Sender<HubCommand>,
     call_ids: SharedCallIds,
 ) -> Dialer {
     Box::new(move |index, generation| {
@@ -126,7 +126,7 @@ pub fn dialer(
             if let Err(e) = place_call(&target, hub.clone(), Some(index), None, call_ids).await {
                 tracing::warn!(server = %target.server, error = format!("{e:#}"), "demand-dial call failed");
             }
-            let _ = hub.send(HubCommand::DialEnded { index, generation });
+            let _ = hub.send(HubCommand::DialEnded { index, generation }).await;
         });
     })
 }

@@ -30,7 +30,7 @@ use crate::{
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::{GeneralError, StopReason},
-        shell,
+        shell::{self, CallClears, ShellLimits},
     },
 };
 
@@ -129,7 +129,7 @@ pub async fn serve(
     listener: TcpListener,
     settings: Arc<ServerSettings>,
     shared: Shared,
-    hub: mpsc::UnboundedSender<HubCommand>,
+    hub: mpsc::Sender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
@@ -193,7 +193,7 @@ async fn connection(
     peer: SocketAddr,
     settings: Arc<ServerSettings>,
     shared: Shared,
-    hub: mpsc::UnboundedSender<HubCommand>,
+    hub: mpsc::Sender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
     _slot: SourceSlot,
 ) {
@@ -219,69 +219,89 @@ async fn connection(
                 .await;
         }
     });
-    let (session_events, first_session) = mpsc::unbounded_channel();
+    let (came_up, first_session) = watch::channel(false);
+    let came_up = Arc::new(came_up);
     let watchdog = tokio::spawn(handshake_watchdog(
         peer,
         settings.limits.get().handshake_timeout,
         first_session,
         commands.clone(),
     ));
+    let clears = Arc::new(CallClears::default());
+    let channels = shell::Channels {
+        commands: receiver,
+        clears: &clears,
+        out: &hub,
+    };
     let mut accepted = HashSet::new();
-    shell::drive(stream, conn, receiver, |conn, event, now| match event {
-        Event::CallRequested {
-            local_call_id,
-            request,
-        } => {
-            // Outgoing: a client (PNS) asks us, the PAC, to place a call. Incoming: a
-            // PAC (an ISP's access switch) hands us, the PNS, a user's call.
-            let kind = match request {
-                CallRequest::Outgoing(_) => "outgoing",
-                CallRequest::Incoming(_) => "incoming",
-            };
-            let max = settings.limits.get().max_sessions;
-            let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            });
-            if taken.is_err() {
-                tracing::warn!(%peer, max, "call refused: the concentrator is full");
-                let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
-            } else if let Err(e) = conn.accept_call(local_call_id, now) {
-                calls.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!(%peer, error = %e, "cannot accept call");
-            } else {
-                tracing::info!(%peer, local_call_id, kind, "call accepted");
-                accepted.insert(local_call_id);
+    shell::drive(
+        stream,
+        conn,
+        channels,
+        ShellLimits::default(),
+        |conn, event, now| match event {
+            Event::CallRequested {
+                local_call_id,
+                request,
+            } => {
+                // Outgoing: a client (PNS) asks us, the PAC, to place a call. Incoming: a
+                // PAC (an ISP's access switch) hands us, the PNS, a user's call.
+                let kind = match request {
+                    CallRequest::Outgoing(_) => "outgoing",
+                    CallRequest::Incoming(_) => "incoming",
+                };
+                let max = settings.limits.get().max_sessions;
+                let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < max).then_some(n + 1)
+                });
+                if taken.is_err() {
+                    tracing::warn!(%peer, max, "call refused: the concentrator is full");
+                    let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
+                } else if let Err(e) = conn.accept_call(local_call_id, now) {
+                    calls.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!(%peer, error = %e, "cannot accept call");
+                } else {
+                    tracing::info!(%peer, local_call_id, kind, "call accepted");
+                    accepted.insert(local_call_id);
+                }
+                None
             }
-        }
-        Event::CallUp(info) => {
-            let Some(peer_call_id) = info.peer_call_id else {
-                return;
-            };
-            let _ = hub.send(HubCommand::CallUp(Box::new(CallUp {
-                peer_addr: *peer.ip(),
-                local_addr: *local.ip(),
-                local_call_id: info.local_call_id,
-                peer_call_id,
-                link: settings.link_config(),
-                control: commands.clone(),
-                notify: Some(session_events.clone()),
-                router: None,
-            })));
-        }
-        Event::CallDown {
-            local_call_id,
-            reason,
-            ..
-        } => {
-            tracing::info!(%peer, local_call_id, ?reason, "call down");
-            if accepted.remove(&local_call_id) {
-                calls.fetch_sub(1, Ordering::SeqCst);
+            Event::CallUp(info) => {
+                let peer_call_id = info.peer_call_id?;
+                let came_up = came_up.clone();
+                Some(HubCommand::CallUp(Box::new(CallUp {
+                    peer_addr: *peer.ip(),
+                    local_addr: *local.ip(),
+                    local_call_id: info.local_call_id,
+                    peer_call_id,
+                    link: settings.link_config(),
+                    control: clears.clone(),
+                    notify: Some(Box::new(move |event| {
+                        if matches!(event, SessionEvent::Up(_)) {
+                            came_up.send_replace(true);
+                        }
+                    })),
+                    router: None,
+                })))
             }
-            let _ = hub.send(HubCommand::CallDown((*peer.ip(), local_call_id)));
-        }
-        Event::Closed(reason) => tracing::info!(%peer, ?reason, "control connection closed"),
-        _ => {}
-    })
+            Event::CallDown {
+                local_call_id,
+                reason,
+                ..
+            } => {
+                tracing::info!(%peer, local_call_id, ?reason, "call down");
+                if accepted.remove(&local_call_id) {
+                    calls.fetch_sub(1, Ordering::SeqCst);
+                }
+                Some(HubCommand::CallDown((*peer.ip(), local_call_id)))
+            }
+            Event::Closed(reason) => {
+                tracing::info!(%peer, ?reason, "control connection closed");
+                None
+            }
+            _ => None,
+        },
+    )
     .await;
     stop_on_shutdown.abort();
     watchdog.abort();
@@ -293,16 +313,13 @@ async fn connection(
 async fn handshake_watchdog(
     peer: SocketAddrV4,
     timeout: Duration,
-    mut sessions: mpsc::UnboundedReceiver<SessionEvent>,
+    mut came_up: watch::Receiver<bool>,
     control: mpsc::Sender<ControlCommand>,
 ) {
     let first_up = async {
-        while let Some(event) = sessions.recv().await {
-            if matches!(event, SessionEvent::Up(_)) {
-                return;
-            }
+        if came_up.wait_for(|up| *up).await.is_err() {
+            std::future::pending::<()>().await
         }
-        std::future::pending::<()>().await
     };
     if tokio::time::timeout(timeout, first_up).await.is_err() {
         tracing::warn!(%peer, ?timeout, "no session up within the handshake timeout: stopping the control connection");

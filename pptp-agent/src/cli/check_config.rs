@@ -72,7 +72,7 @@ mod tests {
                  interfaces: uplink none, lan none, tun pptp0\n\
                  tunnel: local 192.0.2.1, pool 192.0.2.10-192.0.2.19 (10 addresses), 0 static\n\
                  users: 2 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
-                 auth: mschapv2, mschap, chap\n\
+                 auth: mschapv2\n\
                  mppe: deny\n\
                  limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n\
                  {d}/pptp-agent.toml: OK\n"

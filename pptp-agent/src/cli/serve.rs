@@ -57,8 +57,10 @@ pub struct ServeArgs {
     /// in XDP. Without it, return traffic goes through the kernel and the agent.
     #[arg(long, value_name = "IFACE")]
     lan: Option<String>,
-    /// Drop GRE of unknown sessions in XDP instead of passing it to the kernel.
-    #[arg(long)]
+    /// Drop GRE of unknown sessions in XDP (the default: every call is installed
+    /// before its first GRE packet); `--drop-unknown=false` passes it to the kernel.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     drop_unknown: bool,
     /// Address and port to accept control connections on.
     #[arg(long, default_value = "0.0.0.0:1723")]
@@ -420,4 +422,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         drop(host_routes);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn flags(extra: &[&str]) -> ServeArgs {
+        let mut args = vec!["serve", "--local-ip", "192.0.2.1"];
+        args.extend(["--pool", "192.0.2.10-192.0.2.20", "--user", "a:b"]);
+        args.extend(extra);
+        Command::try_parse_from(args).unwrap().serve
+    }
+
+    #[test]
+    fn flag_mode_drops_unknown_gre_unless_told_not_to() {
+        assert!(flags(&[]).drop_unknown);
+        assert!(flags(&["--drop-unknown"]).drop_unknown);
+        assert!(!flags(&["--drop-unknown=false"]).drop_unknown);
+        assert!(Plan::from_flags(&flags(&[])).unwrap().drop_unknown);
+    }
 }

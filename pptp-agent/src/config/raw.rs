@@ -63,8 +63,7 @@ struct RawInterfaces {
     #[serde(default)]
     lan: Vec<S<String>>,
     tun: Option<S<String>>,
-    #[serde(default)]
-    drop_unknown: bool,
+    drop_unknown: Option<bool>,
     bpffs: Option<S<String>>,
     instance: Option<S<String>>,
 }
@@ -137,6 +136,9 @@ pub mod defaults {
     pub const MRU: u16 = 1400;
     /// TUN device.
     pub const TUN: &str = "pptp0";
+    /// Drop GRE of unknown sessions in XDP (every call is installed before its first
+    /// GRE packet can arrive).
+    pub const DROP_UNKNOWN: bool = true;
     /// chap-secrets.
     pub const SECRETS: &str = "/etc/ppp/chap-secrets";
     /// Sessions in all.
@@ -590,7 +592,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     let ra = &raw.auth;
     let mut methods = Vec::new();
     match &ra.methods {
-        None => methods.extend([Method::MsChapV2, Method::MsChapV1, Method::ChapMd5]),
+        None => methods.push(Method::MsChapV2),
         Some(list) => {
             if list.get_ref().is_empty() {
                 c.err(
@@ -805,7 +807,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             uplink,
             lan,
             tun,
-            drop_unknown: ri.drop_unknown,
+            drop_unknown: ri.drop_unknown.unwrap_or(defaults::DROP_UNKNOWN),
             bpffs,
             instance,
         },

@@ -34,7 +34,7 @@ fn minimal_config_gets_the_defaults() {
             uplink: vec![],
             lan: vec![],
             tun: "pptp0".into(),
-            drop_unknown: false,
+            drop_unknown: true,
             bpffs: "/sys/fs/bpf".into(),
             instance: "pptp-xdp".into(),
         }
@@ -45,7 +45,8 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(c.tunnel.wins, [None, None]);
     assert_eq!(
         c.auth.policy.methods,
-        vec![Method::MsChapV2, Method::MsChapV1, Method::ChapMd5]
+        vec![Method::MsChapV2],
+        "a client can Nak the server down to any method allowed: only MS-CHAPv2 by default"
     );
     assert_eq!(c.auth.secrets, Path::new("/etc/ppp/chap-secrets"));
     assert_eq!(c.auth.default_dial_in, DialIn::Allow);
@@ -84,7 +85,7 @@ mru = 1450
 uplink = ["eth0"]
 lan = ["eth1", "eth2"]
 tun = "vpn0"
-drop_unknown = true
+drop_unknown = false
 bpffs = "/run/bpf"
 instance = "vpn1"
 
@@ -133,7 +134,7 @@ dial_in = "deny"
     assert_eq!(c.interfaces.uplink, vec!["eth0"]);
     assert_eq!(c.interfaces.lan, vec!["eth1", "eth2"]);
     assert_eq!(c.interfaces.tun, "vpn0");
-    assert!(c.interfaces.drop_unknown);
+    assert!(!c.interfaces.drop_unknown);
     assert_eq!(c.interfaces.bpffs, Path::new("/run/bpf"));
     assert_eq!(c.interfaces.instance, "vpn1");
     assert_eq!(

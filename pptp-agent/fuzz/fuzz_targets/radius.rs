@@ -15,7 +15,7 @@ use pptp_agent::{
     ppp::auth::{Claim, Method},
     radius::{
         auth::{self, Authorization},
-        client::{Server, Timing, Transaction},
+        client::{RequireMessageAuthenticator, Server, Timing, Transaction},
         dae,
         packet::{self, Packet},
     },
@@ -81,9 +81,13 @@ fuzz_target!(|data: &[u8]| {
         timeout: Duration::from_secs(1),
         retries: 0,
         dead_time: Duration::ZERO,
-        require_message_authenticator: mode & 2 == 2,
+        require_message_authenticator: if mode & 2 == 2 {
+            RequireMessageAuthenticator::Always
+        } else {
+            RequireMessageAuthenticator::Auto
+        },
     };
-    let mut t = Transaction::new(&servers, vec![request.encode(SECRET, None).unwrap()], vec![0], timing);
+    let mut t = Transaction::in_order(&servers, vec![request.encode(SECRET, None).unwrap()], vec![0], timing);
     let _ = t.poll_transmit(Instant::now());
     let _ = t.handle_response(0, bytes);
 });

@@ -616,7 +616,7 @@ fn users_cross_checked_with_the_config() {
              interfaces: uplink none, lan none, tun pptp0\n\
              tunnel: local 192.0.2.1, pool 192.0.2.10-192.0.2.20 (11 addresses), 2 static\n\
              users: 4 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
-             auth: mschapv2, mschap, chap\n\
+             auth: mschapv2\n\
              mppe: deny\n\
              limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n"
         )
@@ -771,6 +771,11 @@ fn radius_section() {
     );
     assert_eq!(r.nas.ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
     assert_eq!((r.timing.timeout.as_secs(), r.timing.retries), (2, 2));
+    assert_eq!(
+        r.timing.require_message_authenticator,
+        crate::radius::client::RequireMessageAuthenticator::Auto,
+        "the default: required from a server once it has sent one"
+    );
     assert_eq!(r.interim, Some(Duration::from_secs(60)));
     assert_eq!(r.dae.unwrap().clients[0].1, b"dae");
     assert_eq!(r.pools["gold"][0].to_string(), "198.51.100.1-198.51.100.14");
@@ -781,6 +786,26 @@ fn radius_section() {
         "/etc/pptp-xdp/pptp-agent.toml:11: radius.pools.gold: 192.0.2.20-192.0.2.30 overlaps 192.0.2.10-192.0.2.250"
     );
 
+    for (value, expected) in [
+        ("true", crate::radius::client::RequireMessageAuthenticator::Always),
+        ("false", crate::radius::client::RequireMessageAuthenticator::Never),
+        ("\"auto\"", crate::radius::client::RequireMessageAuthenticator::Auto),
+    ] {
+        let c = parse(&format!(
+            "{MINIMAL}[radius]\nrequire_message_authenticator = {value}\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.radius.unwrap().timing.require_message_authenticator,
+            expected
+        );
+    }
+    assert_eq!(
+        error_with(
+            "[radius]\nrequire_message_authenticator = \"yes\"\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ),
+        "/etc/pptp-xdp/pptp-agent.toml:5: radius.require_message_authenticator: \"yes\" is not one of \"auto\", true, false"
+    );
     assert_eq!(
         error_with("[auth]\nsource = \"radius\"\n"),
         "/etc/pptp-xdp/pptp-agent.toml:5: auth.source: RADIUS named but there is no [radius] section with servers"

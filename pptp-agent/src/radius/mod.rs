@@ -273,11 +273,13 @@ pub async fn exchange(
     timing: Timing,
     health: &Mutex<Health>,
 ) -> Outcome {
-    let order = health
-        .lock()
-        .expect("health lock")
-        .order(servers.len(), Instant::now());
-    let mut t = Transaction::new(servers, encoded, order, timing);
+    let mut t = Transaction::new(
+        servers,
+        encoded,
+        &health.lock().expect("health lock"),
+        Instant::now(),
+        timing,
+    );
     let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
         Ok(s) => s,
         Err(e) => {
@@ -322,10 +324,13 @@ pub async fn exchange(
     for &i in &outcome.silent {
         tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
     }
-    health
+    let first_signed = health
         .lock()
         .expect("health lock")
         .record(&outcome, timing.dead_time, Instant::now());
+    if let (true, Some((i, _))) = (first_signed, &outcome.answer) {
+        tracing::info!(server = %servers[*i].addr, mode = ?timing.require_message_authenticator, "RADIUS server sends Message-Authenticator");
+    }
     outcome
 }
 
@@ -359,7 +364,7 @@ mod tests {
                 timeout: Duration::from_millis(50),
                 retries: 1,
                 dead_time: Duration::from_secs(30),
-                require_message_authenticator: false,
+                require_message_authenticator: client::RequireMessageAuthenticator::Auto,
             },
             nas: Nas::default(),
             interim: None,

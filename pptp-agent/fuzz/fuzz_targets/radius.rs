@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let clients = [(IpAddr::from([127, 0, 0, 1]), SECRET.to_vec())];
-    if let Ok(r) = dae::read_request(bytes, clients[0].0, &clients) {
+    if let Ok(r) = dae::read_request(bytes, clients[0].0, &clients, mode & 2 == 2) {
         let _ = dae::answer(&r, None);
     }
     let servers = [Server { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1812)), secret: SECRET.to_vec() }];

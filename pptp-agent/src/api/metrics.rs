@@ -20,6 +20,8 @@
 //! - `pptp_pool_addresses{state}`: the address pool's `in_use` and `size`;
 //! - `pptp_agent_drops_total{reason}`: packets the agent's path dropped;
 //!   `pptp_mppe_reset_requests_total`: CCP Reset-Requests sent (stateful MPPE);
+//! - `pptp_guard_total{event}`: what the guards turned away (refused connections,
+//!   calls and logins, dropped dynamic authorization requests; see `crate::guard`);
 //! - with `--metrics-sessions` only (one series per session and counter: mind the
 //!   cardinality on a big concentrator): `pptp_session_{rx,tx}_{packets,bytes}_total`
 //!   and `pptp_session_uptime_seconds`, labelled `id`, `user`, `client`, `path`.
@@ -68,6 +70,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub fn render(
     sessions: &[SessionInfo],
     hub: &HubStats,
+    guard: &[(&str, u64)],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
     per_session: bool,
@@ -158,6 +161,15 @@ pub fn render(
         );
         let n = fields.get(event.field).and_then(Value::as_u64).unwrap_or(0);
         let _ = writeln!(out, "{} {n}", event.metric);
+    }
+    header(
+        &mut out,
+        "pptp_guard_total",
+        "counter",
+        "What the guards turned away, by event (see pptp-agent stats).",
+    );
+    for (event, n) in guard {
+        let _ = writeln!(out, "pptp_guard_total{{event=\"{event}\"}} {n}");
     }
     if per_session {
         render_sessions(&mut out, sessions);
@@ -342,5 +354,12 @@ async fn snapshot(backend: &Backend, per_session: bool) -> Result<String, String
     let hub = backend.hub_stats().await?;
     let report = backend.report().await?;
     let pool = backend.pool.as_ref().map(|p| p.usage());
-    Ok(render(&sessions, &hub, report.as_ref(), pool, per_session))
+    Ok(render(
+        &sessions,
+        &hub,
+        &backend.guard.snapshot(),
+        report.as_ref(),
+        pool,
+        per_session,
+    ))
 }

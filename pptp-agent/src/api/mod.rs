@@ -33,7 +33,9 @@
 //! `drop_old_seq`, `too_big`. `counters` (the global XDP counters, as
 //! `pptp-agent stats --json` prints them from the maps) and `installed_calls` (rows
 //! in the XDP session map) are there only when XDP is in use (`xdp` true). `hub`
-//! holds the agent path's drop counters ([`HubStats`]), `totals` the number of
+//! holds the agent path's drop counters ([`HubStats`]), `guard` what the guards
+//! turned away ([`GuardStats`]: refused connections, calls and logins, dropped
+//! dynamic authorization requests), `totals` the number of
 //! `sessions`, by state (`up`, `starting`) and by path (`xdp`, `agent`).
 //!
 //! # Bounds
@@ -67,6 +69,7 @@ use tokio::{
 
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
+    guard::GuardStats,
     session::{
         hub::{DataPath, HubCommand, HubStats, InterfaceInfo, Selector, SessionInfo, SessionState},
         pool::{PoolHandle, PoolUsage},
@@ -191,6 +194,9 @@ pub struct Backend {
     pub pins: Option<PinDir>,
     /// The address pool, for its fill.
     pub pool: Option<Arc<dyn PoolHandle>>,
+    /// What the guards turned away (descriptor budget, unauthenticated calls, login
+    /// back-off, dynamic authorization).
+    pub guard: Arc<GuardStats>,
     pub timeout: Duration,
 }
 
@@ -246,7 +252,13 @@ impl Backend {
         let hub = self.hub_stats().await?;
         let report = self.report().await?;
         let pool = self.pool.as_ref().map(|p| p.usage());
-        Ok(stats_document(&hub, &sessions, report.as_ref(), pool))
+        Ok(stats_document(
+            &hub,
+            &self.guard.snapshot(),
+            &sessions,
+            report.as_ref(),
+            pool,
+        ))
     }
 
     /// The answer to one request.
@@ -290,9 +302,11 @@ impl Totals {
 }
 
 /// The `stats` answer: hub sessions joined with their rows in the XDP maps (by peer
-/// address and our call ID), the hub's drops and the global XDP counters.
+/// address and our call ID), the hub's drops, the guards' counters and the global
+/// XDP counters.
 pub fn stats_document(
     hub: &HubStats,
+    guard: &[(&str, u64)],
     sessions: &[SessionInfo],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
@@ -326,6 +340,7 @@ pub fn stats_document(
         "xdp": report.is_some(),
         "pool": pool,
         "hub": hub,
+        "guard": guard.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "totals": Totals::of(sessions),
         "sessions": rows,
     });

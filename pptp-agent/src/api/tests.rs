@@ -86,6 +86,9 @@ fn report() -> Report {
     }
 }
 
+/// Two of the guards' counters.
+const GUARD: [(&str, u64); 2] = [("accept_errors", 3), ("dae_duplicates", 1)];
+
 fn hub_stats() -> HubStats {
     HubStats {
         unknown_session: 4,
@@ -147,11 +150,13 @@ const POOL: PoolUsage = PoolUsage {
 
 #[test]
 fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(&hub_stats(), &GUARD, &[alice(), bob()], Some(&report()), Some(POOL));
     assert_eq!(doc["xdp"], true);
     assert_eq!(doc["installed_calls"], 1);
     assert_eq!(doc["counters"][0]["name"], "pptp_control");
     assert_eq!(doc["hub"]["unknown_session"], 4);
+    assert_eq!(doc["guard"]["accept_errors"], 3);
+    assert_eq!(doc["guard"]["dae_duplicates"], 1);
     assert_eq!(
         doc["totals"],
         json!({"sessions": 2, "up": 1, "starting": 1, "xdp": 1, "agent": 1})
@@ -162,7 +167,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
     assert!(doc["sessions"][1].get("dataplane").is_none());
 
-    let without_xdp = stats_document(&hub_stats(), &[alice()], None, None);
+    let without_xdp = stats_document(&hub_stats(), &GUARD, &[alice()], None, None);
     assert_eq!(without_xdp["xdp"], false);
     assert!(without_xdp.get("counters").is_none());
     assert_eq!(without_xdp["pool"], Value::Null);
@@ -219,7 +224,7 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
 
 #[test]
 fn stats_render_counters_drops_and_sessions() {
-    let doc = stats_document(&hub_stats(), &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(&hub_stats(), &GUARD, &[alice(), bob()], Some(&report()), Some(POOL));
     let view: StatsView = serde_json::from_value(doc).unwrap();
     let text = render_stats(&view);
     assert!(
@@ -247,6 +252,12 @@ fn stats_render_counters_drops_and_sessions() {
     assert!(text.contains(
         "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject): 3\n"
     ));
+    assert!(text.contains("\nguards\n"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("accept_errors ") && l.ends_with(" 3")),
+        "{text}"
+    );
     let header = text.lines().find(|l| l.contains("| to-agent |")).unwrap();
     assert!(header.trim_end().ends_with("| drops"), "{header}");
     let alice_row = text.lines().find(|l| l.contains("| alice ")).unwrap();
@@ -256,7 +267,7 @@ fn stats_render_counters_drops_and_sessions() {
     );
 
     let view: StatsView =
-        serde_json::from_value(stats_document(&hub_stats(), &[], None, Some(POOL))).unwrap();
+        serde_json::from_value(stats_document(&hub_stats(), &GUARD, &[], None, Some(POOL))).unwrap();
     assert!(render_stats(&view).contains("XDP: not in use"));
 }
 
@@ -265,6 +276,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
     let text = metrics::render(
         &[alice(), bob()],
         &hub_stats(),
+        &GUARD,
         Some(&report()),
         Some(POOL),
         false,
@@ -287,6 +299,9 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         "pptp_agent_drops_total{reason=\"unknown_session\"} 4",
         "pptp_agent_drops_total{reason=\"spoofed_source\"} 0",
         "pptp_mppe_reset_requests_total 2",
+        "# TYPE pptp_guard_total counter",
+        "pptp_guard_total{event=\"accept_errors\"} 3",
+        "pptp_guard_total{event=\"dae_duplicates\"} 1",
     ] {
         assert!(has(line), "missing {line:?} in\n{text}");
     }
@@ -318,7 +333,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         }
     }
 
-    let text = metrics::render(&[alice(), bob()], &hub_stats(), None, None, true);
+    let text = metrics::render(&[alice(), bob()], &hub_stats(), &GUARD, None, None, true);
     assert!(text.contains("pptp_xdp_enabled 0"));
     assert!(!text.contains("pptp_xdp_packets_total"));
     assert!(text.lines().any(|l| l
@@ -419,6 +434,7 @@ async fn the_socket_answers_one_json_line_per_request() {
         hub,
         pins: None,
         pool: None,
+        guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });
     let (stop_tx, stop) = watch::channel(false);
@@ -528,6 +544,7 @@ async fn metrics_are_served_over_http_and_bad_requests_refused() {
         hub,
         pins: None,
         pool: None,
+        guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -63,6 +63,9 @@ pub struct StatsView {
     #[serde(default)]
     pub pool: Option<PoolUsage>,
     pub hub: BTreeMap<String, u64>,
+    /// What the guards turned away, by event.
+    #[serde(default)]
+    pub guard: BTreeMap<String, u64>,
     pub totals: Totals,
     pub sessions: Vec<SessionView>,
 }
@@ -185,6 +188,12 @@ pub fn render_stats(stats: &StatsView) -> String {
     for event in &HubStats::EVENTS {
         if let Some(n) = stats.hub.get(event.field) {
             let _ = writeln!(out, "{}: {n}", event.help);
+        }
+    }
+    if !stats.guard.is_empty() {
+        out.push_str("\nguards\n");
+        for (event, n) in &stats.guard {
+            let _ = writeln!(out, "{event:<40} {n:>10}");
         }
     }
     out.push('\n');

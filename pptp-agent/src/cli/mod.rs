@@ -176,6 +176,7 @@ impl BoundApi {
         hub: tokio::sync::mpsc::UnboundedSender<pptp_agent::session::hub::HubCommand>,
         pins: Option<PinDir>,
         pool: std::sync::Arc<dyn pptp_agent::session::pool::PoolHandle>,
+        guard: std::sync::Arc<pptp_agent::guard::GuardStats>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RunningApi> {
         use pptp_agent::api::{Backend, Limits, metrics};
@@ -184,6 +185,7 @@ impl BoundApi {
             hub,
             pins,
             pool: Some(pool),
+            guard,
             timeout: limits.hub_timeout,
         });
         let mut tasks = Vec::new();

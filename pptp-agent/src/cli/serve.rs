@@ -16,6 +16,7 @@ use pptp_agent::{
         xdp::{XdpDataplane, XdpOptions},
     },
     dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
+    guard::GuardStats,
     ppp::{
         auth::{Secret, SecretSource},
         link::EchoConfig,
@@ -390,14 +391,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(listen = %address, "accepting control connections");
             servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
-        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), stop_rx.clone())?;
+        let guard = Arc::new(GuardStats::default());
+        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), guard.clone(), stop_rx.clone())?;
         if let Some(radius) = radius
             && let Some(dae) = radius.config().dae.clone()
         {
             let socket = tokio::net::UdpSocket::bind(dae.listen)
                 .await
                 .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
-            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
         }
 
         let mut term = signal(SignalKind::terminate())?;

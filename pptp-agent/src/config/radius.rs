@@ -60,6 +60,8 @@ struct RawDae {
     listen: S<String>,
     #[serde(default)]
     clients: Vec<S<RawDaeClient>>,
+    require_message_authenticator: Option<bool>,
+    event_timestamp_window: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +79,11 @@ pub mod defaults {
     pub const RETRIES: u32 = 2;
     /// Seconds a silent server is tried last.
     pub const DEAD_TIME: u64 = 30;
+    /// Seconds Event-Timestamp of a dynamic authorization request may be off, and
+    /// requests are remembered against replays.
+    pub const EVENT_TIMESTAMP_WINDOW: u64 = 300;
+    /// How long requests are remembered when Event-Timestamp is not required.
+    pub const DUPLICATE_WINDOW: u64 = 300;
 }
 
 /// `auth.source`.
@@ -264,7 +271,23 @@ pub(super) fn check(
                 "no client may send requests: add clients = [{ address = ..., secret = ... }]",
             );
         }
-        Some(DaeConfig { listen, clients })
+        let window = c.int(
+            &d.event_timestamp_window,
+            "radius.dae.event_timestamp_window",
+            0..=86400,
+            defaults::EVENT_TIMESTAMP_WINDOW as i64,
+        ) as u64;
+        Some(DaeConfig {
+            listen,
+            clients,
+            require_message_authenticator: d.require_message_authenticator.unwrap_or(true),
+            require_event_timestamp: window > 0,
+            window: Duration::from_secs(if window > 0 {
+                window
+            } else {
+                defaults::DUPLICATE_WINDOW
+            }),
+        })
     });
     let mut taken = tunnel_pools.to_vec();
     let mut pools = BTreeMap::new();

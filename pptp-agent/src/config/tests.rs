@@ -777,7 +777,25 @@ fn radius_section() {
         "the default: required from a server once it has sent one"
     );
     assert_eq!(r.interim, Some(Duration::from_secs(60)));
-    assert_eq!(r.dae.unwrap().clients[0].1, b"dae");
+    let dae = r.dae.unwrap();
+    assert_eq!(dae.clients[0].1, b"dae");
+    assert!(
+        dae.require_message_authenticator && dae.require_event_timestamp,
+        "both required by default"
+    );
+    assert_eq!(dae.window, Duration::from_secs(300));
+    let lax = parse(&format!(
+        "{MINIMAL}[radius]\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n\
+         [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"dae\" }}]\n\
+         require_message_authenticator = false\nevent_timestamp_window = 0\n"
+    ))
+    .unwrap()
+    .radius
+    .unwrap()
+    .dae
+    .unwrap();
+    assert!(!lax.require_message_authenticator && !lax.require_event_timestamp);
+    assert_eq!(lax.window, Duration::from_secs(300), "duplicates are still remembered");
     assert_eq!(r.pools["gold"][0].to_string(), "198.51.100.1-198.51.100.14");
     assert_eq!(
         error_with(

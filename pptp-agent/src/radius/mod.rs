@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod dae;
 pub mod packet;
+pub mod replay;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -37,9 +38,12 @@ use self::{
     auth::{AccessRequest, Authorization, Nas},
     client::{Health, Outcome, Server, Timing, Transaction},
 };
-use crate::ppp::{
-    auth::{Claim, SecretSource, Verdict},
-    link::AddressGrant,
+use crate::{
+    escape::Escaped,
+    ppp::{
+        auth::{Claim, SecretSource, Verdict},
+        link::AddressGrant,
+    },
 };
 
 /// Where users are judged.
@@ -72,6 +76,13 @@ pub struct DaeConfig {
     pub listen: SocketAddr,
     /// Who may send them, with their secrets.
     pub clients: Vec<(std::net::IpAddr, Vec<u8>)>,
+    /// Requests without a valid Message-Authenticator are dropped.
+    pub require_message_authenticator: bool,
+    /// Requests without an Event-Timestamp within `window` of our clock are dropped.
+    pub require_event_timestamp: bool,
+    /// How far Event-Timestamp may be from our clock, and how long requests are
+    /// remembered to turn duplicates away.
+    pub window: Duration,
 }
 
 /// The `[radius]` section, validated.
@@ -199,7 +210,7 @@ impl Radius {
             return reject;
         };
         let outcome = exchange(servers, encoded, self.config.timing, &self.auth_health).await;
-        let user = String::from_utf8_lossy(&job.claim.user).into_owned();
+        let user = Escaped(&job.claim.user);
         match outcome.answer {
             Some((server, response)) => {
                 let (verdict, authorization) = auth::judge(
@@ -212,7 +223,7 @@ impl Radius {
                     .as_ref()
                     .and_then(|a| a.reply_message.as_ref())
                 {
-                    tracing::info!(%user, reply_message = %m, "RADIUS");
+                    tracing::info!(%user, reply_message = %Escaped::str(m), "RADIUS");
                 }
                 tracing::info!(%user, server = %servers[server].addr, accepted = matches!(verdict, Verdict::Accept { .. }), "RADIUS answered");
                 let grant = match authorization.as_ref() {

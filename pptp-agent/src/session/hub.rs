@@ -980,8 +980,9 @@ impl Hub {
     fn on_link_event(&mut self, key: SessionKey, event: Event) {
         match event {
             Event::AuthSucceeded { user } => {
+                let logged = crate::escape::Escaped(&user).to_string();
                 let user = String::from_utf8_lossy(&user).into_owned();
-                tracing::info!(peer = %key.0, %user, "authenticated");
+                tracing::info!(peer = %key.0, user = %logged, "authenticated");
                 let others = self
                     .sessions
                     .values()
@@ -994,7 +995,7 @@ impl Hub {
                     .is_some_and(|limit| others >= limit as usize);
                 if let Some(session) = self.sessions.get_mut(&key) {
                     if over {
-                        tracing::warn!(peer = %key.0, %user, "hung up: the user has as many sessions as allowed");
+                        tracing::warn!(peer = %key.0, user = %logged, "hung up: the user has as many sessions as allowed");
                         session.link.close(Instant::now());
                     }
                     if session.placer == Placer::Peer {

@@ -433,6 +433,11 @@ pub fn start_from_config(
     std::fs::create_dir_all(dir)?;
     let secrets = dir.join("chap-secrets");
     std::fs::write(&secrets, spec.secrets)?;
+    // As an operator must keep it (the agent warns otherwise).
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let links = if spec.xdp {
         format!(
             "uplink = [\"{}\"]\nlan = [\"{}\"]\n",

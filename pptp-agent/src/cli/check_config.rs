@@ -63,6 +63,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.join("chap-secrets"), "alice * pw *\nbob * pw\n").unwrap();
+        let secrets_mode = |mode| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                dir.join("chap-secrets"),
+                std::fs::Permissions::from_mode(mode),
+            )
+            .unwrap()
+        };
+        secrets_mode(0o600);
         let (out, err, code) = check(&config);
         assert_eq!(code, 0);
         assert_eq!(
@@ -84,6 +93,16 @@ mod tests {
                 "warning: {d}/chap-secrets:2: addresses: no address allowed (a line without \
                  addresses, or `-`): IPCP will fail; write `*` to let the pool choose\n"
             )
+        );
+
+        secrets_mode(0o644);
+        let (_, err, code) = check(&config);
+        assert_eq!(code, 0, "a warning does not fail the check");
+        assert!(
+            err.contains(&format!(
+                "warning: {d}/chap-secrets: readable by group and others (mode 644)"
+            )),
+            "{err}"
         );
 
         std::fs::write(

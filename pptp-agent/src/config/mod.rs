@@ -20,6 +20,7 @@
 
 pub mod demand_dial;
 pub mod diag;
+mod exposure;
 mod radius;
 mod raw;
 pub use raw::parse_prefix;
@@ -81,6 +82,8 @@ pub struct Config {
     pub radius: Option<crate::radius::RadiusConfig>,
     /// Demand-dial interfaces (`[[demand_dial]]`).
     pub demand_dial: Vec<DemandDialConfig>,
+    /// The file itself holds secrets (RADIUS, demand-dial passwords).
+    pub holds_secrets: bool,
 }
 
 /// `[interfaces]`.
@@ -240,7 +243,8 @@ impl Config {
     }
 
     /// Reads the secrets file and builds the user database, cross-checked with this
-    /// configuration. Warnings (valid but probably unintended) go to the second value.
+    /// configuration. Warnings (valid but probably unintended, or files holding
+    /// secrets readable by group or others) go to the second value.
     pub fn load_users(&self) -> Result<(UserDb, Vec<Diagnostic>), Diagnostics> {
         let secrets = ChapSecrets::load(&self.auth.secrets)?;
         let mut errors = Vec::new();
@@ -324,6 +328,10 @@ impl Config {
         }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
+        }
+        warnings.extend(exposure::check(&secrets.path, "passwords or NT hashes"));
+        if self.holds_secrets {
+            warnings.extend(exposure::check(&self.path, "RADIUS secrets or passwords"));
         }
         Ok((
             UserDb::new(

@@ -845,6 +845,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         },
         dhcp: dhcp.expect("checked with local_ip"),
         demand_dial,
+        holds_secrets: raw.radius.is_some()
+            || raw.demand_dial.iter().any(|d| d.get_ref().has_password()),
     })
 }
 

@@ -538,12 +538,22 @@ fn every_semantic_error_is_reported_in_line_order() {
 struct Files(PathBuf);
 
 impl Files {
+    /// Both files readable by their owner only.
     fn new(tag: &str, config: &str, secrets: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("pptp-config-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pptp-agent.toml"), config).unwrap();
         std::fs::write(dir.join("chap-secrets"), secrets).unwrap();
-        Files(dir)
+        let f = Files(dir);
+        f.chmod("pptp-agent.toml", 0o600);
+        f.chmod("chap-secrets", 0o600);
+        f
+    }
+
+    fn chmod(&self, file: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode))
+            .unwrap();
     }
 
     fn config(&self) -> PathBuf {
@@ -730,7 +740,12 @@ fn the_examples_are_valid() {
     let mut c = c;
     c.auth.secrets = dir.join("chap-secrets");
     let (db, warnings) = c.load_users().unwrap();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    // Git keeps the example secrets file 0644: the one warning it may give.
+    let others: Vec<_> = warnings
+        .iter()
+        .filter(|w| !w.message.starts_with("readable by"))
+        .collect();
+    assert!(others.is_empty(), "{warnings:?}");
     assert!(c.summary(&db).contains("users: "));
     // Every default in the example is the real default: uncommenting nothing but the
     // required keys gives the same configuration as the example.
@@ -922,4 +937,49 @@ fn demand_dial_mistakes_are_reported_with_their_lines() {
         format!("{base}[[demand_dial]]\nname = \"DD_Seattle\"\nroutes = [\"203.0.113.0/24\"]\n");
     let c = Config::parse("/x.toml", &text).unwrap();
     assert!(!c.demand_dial[0].dials());
+}
+
+#[test]
+fn files_holding_secrets_readable_by_others_are_warned_about() {
+    let warnings = |f: &Files| -> Vec<String> {
+        let c = Config::load(f.config()).unwrap();
+        let (_, warnings) = c.load_users().unwrap();
+        warnings.iter().map(|w| w.to_string()).collect()
+    };
+    let radius = format!(
+        "{WITH_SECRETS}[radius]\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s3cret\"\n"
+    );
+    let f = Files::new("exposed", &radius, "alice * pw *\n");
+    assert_eq!(warnings(&f), Vec::<String>::new(), "0600: nothing to say");
+    f.chmod("chap-secrets", 0o644);
+    f.chmod("pptp-agent.toml", 0o640);
+    let d = f.d();
+    assert_eq!(
+        warnings(&f),
+        [
+            format!(
+                "{d}/chap-secrets: readable by group and others (mode 644): it holds passwords or NT hashes; chmod 600 it"
+            ),
+            format!(
+                "{d}/pptp-agent.toml: readable by group (mode 640): it holds RADIUS secrets or passwords; chmod 600 it"
+            ),
+        ]
+    );
+    // A configuration without secrets may be world-readable.
+    let plain = Files::new("plain", WITH_SECRETS, "alice * pw *\n");
+    plain.chmod("pptp-agent.toml", 0o644);
+    assert_eq!(warnings(&plain), Vec::<String>::new());
+    // Demand-dial passwords written in the file are secrets too.
+    let router = format!(
+        "{WITH_SECRETS}[[demand_dial]]\nname = \"DD_B\"\nserver = \"198.51.100.10\"\nuser = \"DD_A\"\npassword = \"pw\"\nroutes = [\"203.0.113.0/24\"]\n"
+    );
+    let r = Files::new("router", &router, "alice * pw *\n");
+    r.chmod("pptp-agent.toml", 0o604);
+    assert_eq!(
+        warnings(&r),
+        [format!(
+            "{}/pptp-agent.toml: readable by others (mode 604): it holds RADIUS secrets or passwords; chmod 600 it",
+            r.d()
+        )]
+    );
 }

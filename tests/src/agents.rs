@@ -26,6 +26,10 @@ pub const SERVER_TUNNEL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Instance name the lab's concentrator pins its maps under.
 pub const SERVER_INSTANCE: &str = "conc";
 
+/// The PATH the lab's agents run with: a directory that does not exist, so no
+/// program (`ip` included) can be found.
+pub const NO_PROGRAMS: &str = "/nonexistent/pptp-tests-no-programs";
+
 /// The agent binary the tests run: `PPTP_AGENT_BIN` (set by `cargo xtask test` and
 /// `bench`) or the workspace's debug build.
 pub fn agent_bin() -> PathBuf {
@@ -63,6 +67,9 @@ fn spawn(
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("RUST_LOG", "info")
+        // The agent runs no program (routes and addresses go over rtnetlink, so the
+        // hub never waits for a subprocess): a PATH with none proves it.
+        .env("PATH", NO_PROGRAMS)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);

@@ -67,7 +67,11 @@ mod tests {
     fn nothing_from_the_network_reaches_a_log_line_raw() {
         let e = |b: &[u8]| Escaped(b).to_string();
         assert_eq!(e(b"alice"), "alice");
-        assert_eq!(e("J\u{fc}rgen@corp".as_bytes()), "J\u{fc}rgen@corp", "letters stay");
+        assert_eq!(
+            e("J\u{fc}rgen@corp".as_bytes()),
+            "J\u{fc}rgen@corp",
+            "letters stay"
+        );
         assert_eq!(
             e(b"x\nINFO pptp_agent: authenticated user=admin"),
             "x\\nINFO pptp_agent: authenticated user=admin",
@@ -79,7 +83,11 @@ mod tests {
         assert_eq!(e("evil\u{202e}txt.exe".as_bytes()), "evil\\u{202e}txt.exe");
         assert_eq!(e("a\u{2028}b\u{200b}".as_bytes()), "a\\u{2028}b\\u{200b}");
         assert_eq!(e(b"\xff\xfeok"), "\\xff\\xfeok", "invalid UTF-8");
-        assert_eq!(e(b"a\\nb"), "a\\\\nb", "a backslash the peer sent is escaped too");
+        assert_eq!(
+            e(b"a\\nb"),
+            "a\\\\nb",
+            "a backslash the peer sent is escaped too"
+        );
         assert_eq!(format!("{:?}", Escaped::str("a\nb")), "\"a\\nb\"");
         let out = e(&(0u8..=255).collect::<Vec<u8>>());
         assert!(!out.chars().any(|c| c.is_control()), "{out}");

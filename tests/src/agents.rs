@@ -437,6 +437,21 @@ pub fn start_from_config(
     dir: &Path,
     spec: &ConfigSpec,
 ) -> anyhow::Result<Agent> {
+    let config = write_config(lab, dir, spec)?;
+    start_server_with(
+        lab,
+        bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+}
+
+/// Writes `dir/pptp-agent.toml` and `dir/chap-secrets` for `spec`; returns the
+/// configuration's path.
+pub fn write_config(lab: &mut Lab, dir: &Path, spec: &ConfigSpec) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let secrets = dir.join("chap-secrets");
     std::fs::write(&secrets, spec.secrets)?;
@@ -469,13 +484,5 @@ pub fn start_from_config(
             extra = spec.extra,
         ),
     )?;
-    start_server_with(
-        lab,
-        bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
+    Ok(config)
 }

@@ -9,7 +9,8 @@ use std::{collections::BTreeSet, path::Path, process::Command};
 use pptp_tests::agents;
 
 fn unit() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pptp-agent/examples/pptp-agent.service");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pptp-agent/examples/pptp-agent.service");
     std::fs::read_to_string(path).unwrap()
 }
 

@@ -103,7 +103,10 @@ fn wait_record(radius: &FreeRadius, user: &str, status: &str) -> BTreeMap<String
 /// What `radclient` needs besides `attributes` to be heard by our dynamic
 /// authorization server: a fresh Event-Timestamp and a Message-Authenticator.
 fn dae(attributes: &str) -> String {
-    format!("{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n", unix_now())
+    format!(
+        "{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n",
+        unix_now()
+    )
 }
 
 fn unix_now() -> u32 {
@@ -428,8 +431,10 @@ fn freeradius_authenticates_accounts_and_disconnects() {
 
     // Replay: a Disconnect-Request for dave ends his next session; the same bytes
     // sent again once he is back are answered as before and end nothing.
-    wait_for(Duration::from_secs(10), || lab.exited(clients[3].pid).is_some())
-        .expect("dave's client saw its session end");
+    wait_for(Duration::from_secs(10), || {
+        lab.exited(clients[3].pid).is_some()
+    })
+    .expect("dave's client saw its session end");
     let dave = ["--user", "dave", "--password", "dave-pw"];
     agents::dial(&mut lab, &bin, 3, &dave).unwrap();
     let captured = disconnect(42, "dave", Some(unix_now()), true);
@@ -452,7 +457,10 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     // hour ago, no Message-Authenticator.
     for (what, request) in [
         ("no Event-Timestamp", disconnect(43, "carol", None, true)),
-        ("stale", disconnect(44, "carol", Some(unix_now() - 3600), true)),
+        (
+            "stale",
+            disconnect(44, "carol", Some(unix_now() - 3600), true),
+        ),
         ("unsigned", disconnect(45, "carol", Some(unix_now()), false)),
     ] {
         assert_eq!(send_dae(&ns, request), None, "{what}: no answer");
@@ -474,7 +482,10 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         ("dae_stale_event_timestamp", 1),
         ("dae_bad_packet", 2),
     ] {
-        assert!(guard[event].as_u64().unwrap() >= at_least, "{event}: {guard}");
+        assert!(
+            guard[event].as_u64().unwrap() >= at_least,
+            "{event}: {guard}"
+        );
     }
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(
@@ -491,7 +502,14 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         &mut lab,
         &bin,
         5,
-        &["--user", "mallory\nINJECTED by mallory\x1b[2J", "--password", "x", "--auth", "pap"],
+        &[
+            "--user",
+            "mallory\nINJECTED by mallory\x1b[2J",
+            "--password",
+            "x",
+            "--auth",
+            "pap",
+        ],
     );
     assert!(forged.is_err(), "mallory is unknown to RADIUS");
     let log = std::fs::read_to_string(&server.log).unwrap();

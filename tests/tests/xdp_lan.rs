@@ -207,7 +207,11 @@ fn clamps_an_mss_at_an_odd_offset() {
         &[("encapsulated", 1), ("mss_clamped", 1)],
     );
     let segment = &out[out.len() - 28..];
-    assert_eq!(&segment[20..28], &[1, 2, 4, 0x05, 0x50, 4, 2, 0], "MSS 1360");
+    assert_eq!(
+        &segment[20..28],
+        &[1, 2, 4, 0x05, 0x50, 4, 2, 0],
+        "MSS 1360"
+    );
     assert_eq!(
         tcp_checksum(LAN_HOST, CLIENT, segment),
         u16::from_be_bytes([segment[16], segment[17]]),

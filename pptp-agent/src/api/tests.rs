@@ -150,7 +150,13 @@ const POOL: PoolUsage = PoolUsage {
 
 #[test]
 fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
-    let doc = stats_document(&hub_stats(), &GUARD, &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(
+        &hub_stats(),
+        &GUARD,
+        &[alice(), bob()],
+        Some(&report()),
+        Some(POOL),
+    );
     assert_eq!(doc["xdp"], true);
     assert_eq!(doc["installed_calls"], 1);
     assert_eq!(doc["counters"][0]["name"], "pptp_control");
@@ -224,7 +230,13 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
 
 #[test]
 fn stats_render_counters_drops_and_sessions() {
-    let doc = stats_document(&hub_stats(), &GUARD, &[alice(), bob()], Some(&report()), Some(POOL));
+    let doc = stats_document(
+        &hub_stats(),
+        &GUARD,
+        &[alice(), bob()],
+        Some(&report()),
+        Some(POOL),
+    );
     let view: StatsView = serde_json::from_value(doc).unwrap();
     let text = render_stats(&view);
     assert!(
@@ -267,7 +279,8 @@ fn stats_render_counters_drops_and_sessions() {
     );
 
     let view: StatsView =
-        serde_json::from_value(stats_document(&hub_stats(), &GUARD, &[], None, Some(POOL))).unwrap();
+        serde_json::from_value(stats_document(&hub_stats(), &GUARD, &[], None, Some(POOL)))
+            .unwrap();
     assert!(render_stats(&view).contains("XDP: not in use"));
 }
 

@@ -84,6 +84,7 @@ mod tests {
                  auth: mschapv2\n\
                  mppe: deny\n\
                  limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n\
+                 unauthenticated calls: 4 per connection, 16 per source; 0 peer entries; login back-off after 5 failures, 60 s\n\
                  {d}/pptp-agent.toml: OK\n"
             )
         );

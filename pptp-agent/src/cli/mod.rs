@@ -169,6 +169,12 @@ impl ServeApiArgs {
 }
 
 impl BoundApi {
+    /// Connections the API and the metrics endpoint may hold at once.
+    fn connections(&self) -> u64 {
+        let each = pptp_agent::api::Limits::default().connections as u64;
+        each * (1 + u64::from(self.metrics.is_some()))
+    }
+
     /// Serves the API (and metrics) from the hub and, when XDP is in use, its pins,
     /// until `stop` turns true.
     fn start(

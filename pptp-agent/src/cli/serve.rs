@@ -16,13 +16,16 @@ use pptp_agent::{
         xdp::{XdpDataplane, XdpOptions},
     },
     dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
-    guard::GuardStats,
+    guard::{
+        GuardStats, Guards,
+        fds::{self, FdBudget, Reserve},
+    },
     ppp::{
         auth::{Secret, SecretSource},
         link::EchoConfig,
     },
     pptp::control::ControlConfig,
-    radius::Radius,
+    radius::{MAX_EXCHANGES, Radius},
     session::{
         gre_socket::GreSocket,
         hub::{Hub, HubOptions, TunMode},
@@ -186,8 +189,8 @@ impl Plan {
                 mru: args.mru,
                 echo: Some(EchoConfig::DEFAULT),
                 control: ControlConfig::default(),
-                // Without a configuration file: no cap (the file sets them).
-                limits: LiveLimits::new(Limits::UNLIMITED),
+                // The configuration file's defaults.
+                limits: LiveLimits::new(Limits::default()),
                 radius_auth: false,
             },
             dhcp: DhcpInformConfig {
@@ -246,7 +249,7 @@ impl Plan {
                     echo_interval: config.keepalive.control_echo_interval,
                     ..ControlConfig::default()
                 },
-                limits: LiveLimits::new(config.limits),
+                limits: LiveLimits::new(config.limits.clone()),
                 radius_auth: radius.as_ref().is_some_and(Radius::authenticates),
             },
             dhcp: config.dhcp.clone(),
@@ -296,7 +299,7 @@ fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
                 tracing::warn!(keys = ?reload.needs_restart, "changed; they take effect after a restart");
             }
             users.replace(reload.users);
-            limits.replace(reload.config.limits);
+            limits.replace(reload.config.limits.clone());
             *config = reload.config;
             tracing::info!("SIGHUP: secrets, dial-in permissions and limits reloaded");
         }
@@ -310,6 +313,19 @@ fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::options::init_logging();
+    let nofile = match fds::raise_nofile_limit() {
+        Ok(limit) => {
+            if limit.was < limit.now {
+                tracing::info!(
+                    from = limit.was,
+                    to = limit.now,
+                    "descriptor limit raised to the hard limit"
+                );
+            }
+            limit.now
+        }
+        Err(e) => anyhow::bail!("reading RLIMIT_NOFILE: {e}"),
+    };
     let plan = match &args.config {
         Some(path) => Plan::from_config(path)?,
         None => Plan::from_flags(&args)?,
@@ -367,7 +383,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         )?;
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
-        let shared = Shared::default();
+        let guard = Arc::new(GuardStats::default());
+        let shared = Shared::new(Guards::new(settings.limits.clone(), guard.clone()));
+        let radius = radius.map(|r| r.with_logins(shared.guards().logins.clone()));
+        let reserve = Reserve {
+            api: api.connections(),
+            radius: if radius.is_some() { MAX_EXCHANGES as u64 } else { 0 },
+            dialing: routers.targets.len() as u64,
+            ..Reserve::default()
+        };
         let options = HubOptions {
             dhcp: Some(dhcp),
             limits: settings.limits.clone(),
@@ -383,16 +407,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
         let settings = Arc::new(settings);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut servers = Vec::new();
+        let mut listeners = Vec::new();
         for address in &listen {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("listening on {address}"))?;
-            tracing::info!(listen = %address, "accepting control connections");
-            servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
+            listeners.push((address, listener));
         }
-        let guard = Arc::new(GuardStats::default());
         let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), guard.clone(), stop_rx.clone())?;
+        let mut servers = Vec::new();
         if let Some(radius) = radius
             && let Some(dae) = radius.config().dae.clone()
         {
@@ -400,6 +423,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
             servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
+        }
+        // Everything is open: what the limit leaves is for control connections.
+        let budget = fd_budget(nofile, &reserve, settings.limits.get().max_sessions)?;
+        let shared = shared.clone().with_guards(shared.guards().clone().with_fd_budget(budget));
+        for (address, listener) in listeners {
+            tracing::info!(listen = %address, "accepting control connections");
+            servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
 
         let mut term = signal(SignalKind::terminate())?;
@@ -426,6 +456,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The descriptor budget for control connections, logged; a warning when the limit
+/// is below what `max_sessions` clients (one control connection each) need.
+fn fd_budget(limit: u64, reserve: &Reserve, max_sessions: u32) -> anyhow::Result<FdBudget> {
+    let held = fds::open_descriptors().context("counting open descriptors")?;
+    let budget = FdBudget::new(limit, held, reserve);
+    tracing::info!(
+        limit,
+        held,
+        reserve = reserve.total(),
+        control_connections = budget.capacity(),
+        "descriptor budget"
+    );
+    let needed = fds::needed(held, reserve, max_sessions);
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            max_sessions,
+            needed,
+            "the descriptor limit is below what max_sessions voluntary clients need (one control connection each): raise LimitNOFILE (ulimit -n); connections beyond the budget are refused"
+        );
+    }
+    Ok(budget)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +504,15 @@ mod tests {
         assert!(flags(&["--drop-unknown"]).drop_unknown);
         assert!(!flags(&["--drop-unknown=false"]).drop_unknown);
         assert!(Plan::from_flags(&flags(&[])).unwrap().drop_unknown);
+    }
+
+    #[test]
+    fn flag_mode_has_the_configuration_files_finite_limits() {
+        let limits = Plan::from_flags(&flags(&[])).unwrap().settings.limits.get();
+        assert_eq!(limits, Limits::default());
+        assert_eq!(limits.caps.unauthenticated_calls_per_connection, Some(4));
+        assert_eq!(limits.caps.unauthenticated_calls_per_source, Some(16));
+        assert_eq!(limits.caps.connections_per_source, Some(10));
+        assert_eq!(limits.max_sessions, 1000);
     }
 }

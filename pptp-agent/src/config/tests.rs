@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{PeerCaps, PeerLimits};
 
 const PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
 
@@ -59,9 +60,17 @@ fn minimal_config_gets_the_defaults() {
         Limits {
             max_sessions: 1000,
             sessions_per_user: None,
-            connections_per_source: Some(10),
             handshake_timeout: Duration::from_secs(30),
-        }
+            caps: PeerCaps {
+                connections_per_source: Some(10),
+                unauthenticated_calls_per_connection: Some(4),
+                unauthenticated_calls_per_source: Some(16),
+            },
+            failed_logins: Some(5),
+            login_backoff: Duration::from_secs(60),
+            peers: std::sync::Arc::new([]),
+        },
+        "finite defaults, the same as serve's without a file"
     );
     assert_eq!(
         c.keepalive,
@@ -110,6 +119,20 @@ max_sessions = 200
 sessions_per_user = 1
 connections_per_source = 0
 handshake_timeout = 20
+unauthenticated_calls_per_connection = 2
+unauthenticated_calls_per_source = 0
+failed_logins = 3
+login_backoff = 30
+
+[[limits.peers]]
+address = "198.51.100.0/28"
+unauthenticated_calls_per_connection = 64
+
+[[limits.peers]]
+address = "198.51.100.7"
+unauthenticated_calls_per_connection = 512
+unauthenticated_calls_per_source = 1024
+connections_per_source = 2
 
 [keepalive]
 lcp_echo_interval = 0
@@ -184,9 +207,41 @@ dial_in = "deny"
         Limits {
             max_sessions: 200,
             sessions_per_user: Some(1),
-            connections_per_source: None,
             handshake_timeout: Duration::from_secs(20),
+            caps: PeerCaps {
+                connections_per_source: None,
+                unauthenticated_calls_per_connection: Some(2),
+                unauthenticated_calls_per_source: None,
+            },
+            failed_logins: Some(3),
+            login_backoff: Duration::from_secs(30),
+            // Most specific first; what a peer does not give is the general figure.
+            peers: vec![
+                PeerLimits {
+                    net: "198.51.100.7/32".parse().unwrap(),
+                    caps: PeerCaps {
+                        connections_per_source: Some(2),
+                        unauthenticated_calls_per_connection: Some(512),
+                        unauthenticated_calls_per_source: Some(1024),
+                    },
+                },
+                PeerLimits {
+                    net: "198.51.100.0/28".parse().unwrap(),
+                    caps: PeerCaps {
+                        connections_per_source: None,
+                        unauthenticated_calls_per_connection: Some(64),
+                        unauthenticated_calls_per_source: None,
+                    },
+                },
+            ]
+            .into(),
         }
+    );
+    assert_eq!(
+        c.limits
+            .for_peer("198.51.100.9".parse().unwrap())
+            .unauthenticated_calls_per_connection,
+        Some(64)
     );
     assert_eq!(
         c.keepalive,
@@ -552,8 +607,7 @@ impl Files {
 
     fn chmod(&self, file: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode))
-            .unwrap();
+        std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
     fn config(&self) -> PathBuf {
@@ -628,7 +682,8 @@ fn users_cross_checked_with_the_config() {
              users: 4 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
              auth: mschapv2\n\
              mppe: deny\n\
-             limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n"
+             limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n\
+             unauthenticated calls: 4 per connection, 16 per source; 0 peer entries; login back-off after 5 failures, 60 s\n"
         )
     );
 }
@@ -810,7 +865,11 @@ fn radius_section() {
     .dae
     .unwrap();
     assert!(!lax.require_message_authenticator && !lax.require_event_timestamp);
-    assert_eq!(lax.window, Duration::from_secs(300), "duplicates are still remembered");
+    assert_eq!(
+        lax.window,
+        Duration::from_secs(300),
+        "duplicates are still remembered"
+    );
     assert_eq!(r.pools["gold"][0].to_string(), "198.51.100.1-198.51.100.14");
     assert_eq!(
         error_with(
@@ -820,9 +879,18 @@ fn radius_section() {
     );
 
     for (value, expected) in [
-        ("true", crate::radius::client::RequireMessageAuthenticator::Always),
-        ("false", crate::radius::client::RequireMessageAuthenticator::Never),
-        ("\"auto\"", crate::radius::client::RequireMessageAuthenticator::Auto),
+        (
+            "true",
+            crate::radius::client::RequireMessageAuthenticator::Always,
+        ),
+        (
+            "false",
+            crate::radius::client::RequireMessageAuthenticator::Never,
+        ),
+        (
+            "\"auto\"",
+            crate::radius::client::RequireMessageAuthenticator::Auto,
+        ),
     ] {
         let c = parse(&format!(
             "{MINIMAL}[radius]\nrequire_message_authenticator = {value}\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n"
@@ -937,49 +1005,4 @@ fn demand_dial_mistakes_are_reported_with_their_lines() {
         format!("{base}[[demand_dial]]\nname = \"DD_Seattle\"\nroutes = [\"203.0.113.0/24\"]\n");
     let c = Config::parse("/x.toml", &text).unwrap();
     assert!(!c.demand_dial[0].dials());
-}
-
-#[test]
-fn files_holding_secrets_readable_by_others_are_warned_about() {
-    let warnings = |f: &Files| -> Vec<String> {
-        let c = Config::load(f.config()).unwrap();
-        let (_, warnings) = c.load_users().unwrap();
-        warnings.iter().map(|w| w.to_string()).collect()
-    };
-    let radius = format!(
-        "{WITH_SECRETS}[radius]\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s3cret\"\n"
-    );
-    let f = Files::new("exposed", &radius, "alice * pw *\n");
-    assert_eq!(warnings(&f), Vec::<String>::new(), "0600: nothing to say");
-    f.chmod("chap-secrets", 0o644);
-    f.chmod("pptp-agent.toml", 0o640);
-    let d = f.d();
-    assert_eq!(
-        warnings(&f),
-        [
-            format!(
-                "{d}/chap-secrets: readable by group and others (mode 644): it holds passwords or NT hashes; chmod 600 it"
-            ),
-            format!(
-                "{d}/pptp-agent.toml: readable by group (mode 640): it holds RADIUS secrets or passwords; chmod 600 it"
-            ),
-        ]
-    );
-    // A configuration without secrets may be world-readable.
-    let plain = Files::new("plain", WITH_SECRETS, "alice * pw *\n");
-    plain.chmod("pptp-agent.toml", 0o644);
-    assert_eq!(warnings(&plain), Vec::<String>::new());
-    // Demand-dial passwords written in the file are secrets too.
-    let router = format!(
-        "{WITH_SECRETS}[[demand_dial]]\nname = \"DD_B\"\nserver = \"198.51.100.10\"\nuser = \"DD_A\"\npassword = \"pw\"\nroutes = [\"203.0.113.0/24\"]\n"
-    );
-    let r = Files::new("router", &router, "alice * pw *\n");
-    r.chmod("pptp-agent.toml", 0o604);
-    assert_eq!(
-        warnings(&r),
-        [format!(
-            "{}/pptp-agent.toml: readable by others (mode 604): it holds RADIUS secrets or passwords; chmod 600 it",
-            r.d()
-        )]
-    );
 }

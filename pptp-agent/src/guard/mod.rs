@@ -11,9 +11,74 @@
 //! - [`backoff`]: repeated failed logins back a source address or a user name off.
 //! - [`ratelog`]: what is refused is logged once per interval, with a count.
 
+pub mod backoff;
+pub mod fds;
+pub mod pending;
 pub mod ratelog;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+
+use crate::config::LiveLimits;
+
+/// The guards of one concentrator, shared by its listeners and control connections
+/// (cheap to clone; clones share).
+#[derive(Clone)]
+pub struct Guards {
+    pub stats: Arc<GuardStats>,
+    /// The descriptor budget (unlimited until [`Guards::with_fd_budget`]).
+    pub fds: Arc<fds::FdBudget>,
+    /// Control connections per source address.
+    pub connections: pending::PerSource,
+    /// Calls waiting for authentication per source address.
+    pub pending: pending::PendingCalls,
+    pub logins: backoff::LoginGuard,
+    /// One log line per interval for each [`Log`].
+    logs: Arc<[Mutex<ratelog::LogEvery>; 3]>,
+}
+
+/// What the control side logs once per interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// accept() errors.
+    Accept,
+    /// Control connections refused.
+    Connection,
+    /// Calls refused.
+    Call,
+}
+
+impl Guards {
+    /// Guards by `limits` (read at each check: SIGHUP changes them).
+    pub fn new(limits: LiveLimits, stats: Arc<GuardStats>) -> Self {
+        Self {
+            logins: backoff::LoginGuard::new(limits, stats.clone()),
+            stats,
+            fds: Arc::default(),
+            connections: pending::PerSource::default(),
+            pending: pending::PendingCalls::default(),
+            logs: Arc::default(),
+        }
+    }
+
+    /// The same guards with `budget` for control connections.
+    pub fn with_fd_budget(mut self, budget: fds::FdBudget) -> Self {
+        self.fds = Arc::new(budget);
+        self
+    }
+
+    /// Counts a refusal (or an error) and says whether to log it now: `Some(n)`, the
+    /// occurrences of its kind since the last line.
+    pub fn refused(&self, counter: &AtomicU64, log: Log) -> Option<u64> {
+        GuardStats::count(counter);
+        self.logs[log as usize]
+            .lock()
+            .expect("refusal log")
+            .hit(std::time::Instant::now())
+    }
+}
 
 macro_rules! guard_stats {
     ($($(#[$doc:meta])* $field:ident: $help:literal,)*) => {
@@ -39,11 +104,12 @@ macro_rules! guard_stats {
 
 guard_stats! {
     connections_over_fd_budget: "Control connections refused: the descriptor budget is spent",
+    connections_per_source: "Control connections refused: their source address has as many as allowed",
     accept_errors: "accept() failures on the control listeners (EMFILE, ENFILE, ENOBUFS, ...)",
     calls_unauthenticated_per_connection: "Calls refused: their control connection has as many calls waiting for authentication as allowed",
     calls_unauthenticated_per_source: "Calls refused: their source address has as many calls waiting for authentication as allowed",
     calls_source_backoff: "Calls refused: their source address is backing off after failed logins",
-    logins_user_backoff: "Logins refused: the user name is backing off after failed logins",
+    logins_user_backoff: "Logins refused: the user name (or its source address) is backing off after failed logins",
     login_backoffs: "Back-offs started: a source address or user name had too many failed logins",
     dae_unknown_client: "Dynamic authorization requests dropped: not from a configured client",
     dae_bad_packet: "Dynamic authorization requests dropped: malformed, wrong authenticator or Message-Authenticator",

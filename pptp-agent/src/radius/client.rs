@@ -412,7 +412,12 @@ mod tests {
 
     /// Whether an Access-Accept (signed or not) from `server` ends a fresh
     /// transaction of a client whose servers are in `health`.
-    fn takes(health: &mut Health, mode: RequireMessageAuthenticator, server: usize, signed: bool) -> bool {
+    fn takes(
+        health: &mut Health,
+        mode: RequireMessageAuthenticator,
+        server: usize,
+        signed: bool,
+    ) -> bool {
         let s = servers();
         let enc = access_requests(&s, 7);
         let timing = Timing {
@@ -435,7 +440,10 @@ mod tests {
     fn auto_requires_message_authenticator_from_a_server_once_it_sent_one() {
         use RequireMessageAuthenticator::*;
         let mut health = Health::default();
-        assert!(takes(&mut health, Auto, 0, false), "an old server that never signs works");
+        assert!(
+            takes(&mut health, Auto, 0, false),
+            "an old server that never signs works"
+        );
         assert!(!health.signed(0));
         assert!(takes(&mut health, Auto, 0, true));
         assert!(health.signed(0), "remembered");
@@ -450,7 +458,10 @@ mod tests {
         );
 
         let mut fresh = Health::default();
-        assert!(!takes(&mut fresh, Always, 1, false), "true: always required");
+        assert!(
+            !takes(&mut fresh, Always, 1, false),
+            "true: always required"
+        );
         assert!(takes(&mut fresh, Always, 1, true));
         assert!(takes(&mut fresh, Never, 1, false), "false: never required");
         assert!(fresh.signed(1), "a signed answer was seen all the same");
@@ -458,7 +469,8 @@ mod tests {
         // Accounting responses never carry one: never required.
         let s = servers();
         let enc = request(&s);
-        let mut t = Transaction::in_order(&s, enc.clone(), vec![0], TIMING).with_signed(vec![true, true]);
+        let mut t =
+            Transaction::in_order(&s, enc.clone(), vec![0], TIMING).with_signed(vec![true, true]);
         t.poll_transmit(Instant::now());
         assert!(t.handle_response(0, &answer(&enc[0], b"secret0")).is_some());
     }
@@ -471,7 +483,10 @@ mod tests {
         let mut health = Health::default();
         health.record(
             &Outcome {
-                answer: Some((1, Packet::parse(&accept(&enc[1], b"secret1", true)).unwrap())),
+                answer: Some((
+                    1,
+                    Packet::parse(&accept(&enc[1], b"secret1", true)).unwrap(),
+                )),
                 silent: vec![0],
             },
             TIMING.dead_time,
@@ -482,8 +497,18 @@ mod tests {
             ..TIMING
         };
         let mut t = Transaction::new(&s, enc.clone(), &health, now, timing);
-        assert_eq!(t.poll_transmit(now).unwrap().0, 1, "the silent server goes last");
-        assert!(t.handle_response(1, &accept(&enc[1], b"secret1", false)).is_none());
-        assert!(t.handle_response(1, &accept(&enc[1], b"secret1", true)).is_some());
+        assert_eq!(
+            t.poll_transmit(now).unwrap().0,
+            1,
+            "the silent server goes last"
+        );
+        assert!(
+            t.handle_response(1, &accept(&enc[1], b"secret1", false))
+                .is_none()
+        );
+        assert!(
+            t.handle_response(1, &accept(&enc[1], b"secret1", true))
+                .is_some()
+        );
     }
 }

@@ -25,7 +25,7 @@ use super::{
     DaeConfig, Radius,
     auth::Authorization,
     packet::{self, Packet, attr, code},
-    replay::{Admission, ReplayCache, Refused},
+    replay::{Admission, Refused, ReplayCache},
 };
 use crate::{
     guard::{GuardStats, ratelog::LogEvery},
@@ -193,11 +193,16 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let now = Instant::now();
-        let checked = read_request(&buf[..n], from.ip(), &config.clients, config.require_message_authenticator)
-            .and_then(|r| {
-                let admission = replay.admit(from.ip(), &r.packet, SystemTime::now(), now)?;
-                Ok((r, admission))
-            });
+        let checked = read_request(
+            &buf[..n],
+            from.ip(),
+            &config.clients,
+            config.require_message_authenticator,
+        )
+        .and_then(|r| {
+            let admission = replay.admit(from.ip(), &r.packet, SystemTime::now(), now)?;
+            Ok((r, admission))
+        });
         let request = match checked {
             Ok((r, Admission::Fresh)) => r,
             Ok((_, Admission::Duplicate(answer))) => {

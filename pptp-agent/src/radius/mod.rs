@@ -15,7 +15,8 @@
 //! This file holds the configuration and [`Radius`], the handle the session hub
 //! uses; [`exchange`] runs a [`client::Transaction`] over a UDP socket of its own
 //! (one per exchange: no identifier bookkeeping, at the cost of a socket per request
-//! in flight).
+//! in flight; at most [`MAX_EXCHANGES`] at once, which the descriptor budget
+//! reserves, the others wait their turn).
 
 pub mod acct;
 pub mod auth;
@@ -31,7 +32,7 @@ use std::{
 };
 
 use rand::RngCore as _;
-use tokio::net::UdpSocket;
+use tokio::{net::UdpSocket, sync::Semaphore};
 
 use self::{
     acct::Record,
@@ -40,6 +41,7 @@ use self::{
 };
 use crate::{
     escape::Escaped,
+    guard::backoff::LoginGuard,
     ppp::{
         auth::{Claim, SecretSource, Verdict},
         link::AddressGrant,
@@ -121,9 +123,16 @@ pub struct Authorized {
     pub authorization: Option<Authorization>,
 }
 
+/// RADIUS exchanges in flight at once (a UDP socket each).
+pub const MAX_EXCHANGES: usize = 256;
+
 /// The hub's handle on RADIUS (cheap to clone).
 #[derive(Clone)]
 pub struct Radius {
+    /// Exchanges in flight ([`MAX_EXCHANGES`]).
+    exchanges: Arc<Semaphore>,
+    /// Refuses logins of user names and addresses backing off after failures.
+    logins: Option<LoginGuard>,
     config: Arc<RadiusConfig>,
     source: UserSource,
     secrets: Arc<dyn SecretSource + Send + Sync>,
@@ -145,6 +154,8 @@ impl Radius {
             .unwrap_or_default()
             .as_secs() as u32;
         Radius {
+            exchanges: Arc::new(Semaphore::new(MAX_EXCHANGES)),
+            logins: None,
             config: Arc::new(config),
             source,
             secrets,
@@ -152,6 +163,12 @@ impl Radius {
             acct_health: Arc::default(),
             boot,
         }
+    }
+
+    /// The same, refusing (without asking the servers) logins `logins` backs off.
+    pub fn with_logins(mut self, logins: LoginGuard) -> Self {
+        self.logins = Some(logins);
+        self
     }
 
     /// The configuration.
@@ -191,6 +208,11 @@ impl Radius {
             grant: AddressGrant::ByUser,
             authorization: None,
         };
+        if let Some(logins) = &self.logins
+            && logins.refuses_login(&job.claim.user, job.calling_station.into(), Instant::now())
+        {
+            return reject;
+        }
         let mut authenticator = [0u8; 16];
         rand::rng().fill_bytes(&mut authenticator);
         let request = AccessRequest {
@@ -209,7 +231,14 @@ impl Radius {
             tracing::warn!("claim does not fit an Access-Request: rejected");
             return reject;
         };
-        let outcome = exchange(servers, encoded, self.config.timing, &self.auth_health).await;
+        let outcome = exchange(
+            servers,
+            encoded,
+            self.config.timing,
+            &self.auth_health,
+            &self.exchanges,
+        )
+        .await;
         let user = Escaped(&job.claim.user);
         match outcome.answer {
             Some((server, response)) => {
@@ -269,21 +298,30 @@ impl Radius {
             tracing::warn!(session = %record.session_id, "accounting record too long: not sent");
             return;
         };
-        let outcome = exchange(servers, encoded, self.config.timing, &self.acct_health).await;
+        let outcome = exchange(
+            servers,
+            encoded,
+            self.config.timing,
+            &self.acct_health,
+            &self.exchanges,
+        )
+        .await;
         if outcome.answer.is_none() {
             tracing::warn!(session = %record.session_id, status = ?record.status, "no accounting server answered: record lost");
         }
     }
 }
 
-/// Runs one exchange over a UDP socket of its own and records which servers were
-/// silent in `health`.
+/// Runs one exchange over a UDP socket of its own (once `permits` has one) and
+/// records which servers were silent in `health`.
 pub async fn exchange(
     servers: &[Server],
     encoded: Vec<Vec<u8>>,
     timing: Timing,
     health: &Mutex<Health>,
+    permits: &Semaphore,
 ) -> Outcome {
+    let _permit = permits.acquire().await;
     let mut t = Transaction::new(
         servers,
         encoded,
@@ -335,10 +373,11 @@ pub async fn exchange(
     for &i in &outcome.silent {
         tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
     }
-    let first_signed = health
-        .lock()
-        .expect("health lock")
-        .record(&outcome, timing.dead_time, Instant::now());
+    let first_signed =
+        health
+            .lock()
+            .expect("health lock")
+            .record(&outcome, timing.dead_time, Instant::now());
     if let (true, Some((i, _))) = (first_signed, &outcome.answer) {
         tracing::info!(server = %servers[*i].addr, mode = ?timing.require_message_authenticator, "RADIUS server sends Message-Authenticator");
     }

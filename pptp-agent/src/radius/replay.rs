@@ -105,7 +105,10 @@ impl ReplayCache {
             let stamp = packet
                 .get_u32(attr::EVENT_TIMESTAMP)
                 .ok_or(Refused::NoEventTimestamp)?;
-            let ours = wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let ours = wall
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
             let skew = ours as i64 - i64::from(stamp);
             if skew.unsigned_abs() > self.window.as_secs() {
                 return Err(Refused::StaleEventTimestamp {
@@ -124,7 +127,10 @@ impl ReplayCache {
 
     /// Records the answer sent to an admitted request.
     pub fn answered(&mut self, from: IpAddr, packet: &Packet, answer: Vec<u8>) {
-        if let Some(slot) = self.answers.get_mut(&(from, packet.id, packet.authenticator)) {
+        if let Some(slot) = self
+            .answers
+            .get_mut(&(from, packet.id, packet.authenticator))
+        {
             *slot = Some(answer);
         }
     }
@@ -188,7 +194,10 @@ mod tests {
         let after = WINDOW + Duration::from_secs(1);
         assert!(matches!(
             cache.admit(CLIENT, &p, wall + after, now + after),
-            Err(Refused::StaleEventTimestamp { skew: 301, window: 300 })
+            Err(Refused::StaleEventTimestamp {
+                skew: 301,
+                window: 300
+            })
         ));
         assert!(cache.is_empty(), "expired entries are gone");
     }

@@ -41,10 +41,7 @@ pub enum RouteTo {
     /// One of our own addresses.
     Local,
     /// Through device `oif`, via `gateway` or on-link.
-    Via {
-        gateway: Option<Ipv4Addr>,
-        oif: u32,
-    },
+    Via { gateway: Option<Ipv4Addr>, oif: u32 },
 }
 
 /// A NETLINK_ROUTE socket.
@@ -89,14 +86,24 @@ impl Rtnl {
     }
 
     /// `ip addr replace LOCAL peer PEER/32 dev INDEX`.
-    pub fn replace_peer_address(&self, index: u32, local: Ipv4Addr, peer: Ipv4Addr) -> io::Result<()> {
+    pub fn replace_peer_address(
+        &self,
+        index: u32,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+    ) -> io::Result<()> {
         let message = RouteNetlinkMessage::NewAddress(peer_address(index, local, peer));
         self.request(message, NLM_F_CREATE | NLM_F_REPLACE)
             .map(drop)
     }
 
     /// `ip addr del LOCAL peer PEER/32 dev INDEX`.
-    pub fn delete_peer_address(&self, index: u32, local: Ipv4Addr, peer: Ipv4Addr) -> io::Result<()> {
+    pub fn delete_peer_address(
+        &self,
+        index: u32,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+    ) -> io::Result<()> {
         let message = RouteNetlinkMessage::DelAddress(peer_address(index, local, peer));
         self.request(message, 0).map(drop)
     }
@@ -112,7 +119,9 @@ impl Rtnl {
         match self.request(RouteNetlinkMessage::GetRoute(query), 0)? {
             Some(RouteNetlinkMessage::NewRoute(answer)) => read_route(&answer)
                 .ok_or_else(|| io::Error::other(format!("no usable route to {dst}"))),
-            _ => Err(io::Error::other("rtnetlink answered a route query without a route")),
+            _ => Err(io::Error::other(
+                "rtnetlink answered a route query without a route",
+            )),
         }
     }
 
@@ -167,14 +176,24 @@ fn route(dst: Ipv4Net, oif: u32, gateway: Option<Ipv4Addr>, delete: bool) -> Rou
     h.destination_prefix_length = dst.prefix_len();
     h.table = RouteHeader::RT_TABLE_MAIN;
     (h.protocol, h.scope, h.kind) = if delete {
-        (RouteProtocol::Unspec, RouteScope::NoWhere, RouteType::Unspec)
+        (
+            RouteProtocol::Unspec,
+            RouteScope::NoWhere,
+            RouteType::Unspec,
+        )
     } else if gateway.is_some() {
-        (RouteProtocol::Boot, RouteScope::Universe, RouteType::Unicast)
+        (
+            RouteProtocol::Boot,
+            RouteScope::Universe,
+            RouteType::Unicast,
+        )
     } else {
         (RouteProtocol::Boot, RouteScope::Link, RouteType::Unicast)
     };
     m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(dst.network())));
+        .push(RouteAttribute::Destination(RouteAddress::Inet(
+            dst.network(),
+        )));
     if let Some(gw) = gateway {
         m.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
@@ -189,8 +208,10 @@ fn peer_address(index: u32, local: Ipv4Addr, peer: Ipv4Addr) -> AddressMessage {
     m.header.family = AddressFamily::Inet;
     m.header.prefix_len = 32;
     m.header.index = index;
-    m.attributes.push(AddressAttribute::Local(IpAddr::V4(local)));
-    m.attributes.push(AddressAttribute::Address(IpAddr::V4(peer)));
+    m.attributes
+        .push(AddressAttribute::Local(IpAddr::V4(local)));
+    m.attributes
+        .push(AddressAttribute::Address(IpAddr::V4(peer)));
     m
 }
 
@@ -208,17 +229,19 @@ fn read_route(m: &RouteMessage) -> Option<RouteTo> {
             _ => {}
         }
     }
-    Some(RouteTo::Via {
-        gateway,
-        oif: oif?,
-    })
+    Some(RouteTo::Via { gateway, oif: oif? })
 }
 
 /// `a.b.c.d/n`, or one address as a /32 (what `ip route` takes).
 pub fn parse_destination(s: &str) -> io::Result<Ipv4Net> {
     s.parse::<Ipv4Net>()
         .or_else(|_| s.parse::<Ipv4Addr>().map(Ipv4Net::from))
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{s:?} is not an IPv4 prefix")))
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s:?} is not an IPv4 prefix"),
+            )
+        })
 }
 
 /// The name of interface `index`, for messages.
@@ -257,7 +280,10 @@ mod tests {
         let gw = Ipv4Addr::new(198, 51, 100, 254);
         let via = route("203.0.113.7/32".parse().unwrap(), 2, Some(gw), false);
         assert_eq!(via.header.scope, RouteScope::Universe);
-        assert!(via.attributes.contains(&RouteAttribute::Gateway(RouteAddress::Inet(gw))));
+        assert!(
+            via.attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet(gw)))
+        );
         let del = route("203.0.113.7/32".parse().unwrap(), 2, None, true);
         assert_eq!(del.header.scope, RouteScope::NoWhere);
 
@@ -291,7 +317,10 @@ mod tests {
         answer.attributes.remove(1);
         assert_eq!(
             read_route(&answer),
-            Some(RouteTo::Via { gateway: None, oif: 3 }),
+            Some(RouteTo::Via {
+                gateway: None,
+                oif: 3
+            }),
             "on-link"
         );
         answer.attributes.pop();
@@ -318,9 +347,6 @@ mod tests {
     #[test]
     fn the_kernel_answers_a_route_query() {
         let rtnl = Rtnl::open().expect("a NETLINK_ROUTE socket");
-        assert_eq!(
-            rtnl.route_to(Ipv4Addr::LOCALHOST).unwrap(),
-            RouteTo::Local
-        );
+        assert_eq!(rtnl.route_to(Ipv4Addr::LOCALHOST).unwrap(), RouteTo::Local);
     }
 }

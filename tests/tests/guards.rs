@@ -3,8 +3,9 @@
 //! configured peer), and a call stops counting once its session is up; failed logins
 //! back a source address and a user name off, and the back-off ends; a process whose
 //! descriptors run out keeps its listener and its sessions, refuses what does not fit
-//! and accepts again once descriptors free up. The raw PPTP client here speaks only
-//! the control connection (it never runs PPP). Needs root.
+//! and accepts again once descriptors free up; a user name cannot forge a log line.
+//! The raw PPTP client here speaks only the control connection (it never runs PPP).
+//! Needs root.
 
 use std::{
     io::{Read as _, Write as _},
@@ -305,6 +306,36 @@ fn failed_logins_back_off_the_address_and_the_user_name() {
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("too many failed logins: backing off"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A user name with a newline logs in (it is in the secrets) and is logged escaped:
+/// no line of its choosing in the agent's log. (Before, the hub's "authenticated"
+/// line carried it raw: a forged line followed.)
+#[test]
+fn a_user_name_cannot_forge_a_log_line() {
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let name = "x\nINJECTED line \u{202e}";
+    let server =
+        agents::start_server(&mut lab, &bin, &["--user", &format!("{name}:secret-1")]).unwrap();
+    agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", name, "--password", "secret-1"],
+    )
+    .unwrap();
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("x\\nINJECTED line \\u{202e}"),
+        "logged escaped:\n{}",
+        server.log_tail()
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("INJECTED")),
+        "no forged line:\n{}",
+        server.log_tail()
+    );
 }
 
 /// Descriptors under RLIMIT_NOFILE (a hard limit of 200 the agent cannot raise):

@@ -26,49 +26,10 @@ pub fn check(path: &Path, what: &str) -> Option<Diagnostic> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    use crate::config::Config;
-
-    const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
-                                [auth]\nsecrets = \"chap-secrets\"\n";
-
-    /// A configuration and a secrets file, both 0600 to begin with.
-    struct Files(PathBuf);
-
-    impl Files {
-        fn new(tag: &str, config: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("pptp-exposure-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("pptp-agent.toml"), config).unwrap();
-            std::fs::write(dir.join("chap-secrets"), "alice * pw *\n").unwrap();
-            let f = Files(dir);
-            f.chmod("pptp-agent.toml", 0o600);
-            f.chmod("chap-secrets", 0o600);
-            f
-        }
-
-        fn chmod(&self, file: &str, mode: u32) {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode))
-                .unwrap();
-        }
-
-        fn config(&self) -> PathBuf {
-            self.0.join("pptp-agent.toml")
-        }
-
-        fn d(&self) -> String {
-            self.0.display().to_string()
-        }
-    }
-
-    impl Drop for Files {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::config::{
+        Config,
+        tests::{Files, WITH_SECRETS},
+    };
 
     #[test]
     fn files_holding_secrets_readable_by_others_are_warned_about() {
@@ -80,7 +41,7 @@ mod tests {
         let radius = format!(
             "{WITH_SECRETS}[radius]\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s3cret\"\n"
         );
-        let f = Files::new("exposed", &radius);
+        let f = Files::new("exposed", &radius, "alice * pw *\n");
         assert_eq!(warnings(&f), Vec::<String>::new(), "0600: nothing to say");
         f.chmod("chap-secrets", 0o644);
         f.chmod("pptp-agent.toml", 0o640);
@@ -97,14 +58,14 @@ mod tests {
             ]
         );
         // A configuration without secrets may be world-readable.
-        let plain = Files::new("plain", WITH_SECRETS);
+        let plain = Files::new("plain", WITH_SECRETS, "alice * pw *\n");
         plain.chmod("pptp-agent.toml", 0o644);
         assert_eq!(warnings(&plain), Vec::<String>::new());
         // Demand-dial passwords written in the file are secrets too.
         let router = format!(
             "{WITH_SECRETS}[[demand_dial]]\nname = \"DD_B\"\nserver = \"198.51.100.10\"\nuser = \"DD_A\"\npassword = \"pw\"\nroutes = [\"203.0.113.0/24\"]\n"
         );
-        let r = Files::new("router", &router);
+        let r = Files::new("router", &router, "alice * pw *\n");
         r.chmod("pptp-agent.toml", 0o604);
         assert_eq!(
             warnings(&r),

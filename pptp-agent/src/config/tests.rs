@@ -590,11 +590,11 @@ fn every_semantic_error_is_reported_in_line_order() {
 }
 
 /// A directory with a configuration and a secrets file.
-struct Files(PathBuf);
+pub(super) struct Files(PathBuf);
 
 impl Files {
     /// Both files readable by their owner only.
-    fn new(tag: &str, config: &str, secrets: &str) -> Self {
+    pub(super) fn new(tag: &str, config: &str, secrets: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("pptp-config-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pptp-agent.toml"), config).unwrap();
@@ -605,16 +605,16 @@ impl Files {
         f
     }
 
-    fn chmod(&self, file: &str, mode: u32) {
+    pub(super) fn chmod(&self, file: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    fn config(&self) -> PathBuf {
+    pub(super) fn config(&self) -> PathBuf {
         self.0.join("pptp-agent.toml")
     }
 
-    fn d(&self) -> String {
+    pub(super) fn d(&self) -> String {
         self.0.display().to_string()
     }
 }
@@ -625,7 +625,7 @@ impl Drop for Files {
     }
 }
 
-const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+pub(super) const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
                             [auth]\nsecrets = \"chap-secrets\"\n";
 
 #[test]

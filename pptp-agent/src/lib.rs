@@ -9,6 +9,8 @@
 //! - [`mppe`]: MPPE key derivation and cipher (RFC 3078, 3079).
 //! - [`demand`]: demand-dial interfaces (when to dial, hang up, queue).
 //! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
+//! - [`guard`]: bounds on what one peer can cost (descriptors, unauthenticated
+//!   calls, failed logins) and their counters.
 
 pub mod api;
 pub mod auth;
@@ -16,7 +18,9 @@ pub mod config;
 pub mod dataplane;
 pub mod demand;
 pub mod dhcp;
+pub mod escape;
 pub mod gre;
+pub mod guard;
 pub mod inet;
 pub mod mppe;
 pub mod ppp;

@@ -42,8 +42,15 @@ pub fn clamp<B: Bytes>(pkt: &B, tcp: usize, max_mss: u16) -> bool {
                 if mss <= max_mss {
                     return false;
                 }
-                let check = be16(&header, 16);
-                let check = csum::replace16(check, mss, max_mss);
+                // The checksum sums 16-bit words at even offsets of the segment: at
+                // an odd offset the value's bytes fall into two words, where they
+                // weigh as the byte-swapped value (RFC 1071 §2(B)).
+                let (old, new) = if offset % 2 == 0 {
+                    (mss, max_mss)
+                } else {
+                    (mss.swap_bytes(), max_mss.swap_bytes())
+                };
+                let check = csum::replace16(be16(&header, 16), old, new);
                 let [hi, lo] = max_mss.to_be_bytes();
                 let [c0, c1] = check.to_be_bytes();
                 return pkt.write(tcp + offset, &[OPT_MSS, 4, hi, lo]).is_some()

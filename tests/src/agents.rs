@@ -26,6 +26,10 @@ pub const SERVER_TUNNEL_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Instance name the lab's concentrator pins its maps under.
 pub const SERVER_INSTANCE: &str = "conc";
 
+/// The PATH the lab's agents run with: a directory that does not exist, so no
+/// program (`ip` included) can be found.
+pub const NO_PROGRAMS: &str = "/nonexistent/pptp-tests-no-programs";
+
 /// The agent binary the tests run: `PPTP_AGENT_BIN` (set by `cargo xtask test` and
 /// `bench`) or the workspace's debug build.
 pub fn agent_bin() -> PathBuf {
@@ -63,6 +67,9 @@ fn spawn(
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("RUST_LOG", "info")
+        // The agent runs no program (routes and addresses go over rtnetlink, so the
+        // hub never waits for a subprocess): a PATH with none proves it.
+        .env("PATH", NO_PROGRAMS)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);
@@ -430,9 +437,29 @@ pub fn start_from_config(
     dir: &Path,
     spec: &ConfigSpec,
 ) -> anyhow::Result<Agent> {
+    let config = write_config(lab, dir, spec)?;
+    start_server_with(
+        lab,
+        bin,
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    )
+}
+
+/// Writes `dir/pptp-agent.toml` and `dir/chap-secrets` for `spec`; returns the
+/// configuration's path.
+pub fn write_config(lab: &mut Lab, dir: &Path, spec: &ConfigSpec) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let secrets = dir.join("chap-secrets");
     std::fs::write(&secrets, spec.secrets)?;
+    // As an operator must keep it (the agent warns otherwise).
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let links = if spec.xdp {
         format!(
             "uplink = [\"{}\"]\nlan = [\"{}\"]\n",
@@ -457,13 +484,5 @@ pub fn start_from_config(
             extra = spec.extra,
         ),
     )?;
-    start_server_with(
-        lab,
-        bin,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-    )
+    Ok(config)
 }

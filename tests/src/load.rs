@@ -34,7 +34,8 @@ pub fn pool_size() -> usize {
 }
 
 /// Starts the concentrator from a configuration file written into `dir`: the wide
-/// pools, CHAP, no per-source or per-user caps; XDP on the lab's links when `xdp`,
+/// pools, CHAP, no per-source caps (connections, calls waiting for authentication:
+/// every session comes from client 0) nor per-user ones; XDP on the lab's links when `xdp`,
 /// otherwise every session takes the agent's path.
 pub fn start_concentrator(
     lab: &mut Lab,
@@ -47,7 +48,7 @@ pub fn start_concentrator(
         pools: &addr::WIDE_POOLS,
         secrets: &format!("{USER} * {PASSWORD} *\n"),
         auth: "methods = [\"chap\"]",
-        extra: "[limits]\nmax_sessions = 65535\nconnections_per_source = 0",
+        extra: "[limits]\nmax_sessions = 65535\nconnections_per_source = 0\nunauthenticated_calls_per_source = 0",
     };
     agents::start_from_config(lab, bin, dir, &spec)
 }

@@ -6,8 +6,11 @@
 //! behind a client through its session while it is up; Idle-Timeout ends an idle
 //! session; accounting Start/Interim/Stop land in FreeRADIUS's detail file with the
 //! session's counters; `radclient` sends a CoA-Request whose Session-Timeout ends a
-//! session, and a Disconnect-Request that ends another and clears its maps. Needs
-//! root.
+//! session, and a Disconnect-Request that ends another and clears its maps. A
+//! Disconnect-Request replayed later ends nothing (answered again from the duplicate
+//! cache), nor do requests without Event-Timestamp, with a stale one, or without
+//! Message-Authenticator; a user name carrying a newline cannot forge a log line.
+//! Needs root.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -95,6 +98,51 @@ fn wait_record(radius: &FreeRadius, user: &str, status: &str) -> BTreeMap<String
         )
     });
     records(radius, user, status).remove(0)
+}
+
+/// What `radclient` needs besides `attributes` to be heard by our dynamic
+/// authorization server: a fresh Event-Timestamp and a Message-Authenticator.
+fn dae(attributes: &str) -> String {
+    format!(
+        "{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n",
+        unix_now()
+    )
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// A Disconnect-Request for `user` from the DAE client, as the test writes it (so that
+/// the very same bytes can be sent again): with `stamp` as Event-Timestamp and a
+/// Message-Authenticator when `signed`.
+fn disconnect(id: u8, user: &str, stamp: Option<u32>, signed: bool) -> Vec<u8> {
+    use pptp_agent::radius::packet::{Packet, attr, code};
+    let mut p = Packet::new(code::DISCONNECT_REQUEST, id, [0; 16]);
+    p.push(attr::USER_NAME, user);
+    if let Some(stamp) = stamp {
+        p.push_u32(attr::EVENT_TIMESTAMP, stamp);
+    }
+    if signed {
+        p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    }
+    p.encode(DAE_SECRET.as_bytes(), None).unwrap()
+}
+
+/// Sends `request` to the agent's dynamic authorization port from the
+/// concentrator's namespace; the code of its answer, if one comes within 2 s.
+fn send_dae(ns: &str, request: Vec<u8>) -> Option<u8> {
+    netns::run_in(ns, move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        socket.send_to(&request, "127.0.0.1:3799")?;
+        let mut buf = [0u8; 4096];
+        Ok(socket.recv(&mut buf).ok().map(|_| buf[0]))
+    })
+    .unwrap()
 }
 
 fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
@@ -319,7 +367,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         "127.0.0.1:3799",
         "coa",
         DAE_SECRET,
-        "User-Name = \"bob\"\nSession-Timeout = 1\n",
+        &dae("User-Name = \"bob\"\nSession-Timeout = 1\n"),
     )
     .unwrap();
     assert!(coa.contains("CoA-ACK"), "{coa}");
@@ -338,7 +386,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         "127.0.0.1:3799",
         "disconnect",
         DAE_SECRET,
-        "Acct-Session-Id = \"0000000000000000\"\n",
+        &dae("Acct-Session-Id = \"0000000000000000\"\n"),
     )
     .unwrap();
     assert!(
@@ -350,7 +398,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         "127.0.0.1:3799",
         "disconnect",
         DAE_SECRET,
-        &format!("Acct-Session-Id = \"{dave_id}\"\n"),
+        &dae(&format!("Acct-Session-Id = \"{dave_id}\"\n")),
     )
     .unwrap();
     assert!(ack.contains("Disconnect-ACK"), "{ack}");
@@ -372,13 +420,108 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         "127.0.0.1:3799",
         "disconnect",
         "not-the-secret",
-        "User-Name = \"carol\"\n",
+        &dae("User-Name = \"carol\"\n"),
     )
     .unwrap();
     assert!(!wrong_secret.contains("Disconnect-ACK"), "{wrong_secret}");
     assert!(
         session_of(&sessions(&lab, &bin), "carol").is_some(),
         "a forged request ends nothing"
+    );
+
+    // Replay: a Disconnect-Request for dave ends his next session; the same bytes
+    // sent again once he is back are answered as before and end nothing.
+    wait_for(Duration::from_secs(10), || {
+        lab.exited(clients[3].pid).is_some()
+    })
+    .expect("dave's client saw its session end");
+    let dave = ["--user", "dave", "--password", "dave-pw"];
+    agents::dial(&mut lab, &bin, 3, &dave).unwrap();
+    let captured = disconnect(42, "dave", Some(unix_now()), true);
+    assert_eq!(
+        send_dae(&ns, captured.clone()),
+        Some(41),
+        "Disconnect-ACK for dave's second session"
+    );
+    wait_for(Duration::from_secs(10), || {
+        session_of(&sessions(&lab, &bin), "dave").is_none()
+    })
+    .expect("dave's second session is gone");
+    let third = agents::dial(&mut lab, &bin, 3, &dave).unwrap();
+    assert_eq!(
+        send_dae(&ns, captured),
+        Some(41),
+        "the replay gets the first answer again"
+    );
+    // Requests the agent must drop without a word: no Event-Timestamp, one from an
+    // hour ago, no Message-Authenticator.
+    for (what, request) in [
+        ("no Event-Timestamp", disconnect(43, "carol", None, true)),
+        (
+            "stale",
+            disconnect(44, "carol", Some(unix_now() - 3600), true),
+        ),
+        ("unsigned", disconnect(45, "carol", Some(unix_now()), false)),
+    ] {
+        assert_eq!(send_dae(&ns, request), None, "{what}: no answer");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let now = sessions(&lab, &bin);
+    assert!(
+        session_of(&now, "dave").is_some() && lab.exited(third.pid).is_none(),
+        "the replayed Disconnect-Request ended nothing: {now:?}"
+    );
+    assert!(
+        session_of(&now, "carol").is_some(),
+        "nor did the requests without a fresh timestamp or a signature"
+    );
+    let guard = agents::stats(&mut lab, &bin).unwrap()["guard"].clone();
+    for (event, at_least) in [
+        ("dae_duplicates", 1),
+        ("dae_no_event_timestamp", 1),
+        ("dae_stale_event_timestamp", 1),
+        ("dae_bad_packet", 2),
+    ] {
+        assert!(
+            guard[event].as_u64().unwrap() >= at_least,
+            "{event}: {guard}"
+        );
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("dynamic authorization requests dropped"))
+            .count()
+            <= 2,
+        "drops are logged once per interval, not once each:\n{log}"
+    );
+
+    // A user name with a newline and a terminal escape: refused by RADIUS, and
+    // logged escaped (no line of its choosing in the agent's log).
+    let forged = agents::dial(
+        &mut lab,
+        &bin,
+        5,
+        &[
+            "--user",
+            "mallory\nINJECTED by mallory\x1b[2J",
+            "--password",
+            "x",
+            "--auth",
+            "pap",
+        ],
+    );
+    assert!(forged.is_err(), "mallory is unknown to RADIUS");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("mallory\\nINJECTED by mallory"),
+        "the name is logged escaped:\n{}",
+        server.log_tail()
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("INJECTED")),
+        "no forged log line:\n{}",
+        server.log_tail()
     );
 
     // A wrong password is refused by RADIUS.

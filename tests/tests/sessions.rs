@@ -38,6 +38,52 @@ fn installed_calls(bpffs: &std::path::Path) -> usize {
     map.keys().count()
 }
 
+/// Routes and addresses without `ip`: the concentrator and the client run with a PATH
+/// that finds no program ([`agents::NO_PROGRAMS`], as every agent of these tests);
+/// the session's route through `pptp0`, the client's tunnel address and its route to
+/// the LAN still appear, carry a ping, and go with the session. (`ip` ran as a
+/// subprocess in the hub before: the session failed to come up.)
+#[test]
+fn routes_and_addresses_need_no_ip_program() {
+    let bin = agents::agent_bin();
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let server = agents::start_server(&mut lab, &bin, &["--user", "alice:secret-1"]).unwrap();
+    let client = agents::dial(
+        &mut lab,
+        &bin,
+        0,
+        &["--user", "alice", "--password", "secret-1"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nconcentrator:\n{}", server.log_tail()));
+    let client_ns = lab.client_ns(0);
+    assert_eq!(agents::tunnel_address(&client_ns), Some(addr::POOL_START));
+    assert_eq!(
+        agents::tunnel_routes(&lab).unwrap(),
+        format!("{} scope link", addr::POOL_START),
+        "the session's route through pptp0"
+    );
+    let client_routes = netns::output(std::process::Command::new("ip").args([
+        "-n",
+        &client_ns,
+        "route",
+        "show",
+        "dev",
+        agents::CLIENT_TUN,
+    ]))
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&client_routes.stdout).contains("203.0.113.0/24 scope link"),
+        "the client's route to the LAN: {}",
+        String::from_utf8_lossy(&client_routes.stdout)
+    );
+    assert!(agents::ping(&client_ns, addr::LAN_HOST, 2).unwrap());
+    lab.stop(client.pid, Duration::from_secs(10)).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        agents::tunnel_routes(&lab).unwrap().is_empty()
+    })
+    .expect("the route goes with the session");
+}
+
 #[test]
 fn plain_sessions_are_forwarded_by_xdp_and_leave_nothing_behind() {
     let bin = agents::agent_bin();

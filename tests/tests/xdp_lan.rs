@@ -135,19 +135,23 @@ fn encapsulates_with_and_without_ack() {
     assert_eq!(counters.tx_bytes, sizes);
 }
 
+/// A SYN-ACK from the LAN host to the client whose options `options` writes around
+/// the MSS value's bytes.
+fn syn_ack(options: impl Fn([u8; 2]) -> [u8; 8], mss: u16) -> Ipv4 {
+    let options = options(mss.to_be_bytes());
+    Ipv4::new(
+        LAN_HOST,
+        CLIENT,
+        6,
+        tcp(LAN_HOST, CLIENT, 0x12, &options, &[]),
+    )
+}
+
 #[test]
 fn clamps_the_mss_of_syns() {
     let l = loaded();
-    let syn = |mss: u16| {
-        let [h, lo] = mss.to_be_bytes();
-        let options = [2, 4, h, lo, 1, 1, 4, 2]; // MSS, NOP, NOP, SACK permitted
-        Ipv4::new(
-            LAN_HOST,
-            CLIENT,
-            6,
-            tcp(LAN_HOST, CLIENT, 0x12, &options, &[]),
-        )
-    };
+    // MSS, NOP, NOP, SACK permitted.
+    let syn = |mss: u16| syn_ack(|[h, lo]| [2, 4, h, lo, 1, 1, 4, 2], mss);
     let out = check(
         &l,
         "SYN-ACK with MSS 1460",
@@ -182,6 +186,36 @@ fn clamps_the_mss_of_syns() {
         encapsulated(&expected.bytes(), 1, None),
         "MSS below the limit untouched"
     );
+}
+
+/// An MSS option at an odd offset (after one NOP, as some stacks and middleboxes
+/// write it): its value straddles two 16-bit words of the checksum.
+#[test]
+fn clamps_an_mss_at_an_odd_offset() {
+    let l = loaded();
+    // NOP, MSS, SACK permitted, End.
+    let syn = |mss: u16| syn_ack(|[h, lo]| [1, 2, 4, h, lo, 4, 2, 0], mss);
+    let out = check(
+        &l,
+        "SYN-ACK with MSS 1460 at offset 21",
+        &lan_frame(&syn(1460)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1), ("mss_clamped", 1)],
+    );
+    let segment = &out[out.len() - 28..];
+    assert_eq!(
+        &segment[20..28],
+        &[1, 2, 4, 0x05, 0x50, 4, 2, 0],
+        "MSS 1360"
+    );
+    assert_eq!(
+        tcp_checksum(LAN_HOST, CLIENT, segment),
+        u16::from_be_bytes([segment[16], segment[17]]),
+        "the TCP checksum verifies"
+    );
+    let mut expected = syn(1360);
+    expected.ttl = 63;
+    assert_eq!(out, encapsulated(&expected.bytes(), 0, None));
 }
 
 #[test]

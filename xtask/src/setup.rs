@@ -44,6 +44,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "building the interop VM image from Debian packages",
     ),
     ("cpio", "packing the interop VM image into its initramfs"),
+    (
+        "systemd",
+        "systemd-analyze: the test that verifies the example unit",
+    ),
 ];
 
 pub fn run() -> anyhow::Result<()> {

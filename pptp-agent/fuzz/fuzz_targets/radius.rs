@@ -15,7 +15,7 @@ use pptp_agent::{
     ppp::auth::{Claim, Method},
     radius::{
         auth::{self, Authorization},
-        client::{Server, Timing, Transaction},
+        client::{RequireMessageAuthenticator, Server, Timing, Transaction},
         dae,
         packet::{self, Packet},
     },
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let clients = [(IpAddr::from([127, 0, 0, 1]), SECRET.to_vec())];
-    if let Ok(r) = dae::read_request(bytes, clients[0].0, &clients) {
+    if let Ok(r) = dae::read_request(bytes, clients[0].0, &clients, mode & 2 == 2) {
         let _ = dae::answer(&r, None);
     }
     let servers = [Server { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1812)), secret: SECRET.to_vec() }];
@@ -81,9 +81,13 @@ fuzz_target!(|data: &[u8]| {
         timeout: Duration::from_secs(1),
         retries: 0,
         dead_time: Duration::ZERO,
-        require_message_authenticator: mode & 2 == 2,
+        require_message_authenticator: if mode & 2 == 2 {
+            RequireMessageAuthenticator::Always
+        } else {
+            RequireMessageAuthenticator::Auto
+        },
     };
-    let mut t = Transaction::new(&servers, vec![request.encode(SECRET, None).unwrap()], vec![0], timing);
+    let mut t = Transaction::in_order(&servers, vec![request.encode(SECRET, None).unwrap()], vec![0], timing);
     let _ = t.poll_transmit(Instant::now());
     let _ = t.handle_response(0, bytes);
 });

@@ -20,6 +20,8 @@
 //! - `pptp_pool_addresses{state}`: the address pool's `in_use` and `size`;
 //! - `pptp_agent_drops_total{reason}`: packets the agent's path dropped;
 //!   `pptp_mppe_reset_requests_total`: CCP Reset-Requests sent (stateful MPPE);
+//! - `pptp_guard_total{event}`: what the guards turned away (refused connections,
+//!   calls and logins, dropped dynamic authorization requests; see `crate::guard`);
 //! - with `--metrics-sessions` only (one series per session and counter: mind the
 //!   cardinality on a big concentrator): `pptp_session_{rx,tx}_{packets,bytes}_total`
 //!   and `pptp_session_uptime_seconds`, labelled `id`, `user`, `client`, `path`.
@@ -69,6 +71,7 @@ pub fn render(
     sessions: &[SessionInfo],
     hub: &HubStats,
     load: &HubLoad,
+    guard: &[(&str, u64)],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
     per_session: bool,
@@ -179,6 +182,15 @@ pub fn render(
     ] {
         header(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {n}");
+    }
+    header(
+        &mut out,
+        "pptp_guard_total",
+        "counter",
+        "What the guards turned away, by event (see pptp-agent stats).",
+    );
+    for (event, n) in guard {
+        let _ = writeln!(out, "pptp_guard_total{{event=\"{event}\"}} {n}");
     }
     if per_session {
         render_sessions(&mut out, sessions);
@@ -368,6 +380,7 @@ async fn snapshot(backend: &Backend, per_session: bool) -> Result<String, String
         &sessions,
         &hub,
         &load,
+        &backend.guard.snapshot(),
         report.as_ref(),
         pool,
         per_session,

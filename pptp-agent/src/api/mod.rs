@@ -34,7 +34,9 @@
 //! `pptp-agent stats --json` prints them from the maps) and `installed_calls` (rows
 //! in the XDP session map) are there only when XDP is in use (`xdp` true). `hub`
 //! holds the agent path's drop counters ([`HubStats`]), `load` what the hub holds
-//! now ([`HubLoad`]: timers, RADIUS requests in flight), `totals` the number of
+//! now ([`HubLoad`]: timers, RADIUS requests in flight), `guard` what the guards
+//! turned away ([`GuardStats`]: refused connections, calls and logins, dropped
+//! dynamic authorization requests), `totals` the number of
 //! `sessions`, by state (`up`, `starting`) and by path (`xdp`, `agent`).
 //!
 //! # Bounds
@@ -68,6 +70,7 @@ use tokio::{
 
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
+    guard::GuardStats,
     session::{
         hub::{
             DataPath, HubCommand, HubLoad, HubStats, InterfaceInfo, Selector, SessionInfo,
@@ -195,6 +198,9 @@ pub struct Backend {
     pub pins: Option<PinDir>,
     /// The address pool, for its fill.
     pub pool: Option<Arc<dyn PoolHandle>>,
+    /// What the guards turned away (descriptor budget, unauthenticated calls, login
+    /// back-off, dynamic authorization).
+    pub guard: Arc<GuardStats>,
     pub timeout: Duration,
 }
 
@@ -261,6 +267,7 @@ impl Backend {
         Ok(stats_document(
             &hub,
             &load,
+            &self.guard.snapshot(),
             &sessions,
             report.as_ref(),
             pool,
@@ -308,10 +315,12 @@ impl Totals {
 }
 
 /// The `stats` answer: hub sessions joined with their rows in the XDP maps (by peer
-/// address and our call ID), the hub's drops and the global XDP counters.
+/// address and our call ID), the hub's drops, the guards' counters and the global
+/// XDP counters.
 pub fn stats_document(
     hub: &HubStats,
     load: &HubLoad,
+    guard: &[(&str, u64)],
     sessions: &[SessionInfo],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
@@ -346,6 +355,7 @@ pub fn stats_document(
         "pool": pool,
         "hub": hub,
         "load": load,
+        "guard": guard.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "totals": Totals::of(sessions),
         "sessions": rows,
     });

@@ -86,6 +86,9 @@ fn report() -> Report {
     }
 }
 
+/// Two of the guards' counters.
+const GUARD: [(&str, u64); 2] = [("accept_errors", 3), ("dae_duplicates", 1)];
+
 fn hub_stats() -> HubStats {
     HubStats {
         unknown_session: 4,
@@ -150,6 +153,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     let doc = stats_document(
         &hub_stats(),
         &HubLoad::default(),
+        &GUARD,
         &[alice(), bob()],
         Some(&report()),
         Some(POOL),
@@ -158,6 +162,8 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     assert_eq!(doc["installed_calls"], 1);
     assert_eq!(doc["counters"][0]["name"], "pptp_control");
     assert_eq!(doc["hub"]["unknown_session"], 4);
+    assert_eq!(doc["guard"]["accept_errors"], 3);
+    assert_eq!(doc["guard"]["dae_duplicates"], 1);
     assert_eq!(
         doc["totals"],
         json!({"sessions": 2, "up": 1, "starting": 1, "xdp": 1, "agent": 1})
@@ -168,7 +174,14 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
     assert!(doc["sessions"][1].get("dataplane").is_none());
 
-    let without_xdp = stats_document(&hub_stats(), &HubLoad::default(), &[alice()], None, None);
+    let without_xdp = stats_document(
+        &hub_stats(),
+        &HubLoad::default(),
+        &GUARD,
+        &[alice()],
+        None,
+        None,
+    );
     assert_eq!(without_xdp["xdp"], false);
     assert!(without_xdp.get("counters").is_none());
     assert_eq!(without_xdp["pool"], Value::Null);
@@ -228,6 +241,7 @@ fn stats_render_counters_drops_and_sessions() {
     let doc = stats_document(
         &hub_stats(),
         &HubLoad::default(),
+        &GUARD,
         &[alice(), bob()],
         Some(&report()),
         Some(POOL),
@@ -260,6 +274,12 @@ fn stats_render_counters_drops_and_sessions() {
     assert!(text.contains(
         "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject): 3\n"
     ));
+    assert!(text.contains("\nguards\n"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("accept_errors ") && l.ends_with(" 3")),
+        "{text}"
+    );
     let header = text.lines().find(|l| l.contains("| to-agent |")).unwrap();
     assert!(header.trim_end().ends_with("| drops"), "{header}");
     let alice_row = text.lines().find(|l| l.contains("| alice ")).unwrap();
@@ -271,6 +291,7 @@ fn stats_render_counters_drops_and_sessions() {
     let view: StatsView = serde_json::from_value(stats_document(
         &hub_stats(),
         &HubLoad::default(),
+        &GUARD,
         &[],
         None,
         Some(POOL),
@@ -289,6 +310,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
             authentications: 1,
             accounting: 0,
         },
+        &GUARD,
         Some(&report()),
         Some(POOL),
         false,
@@ -315,6 +337,9 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         "pptp_agent_timers 2",
         "pptp_radius_authentications_in_flight 1",
         "pptp_radius_accounting_in_flight 0",
+        "# TYPE pptp_guard_total counter",
+        "pptp_guard_total{event=\"accept_errors\"} 3",
+        "pptp_guard_total{event=\"dae_duplicates\"} 1",
     ] {
         assert!(has(line), "missing {line:?} in\n{text}");
     }
@@ -350,6 +375,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
         &[alice(), bob()],
         &hub_stats(),
         &HubLoad::default(),
+        &GUARD,
         None,
         None,
         true,
@@ -461,6 +487,7 @@ async fn the_socket_answers_one_json_line_per_request() {
         hub,
         pins: None,
         pool: None,
+        guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });
     let (stop_tx, stop) = watch::channel(false);
@@ -570,6 +597,7 @@ async fn metrics_are_served_over_http_and_bad_requests_refused() {
         hub,
         pins: None,
         pool: None,
+        guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

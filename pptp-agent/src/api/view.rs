@@ -68,6 +68,9 @@ pub struct StatsView {
     pub hub: BTreeMap<String, u64>,
     #[serde(default)]
     pub load: Option<HubLoad>,
+    /// What the guards turned away, by event.
+    #[serde(default)]
+    pub guard: BTreeMap<String, u64>,
     pub totals: Totals,
     pub sessions: Vec<SessionView>,
 }
@@ -197,6 +200,12 @@ pub fn render_stats(stats: &StatsView) -> String {
     for event in &HubStats::EVENTS {
         if let Some(n) = stats.hub.get(event.field) {
             let _ = writeln!(out, "{}: {n}", event.help);
+        }
+    }
+    if !stats.guard.is_empty() {
+        out.push_str("\nguards\n");
+        for (event, n) in &stats.guard {
+            let _ = writeln!(out, "{event:<40} {n:>10}");
         }
     }
     out.push('\n');

@@ -172,7 +172,7 @@ impl AddressPool for UserPool {
             let taken = self.take_exact(addr);
             if taken.is_none() {
                 tracing::warn!(
-                    user = %String::from_utf8_lossy(user), %addr,
+                    user = %crate::escape::Escaped(user), %addr,
                     "static address already in use: no address for this session"
                 );
             }

@@ -110,7 +110,7 @@ impl SecretSource for UserDb {
         let entry = self.secrets.lookup(user, &self.server)?;
         if self.dial_in(user) == DialIn::Deny {
             tracing::info!(
-                user = %String::from_utf8_lossy(user),
+                user = %crate::escape::Escaped(user),
                 "dial-in permission denied: refusing authentication"
             );
             return None;

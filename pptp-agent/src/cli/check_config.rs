@@ -63,6 +63,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.join("chap-secrets"), "alice * pw *\nbob * pw\n").unwrap();
+        let secrets_mode = |mode| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                dir.join("chap-secrets"),
+                std::fs::Permissions::from_mode(mode),
+            )
+            .unwrap()
+        };
+        secrets_mode(0o600);
         let (out, err, code) = check(&config);
         assert_eq!(code, 0);
         assert_eq!(
@@ -72,9 +81,10 @@ mod tests {
                  interfaces: uplink none, lan none, tun pptp0\n\
                  tunnel: local 192.0.2.1, pool 192.0.2.10-192.0.2.19 (10 addresses), 0 static\n\
                  users: 2 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
-                 auth: mschapv2, mschap, chap\n\
+                 auth: mschapv2\n\
                  mppe: deny\n\
                  limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n\
+                 unauthenticated calls: 4 per connection, 16 per source; 0 peer entries; login back-off after 5 failures, 60 s\n\
                  {d}/pptp-agent.toml: OK\n"
             )
         );
@@ -84,6 +94,16 @@ mod tests {
                 "warning: {d}/chap-secrets:2: addresses: no address allowed (a line without \
                  addresses, or `-`): IPCP will fail; write `*` to let the pool choose\n"
             )
+        );
+
+        secrets_mode(0o644);
+        let (_, err, code) = check(&config);
+        assert_eq!(code, 0, "a warning does not fail the check");
+        assert!(
+            err.contains(&format!(
+                "warning: {d}/chap-secrets: readable by group and others (mode 644)"
+            )),
+            "{err}"
         );
 
         std::fs::write(

@@ -169,6 +169,12 @@ impl ServeApiArgs {
 }
 
 impl BoundApi {
+    /// Connections the API and the metrics endpoint may hold at once.
+    fn connections(&self) -> u64 {
+        let each = pptp_agent::api::Limits::default().connections as u64;
+        each * (1 + u64::from(self.metrics.is_some()))
+    }
+
     /// Serves the API (and metrics) from the hub and, when XDP is in use, its pins,
     /// until `stop` turns true.
     fn start(
@@ -176,6 +182,7 @@ impl BoundApi {
         hub: tokio::sync::mpsc::Sender<pptp_agent::session::hub::HubCommand>,
         pins: Option<PinDir>,
         pool: std::sync::Arc<dyn pptp_agent::session::pool::PoolHandle>,
+        guard: std::sync::Arc<pptp_agent::guard::GuardStats>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RunningApi> {
         use pptp_agent::api::{Backend, Limits, metrics};
@@ -184,6 +191,7 @@ impl BoundApi {
             hub,
             pins,
             pool: Some(pool),
+            guard,
             timeout: limits.hub_timeout,
         });
         let mut tasks = Vec::new();

@@ -46,13 +46,10 @@ pub enum Mppe {
 
 #[derive(Args, Debug, Clone)]
 pub struct PolicyArgs {
-    /// Authentication methods, most preferred first.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "mschapv2,mschap,chap"
-    )]
+    /// Authentication methods, most preferred first. Only MS-CHAPv2 by default: a
+    /// peer can Nak the other end down to any method allowed, and CHAP-MD5 and
+    /// MS-CHAPv1 are weaker still (see the README's security section).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mschapv2")]
     pub auth: Vec<AuthMethod>,
     /// MPPE policy.
     #[arg(long, value_enum, default_value_t = Mppe::Deny)]
@@ -103,4 +100,29 @@ pub fn init_logging() {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    }
+
+    #[test]
+    fn only_mschapv2_unless_asked() {
+        let defaults = Command::try_parse_from(["pptp-agent"]).unwrap().policy;
+        assert_eq!(defaults.auth_policy().methods, vec![Method::MsChapV2]);
+        let asked = Command::try_parse_from(["pptp-agent", "--auth", "mschapv2,chap"])
+            .unwrap()
+            .policy;
+        assert_eq!(
+            asked.auth_policy().methods,
+            vec![Method::MsChapV2, Method::ChapMd5]
+        );
+    }
 }

@@ -16,12 +16,16 @@ use pptp_agent::{
         xdp::{XdpDataplane, XdpOptions},
     },
     dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
+    guard::{
+        GuardStats, Guards,
+        fds::{self, FdBudget, Reserve},
+    },
     ppp::{
         auth::{Secret, SecretSource},
         link::EchoConfig,
     },
     pptp::control::ControlConfig,
-    radius::Radius,
+    radius::{MAX_EXCHANGES, Radius},
     session::{
         gre_socket::GreSocket,
         hub::{Hub, HubOptions, TunMode},
@@ -57,8 +61,10 @@ pub struct ServeArgs {
     /// in XDP. Without it, return traffic goes through the kernel and the agent.
     #[arg(long, value_name = "IFACE")]
     lan: Option<String>,
-    /// Drop GRE of unknown sessions in XDP instead of passing it to the kernel.
-    #[arg(long)]
+    /// Drop GRE of unknown sessions in XDP (the default: every call is installed
+    /// before its first GRE packet); `--drop-unknown=false` passes it to the kernel.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     drop_unknown: bool,
     /// Address and port to accept control connections on.
     #[arg(long, default_value = "0.0.0.0:1723")]
@@ -183,8 +189,8 @@ impl Plan {
                 mru: args.mru,
                 echo: Some(EchoConfig::DEFAULT),
                 control: ControlConfig::default(),
-                // Without a configuration file: no cap (the file sets them).
-                limits: LiveLimits::new(Limits::UNLIMITED),
+                // The configuration file's defaults.
+                limits: LiveLimits::new(Limits::default()),
                 radius_auth: false,
             },
             dhcp: DhcpInformConfig {
@@ -243,7 +249,7 @@ impl Plan {
                     echo_interval: config.keepalive.control_echo_interval,
                     ..ControlConfig::default()
                 },
-                limits: LiveLimits::new(config.limits),
+                limits: LiveLimits::new(config.limits.clone()),
                 radius_auth: radius.as_ref().is_some_and(Radius::authenticates),
             },
             dhcp: config.dhcp.clone(),
@@ -293,7 +299,7 @@ fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
                 tracing::warn!(keys = ?reload.needs_restart, "changed; they take effect after a restart");
             }
             users.replace(reload.users);
-            limits.replace(reload.config.limits);
+            limits.replace(reload.config.limits.clone());
             *config = reload.config;
             tracing::info!("SIGHUP: secrets, dial-in permissions and limits reloaded");
         }
@@ -307,6 +313,19 @@ fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::options::init_logging();
+    let nofile = match fds::raise_nofile_limit() {
+        Ok(limit) => {
+            if limit.was < limit.now {
+                tracing::info!(
+                    from = limit.was,
+                    to = limit.now,
+                    "descriptor limit raised to the hard limit"
+                );
+            }
+            limit.now
+        }
+        Err(e) => anyhow::bail!("reading RLIMIT_NOFILE: {e}"),
+    };
     let plan = match &args.config {
         Some(path) => Plan::from_config(path)?,
         None => Plan::from_flags(&args)?,
@@ -364,7 +383,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         )?;
         let (hub_tx, hub_rx) = pptp_agent::session::hub::channel();
-        let shared = Shared::default();
+        let guard = Arc::new(GuardStats::default());
+        let shared = Shared::new(Guards::new(settings.limits.clone(), guard.clone()));
+        let radius = radius.map(|r| r.with_logins(shared.guards().logins.clone()));
+        let reserve = Reserve {
+            api: api.connections(),
+            radius: if radius.is_some() { MAX_EXCHANGES as u64 } else { 0 },
+            dialing: routers.targets.len() as u64,
+            ..Reserve::default()
+        };
         let options = HubOptions {
             dhcp: Some(dhcp),
             limits: settings.limits.clone(),
@@ -380,22 +407,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
         let settings = Arc::new(settings);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut servers = Vec::new();
+        let mut listeners = Vec::new();
         for address in &listen {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("listening on {address}"))?;
-            tracing::info!(listen = %address, "accepting control connections");
-            servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
+            listeners.push((address, listener));
         }
-        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), stop_rx.clone())?;
+        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), guard.clone(), stop_rx.clone())?;
+        let mut servers = Vec::new();
         if let Some(radius) = radius
             && let Some(dae) = radius.config().dae.clone()
         {
             let socket = tokio::net::UdpSocket::bind(dae.listen)
                 .await
                 .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
-            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
+        }
+        // Everything is open: what the limit leaves is for control connections.
+        let budget = fd_budget(nofile, &reserve, settings.limits.get().max_sessions)?;
+        let shared = shared.clone().with_guards(shared.guards().clone().with_fd_budget(budget));
+        for (address, listener) in listeners {
+            tracing::info!(listen = %address, "accepting control connections");
+            servers.push(tokio::spawn(serve(listener, settings.clone(), shared.clone(), hub_tx.clone(), stop_rx.clone())));
         }
 
         let mut term = signal(SignalKind::terminate())?;
@@ -422,4 +456,65 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         drop(host_routes);
         Ok(())
     })
+}
+
+/// The descriptor budget for control connections, logged; a warning when the limit
+/// is below what `max_sessions` clients (one control connection each) need.
+fn fd_budget(limit: u64, reserve: &Reserve, max_sessions: u32) -> anyhow::Result<FdBudget> {
+    let held = fds::open_descriptors().context("counting open descriptors")?;
+    let budget = FdBudget::new(limit, held, reserve);
+    tracing::info!(
+        limit,
+        held,
+        reserve = reserve.total(),
+        control_connections = budget.capacity(),
+        "descriptor budget"
+    );
+    let needed = fds::needed(held, reserve, max_sessions);
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            max_sessions,
+            needed,
+            "the descriptor limit is below what max_sessions voluntary clients need (one control connection each): raise LimitNOFILE (ulimit -n); connections beyond the budget are refused"
+        );
+    }
+    Ok(budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn flags(extra: &[&str]) -> ServeArgs {
+        let mut args = vec!["serve", "--local-ip", "192.0.2.1"];
+        args.extend(["--pool", "192.0.2.10-192.0.2.20", "--user", "a:b"]);
+        args.extend(extra);
+        Command::try_parse_from(args).unwrap().serve
+    }
+
+    #[test]
+    fn flag_mode_drops_unknown_gre_unless_told_not_to() {
+        assert!(flags(&[]).drop_unknown);
+        assert!(flags(&["--drop-unknown"]).drop_unknown);
+        assert!(!flags(&["--drop-unknown=false"]).drop_unknown);
+        assert!(Plan::from_flags(&flags(&[])).unwrap().drop_unknown);
+    }
+
+    #[test]
+    fn flag_mode_has_the_configuration_files_finite_limits() {
+        let limits = Plan::from_flags(&flags(&[])).unwrap().settings.limits.get();
+        assert_eq!(limits, Limits::default());
+        assert_eq!(limits.caps.unauthenticated_calls_per_connection, Some(4));
+        assert_eq!(limits.caps.unauthenticated_calls_per_source, Some(16));
+        assert_eq!(limits.caps.connections_per_source, Some(10));
+        assert_eq!(limits.max_sessions, 1000);
+    }
 }

@@ -34,6 +34,13 @@ pub struct DemandDialConfig {
     pub demand: DemandConfig,
 }
 
+impl RawDemandDial {
+    /// Whether the file holds this interface's password.
+    pub(super) fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+}
+
 impl DemandDialConfig {
     /// Whether we ever call (otherwise the interface only answers).
     pub fn dials(&self) -> bool {

@@ -20,6 +20,8 @@
 
 pub mod demand_dial;
 pub mod diag;
+mod exposure;
+pub mod limits;
 mod radius;
 mod raw;
 pub use raw::parse_prefix;
@@ -33,6 +35,7 @@ use std::{
 
 pub use demand_dial::DemandDialConfig;
 pub use diag::{Diagnostic, Diagnostics};
+pub use limits::{Limits, LiveLimits, PeerCaps, PeerLimits};
 
 use crate::{
     auth::{
@@ -81,6 +84,8 @@ pub struct Config {
     pub radius: Option<crate::radius::RadiusConfig>,
     /// Demand-dial interfaces (`[[demand_dial]]`).
     pub demand_dial: Vec<DemandDialConfig>,
+    /// The file itself holds secrets (RADIUS, demand-dial passwords).
+    pub holds_secrets: bool,
 }
 
 /// `[interfaces]`.
@@ -137,58 +142,6 @@ pub struct Auth {
     pub source: crate::radius::UserSource,
 }
 
-/// `[limits]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Sessions in all.
-    pub max_sessions: u32,
-    /// Sessions of one user; `None`: unlimited.
-    pub sessions_per_user: Option<u32>,
-    /// Control connections from one source address; `None`: unlimited.
-    pub connections_per_source: Option<u32>,
-    /// Time a control connection has, from its TCP connect, to bring its first
-    /// session up; a connection without one by then is stopped.
-    pub handshake_timeout: Duration,
-}
-
-impl Limits {
-    /// No caps (`serve` without a configuration file).
-    pub const UNLIMITED: Limits = Limits {
-        max_sessions: u32::MAX,
-        sessions_per_user: None,
-        connections_per_source: None,
-        handshake_timeout: Duration::from_secs(raw::defaults::HANDSHAKE_TIMEOUT),
-    };
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self::UNLIMITED
-    }
-}
-
-/// The limits in force, shared by the control side and the hub; SIGHUP replaces
-/// them and the next check sees the new values (sessions already up stay).
-#[derive(Debug, Clone, Default)]
-pub struct LiveLimits(std::sync::Arc<std::sync::RwLock<Limits>>);
-
-impl LiveLimits {
-    /// Shares `limits`.
-    pub fn new(limits: Limits) -> Self {
-        Self(std::sync::Arc::new(std::sync::RwLock::new(limits)))
-    }
-
-    /// The limits now.
-    pub fn get(&self) -> Limits {
-        *self.0.read().expect("limits lock")
-    }
-
-    /// Puts `limits` in force.
-    pub fn replace(&self, limits: Limits) {
-        *self.0.write().expect("limits lock") = limits;
-    }
-}
-
 /// `[keepalive]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
@@ -240,7 +193,8 @@ impl Config {
     }
 
     /// Reads the secrets file and builds the user database, cross-checked with this
-    /// configuration. Warnings (valid but probably unintended) go to the second value.
+    /// configuration. Warnings (valid but probably unintended, or files holding
+    /// secrets readable by group or others) go to the second value.
     pub fn load_users(&self) -> Result<(UserDb, Vec<Diagnostic>), Diagnostics> {
         let secrets = ChapSecrets::load(&self.auth.secrets)?;
         let mut errors = Vec::new();
@@ -324,6 +278,10 @@ impl Config {
         }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
+        }
+        warnings.extend(exposure::check(&secrets.path, "passwords or NT hashes"));
+        if self.holds_secrets {
+            warnings.extend(exposure::check(&self.path, "RADIUS secrets or passwords"));
         }
         Ok((
             UserDb::new(
@@ -449,12 +407,21 @@ impl Config {
             );
         }
         let opt = |v: Option<u32>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+        let l = &self.limits;
         out += &format!(
             "limits: {} sessions, {} per user, {} connections per source, handshake {} s\n",
-            self.limits.max_sessions,
-            opt(self.limits.sessions_per_user),
-            opt(self.limits.connections_per_source),
-            self.limits.handshake_timeout.as_secs()
+            l.max_sessions,
+            opt(l.sessions_per_user),
+            opt(l.caps.connections_per_source),
+            l.handshake_timeout.as_secs()
+        );
+        out += &format!(
+            "unauthenticated calls: {} per connection, {} per source; {} peer entries; login back-off after {} failures, {} s\n",
+            opt(l.caps.unauthenticated_calls_per_connection),
+            opt(l.caps.unauthenticated_calls_per_source),
+            l.peers.len(),
+            opt(l.failed_logins),
+            l.login_backoff.as_secs()
         );
         for dd in &self.demand_dial {
             let routes: Vec<String> = dd.routes.iter().map(|r| r.to_string()).collect();

@@ -16,7 +16,7 @@ use crate::auth::pool::AddressRange;
 use crate::radius::{
     DaeConfig, RadiusConfig, UserSource,
     auth::Nas,
-    client::{Server, Timing},
+    client::{RequireMessageAuthenticator, Server, Timing},
 };
 
 type S<T> = Spanned<T>;
@@ -29,14 +29,21 @@ pub(super) struct RawRadius {
     timeout: Option<S<i64>>,
     retries: Option<S<i64>>,
     dead_time: Option<S<i64>>,
-    #[serde(default)]
-    require_message_authenticator: bool,
+    require_message_authenticator: Option<S<RawRequire>>,
     interim_interval: Option<S<i64>>,
     #[serde(default)]
     servers: Vec<S<RawServer>>,
     #[serde(default)]
     pools: BTreeMap<String, S<Vec<S<String>>>>,
     dae: Option<S<RawDae>>,
+}
+
+/// `require_message_authenticator`: `"auto"`, `true` or `false`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRequire {
+    Flag(bool),
+    Word(String),
 }
 
 #[derive(Deserialize)]
@@ -53,6 +60,8 @@ struct RawDae {
     listen: S<String>,
     #[serde(default)]
     clients: Vec<S<RawDaeClient>>,
+    require_message_authenticator: Option<bool>,
+    event_timestamp_window: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +79,11 @@ pub mod defaults {
     pub const RETRIES: u32 = 2;
     /// Seconds a silent server is tried last.
     pub const DEAD_TIME: u64 = 30;
+    /// Seconds Event-Timestamp of a dynamic authorization request may be off, and
+    /// requests are remembered against replays.
+    pub const EVENT_TIMESTAMP_WINDOW: u64 = 300;
+    /// How long requests are remembered when Event-Timestamp is not required.
+    pub const DUPLICATE_WINDOW: u64 = 300;
 }
 
 /// `auth.source`.
@@ -116,6 +130,25 @@ fn secret(c: &mut Checker, v: &S<String>, key: &str) -> Vec<u8> {
     v.get_ref().clone().into_bytes()
 }
 
+fn require(c: &mut Checker, v: &Option<S<RawRequire>>) -> RequireMessageAuthenticator {
+    let Some(v) = v else {
+        return RequireMessageAuthenticator::default();
+    };
+    match v.get_ref() {
+        RawRequire::Flag(true) => RequireMessageAuthenticator::Always,
+        RawRequire::Flag(false) => RequireMessageAuthenticator::Never,
+        RawRequire::Word(w) if w == "auto" => RequireMessageAuthenticator::Auto,
+        RawRequire::Word(w) => {
+            c.err(
+                v.span(),
+                "radius.require_message_authenticator",
+                format!("{w:?} is not one of \"auto\", true, false"),
+            );
+            RequireMessageAuthenticator::default()
+        }
+    }
+}
+
 /// `[radius]`, checked against `source`; `None` when there is no section.
 pub(super) fn check(
     c: &mut Checker,
@@ -154,7 +187,7 @@ pub(super) fn check(
             0..=3600,
             defaults::DEAD_TIME,
         ),
-        require_message_authenticator: r.require_message_authenticator,
+        require_message_authenticator: require(c, &r.require_message_authenticator),
     };
     let interim = secs(
         c,
@@ -238,7 +271,23 @@ pub(super) fn check(
                 "no client may send requests: add clients = [{ address = ..., secret = ... }]",
             );
         }
-        Some(DaeConfig { listen, clients })
+        let window = c.int(
+            &d.event_timestamp_window,
+            "radius.dae.event_timestamp_window",
+            0..=86400,
+            defaults::EVENT_TIMESTAMP_WINDOW as i64,
+        ) as u64;
+        Some(DaeConfig {
+            listen,
+            clients,
+            require_message_authenticator: d.require_message_authenticator.unwrap_or(true),
+            require_event_timestamp: window > 0,
+            window: Duration::from_secs(if window > 0 {
+                window
+            } else {
+                defaults::DUPLICATE_WINDOW
+            }),
+        })
     });
     let mut taken = tunnel_pools.to_vec();
     let mut pools = BTreeMap::new();

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Auth, Config, IFNAMSIZ_MAX, Interfaces, Keepalive, Limits, Tunnel,
+    Auth, Config, IFNAMSIZ_MAX, Interfaces, Keepalive, Tunnel,
     diag::{Diagnostic, Diagnostics, line_of},
 };
 use crate::{
@@ -43,7 +43,7 @@ struct RawConfig {
     #[serde(default)]
     mppe: RawMppe,
     #[serde(default)]
-    limits: RawLimits,
+    limits: super::limits::RawLimits,
     #[serde(default)]
     keepalive: RawKeepalive,
     #[serde(default)]
@@ -63,8 +63,7 @@ struct RawInterfaces {
     #[serde(default)]
     lan: Vec<S<String>>,
     tun: Option<S<String>>,
-    #[serde(default)]
-    drop_unknown: bool,
+    drop_unknown: Option<bool>,
     bpffs: Option<S<String>>,
     instance: Option<S<String>>,
 }
@@ -94,15 +93,6 @@ struct RawMppe {
     bits: Option<S<Vec<S<i64>>>>,
     #[serde(default)]
     stateful: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_sessions: Option<S<i64>>,
-    sessions_per_user: Option<S<i64>>,
-    connections_per_source: Option<S<i64>>,
-    handshake_timeout: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,14 +127,11 @@ pub mod defaults {
     pub const MRU: u16 = 1400;
     /// TUN device.
     pub const TUN: &str = "pptp0";
+    /// Drop GRE of unknown sessions in XDP (every call is installed before its first
+    /// GRE packet can arrive).
+    pub const DROP_UNKNOWN: bool = true;
     /// chap-secrets.
     pub const SECRETS: &str = "/etc/ppp/chap-secrets";
-    /// Sessions in all.
-    pub const MAX_SESSIONS: u32 = 1000;
-    /// Control connections per source address (0: unlimited).
-    pub const CONNECTIONS_PER_SOURCE: u32 = 10;
-    /// Seconds from TCP connect to authenticated.
-    pub const HANDSHAKE_TIMEOUT: u64 = 30;
     /// LCP echo interval, seconds.
     pub const LCP_ECHO_INTERVAL: u64 = 30;
     /// LCP echo failures.
@@ -590,7 +577,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     let ra = &raw.auth;
     let mut methods = Vec::new();
     match &ra.methods {
-        None => methods.extend([Method::MsChapV2, Method::MsChapV1, Method::ChapMd5]),
+        None => methods.push(Method::MsChapV2),
         Some(list) => {
             if list.get_ref().is_empty() {
                 c.err(
@@ -737,32 +724,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         );
     }
 
-    // [limits]
-    let rl = &raw.limits;
-    let max_sessions = c.int(
-        &rl.max_sessions,
-        "limits.max_sessions",
-        1..=65535,
-        i64::from(defaults::MAX_SESSIONS),
-    ) as u32;
-    let sessions_per_user = c.int(
-        &rl.sessions_per_user,
-        "limits.sessions_per_user",
-        0..=65535,
-        0,
-    ) as u32;
-    let connections_per_source = c.int(
-        &rl.connections_per_source,
-        "limits.connections_per_source",
-        0..=65535,
-        i64::from(defaults::CONNECTIONS_PER_SOURCE),
-    ) as u32;
-    let handshake_timeout = c.int(
-        &rl.handshake_timeout,
-        "limits.handshake_timeout",
-        1..=600,
-        defaults::HANDSHAKE_TIMEOUT as i64,
-    ) as u64;
+    let limits = super::limits::check(&mut c, &raw.limits);
 
     // [keepalive]
     let rk = &raw.keepalive;
@@ -794,7 +756,6 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         c.errors.sort_by_key(|d| d.line);
         return Err(Diagnostics(c.errors));
     }
-    let nonzero = |n: u32| (n > 0).then_some(n);
     let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
     Ok(Config {
         path: path.to_owned(),
@@ -805,7 +766,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             uplink,
             lan,
             tun,
-            drop_unknown: ri.drop_unknown,
+            drop_unknown: ri.drop_unknown.unwrap_or(defaults::DROP_UNKNOWN),
             bpffs,
             instance,
         },
@@ -830,12 +791,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             allow_stateful: rm.stateful,
             request_stateful: rm.stateful,
         },
-        limits: Limits {
-            max_sessions,
-            sessions_per_user: nonzero(sessions_per_user),
-            connections_per_source: nonzero(connections_per_source),
-            handshake_timeout: Duration::from_secs(handshake_timeout),
-        },
+        limits,
         keepalive: Keepalive {
             lcp_echo_interval: secs(lcp_echo_interval),
             lcp_echo_failures,
@@ -843,6 +799,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         },
         dhcp: dhcp.expect("checked with local_ip"),
         demand_dial,
+        holds_secrets: raw.radius.is_some()
+            || raw.demand_dial.iter().any(|d| d.get_ref().has_password()),
     })
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{PeerCaps, PeerLimits};
 
 const PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
 
@@ -34,7 +35,7 @@ fn minimal_config_gets_the_defaults() {
             uplink: vec![],
             lan: vec![],
             tun: "pptp0".into(),
-            drop_unknown: false,
+            drop_unknown: true,
             bpffs: "/sys/fs/bpf".into(),
             instance: "pptp-xdp".into(),
         }
@@ -45,7 +46,8 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(c.tunnel.wins, [None, None]);
     assert_eq!(
         c.auth.policy.methods,
-        vec![Method::MsChapV2, Method::MsChapV1, Method::ChapMd5]
+        vec![Method::MsChapV2],
+        "a client can Nak the server down to any method allowed: only MS-CHAPv2 by default"
     );
     assert_eq!(c.auth.secrets, Path::new("/etc/ppp/chap-secrets"));
     assert_eq!(c.auth.default_dial_in, DialIn::Allow);
@@ -58,9 +60,17 @@ fn minimal_config_gets_the_defaults() {
         Limits {
             max_sessions: 1000,
             sessions_per_user: None,
-            connections_per_source: Some(10),
             handshake_timeout: Duration::from_secs(30),
-        }
+            caps: PeerCaps {
+                connections_per_source: Some(10),
+                unauthenticated_calls_per_connection: Some(4),
+                unauthenticated_calls_per_source: Some(16),
+            },
+            failed_logins: Some(5),
+            login_backoff: Duration::from_secs(60),
+            peers: std::sync::Arc::new([]),
+        },
+        "finite defaults, the same as serve's without a file"
     );
     assert_eq!(
         c.keepalive,
@@ -84,7 +94,7 @@ mru = 1450
 uplink = ["eth0"]
 lan = ["eth1", "eth2"]
 tun = "vpn0"
-drop_unknown = true
+drop_unknown = false
 bpffs = "/run/bpf"
 instance = "vpn1"
 
@@ -109,6 +119,20 @@ max_sessions = 200
 sessions_per_user = 1
 connections_per_source = 0
 handshake_timeout = 20
+unauthenticated_calls_per_connection = 2
+unauthenticated_calls_per_source = 0
+failed_logins = 3
+login_backoff = 30
+
+[[limits.peers]]
+address = "198.51.100.0/28"
+unauthenticated_calls_per_connection = 64
+
+[[limits.peers]]
+address = "198.51.100.7"
+unauthenticated_calls_per_connection = 512
+unauthenticated_calls_per_source = 1024
+connections_per_source = 2
 
 [keepalive]
 lcp_echo_interval = 0
@@ -133,7 +157,7 @@ dial_in = "deny"
     assert_eq!(c.interfaces.uplink, vec!["eth0"]);
     assert_eq!(c.interfaces.lan, vec!["eth1", "eth2"]);
     assert_eq!(c.interfaces.tun, "vpn0");
-    assert!(c.interfaces.drop_unknown);
+    assert!(!c.interfaces.drop_unknown);
     assert_eq!(c.interfaces.bpffs, Path::new("/run/bpf"));
     assert_eq!(c.interfaces.instance, "vpn1");
     assert_eq!(
@@ -183,9 +207,41 @@ dial_in = "deny"
         Limits {
             max_sessions: 200,
             sessions_per_user: Some(1),
-            connections_per_source: None,
             handshake_timeout: Duration::from_secs(20),
+            caps: PeerCaps {
+                connections_per_source: None,
+                unauthenticated_calls_per_connection: Some(2),
+                unauthenticated_calls_per_source: None,
+            },
+            failed_logins: Some(3),
+            login_backoff: Duration::from_secs(30),
+            // Most specific first; what a peer does not give is the general figure.
+            peers: vec![
+                PeerLimits {
+                    net: "198.51.100.7/32".parse().unwrap(),
+                    caps: PeerCaps {
+                        connections_per_source: Some(2),
+                        unauthenticated_calls_per_connection: Some(512),
+                        unauthenticated_calls_per_source: Some(1024),
+                    },
+                },
+                PeerLimits {
+                    net: "198.51.100.0/28".parse().unwrap(),
+                    caps: PeerCaps {
+                        connections_per_source: None,
+                        unauthenticated_calls_per_connection: Some(64),
+                        unauthenticated_calls_per_source: None,
+                    },
+                },
+            ]
+            .into(),
         }
+    );
+    assert_eq!(
+        c.limits
+            .for_peer("198.51.100.9".parse().unwrap())
+            .unauthenticated_calls_per_connection,
+        Some(64)
     );
     assert_eq!(
         c.keepalive,
@@ -534,22 +590,31 @@ fn every_semantic_error_is_reported_in_line_order() {
 }
 
 /// A directory with a configuration and a secrets file.
-struct Files(PathBuf);
+pub(super) struct Files(PathBuf);
 
 impl Files {
-    fn new(tag: &str, config: &str, secrets: &str) -> Self {
+    /// Both files readable by their owner only.
+    pub(super) fn new(tag: &str, config: &str, secrets: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("pptp-config-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pptp-agent.toml"), config).unwrap();
         std::fs::write(dir.join("chap-secrets"), secrets).unwrap();
-        Files(dir)
+        let f = Files(dir);
+        f.chmod("pptp-agent.toml", 0o600);
+        f.chmod("chap-secrets", 0o600);
+        f
     }
 
-    fn config(&self) -> PathBuf {
+    pub(super) fn chmod(&self, file: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(self.0.join(file), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    pub(super) fn config(&self) -> PathBuf {
         self.0.join("pptp-agent.toml")
     }
 
-    fn d(&self) -> String {
+    pub(super) fn d(&self) -> String {
         self.0.display().to_string()
     }
 }
@@ -560,7 +625,7 @@ impl Drop for Files {
     }
 }
 
-const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
+pub(super) const WITH_SECRETS: &str = "[tunnel]\nlocal_ip = \"192.0.2.1\"\npools = [\"192.0.2.10-192.0.2.20\"]\n\
                             [auth]\nsecrets = \"chap-secrets\"\n";
 
 #[test]
@@ -615,9 +680,10 @@ fn users_cross_checked_with_the_config() {
              interfaces: uplink none, lan none, tun pptp0\n\
              tunnel: local 192.0.2.1, pool 192.0.2.10-192.0.2.20 (11 addresses), 2 static\n\
              users: 4 in {d}/chap-secrets, dial-in default allow, denied: bob\n\
-             auth: mschapv2, mschap, chap\n\
+             auth: mschapv2\n\
              mppe: deny\n\
-             limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n"
+             limits: 1000 sessions, unlimited per user, 10 connections per source, handshake 30 s\n\
+             unauthenticated calls: 4 per connection, 16 per source; 0 peer entries; login back-off after 5 failures, 60 s\n"
         )
     );
 }
@@ -729,7 +795,12 @@ fn the_examples_are_valid() {
     let mut c = c;
     c.auth.secrets = dir.join("chap-secrets");
     let (db, warnings) = c.load_users().unwrap();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    // Git keeps the example secrets file 0644: the one warning it may give.
+    let others: Vec<_> = warnings
+        .iter()
+        .filter(|w| !w.message.starts_with("readable by"))
+        .collect();
+    assert!(others.is_empty(), "{warnings:?}");
     assert!(c.summary(&db).contains("users: "));
     // Every default in the example is the real default: uncommenting nothing but the
     // required keys gives the same configuration as the example.
@@ -770,8 +841,35 @@ fn radius_section() {
     );
     assert_eq!(r.nas.ip, Some(Ipv4Addr::new(192, 0, 2, 1)));
     assert_eq!((r.timing.timeout.as_secs(), r.timing.retries), (2, 2));
+    assert_eq!(
+        r.timing.require_message_authenticator,
+        crate::radius::client::RequireMessageAuthenticator::Auto,
+        "the default: required from a server once it has sent one"
+    );
     assert_eq!(r.interim, Some(Duration::from_secs(60)));
-    assert_eq!(r.dae.unwrap().clients[0].1, b"dae");
+    let dae = r.dae.unwrap();
+    assert_eq!(dae.clients[0].1, b"dae");
+    assert!(
+        dae.require_message_authenticator && dae.require_event_timestamp,
+        "both required by default"
+    );
+    assert_eq!(dae.window, Duration::from_secs(300));
+    let lax = parse(&format!(
+        "{MINIMAL}[radius]\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n\
+         [radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [{{ address = \"127.0.0.1\", secret = \"dae\" }}]\n\
+         require_message_authenticator = false\nevent_timestamp_window = 0\n"
+    ))
+    .unwrap()
+    .radius
+    .unwrap()
+    .dae
+    .unwrap();
+    assert!(!lax.require_message_authenticator && !lax.require_event_timestamp);
+    assert_eq!(
+        lax.window,
+        Duration::from_secs(300),
+        "duplicates are still remembered"
+    );
     assert_eq!(r.pools["gold"][0].to_string(), "198.51.100.1-198.51.100.14");
     assert_eq!(
         error_with(
@@ -780,6 +878,35 @@ fn radius_section() {
         "/etc/pptp-xdp/pptp-agent.toml:11: radius.pools.gold: 192.0.2.20-192.0.2.30 overlaps 192.0.2.10-192.0.2.250"
     );
 
+    for (value, expected) in [
+        (
+            "true",
+            crate::radius::client::RequireMessageAuthenticator::Always,
+        ),
+        (
+            "false",
+            crate::radius::client::RequireMessageAuthenticator::Never,
+        ),
+        (
+            "\"auto\"",
+            crate::radius::client::RequireMessageAuthenticator::Auto,
+        ),
+    ] {
+        let c = parse(&format!(
+            "{MINIMAL}[radius]\nrequire_message_authenticator = {value}\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.radius.unwrap().timing.require_message_authenticator,
+            expected
+        );
+    }
+    assert_eq!(
+        error_with(
+            "[radius]\nrequire_message_authenticator = \"yes\"\n[[radius.servers]]\nacct = \"127.0.0.1\"\nsecret = \"s\"\n"
+        ),
+        "/etc/pptp-xdp/pptp-agent.toml:5: radius.require_message_authenticator: \"yes\" is not one of \"auto\", true, false"
+    );
     assert_eq!(
         error_with("[auth]\nsource = \"radius\"\n"),
         "/etc/pptp-xdp/pptp-agent.toml:5: auth.source: RADIUS named but there is no [radius] section with servers"

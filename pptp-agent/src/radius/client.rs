@@ -10,13 +10,21 @@
 //!
 //! The caller moves bytes: [`Transaction::poll_transmit`] says what to send where,
 //! [`Transaction::poll_timeout`] when to call [`Transaction::handle_timeout`].
+//!
+//! BlastRADIUS (CVE-2024-3596): an attacker on the path can forge an Access-Accept
+//! whose Response Authenticator checks out (an MD5 chosen-prefix collision) unless the
+//! response carries a Message-Authenticator, which only the secret's holder can
+//! compute. [`RequireMessageAuthenticator::Auto`] (the default) requires one from a
+//! server once that server has sent one in any response ([`Health`] remembers it for
+//! the client's life): old servers keep working, and a server known to sign cannot be
+//! impersonated by an unsigned forgery.
 
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use super::packet::{Packet, code};
+use super::packet::{Packet, attr, code};
 
 /// A RADIUS server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +42,41 @@ pub struct Timing {
     pub retries: u32,
     /// How long a server that did not answer is tried only after the others.
     pub dead_time: Duration,
-    /// Refuse an Access-Accept/Reject/Challenge without a valid Message-Authenticator
-    /// (the BlastRADIUS defence; FreeRADIUS sends one from 3.2.5 on).
-    pub require_message_authenticator: bool,
+    /// When an Access-Accept/Reject/Challenge without a valid Message-Authenticator
+    /// is refused (the BlastRADIUS defence; FreeRADIUS sends one from 3.2.5 on).
+    pub require_message_authenticator: RequireMessageAuthenticator,
 }
 
-/// Which servers failed recently (shared by the transactions of one client).
+/// When responses to an Access-Request must carry a Message-Authenticator
+/// (`radius.require_message_authenticator`: `"auto"`, `true`, `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequireMessageAuthenticator {
+    /// From each server once it has sent one in any response.
+    #[default]
+    Auto,
+    /// From every server, always.
+    Always,
+    /// Never (one is still checked when present).
+    Never,
+}
+
+impl RequireMessageAuthenticator {
+    /// Whether a server that has (`signed`) or has not sent one must send one.
+    pub fn applies(self, signed: bool) -> bool {
+        match self {
+            Self::Auto => signed,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// What the exchanges of one client learnt about its servers: which failed recently,
+/// and which have sent a Message-Authenticator.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     dead_until: Vec<Option<Instant>>,
+    signed: Vec<bool>,
 }
 
 impl Health {
@@ -60,19 +94,35 @@ impl Health {
         order
     }
 
-    /// Records the outcome of a transaction.
-    pub fn record(&mut self, outcome: &Outcome, dead_time: Duration, now: Instant) {
+    /// Whether server `i` has sent a (valid) Message-Authenticator.
+    pub fn signed(&self, i: usize) -> bool {
+        self.signed.get(i).copied().unwrap_or(false)
+    }
+
+    /// Records the outcome of a transaction; true if the answering server sent a
+    /// Message-Authenticator for the first time.
+    pub fn record(&mut self, outcome: &Outcome, dead_time: Duration, now: Instant) -> bool {
         for &i in &outcome.silent {
             if self.dead_until.len() <= i {
                 self.dead_until.resize(i + 1, None);
             }
             self.dead_until[i] = Some(now + dead_time);
         }
-        if let Some((i, _)) = &outcome.answer
-            && let Some(slot) = self.dead_until.get_mut(*i)
-        {
+        let Some((i, packet)) = &outcome.answer else {
+            return false;
+        };
+        if let Some(slot) = self.dead_until.get_mut(*i) {
             *slot = None;
         }
+        // A response that verified: its Message-Authenticator, if any, is valid.
+        if packet.get(attr::MESSAGE_AUTHENTICATOR).is_none() || self.signed(*i) {
+            return false;
+        }
+        if self.signed.len() <= *i {
+            self.signed.resize(i + 1, false);
+        }
+        self.signed[*i] = true;
+        true
     }
 }
 
@@ -92,6 +142,8 @@ pub struct Transaction {
     encoded: Vec<Vec<u8>>,
     secrets: Vec<Vec<u8>>,
     order: Vec<usize>,
+    /// Servers known to send Message-Authenticator ([`Health::signed`]).
+    signed: Vec<bool>,
     pos: usize,
     sends: u32,
     timing: Timing,
@@ -102,8 +154,21 @@ pub struct Transaction {
 
 impl Transaction {
     /// An exchange of the request encoded per server (`encoded[i]` for `servers[i]`),
-    /// trying the servers in `order`.
+    /// trying the servers in the order `health` gives.
     pub fn new(
+        servers: &[Server],
+        encoded: Vec<Vec<u8>>,
+        health: &Health,
+        now: Instant,
+        timing: Timing,
+    ) -> Self {
+        let order = health.order(servers.len(), now);
+        let signed = (0..servers.len()).map(|i| health.signed(i)).collect();
+        Self::in_order(servers, encoded, order, timing).with_signed(signed)
+    }
+
+    /// As [`Transaction::new`], trying the servers in `order`, none known to sign.
+    pub fn in_order(
         servers: &[Server],
         encoded: Vec<Vec<u8>>,
         order: Vec<usize>,
@@ -118,6 +183,7 @@ impl Transaction {
             encoded,
             secrets: servers.iter().map(|s| s.secret.clone()).collect(),
             order,
+            signed: Vec::new(),
             pos: 0,
             sends: 0,
             timing,
@@ -125,6 +191,11 @@ impl Transaction {
             deadline: None,
             outcome,
         }
+    }
+
+    fn with_signed(mut self, signed: Vec<bool>) -> Self {
+        self.signed = signed;
+        self
     }
 
     /// The next datagram to send: (server index, bytes).
@@ -177,8 +248,9 @@ impl Transaction {
             return None;
         }
         let auth: [u8; 16] = request[4..20].try_into().ok()?;
-        let require_ma =
-            request[0] == code::ACCESS_REQUEST && self.timing.require_message_authenticator;
+        let signed = self.signed.get(server).copied().unwrap_or(false);
+        let require_ma = request[0] == code::ACCESS_REQUEST
+            && self.timing.require_message_authenticator.applies(signed);
         let packet =
             Packet::verify_response(bytes, &auth, &self.secrets[server], require_ma).ok()?;
         let silent = self.order[..self.pos]
@@ -237,14 +309,14 @@ mod tests {
         timeout: Duration::from_secs(1),
         retries: 1,
         dead_time: Duration::from_secs(30),
-        require_message_authenticator: true,
+        require_message_authenticator: RequireMessageAuthenticator::Always,
     };
 
     #[test]
     fn retransmits_then_fails_over_to_the_next_server_which_answers() {
         let s = servers();
         let enc = request(&s);
-        let mut t = Transaction::new(&s, enc.clone(), vec![0, 1], TIMING);
+        let mut t = Transaction::in_order(&s, enc.clone(), vec![0, 1], TIMING);
         let t0 = Instant::now();
         assert_eq!(t.poll_transmit(t0).unwrap().0, 0);
         assert_eq!(t.poll_transmit(t0), None, "one send per timeout");
@@ -279,7 +351,7 @@ mod tests {
     #[test]
     fn gives_up_when_no_server_answers() {
         let s = servers();
-        let mut t = Transaction::new(&s, request(&s), vec![1, 0], TIMING);
+        let mut t = Transaction::in_order(&s, request(&s), vec![1, 0], TIMING);
         let mut now = Instant::now();
         let mut sent = Vec::new();
         for _ in 0..10 {
@@ -304,7 +376,7 @@ mod tests {
     fn a_late_answer_from_the_first_server_still_counts() {
         let s = servers();
         let enc = request(&s);
-        let mut t = Transaction::new(&s, enc.clone(), vec![0, 1], TIMING);
+        let mut t = Transaction::in_order(&s, enc.clone(), vec![0, 1], TIMING);
         let now = Instant::now();
         t.poll_transmit(now);
         t.handle_timeout(now + TIMING.timeout);
@@ -313,5 +385,130 @@ mod tests {
         t.poll_transmit(now);
         assert!(t.handle_response(0, &answer(&enc[0], b"secret0")).is_some());
         assert_eq!(t.outcome().unwrap().silent, Vec::<usize>::new());
+    }
+
+    /// An Access-Accept for `request` from a server with `secret`, with a
+    /// Message-Authenticator when `signed`.
+    fn accept(request: &[u8], secret: &[u8], signed: bool) -> Vec<u8> {
+        let auth: [u8; 16] = request[4..20].try_into().unwrap();
+        let mut p = Packet::new(code::ACCESS_ACCEPT, request[1], [0; 16]);
+        if signed {
+            p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+        }
+        p.encode(secret, Some(&auth)).unwrap()
+    }
+
+    fn access_requests(servers: &[Server], id: u8) -> Vec<Vec<u8>> {
+        servers
+            .iter()
+            .map(|s| {
+                let mut p = Packet::new(code::ACCESS_REQUEST, id, [id; 16]);
+                p.push(attr::USER_NAME, "alice");
+                p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+                p.encode(&s.secret, None).unwrap()
+            })
+            .collect()
+    }
+
+    /// Whether an Access-Accept (signed or not) from `server` ends a fresh
+    /// transaction of a client whose servers are in `health`.
+    fn takes(
+        health: &mut Health,
+        mode: RequireMessageAuthenticator,
+        server: usize,
+        signed: bool,
+    ) -> bool {
+        let s = servers();
+        let enc = access_requests(&s, 7);
+        let timing = Timing {
+            require_message_authenticator: mode,
+            ..TIMING
+        };
+        let now = Instant::now();
+        let mut t = Transaction::in_order(&s, enc.clone(), vec![server], timing)
+            .with_signed((0..s.len()).map(|i| health.signed(i)).collect());
+        t.poll_transmit(now);
+        let answer = accept(&enc[server], &s[server].secret, signed);
+        let taken = t.handle_response(server, &answer).is_some();
+        if let Some(outcome) = t.outcome() {
+            health.record(outcome, TIMING.dead_time, now);
+        }
+        taken
+    }
+
+    #[test]
+    fn auto_requires_message_authenticator_from_a_server_once_it_sent_one() {
+        use RequireMessageAuthenticator::*;
+        let mut health = Health::default();
+        assert!(
+            takes(&mut health, Auto, 0, false),
+            "an old server that never signs works"
+        );
+        assert!(!health.signed(0));
+        assert!(takes(&mut health, Auto, 0, true));
+        assert!(health.signed(0), "remembered");
+        assert!(
+            !takes(&mut health, Auto, 0, false),
+            "an unsigned answer (a BlastRADIUS forgery) from a server that signs is ignored"
+        );
+        assert!(takes(&mut health, Auto, 0, true));
+        assert!(
+            takes(&mut health, Auto, 1, false),
+            "the other server has not signed yet: per server"
+        );
+
+        let mut fresh = Health::default();
+        assert!(
+            !takes(&mut fresh, Always, 1, false),
+            "true: always required"
+        );
+        assert!(takes(&mut fresh, Always, 1, true));
+        assert!(takes(&mut fresh, Never, 1, false), "false: never required");
+        assert!(fresh.signed(1), "a signed answer was seen all the same");
+
+        // Accounting responses never carry one: never required.
+        let s = servers();
+        let enc = request(&s);
+        let mut t =
+            Transaction::in_order(&s, enc.clone(), vec![0], TIMING).with_signed(vec![true, true]);
+        t.poll_transmit(Instant::now());
+        assert!(t.handle_response(0, &answer(&enc[0], b"secret0")).is_some());
+    }
+
+    #[test]
+    fn new_takes_order_and_signers_from_health() {
+        let s = servers();
+        let enc = access_requests(&s, 9);
+        let now = Instant::now();
+        let mut health = Health::default();
+        health.record(
+            &Outcome {
+                answer: Some((
+                    1,
+                    Packet::parse(&accept(&enc[1], b"secret1", true)).unwrap(),
+                )),
+                silent: vec![0],
+            },
+            TIMING.dead_time,
+            now,
+        );
+        let timing = Timing {
+            require_message_authenticator: RequireMessageAuthenticator::Auto,
+            ..TIMING
+        };
+        let mut t = Transaction::new(&s, enc.clone(), &health, now, timing);
+        assert_eq!(
+            t.poll_transmit(now).unwrap().0,
+            1,
+            "the silent server goes last"
+        );
+        assert!(
+            t.handle_response(1, &accept(&enc[1], b"secret1", false))
+                .is_none()
+        );
+        assert!(
+            t.handle_response(1, &accept(&enc[1], b"secret1", true))
+                .is_some()
+        );
     }
 }

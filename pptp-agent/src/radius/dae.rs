@@ -2,12 +2,19 @@
 //! CoA-Request changes their Session-Timeout, Idle-Timeout and interim interval.
 //!
 //! [`read_request`] is the sans-IO half: it takes a datagram from a source address,
-//! accepts it only from a configured client with a valid Request Authenticator (and
-//! Message-Authenticator, when present), and says which sessions it names
-//! ([`Target`]); [`answer`] builds the ACK or NAK. [`serve`] is the UDP loop that asks
-//! the hub for its sessions, acts through [`HubCommand`]s and answers.
+//! accepts it only from a configured client with a valid Request Authenticator and
+//! Message-Authenticator (required unless the configuration says otherwise; checked
+//! when present), and says which sessions it names ([`Target`]); a
+//! [`ReplayCache`](super::replay::ReplayCache) then requires a recent Event-Timestamp
+//! and turns duplicates away; [`answer`] builds the ACK or NAK. [`serve`] is the UDP
+//! loop that asks the hub for its sessions, acts through [`HubCommand`]s and answers.
+//! What it drops is counted ([`GuardStats`]) and logged once per interval.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::{Arc, atomic::AtomicU64},
+    time::{Instant, SystemTime},
+};
 
 use tokio::{
     net::UdpSocket,
@@ -18,8 +25,12 @@ use super::{
     DaeConfig, Radius,
     auth::Authorization,
     packet::{self, Packet, attr, code},
+    replay::{Admission, Refused, ReplayCache},
 };
-use crate::session::hub::{HubCommand, Selector, SessionInfo};
+use crate::{
+    guard::{GuardStats, ratelog::LogEvery},
+    session::hub::{HubCommand, Selector, SessionInfo},
+};
 
 /// RFC 5176 §3.6 Error-Cause values used here.
 pub mod error_cause {
@@ -84,19 +95,38 @@ pub enum Dropped {
     Bad(#[from] packet::PacketError),
     #[error("code {0} is neither Disconnect-Request nor CoA-Request")]
     NotARequest(u8),
+    #[error("{0}")]
+    Replay(#[from] Refused),
 }
 
-/// Checks a datagram from `from`.
+impl Dropped {
+    /// The counter of this reason.
+    pub fn counter<'a>(&self, stats: &'a GuardStats) -> &'a AtomicU64 {
+        match self {
+            Dropped::UnknownClient(_) => &stats.dae_unknown_client,
+            Dropped::Bad(_) | Dropped::NotARequest(_) => &stats.dae_bad_packet,
+            Dropped::Replay(Refused::NoEventTimestamp) => &stats.dae_no_event_timestamp,
+            Dropped::Replay(Refused::StaleEventTimestamp { .. }) => {
+                &stats.dae_stale_event_timestamp
+            }
+            Dropped::Replay(Refused::CacheFull) => &stats.dae_replay_cache_full,
+        }
+    }
+}
+
+/// Checks a datagram from `from` (a Message-Authenticator is required when
+/// `require_ma`).
 pub fn read_request(
     bytes: &[u8],
     from: IpAddr,
     clients: &[(IpAddr, Vec<u8>)],
+    require_ma: bool,
 ) -> Result<Request, Dropped> {
     let (_, secret) = clients
         .iter()
         .find(|(ip, _)| *ip == from)
         .ok_or(Dropped::UnknownClient(from))?;
-    let packet = Packet::verify_request(bytes, secret, false)?;
+    let packet = Packet::verify_request(bytes, secret, require_ma)?;
     if packet.code != code::DISCONNECT_REQUEST && packet.code != code::COA_REQUEST {
         return Err(Dropped::NotARequest(packet.code));
     }
@@ -143,10 +173,14 @@ pub async fn serve(
     config: DaeConfig,
     radius: Radius,
     hub: mpsc::Sender<HubCommand>,
+    stats: Arc<GuardStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, "accepting RADIUS Disconnect and CoA requests");
     let mut buf = vec![0u8; packet::MAX_LEN];
+    let mut replay = ReplayCache::new(config.window, config.require_event_timestamp);
+    let mut dropped = LogEvery::default();
+    let mut duplicates = LogEvery::default();
     loop {
         let (n, from) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -158,16 +192,42 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return Ok(()),
         };
-        let request = match read_request(&buf[..n], from.ip(), &config.clients) {
-            Ok(r) => r,
+        let now = Instant::now();
+        let checked = read_request(
+            &buf[..n],
+            from.ip(),
+            &config.clients,
+            config.require_message_authenticator,
+        )
+        .and_then(|r| {
+            let admission = replay.admit(from.ip(), &r.packet, SystemTime::now(), now)?;
+            Ok((r, admission))
+        });
+        let request = match checked {
+            Ok((r, Admission::Fresh)) => r,
+            Ok((_, Admission::Duplicate(answer))) => {
+                GuardStats::count(&stats.dae_duplicates);
+                if let Some(count) = duplicates.hit(now) {
+                    tracing::warn!(%from, count, "dynamic authorization request seen before (replayed or retransmitted): answered again, not carried out");
+                }
+                if let Some(answer) = answer {
+                    let _ = socket.send_to(&answer, from).await;
+                }
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(%from, error = %e, "dynamic authorization request dropped");
+                GuardStats::count(e.counter(&stats));
+                if let Some(count) = dropped.hit(now) {
+                    tracing::warn!(%from, error = %e, count, "dynamic authorization requests dropped (count: since the last such line)");
+                }
                 continue;
             }
         };
         let error = act(&request, &radius, &hub).await;
         tracing::info!(%from, code = request.packet.code, target = ?request.target, ?error, "dynamic authorization");
-        let _ = socket.send_to(&answer(&request, error), from).await;
+        let answer = answer(&request, error);
+        let _ = socket.send_to(&answer, from).await;
+        replay.answered(from.ip(), &request.packet, answer);
     }
 }
 
@@ -234,7 +294,12 @@ mod tests {
         p.push(attr::USER_NAME, "alice");
         p.push_u32(attr::FRAMED_IP_ADDRESS, 0xc000_020a);
         let bytes = p.encode(b"dae", None).unwrap();
-        let r = read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients).unwrap();
+        assert_eq!(
+            read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients, true),
+            Err(Dropped::Bad(packet::PacketError::BadMessageAuthenticator)),
+            "no Message-Authenticator: dropped unless the configuration allows it"
+        );
+        let r = read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients, false).unwrap();
         let sessions = [
             info(1, "alice", [192, 0, 2, 10]),
             info(2, "alice", [192, 0, 2, 11]),
@@ -260,20 +325,33 @@ mod tests {
         assert_eq!(nak.get_u32(attr::ERROR_CAUSE), Some(503));
 
         assert_eq!(
-            read_request(&bytes, IpAddr::from([127, 0, 0, 2]), &clients),
+            read_request(&bytes, IpAddr::from([127, 0, 0, 2]), &clients, false),
             Err(Dropped::UnknownClient(IpAddr::from([127, 0, 0, 2])))
         );
         let wrong = vec![(IpAddr::from([127, 0, 0, 1]), b"other".to_vec())];
         assert!(matches!(
-            read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &wrong),
+            read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &wrong, false),
             Err(Dropped::Bad(_))
         ));
         let acct = Packet::new(code::ACCOUNTING_REQUEST, 1, [0; 16])
             .encode(b"dae", None)
             .unwrap();
         assert_eq!(
-            read_request(&acct, IpAddr::from([127, 0, 0, 1]), &clients),
+            read_request(&acct, IpAddr::from([127, 0, 0, 1]), &clients, false),
             Err(Dropped::NotARequest(4))
         );
+    }
+
+    #[test]
+    fn a_signed_request_passes_when_message_authenticator_is_required() {
+        let clients = vec![(IpAddr::from([127, 0, 0, 1]), b"dae".to_vec())];
+        let mut p = Packet::new(code::COA_REQUEST, 3, [0; 16]);
+        p.push(attr::USER_NAME, "alice");
+        p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+        let bytes = p.encode(b"dae", None).unwrap();
+        let r = read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients, true).unwrap();
+        assert_eq!(r.target.user.as_deref(), Some("alice"));
+        let ack = answer(&r, None);
+        assert!(Packet::verify_response(&ack, &r.packet.authenticator, b"dae", true).is_ok());
     }
 }

@@ -15,13 +15,15 @@
 //! This file holds the configuration and [`Radius`], the handle the session hub
 //! uses; [`exchange`] runs a [`client::Transaction`] over a UDP socket of its own
 //! (one per exchange: no identifier bookkeeping, at the cost of a socket per request
-//! in flight).
+//! in flight; at most [`MAX_EXCHANGES`] at once, which the descriptor budget
+//! reserves, the others wait their turn).
 
 pub mod acct;
 pub mod auth;
 pub mod client;
 pub mod dae;
 pub mod packet;
+pub mod replay;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -30,16 +32,20 @@ use std::{
 };
 
 use rand::RngCore as _;
-use tokio::net::UdpSocket;
+use tokio::{net::UdpSocket, sync::Semaphore};
 
 use self::{
     acct::Record,
     auth::{AccessRequest, Authorization, Nas},
     client::{Health, Outcome, Server, Timing, Transaction},
 };
-use crate::ppp::{
-    auth::{Claim, SecretSource, Verdict},
-    link::AddressGrant,
+use crate::{
+    escape::Escaped,
+    guard::backoff::LoginGuard,
+    ppp::{
+        auth::{Claim, SecretSource, Verdict},
+        link::AddressGrant,
+    },
 };
 
 /// Where users are judged.
@@ -72,6 +78,13 @@ pub struct DaeConfig {
     pub listen: SocketAddr,
     /// Who may send them, with their secrets.
     pub clients: Vec<(std::net::IpAddr, Vec<u8>)>,
+    /// Requests without a valid Message-Authenticator are dropped.
+    pub require_message_authenticator: bool,
+    /// Requests without an Event-Timestamp within `window` of our clock are dropped.
+    pub require_event_timestamp: bool,
+    /// How far Event-Timestamp may be from our clock, and how long requests are
+    /// remembered to turn duplicates away.
+    pub window: Duration,
 }
 
 /// The `[radius]` section, validated.
@@ -110,9 +123,16 @@ pub struct Authorized {
     pub authorization: Option<Authorization>,
 }
 
+/// RADIUS exchanges in flight at once (a UDP socket each).
+pub const MAX_EXCHANGES: usize = 256;
+
 /// The hub's handle on RADIUS (cheap to clone).
 #[derive(Clone)]
 pub struct Radius {
+    /// Exchanges in flight ([`MAX_EXCHANGES`]).
+    exchanges: Arc<Semaphore>,
+    /// Refuses logins of user names and addresses backing off after failures.
+    logins: Option<LoginGuard>,
     config: Arc<RadiusConfig>,
     source: UserSource,
     secrets: Arc<dyn SecretSource + Send + Sync>,
@@ -134,6 +154,8 @@ impl Radius {
             .unwrap_or_default()
             .as_secs() as u32;
         Radius {
+            exchanges: Arc::new(Semaphore::new(MAX_EXCHANGES)),
+            logins: None,
             config: Arc::new(config),
             source,
             secrets,
@@ -141,6 +163,12 @@ impl Radius {
             acct_health: Arc::default(),
             boot,
         }
+    }
+
+    /// The same, refusing (without asking the servers) logins `logins` backs off.
+    pub fn with_logins(mut self, logins: LoginGuard) -> Self {
+        self.logins = Some(logins);
+        self
     }
 
     /// The configuration.
@@ -180,6 +208,11 @@ impl Radius {
             grant: AddressGrant::ByUser,
             authorization: None,
         };
+        if let Some(logins) = &self.logins
+            && logins.refuses_login(&job.claim.user, job.calling_station.into(), Instant::now())
+        {
+            return reject;
+        }
         let mut authenticator = [0u8; 16];
         rand::rng().fill_bytes(&mut authenticator);
         let request = AccessRequest {
@@ -198,8 +231,15 @@ impl Radius {
             tracing::warn!("claim does not fit an Access-Request: rejected");
             return reject;
         };
-        let outcome = exchange(servers, encoded, self.config.timing, &self.auth_health).await;
-        let user = String::from_utf8_lossy(&job.claim.user).into_owned();
+        let outcome = exchange(
+            servers,
+            encoded,
+            self.config.timing,
+            &self.auth_health,
+            &self.exchanges,
+        )
+        .await;
+        let user = Escaped(&job.claim.user);
         match outcome.answer {
             Some((server, response)) => {
                 let (verdict, authorization) = auth::judge(
@@ -212,7 +252,7 @@ impl Radius {
                     .as_ref()
                     .and_then(|a| a.reply_message.as_ref())
                 {
-                    tracing::info!(%user, reply_message = %m, "RADIUS");
+                    tracing::info!(%user, reply_message = %Escaped::str(m), "RADIUS");
                 }
                 tracing::info!(%user, server = %servers[server].addr, accepted = matches!(verdict, Verdict::Accept { .. }), "RADIUS answered");
                 let grant = match authorization.as_ref() {
@@ -258,26 +298,37 @@ impl Radius {
             tracing::warn!(session = %record.session_id, "accounting record too long: not sent");
             return;
         };
-        let outcome = exchange(servers, encoded, self.config.timing, &self.acct_health).await;
+        let outcome = exchange(
+            servers,
+            encoded,
+            self.config.timing,
+            &self.acct_health,
+            &self.exchanges,
+        )
+        .await;
         if outcome.answer.is_none() {
             tracing::warn!(session = %record.session_id, status = ?record.status, "no accounting server answered: record lost");
         }
     }
 }
 
-/// Runs one exchange over a UDP socket of its own and records which servers were
-/// silent in `health`.
+/// Runs one exchange over a UDP socket of its own (once `permits` has one) and
+/// records which servers were silent in `health`.
 pub async fn exchange(
     servers: &[Server],
     encoded: Vec<Vec<u8>>,
     timing: Timing,
     health: &Mutex<Health>,
+    permits: &Semaphore,
 ) -> Outcome {
-    let order = health
-        .lock()
-        .expect("health lock")
-        .order(servers.len(), Instant::now());
-    let mut t = Transaction::new(servers, encoded, order, timing);
+    let _permit = permits.acquire().await;
+    let mut t = Transaction::new(
+        servers,
+        encoded,
+        &health.lock().expect("health lock"),
+        Instant::now(),
+        timing,
+    );
     let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
         Ok(s) => s,
         Err(e) => {
@@ -322,10 +373,14 @@ pub async fn exchange(
     for &i in &outcome.silent {
         tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
     }
-    health
-        .lock()
-        .expect("health lock")
-        .record(&outcome, timing.dead_time, Instant::now());
+    let first_signed =
+        health
+            .lock()
+            .expect("health lock")
+            .record(&outcome, timing.dead_time, Instant::now());
+    if let (true, Some((i, _))) = (first_signed, &outcome.answer) {
+        tracing::info!(server = %servers[*i].addr, mode = ?timing.require_message_authenticator, "RADIUS server sends Message-Authenticator");
+    }
     outcome
 }
 
@@ -359,7 +414,7 @@ mod tests {
                 timeout: Duration::from_millis(50),
                 retries: 1,
                 dead_time: Duration::from_secs(30),
-                require_message_authenticator: false,
+                require_message_authenticator: client::RequireMessageAuthenticator::Auto,
             },
             nas: Nas::default(),
             interim: None,

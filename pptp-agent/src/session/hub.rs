@@ -101,7 +101,7 @@ pub fn channel() -> (mpsc::Sender<HubCommand>, mpsc::Receiver<HubCommand>) {
 /// after a renegotiation) and [`SessionEvent::Down`] once. Called on the hub's
 /// task: it must not block (a client's bounded channel with room for its one
 /// call's events, or a watch).
-pub type SessionNotify = Box<dyn Fn(SessionEvent) + Send>;
+pub type SessionNotify = Box<dyn FnMut(SessionEvent) + Send>;
 
 /// (peer's outer address, our call ID): how GRE from the peer names a session.
 pub type SessionKey = (Ipv4Addr, u16);
@@ -1085,8 +1085,9 @@ impl Hub {
     fn on_link_event(&mut self, key: SessionKey, event: Event) {
         match event {
             Event::AuthSucceeded { user } => {
+                let logged = crate::escape::Escaped(&user).to_string();
                 let user = String::from_utf8_lossy(&user).into_owned();
-                tracing::info!(peer = %key.0, %user, "authenticated");
+                tracing::info!(peer = %key.0, user = %logged, "authenticated");
                 let others = self
                     .sessions
                     .values()
@@ -1099,7 +1100,7 @@ impl Hub {
                     .is_some_and(|limit| others >= limit as usize);
                 if let Some(session) = self.sessions.get_mut(&key) {
                     if over {
-                        tracing::warn!(peer = %key.0, %user, "hung up: the user has as many sessions as allowed");
+                        tracing::warn!(peer = %key.0, user = %logged, "hung up: the user has as many sessions as allowed");
                         session.link.close(Instant::now());
                     }
                     if session.placer == Placer::Peer {
@@ -1138,7 +1139,7 @@ impl Hub {
                             last_reset_request: None,
                         }
                     });
-                    if let Some(notify) = &session.notify {
+                    if let Some(notify) = &mut session.notify {
                         notify(SessionEvent::Up(up.clone()));
                     }
                     session.up = Some(up);
@@ -1241,7 +1242,7 @@ impl Hub {
             let cause = session.aaa.terminate_cause(&reason);
             self.account(key, Status::Stop, Some(cause));
         }
-        let Some(session) = self.sessions.remove(&key) else {
+        let Some(mut session) = self.sessions.remove(&key) else {
             return;
         };
         self.timers.set(key, None);
@@ -1291,7 +1292,7 @@ impl Hub {
             }
         }
         session.control.clear(session.local_call_id);
-        if let Some(notify) = &session.notify {
+        if let Some(notify) = &mut session.notify {
             notify(SessionEvent::Down(reason));
         }
         if let Some(index) = session.router {

@@ -3,6 +3,7 @@
 //!
 //! - [`hub`]: the one task that runs every PPP link and the agent's data path.
 //! - [`gre_socket`], [`tun`]: the raw GRE socket and the TUN device it uses.
+//! - [`rtnl`]: routes and addresses over rtnetlink, without blocking the hub.
 //! - [`host_route`]: the route to a demand-dial interface's PPTP server, kept off the tunnel.
 //! - [`deadlines`]: the hub's timer set, one deadline per session.
 //! - [`pool`]: the concentrator's address pool.
@@ -21,5 +22,6 @@ pub mod load;
 pub mod pool;
 pub mod routers;
 pub mod routes;
+pub mod rtnl;
 pub mod server;
 pub mod tun;

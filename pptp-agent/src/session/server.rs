@@ -1,18 +1,25 @@
 //! The concentrator's control side: accept TCP 1723, run each control connection in
 //! its own task, accept the calls peers ask for (as PAC for outgoing calls, as PNS
 //! for incoming ones) and hand each established call to the hub.
+//!
+//! The [`Guards`] are applied here: the descriptor budget and connections per source
+//! address when a connection is accepted (accept() errors never end a listener),
+//! calls waiting for authentication per connection and per source address and the
+//! login back-off of a source address when a call is requested, the back-off of a
+//! user name when its credentials are looked up. Each call's session events pass
+//! through a small task of its own ([`follow_session`]) that ends the call's wait
+//! for authentication and records failed logins.
 
 use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr, SocketAddrV4},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{mpsc, watch},
@@ -20,10 +27,16 @@ use tokio::{
 
 use crate::{
     config::LiveLimits,
+    guard::{
+        Guards, Log,
+        backoff::LoginGuard,
+        fds,
+        pending::{CallRefused, ConnectionCalls, PendingCall},
+    },
     ppp::{
-        auth::{Policy, Secret, SecretSource},
+        auth::{AuthError, Policy, Secret, SecretSource},
         ccp::MppePolicy,
-        link::{EchoConfig, LinkConfig, Role, ServerConfig, Verifier},
+        link::{DownReason, EchoConfig, LinkConfig, Role, ServerConfig, Verifier},
     },
     pptp::{
         call::CallRequest,
@@ -35,7 +48,7 @@ use crate::{
 };
 
 use super::{
-    hub::{CallUp, ControlCommand, HubCommand, SessionEvent},
+    hub::{CallUp, ControlCommand, HubCommand, SessionEvent, SessionNotify},
     pool::PoolHandle,
 };
 
@@ -67,7 +80,8 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    fn link_config(&self) -> LinkConfig {
+    /// The link of a call from `peer`, whose claims `logins` may refuse.
+    fn link_config(&self, logins: &LoginGuard, peer: IpAddr) -> LinkConfig {
         let mut config = LinkConfig::new(Role::Server(ServerConfig {
             name: self.name.clone().into_bytes(),
             auth: self.auth.clone(),
@@ -77,7 +91,11 @@ impl ServerSettings {
             verifier: if self.radius_auth {
                 Verifier::External
             } else {
-                Verifier::Secrets(Box::new(SharedSecrets(self.secrets.clone())))
+                Verifier::Secrets(Box::new(SharedSecrets {
+                    secrets: self.secrets.clone(),
+                    logins: logins.clone(),
+                    peer,
+                }))
             },
             pool: self.pool.handle(),
         }));
@@ -94,31 +112,58 @@ impl ServerSettings {
 /// Call-Reply; one that waits for us loses this much).
 const PASSIVE_OPEN: std::time::Duration = std::time::Duration::from_millis(500);
 
-struct SharedSecrets(Arc<dyn SecretSource + Send + Sync>);
+/// The secrets a call's link judges claims with; a user name or address backing off
+/// after failed logins gets none (the claim fails without being judged).
+struct SharedSecrets {
+    secrets: Arc<dyn SecretSource + Send + Sync>,
+    logins: LoginGuard,
+    peer: IpAddr,
+}
 
 impl SecretSource for SharedSecrets {
     fn secret(&self, user: &[u8]) -> Option<Secret> {
-        self.0.secret(user)
+        if self.logins.refuses_login(user, self.peer, Instant::now()) {
+            return None;
+        }
+        self.secrets.secret(user)
     }
 }
 
 /// What every control connection of one concentrator shares, whichever address it
-/// was accepted on: the limits' counts and one Call ID space (sessions are told
-/// apart by peer address and our Call ID, and many clients share an address
-/// behind a NAT). Clones share.
-#[derive(Clone, Default)]
+/// was accepted on: the limits' counts, the guards and one Call ID space (sessions
+/// are told apart by peer address and our Call ID, and many clients share an
+/// address behind a NAT). Clones share.
+#[derive(Clone)]
 pub struct Shared {
-    per_source: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    guards: Guards,
     /// Calls accepted and not yet down (`max_sessions`).
     calls: Arc<AtomicU32>,
     call_ids: SharedCallIds,
 }
 
 impl Shared {
+    pub fn new(guards: Guards) -> Self {
+        Self {
+            guards,
+            calls: Arc::default(),
+            call_ids: SharedCallIds::default(),
+        }
+    }
+
     /// The Call IDs of every call of the concentrator (demand-dial calls it
     /// places draw from them too).
     pub fn call_ids(&self) -> SharedCallIds {
         self.call_ids.clone()
+    }
+
+    pub fn guards(&self) -> &Guards {
+        &self.guards
+    }
+
+    /// The same, with `guards` (a descriptor budget known once everything is open).
+    pub fn with_guards(mut self, guards: Guards) -> Self {
+        self.guards = guards;
+        self
     }
 }
 
@@ -133,15 +178,38 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
+    let guards = shared.guards.clone();
     loop {
+        // Connections that ended leave their results here until taken.
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = accepted.context("accepting a control connection")?;
-                let Some(slot) = SourceSlot::take(&shared.per_source, peer.ip(), settings.limits.get().connections_per_source) else {
-                    tracing::warn!(%peer, "refused: too many control connections from this address");
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        if let Some(count) = guards.refused(&guards.stats.accept_errors, Log::Accept) {
+                            tracing::warn!(error = %e, count, "accepting a control connection failed; the listener goes on (count: refusals and errors since the last such line)");
+                        }
+                        if fds::is_resource_error(&e) {
+                            tokio::time::sleep(fds::ACCEPT_PAUSE).await;
+                        }
+                        continue;
+                    }
+                };
+                let Some(fd) = guards.fds.take() else {
+                    if let Some(count) = guards.refused(&guards.stats.connections_over_fd_budget, Log::Connection) {
+                        tracing::warn!(%peer, budget = guards.fds.capacity(), count, "refused: the descriptor budget for control connections is spent (count: refusals since the last such line)");
+                    }
                     continue;
                 };
-                connections.spawn(connection(stream, peer, settings.clone(), shared.clone(), hub.clone(), shutdown.clone(), slot));
+                let caps = settings.limits.get().for_peer(peer.ip());
+                let Some(slot) = guards.connections.take(peer.ip(), caps.connections_per_source) else {
+                    if let Some(count) = guards.refused(&guards.stats.connections_per_source, Log::Connection) {
+                        tracing::warn!(%peer, count, "refused: too many control connections from this address (count: refusals since the last such line)");
+                    }
+                    continue;
+                };
+                connections.spawn(connection(stream, peer, settings.clone(), shared.clone(), hub.clone(), shutdown.clone(), (slot, fd)));
             }
             // Finished connections are reaped as they end: each one's task would
             // otherwise stay allocated in the set until shutdown (about 2 KiB per
@@ -154,43 +222,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// One control connection counted against its source address; released on drop.
-struct SourceSlot {
-    counts: Arc<Mutex<HashMap<IpAddr, u32>>>,
-    source: IpAddr,
-}
-
-impl SourceSlot {
-    /// A slot for `source`, or `None` if it already has `limit` connections.
-    fn take(
-        counts: &Arc<Mutex<HashMap<IpAddr, u32>>>,
-        source: IpAddr,
-        limit: Option<u32>,
-    ) -> Option<Self> {
-        let mut map = counts.lock().expect("per-source counts");
-        let live = map.entry(source).or_insert(0);
-        if limit.is_some_and(|limit| *live >= limit) {
-            return None;
-        }
-        *live += 1;
-        Some(Self {
-            counts: counts.clone(),
-            source,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut map = self.counts.lock().expect("per-source counts");
-        if let Some(live) = map.get_mut(&self.source) {
-            *live -= 1;
-            if *live == 0 {
-                map.remove(&self.source);
-            }
-        }
-    }
-}
+/// What a control connection holds against the guards until it ends: its place in
+/// its source address's count and in the descriptor budget.
+type ConnectionSlots = (crate::guard::pending::Held, fds::FdHeld);
 
 async fn connection(
     stream: TcpStream,
@@ -199,10 +233,12 @@ async fn connection(
     shared: Shared,
     hub: mpsc::Sender<HubCommand>,
     mut shutdown: watch::Receiver<bool>,
-    _slot: SourceSlot,
+    _slots: ConnectionSlots,
 ) {
     let Shared {
-        calls, call_ids, ..
+        calls,
+        call_ids,
+        guards,
     } = shared;
     let (SocketAddr::V4(peer), Ok(SocketAddr::V4(local))) = (peer, stream.local_addr()) else {
         return; // IPv6 control connections: PPTP carries GRE over IPv4 only.
@@ -238,6 +274,12 @@ async fn connection(
         out: &hub,
     };
     let mut accepted = HashSet::new();
+    let source = IpAddr::V4(*peer.ip());
+    let unauthenticated = ConnectionCalls::default();
+    // Calls accepted whose link has not started yet (an incoming call waits for
+    // Incoming-Call-Connected): their places among the calls waiting for
+    // authentication.
+    let mut waiting: HashMap<u16, PendingCall> = HashMap::new();
     shell::drive(
         stream,
         conn,
@@ -254,7 +296,34 @@ async fn connection(
                     CallRequest::Outgoing(_) => "outgoing",
                     CallRequest::Incoming(_) => "incoming",
                 };
-                let max = settings.limits.get().max_sessions;
+                let limits = settings.limits.get();
+                if guards.logins.refuses_calls_from(source, Instant::now()) {
+                    let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
+                    return None;
+                }
+                let pending =
+                    match guards
+                        .pending
+                        .admit(&unauthenticated, source, limits.for_peer(source))
+                    {
+                        Ok(pending) => pending,
+                        Err(refused) => {
+                            let counter = match refused {
+                                CallRefused::PerConnection(_) => {
+                                    &guards.stats.calls_unauthenticated_per_connection
+                                }
+                                CallRefused::PerSource(_) => {
+                                    &guards.stats.calls_unauthenticated_per_source
+                                }
+                            };
+                            if let Some(count) = guards.refused(counter, Log::Call) {
+                                tracing::warn!(%peer, reason = %refused, count, "call refused (count: refusals since the last such line)");
+                            }
+                            let _ = conn.refuse_call(local_call_id, GeneralError::NoResource);
+                            return None;
+                        }
+                    };
+                let max = limits.max_sessions;
                 let taken = calls.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                     (n < max).then_some(n + 1)
                 });
@@ -267,24 +336,25 @@ async fn connection(
                 } else {
                     tracing::info!(%peer, local_call_id, kind, "call accepted");
                     accepted.insert(local_call_id);
+                    waiting.insert(local_call_id, pending);
                 }
                 None
             }
             Event::CallUp(info) => {
                 let peer_call_id = info.peer_call_id?;
-                let came_up = came_up.clone();
                 Some(HubCommand::CallUp(Box::new(CallUp {
                     peer_addr: *peer.ip(),
                     local_addr: *local.ip(),
                     local_call_id: info.local_call_id,
                     peer_call_id,
-                    link: settings.link_config(),
+                    link: settings.link_config(&guards.logins, source),
                     control: clears.clone(),
-                    notify: Some(Box::new(move |event| {
-                        if matches!(event, SessionEvent::Up(_)) {
-                            came_up.send_replace(true);
-                        }
-                    })),
+                    notify: Some(follow_session(
+                        waiting.remove(&info.local_call_id),
+                        came_up.clone(),
+                        guards.logins.clone(),
+                        source,
+                    )),
                     router: None,
                 })))
             }
@@ -294,6 +364,7 @@ async fn connection(
                 ..
             } => {
                 tracing::info!(%peer, local_call_id, ?reason, "call down");
+                waiting.remove(&local_call_id);
                 if accepted.remove(&local_call_id) {
                     calls.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -309,6 +380,31 @@ async fn connection(
     .await;
     stop_on_shutdown.abort();
     watchdog.abort();
+}
+
+/// What becomes of one call's session, told on the hub's task: it holds the call's
+/// place among those waiting for authentication (`waiting`) until the session is
+/// up or gone, tells `logins` how its authentication went, and the connection's
+/// watchdog (`came_up`) that a session came up.
+fn follow_session(
+    mut waiting: Option<PendingCall>,
+    came_up: Arc<watch::Sender<bool>>,
+    logins: LoginGuard,
+    source: IpAddr,
+) -> SessionNotify {
+    Box::new(move |event| match &event {
+        SessionEvent::Up(_) => {
+            drop(waiting.take());
+            logins.succeeded(source);
+            came_up.send_replace(true);
+        }
+        SessionEvent::Down(reason) => {
+            drop(waiting.take());
+            if let DownReason::AuthFailed(AuthError::BadCredentials { user }) = reason {
+                logins.failed(user, source, Instant::now());
+            }
+        }
+    })
 }
 
 /// Stops a control connection that has not brought a session up (authenticated, an

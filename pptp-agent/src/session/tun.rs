@@ -3,18 +3,23 @@
 //! of the fallback path (MPPE) and carry what the box itself sends to any client;
 //! on a client, its tunnel interface.
 //!
-//! Routes are set with iproute2's `ip route`, like pppd's scripts do: plain, visible
-//! to operators, and one less netlink implementation to maintain.
+//! Routes and addresses are set over rtnetlink ([`super::rtnl`]): the hub changes
+//! them on every session up and down and must not wait for a subprocess. They are the
+//! same routes `ip route` would write, so operators see them with `ip route`.
 
-use std::{io, net::Ipv4Addr, process::Command};
+use std::{io, net::Ipv4Addr};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use tun_rs::{AsyncDevice, DeviceBuilder};
+
+use super::rtnl::{Rtnl, parse_destination};
 
 /// A TUN device carrying IPv4 packets (no packet-information header).
 pub struct Tun {
     device: AsyncDevice,
     name: String,
+    index: u32,
+    rtnl: Rtnl,
 }
 
 impl Tun {
@@ -33,26 +38,34 @@ impl Tun {
             .with_context(|| {
                 format!("creating TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
             })?;
-        Ok(Self {
-            device,
-            name: name.to_owned(),
-        })
+        Self::wrap(device, name)
     }
 
     /// Creates `name` without an address (a demand-dial interface before its link
-    /// is up: routes can point at it, and the first packet is read from it).
+    /// is up: routes can point at it, and the first packet is read from it). The
+    /// builder brings it up.
     pub fn create_unnumbered(name: &str, mtu: u16) -> anyhow::Result<Self> {
         let device = DeviceBuilder::new()
             .name(name)
             .mtu(mtu)
+            .enable(true)
             .build_async()
             .with_context(|| {
                 format!("creating TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
             })?;
-        ip(&["link", "set", name, "up"])?;
+        Self::wrap(device, name)
+    }
+
+    fn wrap(device: AsyncDevice, name: &str) -> anyhow::Result<Self> {
+        let index = device
+            .if_index()
+            .with_context(|| format!("the index of TUN device {name}"))?;
+        let rtnl = Rtnl::open().context("opening a NETLINK_ROUTE socket")?;
         Ok(Self {
             device,
             name: name.to_owned(),
+            index,
+            rtnl,
         })
     }
 
@@ -72,55 +85,30 @@ impl Tun {
 
     /// Routes `destination` (an address or `a.b.c.d/n`) through this device.
     pub fn add_route(&self, destination: &str) -> anyhow::Result<()> {
-        ip(&["route", "replace", destination, "dev", &self.name])
+        self.rtnl
+            .replace_route(parse_destination(destination)?, self.index, None)
+            .with_context(|| format!("route {destination} dev {}", self.name))
     }
 
     /// Puts a point-to-point link's addresses on the device (a demand-dial
     /// interface whose link came up).
     pub fn set_link_addresses(&self, local: Ipv4Addr, peer: Ipv4Addr) -> anyhow::Result<()> {
-        ip(&[
-            "addr",
-            "replace",
-            &local.to_string(),
-            "peer",
-            &format!("{peer}/32"),
-            "dev",
-            &self.name,
-        ])
+        self.rtnl
+            .replace_peer_address(self.index, local, peer)
+            .with_context(|| format!("address {local} peer {peer}/32 dev {}", self.name))
     }
 
     /// Removes what [`set_link_addresses`](Self::set_link_addresses) put on (the
     /// link went down). Linux then drops the routes through the device if that was
     /// its last address: put back those that must stay.
     pub fn remove_link_addresses(&self, local: Ipv4Addr, peer: Ipv4Addr) {
-        let _ = ip(&[
-            "addr",
-            "del",
-            &local.to_string(),
-            "peer",
-            &format!("{peer}/32"),
-            "dev",
-            &self.name,
-        ]);
+        let _ = self.rtnl.delete_peer_address(self.index, local, peer);
     }
 
     /// Removes a route added with [`Tun::add_route`]; a route already gone is fine.
     pub fn remove_route(&self, destination: &str) {
-        let _ = ip(&["route", "del", destination, "dev", &self.name]);
+        if let Ok(dst) = parse_destination(destination) {
+            let _ = self.rtnl.delete_route(dst, self.index, None);
+        }
     }
-}
-
-pub(crate) fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running `ip` (iproute2 is needed for routes)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }

@@ -43,13 +43,13 @@ pub struct Authenticated {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// The authenticator refused us (its message, e.g. "E=691 R=0 ... M=...").
-    #[error("rejected by the authenticator: {message}")]
+    #[error("rejected by the authenticator: {}", crate::escape::Escaped::str(.message))]
     Rejected {
         /// The Failure/Nak message text.
         message: String,
     },
     /// The peer's credentials did not check out.
-    #[error("bad credentials for user {user:?}")]
+    #[error("bad credentials for user {:?}", crate::escape::Escaped::str(.user))]
     BadCredentials {
         /// The name the peer sent.
         user: String,

@@ -281,9 +281,19 @@ fn every_call_of_a_connection_is_cleared_when_its_sessions_end() {
     const CALLS: u16 = 100;
     let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
-    let _server = agents::start_server(&mut lab, &bin, &["--user", "alice:secret-1"]).unwrap();
-    // An access switch (the PAC) hands us 100 users' calls on one connection; their
-    // PPP never starts. Killing them all clears every call on the connection at once.
+    // An access switch (the PAC) hands us 100 users' calls on one connection (a
+    // configured peer may have that many waiting for authentication); their PPP
+    // never starts. Killing them all clears every call on the connection at once.
+    let _server = agents::start_configured(
+        &mut lab,
+        &bin,
+        "alice * secret-1 *\n",
+        "",
+        &format!(
+            "[[limits.peers]]\naddress = \"{}\"\nunauthenticated_calls_per_connection = {CALLS}\nunauthenticated_calls_per_source = {CALLS}",
+            addr::client(0)
+        ),
+    );
     let server = std::net::SocketAddrV4::new(addr::CONC_WAN, 1723);
     let (calls_tx, calls_rx) = std::sync::mpsc::channel();
     let (cleared_tx, cleared_rx) = std::sync::mpsc::channel();

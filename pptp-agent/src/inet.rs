@@ -10,6 +10,8 @@ use std::net::Ipv4Addr;
 pub struct Ipv4Packet {
     pub source: Ipv4Addr,
     pub destination: Ipv4Addr,
+    /// The header's length: what follows it starts there.
+    pub header_len: usize,
     /// The header's total length: the packet is `bytes[..len]` (a link may pad).
     pub len: usize,
 }
@@ -28,6 +30,7 @@ impl Ipv4Packet {
         valid.then(|| Self {
             source: Ipv4Addr::new(header[12], header[13], header[14], header[15]),
             destination: Ipv4Addr::new(header[16], header[17], header[18], header[19]),
+            header_len,
             len,
         })
     }

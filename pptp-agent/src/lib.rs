@@ -8,6 +8,10 @@
 //! - [`ppp`]: LCP, authentication, CCP, IPCP and IPV6CP.
 //! - [`mppe`]: MPPE key derivation and cipher (RFC 3078, 3079).
 //! - [`demand`]: demand-dial interfaces (when to dial, hang up, queue).
+//! - [`engine`]: the concentrator as a sans-IO engine: sessions, the agent's packet
+//!   path, RADIUS, demand-dial supervision, operator views.
+//! - [`runtime`]: the tokio shell around the engine: sockets, TUN devices, control
+//!   connections, RADIUS exchanges.
 //! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
 //! - [`guard`]: bounds on what one peer can cost (descriptors, unauthenticated
 //!   calls, failed logins) and their counters.
@@ -18,6 +22,7 @@ pub mod config;
 pub mod dataplane;
 pub mod demand;
 pub mod dhcp;
+pub mod engine;
 pub mod escape;
 pub mod gre;
 pub mod guard;
@@ -26,4 +31,4 @@ pub mod mppe;
 pub mod ppp;
 pub mod pptp;
 pub mod radius;
-pub mod session;
+pub mod runtime;

@@ -51,10 +51,13 @@ use aya::{
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
 use nix::sched::{CloneFlags, CpuSet, sched_setaffinity, setns};
-use pptp_agent::dataplane::{
-    BENCH_OBJECT, BPF_OBJECT,
-    bpffs::PinDir,
-    xdp::{CallSpec, NetworkSpec, XdpDataplane, XdpOptions},
+use pptp_agent::{
+    dataplane::{
+        BENCH_OBJECT, BPF_OBJECT,
+        bpffs::PinDir,
+        xdp::{XdpDataplane, XdpOptions},
+    },
+    engine::kernel::{CallSpec, NetworkSpec},
 };
 use pptp_common::{maps, session::NextHop};
 use pptp_tests::{

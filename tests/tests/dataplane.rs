@@ -8,9 +8,12 @@ mod support;
 use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, Map, MapData};
-use pptp_agent::dataplane::{
-    bpffs::PinDir,
-    xdp::{CallSpec, NetworkSpec, XdpDataplane, XdpOptions},
+use pptp_agent::{
+    dataplane::{
+        bpffs::PinDir,
+        xdp::{XdpDataplane, XdpOptions},
+    },
+    engine::kernel::{CallSpec, NetworkSpec},
 };
 use pptp_common::{
     maps,

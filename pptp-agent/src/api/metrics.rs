@@ -28,7 +28,6 @@
 
 use std::{fmt::Write as _, sync::Arc};
 
-use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -38,10 +37,8 @@ use tokio::{
 use super::{Backend, Limits, stopped};
 use crate::{
     dataplane::report::Report,
-    session::{
-        hub::{DataPath, HubLoad, HubStats, SessionInfo, SessionState},
-        pool::PoolUsage,
-    },
+    engine::{AgentStats, DataPath, EngineLoad, SessionInfo, SessionState},
+    runtime::pool::PoolUsage,
 };
 
 /// Longest request head (request line and headers) accepted.
@@ -69,8 +66,8 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// The exposition text for one snapshot.
 pub fn render(
     sessions: &[SessionInfo],
-    hub: &HubStats,
-    load: &HubLoad,
+    hub: &AgentStats,
+    load: &EngineLoad,
     guard: &[(&str, u64)],
     report: Option<&Report>,
     pool: Option<PoolUsage>,
@@ -145,23 +142,15 @@ pub fn render(
         "counter",
         "Packets dropped on the agent's path, by reason.",
     );
-    let fields = match serde_json::to_value(hub) {
-        Ok(Value::Object(fields)) => fields,
-        _ => Default::default(),
-    };
-    for (reason, n) in fields.iter().filter(|(r, _)| HubStats::is_drop(r)) {
-        let n = n.as_u64().unwrap_or(0);
+    for (counter, n) in hub.iter().filter(|(c, _)| c.is_drop()) {
+        let reason = counter.name();
         let _ = writeln!(out, "pptp_agent_drops_total{{reason=\"{reason}\"}} {n}");
     }
-    for event in &HubStats::EVENTS {
-        header(
-            &mut out,
-            event.metric,
-            "counter",
-            &format!("{}.", event.help),
-        );
-        let n = fields.get(event.field).and_then(Value::as_u64).unwrap_or(0);
-        let _ = writeln!(out, "{} {n}", event.metric);
+    for (counter, n) in hub.iter() {
+        if let Some((metric, help)) = counter.event() {
+            header(&mut out, metric, "counter", &format!("{help}."));
+            let _ = writeln!(out, "{metric} {n}");
+        }
     }
     for (name, help, n) in [
         (

@@ -33,8 +33,8 @@
 //! `drop_old_seq`, `too_big`. `counters` (the global XDP counters, as
 //! `pptp-agent stats --json` prints them from the maps) and `installed_calls` (rows
 //! in the XDP session map) are there only when XDP is in use (`xdp` true). `hub`
-//! holds the agent path's drop counters ([`HubStats`]), `load` what the hub holds
-//! now ([`HubLoad`]: timers, RADIUS requests in flight), `guard` what the guards
+//! holds the agent path's counters ([`AgentStats`]), `load` what the engine holds
+//! now ([`EngineLoad`]: timers, RADIUS requests in flight), `guard` what the guards
 //! turned away ([`GuardStats`]: refused connections, calls and logins, dropped
 //! dynamic authorization requests), `totals` the number of
 //! `sessions`, by state (`up`, `starting`) and by path (`xdp`, `agent`).
@@ -70,12 +70,13 @@ use tokio::{
 
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
+    engine::{
+        AgentStats, DataPath, EngineLoad, InterfaceInfo, Selector, SessionId, SessionInfo,
+        SessionState,
+    },
     guard::GuardStats,
-    session::{
-        hub::{
-            DataPath, HubCommand, HubLoad, HubStats, InterfaceInfo, Selector, SessionInfo,
-            SessionState,
-        },
+    runtime::{
+        hub::HubCommand,
         pool::{PoolHandle, PoolUsage},
     },
 };
@@ -159,7 +160,7 @@ impl Request {
                     let id = id
                         .as_u64()
                         .ok_or("\"id\" must be a session id (a number)")?;
-                    selectors.push(Selector::Id(id));
+                    selectors.push(Selector::Id(SessionId::from_number(id)));
                 }
                 if let Some(user) = fields.get("user") {
                     let user = user.as_str().ok_or("\"user\" must be a string")?;
@@ -231,11 +232,11 @@ impl Backend {
         self.ask(HubCommand::Interfaces).await
     }
 
-    pub async fn hub_stats(&self) -> Result<HubStats, String> {
+    pub async fn hub_stats(&self) -> Result<AgentStats, String> {
         self.ask(HubCommand::Stats).await
     }
 
-    pub async fn hub_load(&self) -> Result<HubLoad, String> {
+    pub async fn hub_load(&self) -> Result<EngineLoad, String> {
         self.ask(HubCommand::Load).await
     }
 
@@ -318,8 +319,8 @@ impl Totals {
 /// address and our call ID), the hub's drops, the guards' counters and the global
 /// XDP counters.
 pub fn stats_document(
-    hub: &HubStats,
-    load: &HubLoad,
+    hub: &AgentStats,
+    load: &EngineLoad,
     guard: &[(&str, u64)],
     sessions: &[SessionInfo],
     report: Option<&Report>,

@@ -16,10 +16,11 @@ use crate::dataplane::{
     counters::{GlobalCounters, NamedCounter},
     report::{Path as DpPath, SessionRow},
 };
+use crate::engine::AgentCounter;
 
 fn alice() -> SessionInfo {
     SessionInfo {
-        id: 1,
+        id: SessionId::from_number(1),
         user: Some("alice".into()),
         peer: Ipv4Addr::new(198, 51, 100, 2),
         local_call_id: 7,
@@ -39,7 +40,7 @@ fn alice() -> SessionInfo {
 
 fn bob() -> SessionInfo {
     SessionInfo {
-        id: 2,
+        id: SessionId::from_number(2),
         user: Some("bo\"b\n\x1b[31m".into()),
         peer: Ipv4Addr::new(198, 51, 100, 3),
         local_call_id: 8,
@@ -89,14 +90,17 @@ fn report() -> Report {
 /// Two of the guards' counters.
 const GUARD: [(&str, u64); 2] = [("accept_errors", 3), ("dae_duplicates", 1)];
 
-fn hub_stats() -> HubStats {
-    HubStats {
-        unknown_session: 4,
-        mppe_resets_sent: 2,
-        dhcp_informs_answered: 5,
-        auth_failures: 3,
-        ..Default::default()
+fn hub_stats() -> AgentStats {
+    let mut stats = AgentStats::default();
+    for (counter, n) in [
+        (AgentCounter::UnknownSession, 4),
+        (AgentCounter::MppeResetsSent, 2),
+        (AgentCounter::DhcpInformsAnswered, 5),
+        (AgentCounter::AuthFailures, 3),
+    ] {
+        (0..n).for_each(|_| stats.add(counter));
     }
+    stats
 }
 
 #[test]
@@ -107,7 +111,7 @@ fn requests_parse_and_print_back() {
     assert_eq!(ok(r#"{"cmd":"interfaces"}"#), Request::Interfaces);
     assert_eq!(
         ok(r#"{"cmd":"kill","id":3}"#),
-        Request::Kill(Selector::Id(3))
+        Request::Kill(Selector::Id(SessionId::from_number(3)))
     );
     assert_eq!(
         ok(r#"{"cmd":"kill","user":"alice"}"#),
@@ -121,7 +125,7 @@ fn requests_parse_and_print_back() {
         Request::Sessions,
         Request::Stats,
         Request::Interfaces,
-        Request::Kill(Selector::Id(3)),
+        Request::Kill(Selector::Id(SessionId::from_number(3))),
         Request::Kill(Selector::User("alice".into())),
         Request::Kill(Selector::All),
     ] {
@@ -152,7 +156,7 @@ const POOL: PoolUsage = PoolUsage {
 fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
     let doc = stats_document(
         &hub_stats(),
-        &HubLoad::default(),
+        &EngineLoad::default(),
         &GUARD,
         &[alice(), bob()],
         Some(&report()),
@@ -176,7 +180,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
 
     let without_xdp = stats_document(
         &hub_stats(),
-        &HubLoad::default(),
+        &EngineLoad::default(),
         &GUARD,
         &[alice()],
         None,
@@ -240,7 +244,7 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
 fn stats_render_counters_drops_and_sessions() {
     let doc = stats_document(
         &hub_stats(),
-        &HubLoad::default(),
+        &EngineLoad::default(),
         &GUARD,
         &[alice(), bob()],
         Some(&report()),
@@ -290,7 +294,7 @@ fn stats_render_counters_drops_and_sessions() {
 
     let view: StatsView = serde_json::from_value(stats_document(
         &hub_stats(),
-        &HubLoad::default(),
+        &EngineLoad::default(),
         &GUARD,
         &[],
         None,
@@ -305,7 +309,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
     let text = metrics::render(
         &[alice(), bob()],
         &hub_stats(),
-        &HubLoad {
+        &EngineLoad {
             timers: 2,
             authentications: 1,
             accounting: 0,
@@ -374,7 +378,7 @@ fn prometheus_text_has_sessions_by_state_and_path_counters_and_drops() {
     let text = metrics::render(
         &[alice(), bob()],
         &hub_stats(),
-        &HubLoad::default(),
+        &EngineLoad::default(),
         &GUARD,
         None,
         None,
@@ -432,7 +436,7 @@ fn fake_hub() -> (
                     let _ = reply.send(hub_stats());
                 }
                 HubCommand::Load(reply) => {
-                    let _ = reply.send(HubLoad {
+                    let _ = reply.send(EngineLoad {
                         timers: 2,
                         authentications: 0,
                         accounting: 1,
@@ -500,7 +504,12 @@ async fn the_socket_answers_one_json_line_per_request() {
             client::call(&p, &Request::Sessions, t).unwrap(),
             client::call(&p, &Request::Stats, t).unwrap(),
             client::call(&p, &Request::Kill(Selector::User("alice".into())), t).unwrap(),
-            client::call(&p, &Request::Kill(Selector::Id(99)), t).unwrap(),
+            client::call(
+                &p,
+                &Request::Kill(Selector::Id(SessionId::from_number(99))),
+                t,
+            )
+            .unwrap(),
         )
     })
     .await;
@@ -512,7 +521,10 @@ async fn the_socket_answers_one_json_line_per_request() {
     assert_eq!(answers.3, json!({"killed": 0}));
     assert_eq!(
         *killed.lock().unwrap(),
-        [Selector::User("alice".into()), Selector::Id(99)]
+        [
+            Selector::User("alice".into()),
+            Selector::Id(SessionId::from_number(99))
+        ]
     );
 
     // Garbage, oversized and silent clients get an error line, and the server goes on.

@@ -10,9 +10,9 @@ use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 use serde::Deserialize;
 
 use super::Totals;
-use crate::session::{
-    hub::{HubLoad, HubStats},
-    pool::PoolUsage,
+use crate::{
+    engine::{AgentCounter, EngineLoad},
+    runtime::pool::PoolUsage,
 };
 
 /// One session of an API answer.
@@ -67,7 +67,7 @@ pub struct StatsView {
     pub pool: Option<PoolUsage>,
     pub hub: BTreeMap<String, u64>,
     #[serde(default)]
-    pub load: Option<HubLoad>,
+    pub load: Option<EngineLoad>,
     /// What the guards turned away, by event.
     #[serde(default)]
     pub guard: BTreeMap<String, u64>,
@@ -194,12 +194,13 @@ pub fn render_stats(stats: &StatsView) -> String {
         out.push_str("XDP: not in use (every session takes the agent's path)\n");
     }
     out.push_str("\nagent path drops\n");
-    for (reason, n) in stats.hub.iter().filter(|(r, _)| HubStats::is_drop(r)) {
+    let drops = |name: &String| AgentCounter::named(name).is_none_or(AgentCounter::is_drop);
+    for (reason, n) in stats.hub.iter().filter(|(r, _)| drops(r)) {
         let _ = writeln!(out, "{reason:<28} {n:>14}");
     }
-    for event in &HubStats::EVENTS {
-        if let Some(n) = stats.hub.get(event.field) {
-            let _ = writeln!(out, "{}: {n}", event.help);
+    for (name, n) in &stats.hub {
+        if let Some((_, help)) = AgentCounter::named(name).and_then(AgentCounter::event) {
+            let _ = writeln!(out, "{help}: {n}");
         }
     }
     if !stats.guard.is_empty() {

@@ -6,12 +6,10 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use clap::Args;
 use pptp_agent::{
+    engine::SessionEvent,
     ppp::auth::Credentials,
     pptp::control::ControlConfig,
-    session::{
-        client::{CallKind, DialSettings, dial},
-        hub::SessionEvent,
-    },
+    runtime::client::{CallKind, DialSettings, dial},
 };
 use tokio::{
     signal::unix::{SignalKind, signal},

@@ -2,7 +2,10 @@
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use pptp_agent::{api::Request, session::hub::Selector};
+use pptp_agent::{
+    api::Request,
+    engine::{Selector, SessionId},
+};
 
 use super::AgentArgs;
 
@@ -30,7 +33,7 @@ fn selector(args: &KillArgs) -> Selector {
     match &args.target {
         None => Selector::All,
         Some(target) => match target.parse::<u64>() {
-            Ok(id) if !args.user => Selector::Id(id),
+            Ok(id) if !args.user => Selector::Id(SessionId::from_number(id)),
             _ => Selector::User(target.clone()),
         },
     }

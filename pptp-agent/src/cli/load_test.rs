@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, time::Duration};
 use clap::Args;
 use pptp_agent::{
     ppp::auth::Credentials,
-    session::load::{self, LoadSettings},
+    runtime::load::{self, LoadSettings},
 };
 
 use super::options::PolicyArgs;

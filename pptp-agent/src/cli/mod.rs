@@ -179,9 +179,9 @@ impl BoundApi {
     /// until `stop` turns true.
     fn start(
         self,
-        hub: tokio::sync::mpsc::Sender<pptp_agent::session::hub::HubCommand>,
+        hub: tokio::sync::mpsc::Sender<pptp_agent::runtime::hub::HubCommand>,
         pins: Option<PinDir>,
-        pool: std::sync::Arc<dyn pptp_agent::session::pool::PoolHandle>,
+        pool: std::sync::Arc<dyn pptp_agent::runtime::pool::PoolHandle>,
         guard: std::sync::Arc<pptp_agent::guard::GuardStats>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RunningApi> {

@@ -16,6 +16,7 @@ use pptp_agent::{
         xdp::{XdpDataplane, XdpOptions},
     },
     dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
+    engine::{AaaSettings, Dataplane, Engine, EngineConfig, Mode},
     guard::{
         GuardStats, Guards,
         fds::{self, FdBudget, Reserve},
@@ -26,9 +27,10 @@ use pptp_agent::{
     },
     pptp::control::ControlConfig,
     radius::{MAX_EXCHANGES, Radius},
-    session::{
+    runtime::{
         gre_socket::GreSocket,
-        hub::{Hub, HubOptions, TunMode},
+        hub::{Devices, Hub, HubParts},
+        network::TunNetwork,
         pool::{RangePool, SharedPool},
         routers::{self, LinkDefaults},
         server::{ServerSettings, Shared, serve},
@@ -382,7 +384,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 control: settings.control.clone(),
             },
         )?;
-        let (hub_tx, hub_rx) = pptp_agent::session::hub::channel();
+        let (hub_tx, hub_rx) = pptp_agent::runtime::hub::channel();
         let guard = Arc::new(GuardStats::default());
         let shared = Shared::new(Guards::new(settings.limits.clone(), guard.clone()));
         let radius = radius.map(|r| r.with_logins(shared.guards().logins.clone()));
@@ -392,17 +394,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             dialing: routers.targets.len() as u64,
             ..Reserve::default()
         };
-        let options = HubOptions {
-            dhcp: Some(dhcp),
-            limits: settings.limits.clone(),
+        let dialer = (!routers.targets.is_empty())
+            .then(|| routers::dialer(routers.targets, hub_tx.clone(), shared.call_ids()));
+        let tun = Arc::new(tun);
+        let mut config = EngineConfig::new(Mode::Concentrator);
+        config.dhcp = Some(dhcp);
+        config.limits = settings.limits.clone();
+        config.aaa = AaaSettings {
+            radius: radius.is_some(),
+            accounting: radius.as_ref().is_some_and(|r| r.accounts()),
+            interim: radius.as_ref().and_then(|r| r.config().interim),
+        };
+        config.user_routes = routers.user_routes;
+        config.routers = routers.configs;
+        config.dialing = dialer.is_some();
+        let network = TunNetwork {
+            concentrator: Some(tun.clone()),
+            routers: routers.devices.clone(),
+            client: None,
+        };
+        let engine = Engine::new(
+            config,
+            xdp.map(|x| Box::new(x) as Box<dyn Dataplane>),
+            Box::new(network),
+            std::time::Instant::now(),
+        );
+        let parts = HubParts {
+            gre,
+            devices: Devices {
+                concentrator: Some(tun),
+                routers: routers.devices,
+                client: Arc::default(),
+                probe: None,
+            },
             radius: radius.clone(),
-            user_routes: routers.user_routes,
-            demand: routers.demand,
-            dialer: (!routers.targets.is_empty())
-                .then(|| routers::dialer(routers.targets, hub_tx.clone(), shared.call_ids())),
+            dialer,
         };
         let host_routes = routers.host_routes;
-        let hub = Hub::new(gre, TunMode::Concentrator(tun), xdp, options);
+        let hub = Hub::new(engine, parts);
         let hub_task = tokio::spawn(hub.run(hub_rx));
 
         let settings = Arc::new(settings);
@@ -444,7 +473,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         let (done, wait) = oneshot::channel();
         let _ = hub_tx
-            .send(pptp_agent::session::hub::HubCommand::Shutdown(done))
+            .send(pptp_agent::runtime::hub::HubCommand::Shutdown(done))
             .await;
         let _ = wait.await;
         let _ = stop_tx.send(true);

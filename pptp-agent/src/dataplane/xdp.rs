@@ -13,7 +13,7 @@
 //! cannot own those sessions (their control connections died with the old
 //! process), so [`XdpDataplane::load`] flushes them: nothing stale keeps forwarding.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -30,30 +30,7 @@ use pptp_common::{
 };
 
 use super::{BPF_OBJECT, bpffs::PinDir, counters::GlobalCounters, seq::SeqSpace};
-
-/// A call, as the data plane needs to know it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CallSpec {
-    /// The peer's outer address.
-    pub peer_addr: Ipv4Addr,
-    /// Our outer address (source of the GRE packets we send).
-    pub local_addr: Ipv4Addr,
-    /// The call ID we assigned (the key of GRE packets from the peer).
-    pub local_call_id: u16,
-    /// The call ID the peer assigned (the key of GRE packets to the peer).
-    pub peer_call_id: u16,
-}
-
-/// A session's network layer, once IPCP is open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetworkSpec {
-    /// The client's (inner) address.
-    pub client_addr: Ipv4Addr,
-    /// Largest inner packet the tunnel carries (the peer's MRU).
-    pub mtu: u16,
-    /// Whether XDP forwards the session's IPv4 data.
-    pub fast: bool,
-}
+use crate::engine::kernel::{CallSpec, Dataplane, NetworkSpec, Slot};
 
 /// Everything installed for one session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,10 +38,6 @@ pub struct SessionSpec {
     pub call: CallSpec,
     pub network: Option<NetworkSpec>,
 }
-
-/// A session's place in the per-session arrays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slot(pub u32);
 
 /// Options of the data plane.
 #[derive(Clone, Copy, Debug, Default)]
@@ -356,6 +329,44 @@ impl XdpDataplane {
         pins.remove()?;
         tracing::info!(interfaces = ?attached, "XDP programs detached, pins removed");
         Ok(())
+    }
+}
+
+impl Dataplane for XdpDataplane {
+    fn install(&mut self, call: CallSpec) -> anyhow::Result<Slot> {
+        XdpDataplane::install(self, call)
+    }
+
+    fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> anyhow::Result<()> {
+        XdpDataplane::set_network(self, slot, network)
+    }
+
+    fn remove(&mut self, slot: Slot) -> anyhow::Result<()> {
+        XdpDataplane::remove(self, slot)
+    }
+
+    fn counters(&self, slot: Slot) -> Option<SessionCounters> {
+        self.session_counters(slot).ok()
+    }
+
+    fn take_seq(&self, slot: Slot) -> u32 {
+        self.seq.take_seq(slot.0)
+    }
+
+    fn highest_received(&self, slot: Slot) -> Option<u32> {
+        self.seq.highest_received(slot.0)
+    }
+
+    fn judge(&self, slot: Slot, seq: u32) -> pptp_common::seq::Judgement {
+        self.seq.judge(slot.0, seq)
+    }
+
+    fn accept(&self, slot: Slot, seq: u32) {
+        self.seq.accept(slot.0, seq);
+    }
+
+    fn shutdown(self: Box<Self>) -> anyhow::Result<()> {
+        XdpDataplane::shutdown(*self)
     }
 }
 

@@ -28,8 +28,9 @@ use super::{
     replay::{Admission, Refused, ReplayCache},
 };
 use crate::{
+    engine::{Selector, SessionId, SessionInfo},
     guard::{GuardStats, ratelog::LogEvery},
-    session::hub::{HubCommand, Selector, SessionInfo},
+    runtime::hub::HubCommand,
 };
 
 /// RFC 5176 §3.6 Error-Cause values used here.
@@ -58,14 +59,14 @@ impl Target {
         &self,
         sessions: &[SessionInfo],
         session_of: impl Fn(&[u8]) -> Option<u64>,
-    ) -> Vec<u64> {
+    ) -> Vec<SessionId> {
         if self.is_empty() {
             return Vec::new();
         }
         let wanted_id = self.acct_session_id.as_deref().map(session_of);
         sessions
             .iter()
-            .filter(|s| wanted_id.is_none_or(|id| id == Some(s.id)))
+            .filter(|s| wanted_id.is_none_or(|id| id == Some(s.id.get())))
             .filter(|s| {
                 self.user
                     .as_ref()
@@ -265,11 +266,11 @@ async fn act(request: &Request, radius: &Radius, hub: &mpsc::Sender<HubCommand>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::hub::{DataPath, SessionState};
+    use crate::engine::{DataPath, SessionState};
 
     fn info(id: u64, user: &str, client: [u8; 4]) -> SessionInfo {
         SessionInfo {
-            id,
+            id: SessionId::from_number(id),
             user: Some(user.into()),
             peer: Ipv4Addr::new(198, 51, 100, 2),
             local_call_id: 1,
@@ -305,15 +306,18 @@ mod tests {
             info(2, "alice", [192, 0, 2, 11]),
             info(3, "bob", [192, 0, 2, 10]),
         ];
-        assert_eq!(r.target.select(&sessions, |_| None), vec![1]);
+        let ids = |ids: &[u64]| -> Vec<SessionId> {
+            ids.iter().copied().map(SessionId::from_number).collect()
+        };
+        assert_eq!(r.target.select(&sessions, |_| None), ids(&[1]));
         let by_session = Target {
             acct_session_id: Some(b"x".to_vec()),
             ..Target::default()
         };
-        assert_eq!(by_session.select(&sessions, |_| Some(3)), vec![3]);
+        assert_eq!(by_session.select(&sessions, |_| Some(3)), ids(&[3]));
         assert_eq!(
             Target::default().select(&sessions, |_| None),
-            Vec::<u64>::new(),
+            ids(&[]),
             "naming nothing selects nothing"
         );
 

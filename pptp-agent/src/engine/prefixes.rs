@@ -1,25 +1,17 @@
-//! Routes behind a session: networks reached through a PPP peer that is a router
-//! (a calling router answered by name, a RADIUS Framed-Route), installed on the
-//! concentrator's TUN device when the session comes up and removed when it ends.
-//!
-//! Two halves, so that the lookup logic is testable without touching the kernel:
-//! - [`PrefixTable`]: which session owns which prefix, longest-prefix match for
-//!   packets the kernel routed to the TUN device (destination) and the check that a
-//!   packet from a session comes from behind it (source);
-//! - [`SessionRoutes`]: the same table plus the kernel routes (`ip route` on the
-//!   TUN device, through [`Tun::add_route`]).
+//! Which session owns which prefix: the networks behind sessions (a calling router
+//! answered by name, a RADIUS Framed-Route), with longest-prefix match for packets
+//! the kernel routes to the concentrator's device (destination) and the check that a
+//! packet from a session comes from behind it (source).
 //!
 //! A prefix has one owner: a second session asking for a prefix another session
-//! holds does not get it (logged), so a misconfigured peer cannot steal traffic
-//! from a session that is up. XDP knows nothing of these prefixes (its maps hold one
-//! client address per session): sessions with routes stay on the agent's path.
+//! holds does not get it, so a misconfigured peer cannot steal traffic from a
+//! session that is up. XDP knows nothing of these prefixes (its maps hold one client
+//! address per session): sessions with routes stay on the agent's path.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-
-use super::{hub::SessionKey, tun::Tun};
 
 /// Which key owns which prefix.
 #[derive(Debug, Clone)]
@@ -82,57 +74,6 @@ impl<K: Copy + Eq> PrefixTable<K> {
     /// Whether no prefix is held.
     pub fn is_empty(&self) -> bool {
         self.lens.is_empty()
-    }
-}
-
-/// The prefixes routed to sessions through the concentrator's TUN device.
-#[derive(Default)]
-pub struct SessionRoutes {
-    table: PrefixTable<SessionKey>,
-    /// What each session got, to undo exactly that.
-    held: HashMap<SessionKey, Vec<Ipv4Net>>,
-}
-
-impl SessionRoutes {
-    /// Routes `prefixes` to `key` through `tun`. A prefix another session holds, or
-    /// one the kernel refuses, is left out and logged; the others are installed.
-    pub fn attach(&mut self, key: SessionKey, prefixes: &[Ipv4Net], tun: &Tun) {
-        for prefix in prefixes.iter().map(Ipv4Net::trunc) {
-            if let Err(owner) = self.table.insert(prefix, key) {
-                tracing::warn!(%prefix, peer = %key.0, owner = %owner.0, "route held by another session: not installed");
-                continue;
-            }
-            if let Err(e) = tun.add_route(&prefix.to_string()) {
-                tracing::error!(%prefix, error = format!("{e:#}"), "cannot install the session's route");
-                self.table.remove(prefix, key);
-                continue;
-            }
-            tracing::info!(%prefix, peer = %key.0, dev = tun.name(), "route to the network behind the session");
-            self.held.entry(key).or_default().push(prefix);
-        }
-    }
-
-    /// Removes every route [`attach`](Self::attach) installed for `key`.
-    pub fn detach(&mut self, key: SessionKey, tun: &Tun) {
-        for prefix in self.held.remove(&key).unwrap_or_default() {
-            self.table.remove(prefix, key);
-            tun.remove_route(&prefix.to_string());
-        }
-    }
-
-    /// The session whose routes cover `dst`.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<SessionKey> {
-        if self.table.is_empty() {
-            return None;
-        }
-        self.table.lookup(dst)
-    }
-
-    /// Whether `src` lies in a network routed to `key` (a packet from behind the peer).
-    pub fn is_behind(&self, key: SessionKey, src: Ipv4Addr) -> bool {
-        self.held
-            .get(&key)
-            .is_some_and(|prefixes| prefixes.iter().any(|p| p.contains(&src)))
     }
 }
 

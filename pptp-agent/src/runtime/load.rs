@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{
+    engine::{Engine, EngineConfig, Mode, Selector, SessionEvent},
     inet,
     ppp::{
         auth::{Credentials, Policy},
@@ -33,7 +34,8 @@ use crate::{
 use super::{
     client::{CallKind, CallTarget, place_call},
     gre_socket::GreSocket,
-    hub::{self, Hub, HubCommand, HubOptions, Selector, SessionEvent, TunMode},
+    hub::{self, Devices, Hub, HubCommand, HubParts},
+    network::TunNetwork,
 };
 
 /// What to generate.
@@ -111,7 +113,28 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
     // Room for every session's echo reply at once.
     let (probe_tx, mut probe_rx) = mpsc::channel(settings.sessions.max(1) as usize);
-    let hub = Hub::new(gre, TunMode::Probe(probe_tx), None, HubOptions::default());
+    let engine = Engine::new(
+        EngineConfig::new(Mode::Probe),
+        None,
+        Box::new(TunNetwork {
+            concentrator: None,
+            routers: Vec::new(),
+            client: None,
+        }),
+        Instant::now(),
+    );
+    let parts = HubParts {
+        gre,
+        devices: Devices {
+            concentrator: None,
+            routers: Vec::new(),
+            client: Arc::default(),
+            probe: Some(probe_tx),
+        },
+        radius: None,
+        dialer: None,
+    };
+    let hub = Hub::new(engine, parts);
     let (hub_tx, hub_rx) = hub::channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
 
@@ -345,7 +368,7 @@ fn call_target(settings: &LoadSettings) -> CallTarget {
 /// sessions were answered.
 async fn echo_check(
     hub: &mpsc::Sender<HubCommand>,
-    received: &mut mpsc::Receiver<Vec<u8>>,
+    received: &mut mpsc::Receiver<(Ipv4Addr, Vec<u8>)>,
     target: Ipv4Addr,
     sessions: &HashMap<Ipv4Addr, u32>,
 ) -> u32 {
@@ -361,7 +384,8 @@ async fn echo_check(
         }
         let deadline = tokio::time::Instant::now() + ECHO_WAIT;
         while !waiting.is_empty() {
-            let Ok(Some(packet)) = tokio::time::timeout_at(deadline, received.recv()).await else {
+            let Ok(Some((_, packet))) = tokio::time::timeout_at(deadline, received.recv()).await
+            else {
                 break;
             };
             if let Some(to) = echo_reply_to(&packet, target) {

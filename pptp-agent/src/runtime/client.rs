@@ -11,7 +11,7 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,6 +22,7 @@ use tokio::{
 };
 
 use crate::{
+    engine::{CallSpec, Engine, EngineConfig, Mode, SessionEvent},
     ppp::{
         auth::{Credentials, Policy},
         ccp::MppePolicy,
@@ -38,7 +39,8 @@ use crate::{
 
 use super::{
     gre_socket::GreSocket,
-    hub::{self, CallUp, ControlCommand, Hub, HubCommand, SessionEvent, SessionNotify, TunMode},
+    hub::{self, CallUp, ControlCommand, Devices, Hub, HubCommand, HubParts, SessionNotify},
+    network::{ClientDevice, TunNetwork},
 };
 
 /// PPTP's control port.
@@ -156,10 +158,12 @@ pub async fn place_call(
             };
             came_up = true;
             Some(HubCommand::CallUp(Box::new(CallUp {
-                peer_addr: server_addr,
-                local_addr: *local.ip(),
-                local_call_id: info.local_call_id,
-                peer_call_id,
+                call: CallSpec {
+                    peer_addr: server_addr,
+                    local_addr: *local.ip(),
+                    local_call_id: info.local_call_id,
+                    peer_call_id,
+                },
                 link,
                 control: clears.clone(),
                 notify: notify.take(),
@@ -210,15 +214,34 @@ pub async fn dial(
     mut hangup: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
-    let hub = Hub::new(
-        gre,
-        TunMode::Client {
+    let device = Arc::new(Mutex::new(None));
+    let network = TunNetwork {
+        concentrator: None,
+        routers: Vec::new(),
+        client: Some(ClientDevice {
             name: settings.tun_name.clone(),
             routes: settings.routes.clone(),
-        },
+            current: device.clone(),
+        }),
+    };
+    let engine = Engine::new(
+        EngineConfig::new(Mode::Client),
         None,
-        Default::default(),
+        Box::new(network),
+        Instant::now(),
     );
+    let parts = HubParts {
+        gre,
+        devices: Devices {
+            concentrator: None,
+            routers: Vec::new(),
+            client: device,
+            probe: None,
+        },
+        radius: None,
+        dialer: None,
+    };
+    let hub = Hub::new(engine, parts);
     let (hub_tx, hub_rx) = hub::channel();
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let hub_for_hangup = hub_tx.clone();

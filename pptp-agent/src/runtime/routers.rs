@@ -1,7 +1,7 @@
-//! Demand-dial interfaces from the configuration, ready for the hub: each calling
-//! interface gets the host route to its server ([`HostRoute`]), then its TUN device
-//! with its routes, then its [`DemandDial`] machine; answer-only interfaces become
-//! per-user routes ([`HubOptions::user_routes`](super::hub::HubOptions)), installed
+//! Demand-dial interfaces from the configuration, ready for the engine and the hub:
+//! each calling interface gets the host route to its server ([`HostRoute`]), then
+//! its TUN device with its routes, then its [`DemandDial`] machine; answer-only
+//! interfaces become per-user routes (`EngineConfig::user_routes`), installed
 //! toward the calling router's session while it is up. [`dialer`] places the calls.
 
 use std::{
@@ -17,12 +17,13 @@ use tokio::sync::mpsc;
 use super::{
     client::{CallKind, CallTarget, PPTP_PORT, place_call},
     host_route::HostRoute,
-    hub::{DemandIface, Dialer, HubCommand},
+    hub::{Dialer, HubCommand},
     tun::Tun,
 };
 use crate::{
     config::DemandDialConfig,
     demand::DemandDial,
+    engine::RouterConfig,
     ppp::{
         auth::{Credentials, Policy},
         ccp::MppePolicy,
@@ -42,11 +43,13 @@ pub struct LinkDefaults {
 
 /// The interfaces, set up.
 pub struct Routers {
-    /// For [`HubOptions::demand`](super::hub::HubOptions).
-    pub demand: Vec<DemandIface>,
-    /// For [`HubOptions::user_routes`](super::hub::HubOptions): answer-only interfaces.
+    /// For `EngineConfig::routers`.
+    pub configs: Vec<RouterConfig>,
+    /// Their devices, in the same order (the hub reads them).
+    pub devices: Vec<std::sync::Arc<Tun>>,
+    /// For `EngineConfig::user_routes`: answer-only interfaces.
     pub user_routes: HashMap<String, Vec<Ipv4Net>>,
-    /// One per entry of `demand`.
+    /// One per entry of `configs`.
     pub targets: Vec<CallTarget>,
     /// Kept until the routers stop.
     pub host_routes: Vec<HostRoute>,
@@ -56,7 +59,8 @@ pub struct Routers {
 /// devices and routes made so far go away with the returned error's drop).
 pub fn set_up(configs: &[DemandDialConfig], defaults: &LinkDefaults) -> anyhow::Result<Routers> {
     let mut routers = Routers {
-        demand: Vec::new(),
+        configs: Vec::new(),
+        devices: Vec::new(),
         user_routes: HashMap::new(),
         targets: Vec::new(),
         host_routes: Vec::new(),
@@ -80,12 +84,13 @@ pub fn set_up(configs: &[DemandDialConfig], defaults: &LinkDefaults) -> anyhow::
             tun.add_route(&route.to_string())?;
         }
         tracing::info!(interface = %config.name, device = %config.device, %server, routes = ?config.routes, mode = ?config.demand.mode, "demand-dial interface ready");
-        routers.demand.push(DemandIface {
+        routers.configs.push(RouterConfig {
             name: config.name.clone(),
-            tun,
+            device: config.device.clone(),
             routes: config.routes.clone(),
             demand: DemandDial::new(config.demand.clone(), now),
         });
+        routers.devices.push(std::sync::Arc::new(tun));
         routers.targets.push(CallTarget {
             server: server.clone(),
             kind: CallKind::Outgoing,

@@ -13,6 +13,8 @@ use std::{io, net::Ipv4Addr};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{Interest, unix::AsyncFd};
 
+use crate::inet::Ipv4Packet;
+
 const IPPROTO_GRE: i32 = 47;
 
 /// A GRE packet as received: the sender's address and the GRE bytes.
@@ -120,35 +122,23 @@ impl RecvBatch {
         Ok(n)
     }
 
-    /// Packet `i` of the last batch: its bytes and where its GRE header lies, or an
-    /// `InvalidData` error for a truncated or malformed packet.
-    pub fn packet(&self, i: usize) -> io::Result<(&[u8], Received)> {
-        let bytes = &self.buffers[i][..self.lengths[i]];
+    /// Packet `i` of the last batch: its bytes (the engine decrypts in place) and
+    /// where its GRE header lies, or an `InvalidData` error for a truncated packet or
+    /// one that is not IPv4.
+    pub fn packet_mut(&mut self, i: usize) -> io::Result<(&mut [u8], Received)> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
         if self.truncated[i] {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "packet truncated",
-            ));
+            return Err(bad("packet truncated"));
         }
-        parse_ipv4(bytes).map(|r| (bytes, r))
+        let bytes = &mut self.buffers[i][..self.lengths[i]];
+        let ip = Ipv4Packet::parse(bytes).ok_or_else(|| bad("not an IPv4 packet"))?;
+        let received = Received {
+            src: ip.source,
+            gre_offset: ip.header_len,
+            end: ip.len,
+        };
+        Ok((bytes, received))
     }
-}
-
-fn parse_ipv4(packet: &[u8]) -> io::Result<Received> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    if packet.len() < 20 || packet[0] >> 4 != 4 {
-        return Err(bad("not an IPv4 packet"));
-    }
-    let ihl = usize::from(packet[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-    if ihl < 20 || total < ihl || total > packet.len() {
-        return Err(bad("IPv4 header lengths do not fit the packet"));
-    }
-    Ok(Received {
-        src: Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]),
-        gre_offset: ihl,
-        end: total,
-    })
 }
 
 #[cfg(test)]
@@ -156,22 +146,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv4_framing_is_checked() {
-        let mut p = vec![
-            0x45, 0, 0, 24, 0, 0, 0, 0, 64, 47, 0, 0, 198, 51, 100, 10, 198, 51, 100, 1,
+    fn a_batch_hands_out_ipv4_packets_only() {
+        let mut batch = RecvBatch::default();
+        let p = [
+            0x45, 0, 0, 24, 0, 0, 0, 0, 64, 47, 0, 0, 198, 51, 100, 10, 198, 51, 100, 1, 0x30,
+            0x01, 0x88, 0x0b,
         ];
-        p.extend_from_slice(&[0x30, 0x01, 0x88, 0x0b]);
-        let r = parse_ipv4(&p).unwrap();
+        batch.buffers[0][..p.len()].copy_from_slice(&p);
+        batch.lengths[0] = p.len();
+        let (_, r) = batch.packet_mut(0).unwrap();
         assert_eq!(
             (r.src, r.gre_offset, r.end),
             (Ipv4Addr::new(198, 51, 100, 10), 20, 24)
         );
-        assert!(parse_ipv4(&p[..19]).is_err());
-        let mut long = p.clone();
-        long[3] = 200;
-        assert!(parse_ipv4(&long).is_err(), "total length beyond the packet");
-        let mut v6 = p;
-        v6[0] = 0x65;
-        assert!(parse_ipv4(&v6).is_err());
+        batch.lengths[0] = 19;
+        assert!(batch.packet_mut(0).is_err());
+        batch.lengths[0] = p.len();
+        batch.truncated[0] = true;
+        assert!(batch.packet_mut(0).is_err());
     }
 }

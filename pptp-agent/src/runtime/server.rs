@@ -27,6 +27,7 @@ use tokio::{
 
 use crate::{
     config::LiveLimits,
+    engine::{CallSpec, SessionEvent},
     guard::{
         Guards, Log,
         backoff::LoginGuard,
@@ -48,7 +49,7 @@ use crate::{
 };
 
 use super::{
-    hub::{CallUp, ControlCommand, HubCommand, SessionEvent, SessionNotify},
+    hub::{CallUp, ControlCommand, HubCommand, SessionNotify},
     pool::PoolHandle,
 };
 
@@ -343,10 +344,13 @@ async fn connection(
             Event::CallUp(info) => {
                 let peer_call_id = info.peer_call_id?;
                 Some(HubCommand::CallUp(Box::new(CallUp {
-                    peer_addr: *peer.ip(),
-                    local_addr: *local.ip(),
-                    local_call_id: info.local_call_id,
-                    peer_call_id,
+                    call: CallSpec {
+                        peer_addr: *peer.ip(),
+                        local_addr: *local.ip(),
+                        local_call_id: info.local_call_id,
+                        peer_call_id,
+                    },
+                    router: None,
                     link: settings.link_config(&guards.logins, source),
                     control: clears.clone(),
                     notify: Some(follow_session(
@@ -355,7 +359,6 @@ async fn connection(
                         guards.logins.clone(),
                         source,
                     )),
-                    router: None,
                 })))
             }
             Event::CallDown {

@@ -1,0 +1,1 @@
+//! The engine in memory on a virtual clock (filled in below).

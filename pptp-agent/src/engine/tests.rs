@@ -1,1 +1,0 @@
-//! The engine in memory on a virtual clock (filled in below).

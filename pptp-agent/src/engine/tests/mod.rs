@@ -416,7 +416,7 @@ impl World {
     }
 
     /// An IPv4 packet peer `i` sends through its tunnel; what the engine delivered.
-    pub fn from_peer(&mut self, i: usize, packet: &[u8]) -> Delivery {
+    pub fn peer_sends(&mut self, i: usize, packet: &[u8]) -> Delivery {
         let frame = crate::ppp::frame::encode(
             crate::ppp::frame::Framing::default(),
             crate::ppp::frame::protocol::IPV4,
@@ -437,7 +437,7 @@ impl World {
     }
 
     /// An IPv4 packet the kernel routed into `device`, as the runtime hands it on.
-    pub fn from_kernel(&mut self, device: Device, packet: &[u8]) {
+    pub fn kernel_sends(&mut self, device: Device, packet: &[u8]) {
         if let Some((dst, gre)) = self.engine.handle_ip(self.now, device, packet) {
             let gre = gre.to_vec();
             let Ok((header, payload)) = GreHeader::parse(&gre) else {

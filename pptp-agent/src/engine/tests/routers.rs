@@ -52,7 +52,7 @@ fn interface_state(w: &World) -> State {
 fn a_packet_for_the_interface_dials_and_waits_for_the_link() {
     let mut w = seattle();
     let packet = ipv4(SEATTLE_HOST, NY_HOST);
-    w.from_kernel(Device::Router(0), &packet);
+    w.kernel_sends(Device::Router(0), &packet);
     while w.step() {}
     assert_eq!(w.dials, [(0, 1)], "one call placed");
     assert_eq!(interface_state(&w), State::Dialing);
@@ -75,7 +75,7 @@ fn a_packet_for_the_interface_dials_and_waits_for_the_link() {
 fn two_calls_for_one_interface_settle_on_one() {
     let mut w = seattle();
     let waiting = ipv4(SEATTLE_HOST, Ipv4Addr::new(203, 0, 113, 131));
-    w.from_kernel(Device::Router(0), &waiting);
+    w.kernel_sends(Device::Router(0), &waiting);
     while w.step() {}
     // Both routers dial at once: ours to New York, New York's to us.
     let ours = w.dial_out(NEW_YORK, 0, client_link("seattle", "seattle"), &["seattle"]);
@@ -93,7 +93,7 @@ fn two_calls_for_one_interface_settle_on_one() {
     assert_eq!(w.sessions(), 1);
     // What waited for the link, and what follows, go on the call that won.
     let packet = ipv4(SEATTLE_HOST, NY_HOST);
-    w.from_kernel(Device::Router(0), &packet);
+    w.kernel_sends(Device::Router(0), &packet);
     assert_eq!(w.peers[theirs].received, [waiting, packet]);
     assert!(w.peers[ours].received.is_empty());
 }
@@ -119,6 +119,6 @@ fn a_router_that_calls_again_takes_its_networks_over() {
     assert!(routes(&w).contains(&("Concentrator".into(), new_york_routes()[0])));
     // Packets for New York's networks go to the new call.
     let packet = ipv4(SEATTLE_HOST, NY_HOST);
-    w.from_kernel(Device::Concentrator, &packet);
+    w.kernel_sends(Device::Concentrator, &packet);
     assert_eq!(w.peers[again].received, [packet]);
 }

@@ -42,7 +42,7 @@ fn a_session_carries_traffic_both_ways_and_leaves_nothing_behind() {
 
     let up = ipv4(Ipv4Addr::new(192, 0, 2, 10), LAN_HOST);
     assert!(matches!(
-        w.from_peer(p, &up),
+        w.peer_sends(p, &up),
         Delivery::Deliver {
             target: Target::Kernel(Device::Concentrator),
             ..
@@ -50,10 +50,10 @@ fn a_session_carries_traffic_both_ways_and_leaves_nothing_behind() {
     ));
     assert_eq!(w.delivered.last().unwrap().1, up);
     let down = ipv4(LAN_HOST, Ipv4Addr::new(192, 0, 2, 10));
-    w.from_kernel(Device::Concentrator, &down);
+    w.kernel_sends(Device::Concentrator, &down);
     assert_eq!(w.peers[p].received, [down]);
     let spoofed = ipv4(Ipv4Addr::new(192, 0, 2, 99), LAN_HOST);
-    assert_eq!(w.from_peer(p, &spoofed), Delivery::Done);
+    assert_eq!(w.peer_sends(p, &spoofed), Delivery::Done);
     assert_eq!(w.engine.stats().get(AgentCounter::SpoofedSource), 1);
 
     assert_eq!(w.engine.kill(w.now, &Selector::Id(id)), 1);

@@ -5,6 +5,8 @@
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
 //! - [`capture`]: dumpcap captures in the lab, dissected by tshark.
 //! - [`freeradius`]: a real FreeRADIUS and radclient for the RADIUS tests.
+//! - [`nft`]: nftables rules with counters (induced loss, held ports, an ICMP echo
+//!   observer).
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
@@ -21,5 +23,6 @@ pub mod freeradius;
 pub mod lab;
 pub mod load;
 pub mod netns;
+pub mod nft;
 pub mod traffic;
 pub mod vm;

@@ -230,10 +230,11 @@ pub enum TunMode {
     Concentrator(Tun),
     /// A client's device, created when its link comes up, with these routes.
     Client { name: String, routes: Vec<String> },
-    /// No device: IPv4 from sessions goes to this channel and [`HubCommand::Send`]
-    /// puts packets into the session whose address is their source (the load
-    /// generator drives many client sessions this way).
-    Probe(mpsc::UnboundedSender<Vec<u8>>),
+    /// No device: IPv4 from sessions goes to this channel with the address of the
+    /// session it arrived on, and [`HubCommand::Send`] puts packets into the session
+    /// whose address is their source (the load generator drives many client
+    /// sessions this way).
+    Probe(mpsc::UnboundedSender<(Ipv4Addr, Vec<u8>)>),
 }
 
 /// What a concentrator's hub does beyond carrying sessions.
@@ -801,7 +802,9 @@ impl Hub {
                     None => current_tun(&self.tun_mode, &self.client_tun),
                 };
                 if let TunMode::Probe(probe) = &self.tun_mode {
-                    let _ = probe.send(packet.to_vec());
+                    if let Some(up) = &session.up {
+                        let _ = probe.send((up.local_ip, packet.to_vec()));
+                    }
                 } else if let Some(tun) = tun
                     && tun.send(packet).await.is_err()
                 {

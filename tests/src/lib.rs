@@ -9,6 +9,7 @@
 //!   observer).
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
+//! - [`sample`]: medians of benchmark rounds.
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
 //!   built from network namespaces and veth pairs, torn down when dropped.
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
@@ -24,5 +25,6 @@ pub mod lab;
 pub mod load;
 pub mod netns;
 pub mod nft;
+pub mod sample;
 pub mod traffic;
 pub mod vm;

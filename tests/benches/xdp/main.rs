@@ -22,10 +22,27 @@
 //! drops nothing (the bench checks the session counters afterwards). The three
 //! chains get byte-identical frames (same addresses and MAC addresses).
 //!
-//! Everything of one measurement runs on one CPU: the generator thread is pinned and
-//! veth processing runs in the sender's softirq on the sender's CPU. Each round runs
-//! for [`ROUND`] (bounded in count too); rounds of the three data planes interleave;
-//! the report gives medians of [`ROUNDS`] rounds and the ratios to the baselines.
+//! Only frames of the kind a data plane must deliver count (decapsulated IPv4 at
+//! the LAN end, enhanced GRE at the wan end; the bare redirect delivers what it was
+//! given), and one frame of another kind fails the run; so does any frame of ours
+//! counted as malformed, unknown or out of sequence, or more than 1% of them finding
+//! no next hop (`live.rs`).
+//!
+//! Two measurements of each case:
+//! - **the whole pipeline** on one CPU: the generator thread is pinned and veth
+//!   processing runs in the sender's softirq on the sender's CPU; Mpps per core =
+//!   packets delivered / CPU time of the generator thread and the CPU's ksoftirqd.
+//!   Generator and sink are part of every plane's figure, which pulls the ratios
+//!   towards 1;
+//! - **the concentrator alone**: threaded NAPI on every veth (`napi.rs`), the
+//!   concentrator's NAPI threads on the other CPU, the sinks' beside the generator;
+//!   the CPU time of the concentrator's receiving device's thread per frame it took
+//!   is what the data plane itself costs: ns per packet of ours, (a) and (b), and
+//!   their ratios.
+//!
+//! Each round runs for [`ROUND`] (bounded in count too); rounds of the three data
+//! planes interleave; the report gives medians of [`ROUNDS`] rounds and the ratios to
+//! the baselines.
 //!
 //! Per packet: each program runs on fresh frames, one BPF_PROG_TEST_RUN call per
 //! frame (repeat = 1: a repeated run would run the program on its own output), and
@@ -36,8 +53,14 @@
 //! Sessions: the documentation ranges hold 500 distinct client addresses besides the
 //! links, so the bench installs 500 sessions (60 peer addresses, several calls each).
 
+mod frames;
+mod live;
+mod napi;
+mod profile;
+mod report;
+mod timing;
+
 use std::{
-    collections::BTreeMap,
     fs::File,
     net::Ipv4Addr,
     os::fd::AsFd as _,
@@ -47,21 +70,22 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+    maps::{Array, MapData},
+    programs::{Xdp, XdpMode},
 };
 use nix::sched::{CloneFlags, CpuSet, sched_setaffinity, setns};
 use pptp_agent::dataplane::{
-    BENCH_OBJECT, BPF_OBJECT,
+    BENCH_OBJECT,
     bpffs::PinDir,
     xdp::{CallSpec, NetworkSpec, XdpDataplane, XdpOptions},
 };
-use pptp_common::{maps, session::NextHop};
 use pptp_tests::{
-    bench_lab::{self, BenchLab, Chain, addr, link},
+    bench_lab::{self, BenchLab, addr, link},
     bpffs::TempBpffs,
     netns,
 };
+
+use live::{Mode, NapiThreads, Senders};
 
 /// Sessions installed (and templates the generator cycles through).
 const SESSIONS: usize = 500;
@@ -81,7 +105,6 @@ const TIMING_CALLS: usize = 50_000;
 const SESSION_MTU: u16 = 1460;
 
 const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 #[repr(C)]
@@ -195,7 +218,7 @@ fn run() -> anyhow::Result<()> {
     })??;
 
     let ifindex = |ns: &str, dev: &str| bench_lab::ifindex(ns, dev);
-    let senders: BTreeMap<(Direction, Plane), (String, u32)> = [ours.clone(), bare, kernel]
+    let senders: Senders = [ours.clone(), bare, kernel]
         .iter()
         .zip(Plane::ALL)
         .flat_map(|(chain, plane)| {
@@ -211,29 +234,26 @@ fn run() -> anyhow::Result<()> {
         "bench: {SESSIONS} sessions installed, {ROUNDS} rounds of {:.1} s per data plane and case",
         round.as_secs_f64()
     );
+    let no_napi = NapiThreads::new();
     let mut table = Vec::new();
     for direction in [Direction::Decap, Direction::Encap] {
         for size in SIZES {
-            let case = measure_case(&mut bench, &senders, direction, size, round)?;
-            table.push(case);
+            table.push(live::measure_case(
+                &mut bench,
+                &senders,
+                &dataplane,
+                (direction, size, Mode::Whole),
+                &no_napi,
+                round,
+            )?);
         }
-    }
-
-    // Every frame of ours arrived as what it should be; nothing dropped as a replay.
-    let global = dataplane.global_counters()?;
-    let mut old_seq = 0;
-    let mut rx = 0;
-    for slot in &slots {
-        let c = dataplane.session_counters(*slot)?;
-        old_seq += c.drop_old_seq;
-        rx += c.rx_packets;
     }
 
     let mut profiles = Vec::new();
     if std::env::var_os("PPTP_BENCH_PERF").is_some_and(|v| v != "0") {
         for direction in [Direction::Decap, Direction::Encap] {
             for plane in [Plane::Ours, Plane::Bare] {
-                profiles.push(profile(
+                profiles.push(profile::profile(
                     &mut bench,
                     &senders,
                     direction,
@@ -244,21 +264,38 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
+    // The concentrator alone: its NAPI threads on the other CPU.
+    let napi = threaded_napi(&lab)?;
+    eprintln!(
+        "bench: the concentrators' NAPI threads on CPU {}",
+        other_cpu()
+    );
+    let mut alone = Vec::new();
+    for direction in [Direction::Decap, Direction::Encap] {
+        for size in SIZES {
+            alone.push(live::measure_case(
+                &mut bench,
+                &senders,
+                &dataplane,
+                (direction, size, Mode::Concentrator),
+                &napi,
+                round,
+            )?);
+        }
+    }
+
+    // Sequence numbers for the per-packet timings: above anything sent so far.
+    let mut rx = 0;
+    for slot in &slots {
+        rx += dataplane.session_counters(*slot)?.rx_packets;
+    }
     let timings = in_ns(&ours.concentrator, || {
-        per_packet(&bench, &bare_up, &pins, &ours, rx)
+        timing::per_packet(&bench, &bare_up, &pins, rx)
     })??;
 
     let load_after = load_average();
-    print_report(
-        &table,
-        &timings,
-        &global,
-        old_seq,
-        rx,
-        &load_before,
-        &load_after,
-    );
-    print_profiles(&profiles);
+    report::print(&table, &alone, &timings, &load_before, &load_after);
+    profile::print(&profiles);
     eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
 
     drop(dataplane);
@@ -267,6 +304,28 @@ fn run() -> anyhow::Result<()> {
     drop(bench);
     drop(bpffs);
     lab.down()
+}
+
+/// Threaded NAPI on both veths of every chain's concentrator, on [`other_cpu`], and
+/// on both sinks, on the generator's CPU; returns the concentrators' threads by
+/// plane.
+fn threaded_napi(lab: &BenchLab) -> anyhow::Result<NapiThreads> {
+    let mut threads = NapiThreads::new();
+    for (chain, plane) in lab.chains().iter().zip(Plane::ALL) {
+        let up = napi::threaded(&chain.concentrator, link::UPLINK, other_cpu())?;
+        let lan = napi::threaded(&chain.concentrator, link::LAN, other_cpu())?;
+        napi::threaded(&chain.wan, link::WAN, pinned_cpu())?;
+        napi::threaded(&chain.lan, link::HOST, pinned_cpu())?;
+        threads.insert(
+            plane,
+            live::Threaded {
+                ns: chain.concentrator.clone(),
+                uplink: up,
+                lan,
+            },
+        );
+    }
+    Ok(threads)
 }
 
 /// One session's identifiers.
@@ -317,6 +376,11 @@ fn pinned_cpu() -> usize {
     online.max(1) as usize - 1
 }
 
+/// The CPU the concentrators' NAPI threads run on when measured alone.
+fn other_cpu() -> usize {
+    pinned_cpu().saturating_sub(1)
+}
+
 /// The whole pipeline on one CPU.
 fn pin_to_one_cpu() -> anyhow::Result<()> {
     let mut set = CpuSet::new();
@@ -341,778 +405,4 @@ fn bare_redirect(ns: &str, from: &str, to: &str) -> anyhow::Result<Ebpf> {
     program.load()?;
     in_ns(ns, || program.attach(from, XdpMode::default()))??;
     Ok(ebpf)
-}
-
-// ---------------------------------------------------------------------------
-// Frames
-
-fn ethernet(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
-    let mut frame = dst.to_vec();
-    frame.extend_from_slice(&src);
-    frame.extend_from_slice(&[0x08, 0x00]);
-    frame.extend_from_slice(payload);
-    frame
-}
-
-/// An IPv4 packet of `total` bytes (header included) with a correct header checksum.
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = (20 + payload.len()) as u16;
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-    h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&dst.octets());
-    let c = pptp_agent::inet::checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
-}
-
-/// A UDP datagram (checksum 0: none) in an IPv4 packet of `size` bytes.
-fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, size: usize) -> Vec<u8> {
-    let udp_len = (size - 20) as u16;
-    let mut udp = vec![0x9c, 0x40, 0x23, 0x29];
-    udp.extend_from_slice(&udp_len.to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.resize(udp_len as usize, 0xa5);
-    ipv4(src, dst, 17, &udp)
-}
-
-/// What the generator sends for session `i` in `direction` to data plane `plane`.
-fn frame(direction: Direction, plane: Plane, i: usize, size: usize) -> Vec<u8> {
-    let s = session(i);
-    match (direction, plane) {
-        (Direction::Decap, Plane::Kernel) => ethernet(
-            link::UPLINK_MAC,
-            link::WAN_MAC,
-            &udp_packet(s.client, addr::LAN_HOST, size),
-        ),
-        (Direction::Decap, _) => {
-            let inner = udp_packet(s.client, addr::LAN_HOST, size);
-            let mut gre = vec![0x30, 0x01, 0x88, 0x0b];
-            gre.extend_from_slice(&((inner.len() + 4) as u16).to_be_bytes());
-            gre.extend_from_slice(&s.call_id.to_be_bytes());
-            gre.extend_from_slice(&[0, 0, 0, 0]); // sequence number: the generator's
-            gre.extend_from_slice(&[0xff, 0x03, 0x00, 0x21]);
-            gre.extend_from_slice(&inner);
-            ethernet(
-                link::UPLINK_MAC,
-                link::WAN_MAC,
-                &ipv4(s.peer, addr::UPLINK, 47, &gre),
-            )
-        }
-        (Direction::Encap, _) => ethernet(
-            link::LAN_MAC,
-            link::HOST_MAC,
-            &udp_packet(addr::LAN_HOST, s.client, size),
-        ),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Live-frames measurement
-
-struct Case {
-    direction: Direction,
-    size: usize,
-    /// Million packets per CPU-second of every round, by plane.
-    mpps: BTreeMap<Plane, Vec<f64>>,
-    /// Million packets per wall-clock second of every round, by plane.
-    wall_mpps: BTreeMap<Plane, Vec<f64>>,
-    /// What arrived at the sink (all, UDP, GRE, other) in the last round, by plane.
-    kinds: BTreeMap<Plane, [u64; 4]>,
-    /// Frames sent and received over all rounds, by plane.
-    sent: BTreeMap<Plane, (u64, u64)>,
-}
-
-impl Case {
-    fn median(&self, plane: Plane) -> f64 {
-        median(&self.mpps[&plane])
-    }
-    fn wall_median(&self, plane: Plane) -> f64 {
-        median(&self.wall_mpps[&plane])
-    }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn set_templates(
-    bench: &mut Ebpf,
-    direction: Direction,
-    plane: Plane,
-    size: usize,
-) -> anyhow::Result<Vec<u8>> {
-    let mut templates: Array<&mut MapData, [u64; TEMPLATE_LEN / 8]> =
-        Array::try_from(bench.map_mut("GEN_TEMPLATES").context("no GEN_TEMPLATES")?)?;
-    for i in 0..SESSIONS {
-        let f = frame(direction, plane, i, size);
-        let mut t = [0u64; TEMPLATE_LEN / 8];
-        for (word, bytes) in t.iter_mut().zip(f[..TEMPLATE_LEN].chunks_exact(8)) {
-            *word = u64::from_ne_bytes(bytes.try_into().unwrap());
-        }
-        templates.set(i as u32, t, 0)?;
-    }
-    let gre_seq = matches!(
-        (direction, plane),
-        (Direction::Decap, Plane::Ours | Plane::Bare)
-    );
-    let mut config: Array<&mut MapData, GenConfig> =
-        Array::try_from(bench.map_mut("GEN_CONFIG").context("no GEN_CONFIG")?)?;
-    config.set(
-        0,
-        GenConfig {
-            count: SESSIONS as u32,
-            gre_seq: gre_seq.into(),
-        },
-        0,
-    )?;
-    Ok(frame(direction, plane, 0, size))
-}
-
-fn sink_counts(bench: &Ebpf) -> anyhow::Result<[u64; 4]> {
-    let map: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(bench.map("SINK_COUNTERS").context("no SINK_COUNTERS")?)?;
-    let mut out = [0u64; 4];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = map.get(&(i as u32), 0)?.iter().sum();
-    }
-    Ok(out)
-}
-
-/// What one sending round measured.
-struct Sent {
-    /// Frames the generator sent.
-    sent: u64,
-    /// Frames counted by the sinks, by kind (all, UDP, GRE, other).
-    got: [u64; 4],
-    /// Wall-clock time.
-    wall: Duration,
-    /// CPU time of the pipeline: the generator thread (veth processing runs in its
-    /// softirq, charged to it: no IRQ time accounting here) plus the pinned CPU's
-    /// ksoftirqd, for softirq work deferred to it.
-    cpu: Duration,
-}
-
-/// This thread's CPU time.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Run time of `ksoftirqd/<cpu>` (first field of its schedstat, in ns).
-fn ksoftirqd_time(cpu: usize) -> Duration {
-    let name = format!("ksoftirqd/{cpu}");
-    let ns = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .and_then(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
-
-/// Sends frames for `duration` (and at most 4,000 calls).
-fn send(
-    bench: &Ebpf,
-    sender: &(String, u32),
-    frame: &[u8],
-    duration: Duration,
-) -> anyhow::Result<Sent> {
-    let generator = program(bench, "bench_gen")?;
-    let (ns, ifindex) = sender;
-    // xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
-    let ctx: Vec<u8> = [0, frame.len() as u32, 0, *ifindex, 0, 0]
-        .iter()
-        .flat_map(|v| v.to_ne_bytes())
-        .collect();
-    let cpu = pinned_cpu();
-    let before = sink_counts(bench)?;
-    let soft_before = ksoftirqd_time(cpu);
-    let mut sent = 0u64;
-    let mut repeat: u32 = 1 << 14;
-    let start = Instant::now();
-    let thread_cpu = in_ns(ns, || -> anyhow::Result<Duration> {
-        let cpu_start = thread_cpu_time();
-        for _ in 0..4_000 {
-            let mut opts = TestRunOptions::new();
-            opts.data_in = Some(frame);
-            opts.ctx_in = Some(&ctx);
-            opts.repeat = repeat;
-            opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
-            let t = Instant::now();
-            generator
-                .test_run(opts)
-                .context("BPF_PROG_TEST_RUN of the generator (live frames)")?;
-            sent += u64::from(repeat);
-            let took = t.elapsed().as_secs_f64().max(1e-6);
-            let elapsed = start.elapsed();
-            if elapsed >= duration {
-                break;
-            }
-            // About 50 ms per call, never past the end by much.
-            let rate = f64::from(repeat) / took;
-            let left = (duration - elapsed).as_secs_f64();
-            repeat = (rate * left.min(0.05)).clamp(1024.0, (1u32 << 24) as f64) as u32;
-        }
-        Ok(thread_cpu_time() - cpu_start)
-    })??;
-    let wall = start.elapsed();
-    let soft = ksoftirqd_time(cpu).saturating_sub(soft_before);
-    let after = sink_counts(bench)?;
-    let mut got = [0u64; 4];
-    for i in 0..4 {
-        got[i] = after[i] - before[i];
-    }
-    Ok(Sent {
-        sent,
-        got,
-        wall,
-        cpu: thread_cpu + soft,
-    })
-}
-
-fn measure_case(
-    bench: &mut Ebpf,
-    senders: &BTreeMap<(Direction, Plane), (String, u32)>,
-    direction: Direction,
-    size: usize,
-    round: Duration,
-) -> anyhow::Result<Case> {
-    let mut case = Case {
-        direction,
-        size,
-        mpps: BTreeMap::new(),
-        wall_mpps: BTreeMap::new(),
-        kinds: BTreeMap::new(),
-        sent: BTreeMap::new(),
-    };
-    // Warm-up: next hops, neighbour entries, page pools.
-    for plane in Plane::ALL {
-        let f = set_templates(bench, direction, plane, size)?;
-        send(
-            bench,
-            &senders[&(direction, plane)],
-            &f,
-            Duration::from_millis(200),
-        )?;
-    }
-    for r in 0..ROUNDS {
-        for plane in Plane::ALL {
-            let f = set_templates(bench, direction, plane, size)?;
-            let Sent {
-                sent,
-                got,
-                wall,
-                cpu,
-            } = send(bench, &senders[&(direction, plane)], &f, round)?;
-            let mpps = got[0] as f64 / cpu.as_secs_f64().max(1e-3) / 1e6;
-            let wall_mpps = got[0] as f64 / wall.as_secs_f64() / 1e6;
-            eprintln!(
-                "  {direction:?} {size:>4} B round {r}: {:<27} {mpps:6.2} Mpps per core, {wall_mpps:6.2} Mpps wall ({:.0}% of the CPU; {} of {} frames arrived)",
-                plane.name(),
-                100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
-                got[0],
-                sent
-            );
-            case.mpps.entry(plane).or_default().push(mpps);
-            case.wall_mpps.entry(plane).or_default().push(wall_mpps);
-            case.kinds.insert(plane, got);
-            let total = case.sent.entry(plane).or_default();
-            total.0 += sent;
-            total.1 += got[0];
-        }
-    }
-    Ok(case)
-}
-
-/// A profile: CPU ns per packet of the pipeline, and the symbols it spent them in.
-struct Profile {
-    direction: Direction,
-    plane: Plane,
-    ns_per_packet: f64,
-    /// (share of the samples in percent, symbol), largest first.
-    symbols: Vec<(f64, String)>,
-}
-
-/// Samples the pinned CPU with `perf record` while `plane` runs `direction` at 64 B;
-/// keeps the samples of the benchmark's thread and the CPU's ksoftirqd.
-fn profile(
-    bench: &mut Ebpf,
-    senders: &BTreeMap<(Direction, Plane), (String, u32)>,
-    direction: Direction,
-    plane: Plane,
-    run_dir: &std::path::Path,
-) -> anyhow::Result<Profile> {
-    let cpu = pinned_cpu();
-    std::fs::create_dir_all(run_dir)?;
-    let data = run_dir.join(format!("perf-{direction:?}-{plane:?}.data"));
-    let frame = set_templates(bench, direction, plane, 64)?;
-    let mut perf = std::process::Command::new("perf")
-        .args(["record", "-q", "-C", &cpu.to_string(), "-o"])
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting perf record (install linux-perf, or unset PPTP_BENCH_PERF)")?;
-    std::thread::sleep(Duration::from_millis(500));
-    let sent = send(
-        bench,
-        &senders[&(direction, plane)],
-        &frame,
-        Duration::from_secs(3),
-    );
-    let pid = nix::unistd::Pid::from_raw(perf.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while perf.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            perf.kill()?;
-            perf.wait()?;
-            bail!("perf record did not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sent = sent?;
-    let comm = std::fs::read_to_string("/proc/thread-self/comm")?;
-    let out = netns::output(
-        std::process::Command::new("perf")
-            .args([
-                "report",
-                "-q",
-                "--stdio",
-                "--no-children",
-                "--sort",
-                "symbol",
-            ])
-            .args([
-                "--percentage",
-                "relative",
-                "--percent-limit",
-                "0.5",
-                "--comms",
-            ])
-            .arg(format!("{},ksoftirqd/{cpu}", comm.trim()))
-            .arg("-i")
-            .arg(&data),
-    )?;
-    let symbols = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let share = fields.next()?.strip_suffix('%')?.parse::<f64>().ok()?;
-            let _kind = fields.next()?;
-            let symbol = fields.next()?;
-            // BPF programs: bpf_prog_<tag>_<name> -> bpf_prog_<name>
-            let symbol = match symbol.strip_prefix("bpf_prog_") {
-                Some(rest) => format!("bpf_prog_{}", rest.split_once('_').map_or(rest, |r| r.1)),
-                None => symbol.to_owned(),
-            };
-            Some((share, symbol))
-        })
-        .collect();
-    Ok(Profile {
-        direction,
-        plane,
-        ns_per_packet: sent.cpu.as_nanos() as f64 / sent.got[0].max(1) as f64,
-        symbols,
-    })
-}
-
-/// Prints ours and (a) side by side: ns per packet in each symbol.
-fn print_profiles(profiles: &[Profile]) {
-    for direction in [Direction::Decap, Direction::Encap] {
-        let of = |plane| {
-            profiles
-                .iter()
-                .find(|p| p.direction == direction && p.plane == plane)
-        };
-        let (Some(ours), Some(bare)) = (of(Plane::Ours), of(Plane::Bare)) else {
-            continue;
-        };
-        println!();
-        println!(
-            "profile, {direction:?} 64 B (perf record, cpu-clock samples of the pipeline's CPU; CPU ns per packet by symbol, symbols >= 0.5%):"
-        );
-        println!(
-            "  total: pptp-xdp {:.0} ns, (a) bare redirect {:.0} ns",
-            ours.ns_per_packet, bare.ns_per_packet
-        );
-        println!(
-            "  {:<40} {:>9} {:>9} {:>8}",
-            "symbol", "pptp-xdp", "(a)", "extra"
-        );
-        let mut names: Vec<&String> = ours.symbols.iter().map(|(_, s)| s).collect();
-        for (_, s) in &bare.symbols {
-            if !names.contains(&s) {
-                names.push(s);
-            }
-        }
-        let ns = |p: &Profile, name: &str| {
-            p.symbols
-                .iter()
-                .find(|(_, s)| s == name)
-                .map_or(0.0, |(share, _)| share / 100.0 * p.ns_per_packet)
-        };
-        let mut rows: Vec<(String, f64, f64)> = names
-            .into_iter()
-            .map(|n| (n.clone(), ns(ours, n), ns(bare, n)))
-            .collect();
-        rows.sort_by(|x, y| (y.1 - y.2).total_cmp(&(x.1 - x.2)));
-        for (name, o, b) in rows.iter().take(16) {
-            println!("  {name:<40} {o:>6.1} ns {b:>6.1} ns {:>+6.1} ns", o - b);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Per-packet timings under BPF_PROG_TEST_RUN
-
-struct Timing {
-    what: String,
-    median_ns: u64,
-    verdict: u32,
-}
-
-/// Median duration of `calls` single runs of `program`, the frame of each call made
-/// by `frame(n)`, `before(n)` run (untimed) before each call.
-fn time_program(
-    program: &Xdp,
-    ctx: &[u8],
-    calls: usize,
-    mut frame: impl FnMut(usize) -> Vec<u8>,
-    mut before: impl FnMut(usize) -> anyhow::Result<()>,
-) -> anyhow::Result<(u64, u32)> {
-    let mut durations = Vec::with_capacity(calls);
-    let mut verdict = 0;
-    let mut out = vec![0u8; 2048];
-    for n in 0..calls {
-        let data = frame(n);
-        before(n)?;
-        let mut ctx = ctx.to_vec();
-        ctx[4..8].copy_from_slice(&(data.len() as u32).to_ne_bytes());
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(&data);
-        opts.data_out = Some(&mut out);
-        opts.ctx_in = Some(&ctx);
-        let result = program.test_run(opts).context("BPF_PROG_TEST_RUN")?;
-        durations.push(result.duration.as_nanos() as u64);
-        verdict = result.return_value;
-    }
-    durations.sort_unstable();
-    Ok((durations[durations.len() / 2], verdict))
-}
-
-/// Duration per run of `repeat` runs of `program` on one frame (the kernel does not
-/// restore the frame between runs: each run sees what the previous one left).
-fn time_repeat(program: &Xdp, ctx: &[u8], data: &[u8], repeat: u32) -> anyhow::Result<(u64, u32)> {
-    let mut ctx = ctx.to_vec();
-    ctx[4..8].copy_from_slice(&(data.len() as u32).to_ne_bytes());
-    let mut opts = TestRunOptions::new();
-    opts.data_in = Some(data);
-    opts.ctx_in = Some(&ctx);
-    opts.repeat = repeat;
-    let result = program.test_run(opts).context("BPF_PROG_TEST_RUN")?;
-    Ok((result.duration.as_nanos() as u64, result.return_value))
-}
-
-/// Runs inside the "ours" concentrator namespace (the FIB lookups see its routes).
-fn per_packet(
-    bench: &Ebpf,
-    bare_up: &Ebpf,
-    pins: &PinDir,
-    ours: &Chain,
-    seq_base: u64,
-) -> anyhow::Result<Vec<Timing>> {
-    // The data plane's programs, loaded again with the same pinned maps.
-    let mut programs = EbpfLoader::new()
-        .default_map_pin_directory(pins.path())
-        .load(BPF_OBJECT)?;
-    for name in [maps::PROG_UPLINK, maps::PROG_LAN] {
-        program_mut(&mut programs, name)?.load()?;
-    }
-    let mut hops: HashMap<MapData, [u8; 4], NextHop> = HashMap::try_from(Map::LruHashMap(
-        MapData::from_pin(pins.object(maps::NEXT_HOPS))?,
-    ))?;
-    let uplink = nix::net::if_::if_nametoindex(link::UPLINK)?;
-    let lan = nix::net::if_::if_nametoindex(link::LAN)?;
-    let _ = ours;
-    let ctx = |ifindex: u32| -> Vec<u8> {
-        [0, 0, 0, ifindex, 0, 0]
-            .iter()
-            .flat_map(|v: &u32| v.to_ne_bytes())
-            .collect()
-    };
-    // Sequence numbers above anything the live rounds sent.
-    let seq0 = seq_base + 1_000_000;
-    let decap_frame = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
-        let seq = (seq0 + n as u64) as u32;
-        f[42..46].copy_from_slice(&seq.to_be_bytes());
-        f
-    };
-    let encap_frame = |n: usize| frame(Direction::Encap, Plane::Ours, n % SESSIONS, 64);
-    let nothing = |_| Ok(());
-    let mut timings = Vec::new();
-    let mut push = |what: &str, (median_ns, verdict): (u64, u32)| {
-        timings.push(Timing {
-            what: what.to_owned(),
-            median_ns,
-            verdict,
-        })
-    };
-
-    let empty = program(bench, "bench_pass")?;
-    let redirect = program(bare_up, "bench_redirect")?;
-    let uplink_prog = program(&programs, maps::PROG_UPLINK)?;
-    let lan_prog = program(&programs, maps::PROG_LAN)?;
-    push(
-        "empty program (XDP_PASS)",
-        time_program(empty, &ctx(uplink), TIMING_CALLS, decap_frame, nothing)?,
-    );
-    push(
-        "(a) bare redirect",
-        time_program(redirect, &ctx(uplink), TIMING_CALLS, decap_frame, nothing)?,
-    );
-    push(
-        "pptp_uplink decap, next hop cached",
-        time_program(
-            uplink_prog,
-            &ctx(uplink),
-            TIMING_CALLS,
-            decap_frame,
-            nothing,
-        )?,
-    );
-    let seq1 = seq0 + TIMING_CALLS as u64;
-    let decap_frame2 = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
-        let seq = (seq1 + n as u64) as u32;
-        f[42..46].copy_from_slice(&seq.to_be_bytes());
-        f
-    };
-    let not_forced = std::cell::Cell::new(0usize);
-    push(
-        "pptp_uplink decap, bpf_fib_lookup every packet",
-        time_program(uplink_prog, &ctx(uplink), TIMING_CALLS, decap_frame2, |n| {
-            // The previous call must have looked the next hop up and cached it
-            // again; if not, the program has another cache and this figure is not
-            // what it says.
-            let dst = addr::LAN_HOST.octets();
-            if n > 0 && hops.get(&dst, 0).is_err() {
-                not_forced.set(not_forced.get() + 1);
-            }
-            let _ = hops.remove(&dst);
-            Ok(())
-        })?,
-    );
-    push(
-        "pptp_lan encap, next hop cached",
-        time_program(lan_prog, &ctx(lan), TIMING_CALLS, encap_frame, nothing)?,
-    );
-    push(
-        "pptp_lan encap, bpf_fib_lookup every packet",
-        time_program(lan_prog, &ctx(lan), TIMING_CALLS, encap_frame, |n| {
-            if n > 0
-                && hops
-                    .get(&session((n - 1) % SESSIONS).peer.octets(), 0)
-                    .is_err()
-            {
-                not_forced.set(not_forced.get() + 1);
-            }
-            let _ = hops.remove(&session(n % SESSIONS).peer.octets());
-            Ok(())
-        })?,
-    );
-    if not_forced.get() > 0 {
-        for t in timings
-            .iter_mut()
-            .filter(|t| t.what.contains("bpf_fib_lookup"))
-        {
-            t.what = format!("{} (NOT forced: NEXT_HOPS was not refilled)", t.what);
-        }
-    }
-    // The same with repeat = 1e6 on one frame: warm caches, but only the first run
-    // of a decap or encap sees the frame it was given.
-    let counters = pins.object(maps::GLOBAL_COUNTERS);
-    let decapsulated = || -> anyhow::Result<u64> {
-        let c = pptp_agent::dataplane::counters::GlobalCounters::read_pinned(&counters)?;
-        Ok(c.get("decapsulated").map_or(0, |c| c.packets))
-    };
-    let one = decap_frame2(TIMING_CALLS);
-    let mut repeated = Vec::new();
-    for (what, prog) in [
-        ("empty program (XDP_PASS)", empty),
-        ("(a) bare redirect", redirect),
-        ("pptp_uplink on one decap frame", uplink_prog),
-    ] {
-        let before = decapsulated()?;
-        let (ns, verdict) = time_repeat(prog, &ctx(uplink), &one, 1_000_000)?;
-        let moved = decapsulated()? - before;
-        repeated.push(Timing {
-            what: format!("{what}, repeat=1e6 (decapsulated {moved} of 1e6)"),
-            median_ns: ns,
-            verdict,
-        });
-    }
-    for t in &timings {
-        let expected = if t.what.starts_with("empty") {
-            XDP_PASS
-        } else {
-            XDP_REDIRECT
-        };
-        if t.verdict != expected {
-            bail!(
-                "per-packet timing of {}: verdict {} (expected {expected}): the measured path is not the one named",
-                t.what,
-                t.verdict
-            );
-        }
-    }
-    let _ = XDP_TX;
-    timings.extend(repeated);
-    Ok(timings)
-}
-
-// ---------------------------------------------------------------------------
-// Report
-
-#[allow(clippy::too_many_arguments)]
-fn print_report(
-    table: &[Case],
-    timings: &[Timing],
-    global: &pptp_agent::dataplane::counters::GlobalCounters,
-    old_seq: u64,
-    rx: u64,
-    load_before: &str,
-    load_after: &str,
-) {
-    println!();
-    println!(
-        "pptp-xdp XDP benchmark: {SESSIONS} sessions, medians of {ROUNDS} rounds, whole pipeline (generator, concentrator, sink) on one CPU;"
-    );
-    println!(
-        "Mpps per core = packets at the sink / CPU time of the pipeline (the generator thread and its CPU's ksoftirqd)"
-    );
-    println!("load average before: {load_before}; after: {load_after}");
-    println!();
-    println!(
-        "| case | pptp-xdp Mpps | (a) bare redirect Mpps | (b) kernel forwarding Mpps | vs (a) | goal | vs (b) | goal |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for case in table {
-        let (ours, a, b) = (
-            case.median(Plane::Ours),
-            case.median(Plane::Bare),
-            case.median(Plane::Kernel),
-        );
-        let (goal_a, goal_b) = match case.direction {
-            Direction::Decap => (0.8, 2.5),
-            Direction::Encap => (0.7, 2.0),
-        };
-        let mark = |ratio: f64, goal: f64| {
-            if ratio >= goal {
-                format!(">= {goal} met")
-            } else {
-                format!(">= {goal} NOT met")
-            }
-        };
-        println!(
-            "| {} {} B inner | {ours:.2} | {a:.2} | {b:.2} | {:.2} | {} | {:.2} | {} |",
-            match case.direction {
-                Direction::Decap => "decap",
-                Direction::Encap => "encap",
-            },
-            case.size,
-            ours / a,
-            mark(ours / a, goal_a),
-            ours / b,
-            mark(ours / b, goal_b)
-        );
-    }
-    println!();
-    println!("wall-clock Mpps (depends on what else the CPU runs):");
-    for case in table {
-        println!(
-            "  {:?} {:>4} B: pptp-xdp {:.2}, (a) {:.2}, (b) {:.2}",
-            case.direction,
-            case.size,
-            case.wall_median(Plane::Ours),
-            case.wall_median(Plane::Bare),
-            case.wall_median(Plane::Kernel)
-        );
-    }
-    println!();
-    println!(
-        "CPU ns per packet in the pipeline (1000 / Mpps per core) and what pptp-xdp adds over (a):"
-    );
-    for case in table {
-        let ns = |p| 1000.0 / case.median(p);
-        println!(
-            "  {:?} {:>4} B: pptp-xdp {:.0} ns, (a) {:.0} ns, (b) {:.0} ns; pptp-xdp - (a) = {:.0} ns",
-            case.direction,
-            case.size,
-            ns(Plane::Ours),
-            ns(Plane::Bare),
-            ns(Plane::Kernel),
-            ns(Plane::Ours) - ns(Plane::Bare)
-        );
-    }
-    println!();
-    println!(
-        "what arrived at the sinks (last round: all / UDP / GRE / other; sent and delivered over all rounds):"
-    );
-    for case in table {
-        for plane in Plane::ALL {
-            let k = case.kinds[&plane];
-            let (sent, got) = case.sent[&plane];
-            println!(
-                "  {:?} {:>4} B {:<27} {} / {} / {} / {}; delivered {:.1}% of {sent}",
-                case.direction,
-                case.size,
-                plane.name(),
-                k[0],
-                k[1],
-                k[2],
-                k[3],
-                100.0 * got as f64 / sent.max(1) as f64
-            );
-        }
-    }
-    let count = |name: &str| global.get(name).map_or(0, |c| c.packets);
-    println!(
-        "pptp-xdp counters: decapsulated {}, encapsulated {}, old_sequence {old_seq} (sessions' rx {rx}), no_next_hop {}, unknown_session {}, malformed {}",
-        count("decapsulated"),
-        count("encapsulated"),
-        count("no_next_hop"),
-        count("unknown_session"),
-        count("malformed"),
-    );
-    println!();
-    println!(
-        "ns per packet under BPF_PROG_TEST_RUN (64 B inner, {TIMING_CALLS} calls of one run each, median; includes the test-run overhead the empty program shows):"
-    );
-    let empty = timings.first().map_or(0, |t| t.median_ns);
-    for t in timings.iter().filter(|t| !t.what.contains("repeat=")) {
-        println!(
-            "  {:<48} {:>4} ns  ({:>+4} ns over empty)",
-            t.what,
-            t.median_ns,
-            t.median_ns as i64 - empty as i64
-        );
-    }
-    println!("  one frame, repeat=1e6 (warm caches; a decap's later runs see its own output):");
-    for t in timings.iter().filter(|t| t.what.contains("repeat=")) {
-        println!("    {:<70} {:>4} ns", t.what, t.median_ns);
-    }
 }

@@ -14,23 +14,16 @@ mod support;
 use nix::sched::{CloneFlags, unshare};
 use pptp_common::{
     maps::PROG_EGRESS,
-    session::{EncapSession, NextHop, SESSION_FAST, SeqState},
+    session::{EncapSession, SeqState},
 };
-use support::*;
+use support::{
+    encap::{MTU, SLOT, SLOW_CLIENT},
+    *,
+};
 
-const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
 /// A client whose peer has no cached next hop (and no route: the FIB lookup fails).
 const UNROUTED_CLIENT: [u8; 4] = [192, 0, 2, 12];
 const UNROUTED_PEER: [u8; 4] = [198, 51, 100, 12];
-const PEER_CALL: u16 = 0x2002;
-const SLOT: u32 = 3;
-const MTU: u16 = 1400;
-const UPLINK_HOP: NextHop = NextHop {
-    ifindex: 5,
-    smac: [0x02, 0, 0, 0, 5, 1],
-    dmac: [0x02, 0, 0, 0, 5, 2],
-    expires: u64::MAX,
-};
 
 /// Runs `test` on a thread in a new, empty network namespace.
 fn in_empty_netns(test: impl FnOnce() + Send + 'static) {
@@ -43,25 +36,7 @@ fn in_empty_netns(test: impl FnOnce() + Send + 'static) {
 }
 
 fn loaded(test: &str) -> Loaded {
-    let mut l = Loaded::new(test);
-    let session = EncapSession {
-        peer_addr: PEER,
-        local_addr: SERVER,
-        peer_call_id: PEER_CALL,
-        mtu: MTU,
-        slot: SLOT,
-        flags: SESSION_FAST,
-        _pad: 0,
-    };
-    l.add_encap(CLIENT, session);
-    l.add_encap(
-        SLOW_CLIENT,
-        EncapSession {
-            flags: 0,
-            slot: 4,
-            ..session
-        },
-    );
+    let (mut l, session) = encap::loaded(test);
     l.add_encap(
         UNROUTED_CLIENT,
         EncapSession {
@@ -70,21 +45,16 @@ fn loaded(test: &str) -> Loaded {
             ..session
         },
     );
-    l.add_next_hop(PEER, UPLINK_HOP);
     l
 }
 
 /// What the uplink must carry for `inner`: the TTL is the kernel's business here.
 fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
-    support::encapsulated(PEER_CALL, &UPLINK_HOP, inner, seq, ack)
+    encap::encapsulated(inner, seq, ack)
 }
 
 fn check(l: &Loaded, what: &str, packet: &[u8], verdict: u32, counters: &[(&str, u64)]) -> Vec<u8> {
-    let before = l.global();
-    let (got, out) = l.run_tc(PROG_EGRESS, packet);
-    assert_eq!(got, verdict, "{what}: verdict");
-    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
-    out
+    support::check(l, PROG_EGRESS, what, packet, verdict, counters)
 }
 
 /// An echo request from the box to `client` with `len` bytes of data.

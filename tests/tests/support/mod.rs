@@ -146,6 +146,77 @@ impl Loaded {
     }
 }
 
+/// Runs `frame` through `program` (the TC program [`maps::PROG_EGRESS`] or an XDP
+/// program) and checks the verdict and exactly which global counters moved; returns
+/// the output.
+pub fn check(
+    l: &Loaded,
+    program: &str,
+    what: &str,
+    frame: &[u8],
+    verdict: u32,
+    counters: &[(&str, u64)],
+) -> Vec<u8> {
+    let before = l.global();
+    let (got, out) = if program == maps::PROG_EGRESS {
+        l.run_tc(program, frame)
+    } else {
+        l.run(program, frame)
+    };
+    assert_eq!(got, verdict, "{what}: verdict");
+    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
+    out
+}
+
+/// The fixtures of the encapsulating programs (`pptp_lan`, `pptp_egress`): a
+/// fast-path session to [`CLIENT`] and one on the agent's path to
+/// [`encap::SLOW_CLIENT`], both to [`PEER`], whose next hop is cached.
+pub mod encap {
+    use super::*;
+    use pptp_common::session::SESSION_FAST;
+
+    pub const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
+    pub const PEER_CALL: u16 = 0x2002;
+    pub const SLOT: u32 = 3;
+    pub const MTU: u16 = 1400;
+    pub const UPLINK_HOP: NextHop = NextHop {
+        ifindex: 5,
+        smac: [0x02, 0, 0, 0, 5, 1],
+        dmac: [0x02, 0, 0, 0, 5, 2],
+        expires: u64::MAX,
+    };
+
+    /// The object loaded for `test` with both sessions; returns the fast one too.
+    pub fn loaded(test: &str) -> (Loaded, EncapSession) {
+        let mut l = Loaded::new(test);
+        let session = EncapSession {
+            peer_addr: PEER,
+            local_addr: SERVER,
+            peer_call_id: PEER_CALL,
+            mtu: MTU,
+            slot: SLOT,
+            flags: SESSION_FAST,
+            _pad: 0,
+        };
+        l.add_encap(CLIENT, session);
+        l.add_encap(
+            SLOW_CLIENT,
+            EncapSession {
+                flags: 0,
+                slot: 4,
+                ..session
+            },
+        );
+        l.add_next_hop(PEER, UPLINK_HOP);
+        (l, session)
+    }
+
+    /// What the uplink must carry for `inner` (as the program leaves its TTL).
+    pub fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
+        super::encapsulated(PEER_CALL, &UPLINK_HOP, inner, seq, ack)
+    }
+}
+
 /// One BPF_PROG_TEST_RUN of `program` on `data`: the verdict and the output data.
 fn test_run<P>(program: &P, data: &[u8]) -> (u32, Vec<u8>)
 where

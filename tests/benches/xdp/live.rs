@@ -19,15 +19,17 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray},
+    maps::{Array, MapData},
     programs::{TestRun, TestRunAttrs, TestRunOptions},
 };
 use pptp_agent::dataplane::{counters::GlobalCounters, xdp::XdpDataplane};
 use pptp_tests::{bench_lab::link, sample::median};
 
 use crate::{
-    BATCH, Direction, GenConfig, Plane, ROUNDS, SESSIONS, TEMPLATE_LEN, frames::frame, in_ns, napi,
-    pinned_cpu, program,
+    BATCH, Direction, GenConfig, Plane, ROUNDS, SESSIONS, TEMPLATE_LEN,
+    frames::frame,
+    in_ns, napi, pinned_cpu, program,
+    sinks::{End, Sinks},
 };
 
 /// What a sink counts (`SINK_COUNTERS` of the bench object).
@@ -176,22 +178,14 @@ pub fn set_templates(
     Ok(frame(direction, plane, 0, size))
 }
 
-fn sink_counts(bench: &Ebpf) -> anyhow::Result<Kinds> {
-    let map: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(bench.map("SINK_COUNTERS").context("no SINK_COUNTERS")?)?;
-    let mut out = [0u64; 4];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = map.get(&(i as u32), 0)?.iter().sum();
-    }
-    Ok(out)
-}
-
 /// What one sending round measured.
 pub struct Sent {
     /// Frames the generator sent.
     pub sent: u64,
-    /// Frames counted by the sinks, by kind.
+    /// Frames counted by the sink at the far end, by kind.
     pub got: Kinds,
+    /// Frames that came back to the sending end (none should).
+    pub back: Kinds,
     /// Wall-clock time.
     pub wall: Duration,
     /// CPU time of the pipeline: the generator thread (veth processing runs in its
@@ -225,22 +219,25 @@ fn ksoftirqd_time(cpu: usize) -> Duration {
     Duration::from_nanos(ns)
 }
 
-/// Sends frames for `duration` (and at most 4,000 calls).
+/// Sends `plane`'s frames in `direction` for `duration` (and at most 4,000 calls).
 pub fn send(
     bench: &Ebpf,
+    sinks: &Sinks,
+    (direction, plane): (Direction, Plane),
     sender: &(String, u32),
     frame: &[u8],
     duration: Duration,
 ) -> anyhow::Result<Sent> {
     let generator = program(bench, "bench_gen")?;
     let (ns, ifindex) = sender;
+    let (far, near) = (End::far(direction), End::near(direction));
     // xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
     let ctx: Vec<u8> = [0, frame.len() as u32, 0, *ifindex, 0, 0]
         .iter()
         .flat_map(|v| v.to_ne_bytes())
         .collect();
     let cpu = pinned_cpu();
-    let before = sink_counts(bench)?;
+    let before = (sinks.counts(plane, far)?, sinks.counts(plane, near)?);
     let soft_before = ksoftirqd_time(cpu);
     let mut sent = 0u64;
     let mut repeat: u32 = 1 << 14;
@@ -273,33 +270,31 @@ pub fn send(
     let wall = start.elapsed();
     // Frames still queued in the receivers' rings reach the sinks before the round
     // is counted (they would otherwise land in the next round, maybe another plane's).
-    let after = drained(bench)?;
+    let after = drained(|| Ok((sinks.counts(plane, far)?, sinks.counts(plane, near)?)))?;
     let soft = ksoftirqd_time(cpu).saturating_sub(soft_before);
-    let mut got = [0u64; 4];
-    for i in 0..4 {
-        got[i] = after[i] - before[i];
-    }
+    let delta = |a: Kinds, b: Kinds| std::array::from_fn(|i| a[i] - b[i]);
     Ok(Sent {
         sent,
-        got,
+        got: delta(after.0, before.0),
+        back: delta(after.1, before.1),
         wall,
         cpu: thread_cpu + soft,
     })
 }
 
-/// The sinks' counts once they have stopped moving (three reads 10 ms apart agree;
+/// The sinks' counts once they have stopped moving (six reads 10 ms apart agree;
 /// at most [`DRAIN_LIMIT`]).
-fn drained(bench: &Ebpf) -> anyhow::Result<Kinds> {
+fn drained<T: PartialEq>(mut counts: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let started = Instant::now();
-    let mut last = sink_counts(bench)?;
+    let mut last = counts()?;
     let mut steady = 0;
-    while steady < 3 {
+    while steady < 6 {
         ensure!(
             started.elapsed() < DRAIN_LIMIT,
             "frames kept arriving at the sinks {DRAIN_LIMIT:?} after the generator stopped"
         );
         std::thread::sleep(Duration::from_millis(10));
-        let now = sink_counts(bench)?;
+        let now = counts()?;
         steady = if now == last { steady + 1 } else { 0 };
         last = now;
     }
@@ -309,8 +304,10 @@ fn drained(bench: &Ebpf) -> anyhow::Result<Kinds> {
 /// How long frames may keep arriving after the generator stopped.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Fails if anything but `expected` arrived.
-fn check_kinds(what: &str, expected: Kind, got: &Kinds) -> anyhow::Result<()> {
+/// Fails if anything but `expected` arrived at the far end or, unless `warm_up`
+/// (frames of the previous case may still land there), anything came back.
+fn check_kinds(what: &str, expected: Kind, sent: &Sent, warm_up: bool) -> anyhow::Result<()> {
+    let got = &sent.got;
     let wrong = got[0] - got[expected as usize];
     if wrong > 0 {
         bail!(
@@ -319,6 +316,15 @@ fn check_kinds(what: &str, expected: Kind, got: &Kinds) -> anyhow::Result<()> {
             got[Kind::Udp as usize],
             got[Kind::Gre as usize],
             got[Kind::Other as usize]
+        );
+    }
+    if !warm_up && sent.back[0] > 0 {
+        bail!(
+            "{what}: {} frames came back to the sending end (UDP {} / GRE {} / other {})",
+            sent.back[0],
+            sent.back[Kind::Udp as usize],
+            sent.back[Kind::Gre as usize],
+            sent.back[Kind::Other as usize]
         );
     }
     Ok(())
@@ -331,6 +337,7 @@ pub type Senders = BTreeMap<(Direction, Plane), (String, u32)>;
 /// [`Mode::Concentrator`], `napi` names the threads whose CPU time counts.
 pub fn measure_case(
     bench: &mut Ebpf,
+    sinks: &Sinks,
     senders: &Senders,
     dataplane: &XdpDataplane,
     (direction, size, mode): (Direction, usize, Mode),
@@ -353,12 +360,14 @@ pub fn measure_case(
         let f = set_templates(bench, direction, plane, size)?;
         let warm = send(
             bench,
+            sinks,
+            (direction, plane),
             &senders[&(direction, plane)],
             &f,
             Duration::from_millis(200),
         )?;
         let what = format!("{direction:?} {size} B warm-up, {}", plane.name());
-        check_kinds(&what, Kind::expected(direction, plane), &warm.got)?;
+        check_kinds(&what, Kind::expected(direction, plane), &warm, true)?;
     }
     for r in 0..ROUNDS {
         for plane in Plane::ALL {
@@ -374,14 +383,23 @@ pub fn measure_case(
                     anyhow::Ok((napi::cpu_time(thread)?, napi::handled(ns, dev)?))
                 })
                 .transpose()?;
+            let measured = send(
+                bench,
+                sinks,
+                (direction, plane),
+                &senders[&(direction, plane)],
+                &f,
+                round,
+            )?;
+            let what = format!("{direction:?} {size} B round {r}, {}", plane.name());
+            check_kinds(&what, expected, &measured, false)?;
             let Sent {
                 sent,
                 got,
                 wall,
                 cpu,
-            } = send(bench, &senders[&(direction, plane)], &f, round)?;
-            let what = format!("{direction:?} {size} B round {r}, {}", plane.name());
-            check_kinds(&what, expected, &got)?;
+                ..
+            } = measured;
             let delivered = got[expected as usize];
             let wall_mpps = delivered as f64 / wall.as_secs_f64() / 1e6;
             let figure = match (mode, receiving, napi_before) {

@@ -14,7 +14,8 @@
 //! The generator (`bench_gen` of the bench object) runs with BPF_PROG_TEST_RUN in
 //! live-frames mode on the sending end (the wan end for decap, the LAN end for
 //! encap) and sends every frame with `XDP_TX` into the concentrator; a per-CPU
-//! counting `XDP_DROP` program (`bench_sink`) at the far end counts what arrives.
+//! counting `XDP_DROP` program (`bench_sink`) at the far end counts what arrives
+//! (`sinks.rs`: one per end of every chain, each counting apart).
 //! The generator rewrites the first 72 bytes of each frame from one template per
 //! session (round robin over the sessions, so every frame hits another session) and
 //! gives enhanced GRE frames the sequence number `n / sessions + 1`: each session
@@ -58,6 +59,7 @@ mod live;
 mod napi;
 mod profile;
 mod report;
+mod sinks;
 mod timing;
 
 use std::{
@@ -86,6 +88,7 @@ use pptp_tests::{
 };
 
 use live::{Mode, NapiThreads, Senders};
+use sinks::Sinks;
 
 /// Sessions installed (and templates the generator cycles through).
 const SESSIONS: usize = 500;
@@ -171,20 +174,14 @@ fn run() -> anyhow::Result<()> {
     let [ours, bare, kernel] = [0, 1, 2].map(|i| lab.chains()[i].clone());
     let bpffs = TempBpffs::mount(lab.run_dir().join("bpf"))?;
 
-    // The sink on both ends of every chain; the generator.
+    // The generator (and the empty program of the timings); the sinks.
     let mut bench = EbpfLoader::new()
         .load(BENCH_OBJECT)
         .context("loading the bench object")?;
-    for name in ["bench_gen", "bench_sink", "bench_pass"] {
+    for name in ["bench_gen", "bench_pass"] {
         program_mut(&mut bench, name)?.load()?;
     }
-    for chain in [&ours, &bare, &kernel] {
-        for (ns, dev) in [(&chain.wan, link::WAN), (&chain.lan, link::HOST)] {
-            let sink = program_mut(&mut bench, "bench_sink")?;
-            in_ns(ns, || sink.attach(dev, XdpMode::default()))?
-                .with_context(|| format!("attaching the sink to {dev} in {ns}"))?;
-        }
-    }
+    let sinks = Sinks::attach(&lab)?;
 
     // (a): one bare redirect per direction.
     let bare_up = bare_redirect(&bare.concentrator, link::UPLINK, link::LAN)?;
@@ -240,6 +237,7 @@ fn run() -> anyhow::Result<()> {
         for size in SIZES {
             table.push(live::measure_case(
                 &mut bench,
+                &sinks,
                 &senders,
                 &dataplane,
                 (direction, size, Mode::Whole),
@@ -255,6 +253,7 @@ fn run() -> anyhow::Result<()> {
             for plane in [Plane::Ours, Plane::Bare] {
                 profiles.push(profile::profile(
                     &mut bench,
+                    &sinks,
                     &senders,
                     direction,
                     plane,
@@ -275,6 +274,7 @@ fn run() -> anyhow::Result<()> {
         for size in SIZES {
             alone.push(live::measure_case(
                 &mut bench,
+                &sinks,
                 &senders,
                 &dataplane,
                 (direction, size, Mode::Concentrator),
@@ -301,6 +301,7 @@ fn run() -> anyhow::Result<()> {
     drop(dataplane);
     drop(bare_up);
     drop(bare_lan);
+    drop(sinks);
     drop(bench);
     drop(bpffs);
     lab.down()

@@ -10,6 +10,7 @@ use crate::{
     Direction, Plane,
     live::{Kind, Senders, send, set_templates},
     pinned_cpu,
+    sinks::Sinks,
 };
 
 /// A profile: CPU ns per packet of the pipeline, and the symbols it spent them in.
@@ -25,6 +26,7 @@ pub struct Profile {
 /// keeps the samples of the benchmark's thread and the CPU's ksoftirqd.
 pub fn profile(
     bench: &mut Ebpf,
+    sinks: &Sinks,
     senders: &Senders,
     direction: Direction,
     plane: Plane,
@@ -44,6 +46,8 @@ pub fn profile(
     std::thread::sleep(Duration::from_millis(500));
     let sent = send(
         bench,
+        sinks,
+        (direction, plane),
         &senders[&(direction, plane)],
         &frame,
         Duration::from_secs(3),

@@ -254,11 +254,12 @@ pub enum TunMode {
     Concentrator(Tun),
     /// A client's device, created when its link comes up, with these routes.
     Client { name: String, routes: Vec<String> },
-    /// No device: IPv4 from sessions goes to this channel and [`HubCommand::Send`]
-    /// puts packets into the session whose address is their source (the load
-    /// generator drives many client sessions this way). A full channel drops the
-    /// packet (counted in `send_errors`).
-    Probe(mpsc::Sender<Vec<u8>>),
+    /// No device: IPv4 from sessions goes to this channel with the address of the
+    /// session it arrived on, and [`HubCommand::Send`] puts packets into the session
+    /// whose address is their source (the load generator drives many client
+    /// sessions this way). A full channel drops the packet (counted in
+    /// `send_errors`).
+    Probe(mpsc::Sender<(Ipv4Addr, Vec<u8>)>),
 }
 
 /// What a concentrator's hub does beyond carrying sessions.
@@ -914,7 +915,11 @@ impl Hub {
                 None => current_tun(&self.tun_mode, &self.client_tun),
             };
             if let TunMode::Probe(probe) = &self.tun_mode {
-                if probe.try_send(packet.to_vec()).is_err() {
+                let sent = session
+                    .up
+                    .as_ref()
+                    .is_some_and(|up| probe.try_send((up.local_ip, packet.to_vec())).is_ok());
+                if !sent {
                     self.stats.send_errors += 1;
                 }
             } else if let Some(tun) = tun

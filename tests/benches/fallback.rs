@@ -1,11 +1,16 @@
 //! The agent's own data path (TUN + raw GRE socket), end to end in the lab: TCP
 //! through a session without MPPE (a plain relay: the baseline) and with MPPE-128
-//! stateless, in each direction, beside the RC4 primitive alone in this process.
+//! stateless, in each direction, beside the product's RC4 alone in this process (the
+//! `Rc4State` the MPPE cipher runs, keyed once, over the bytes a 1400-byte packet
+//! puts through it: protocol field and payload).
 //!
 //! Packets per second come from the concentrator's TUN counters (every inner packet
 //! the agent relays crosses it exactly once); the agent's CPU time (from /proc) turns
-//! them into packets per second per core, since the agent runs on one thread. Run by
-//! `cargo xtask bench` with `PPTP_AGENT_BIN` set to a release build.
+//! them into packets per second per core, since the agent runs on one thread. Both
+//! sessions stay up for the whole run and [`ROUNDS`] rounds interleave them (relay
+//! and MPPE one after the other in each direction, the RC4 baseline before each
+//! round); the report gives medians. Run by `cargo xtask bench` with
+//! `PPTP_AGENT_BIN` set to a release build.
 
 use std::{
     path::PathBuf,
@@ -19,11 +24,14 @@ use pptp_tests::{
     demo::wait_for,
     lab::{Lab, LabSpec, addr},
     netns,
+    sample::median,
 };
 
 const IPERF_PORT: u16 = 5201;
-/// Inner packet size of the RC4 primitive measurement (a full-size TCP segment).
+/// Inner packet size of the RC4 measurement (a full-size TCP segment).
 const PACKET: usize = 1400;
+/// Rounds per case; the report gives their medians.
+const ROUNDS: usize = 3;
 
 struct Measurement {
     mbit: f64,
@@ -103,52 +111,77 @@ fn run_iperf(
     })
 }
 
-/// The RC4 primitive alone: packets of `PACKET` bytes per second on one core.
+/// The product's RC4 alone: packets of `PACKET` bytes (plus the 2-byte protocol
+/// field MPPE encrypts with them) per second on one core, one key schedule for all.
 fn rc4_primitive(budget: Duration) -> f64 {
-    let key = [0x5au8; 16];
-    let mut buf = vec![0x45u8; PACKET];
+    use pptp_agent::mppe::{KeyStrength, cipher::Rc4State, keys};
+    let key = keys::initial_session_key(&[0x5a; 16], KeyStrength::Bits128);
+    let mut rc4 = Rc4State::new(&key);
+    let mut buf = vec![0x45u8; 2 + PACKET];
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < budget {
         for _ in 0..64 {
-            pptp_agent::mppe::keys::rc4_apply(&key, std::hint::black_box(&mut buf));
+            rc4.apply(std::hint::black_box(&mut buf));
         }
         n += 64;
     }
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn measure_case(
-    bin: &std::path::Path,
-    mppe: bool,
-    seconds: u64,
-) -> anyhow::Result<[Measurement; 2]> {
-    let mut lab = Lab::up(&LabSpec { clients: 1 })?;
-    let server_policy = if mppe { "require" } else { "deny" };
-    // No XDP (a missing uplink): every packet takes the agent's path.
-    let server = agents::start_server_on(
-        &mut lab,
-        bin,
-        "missing0",
-        &["--user", "bench:bench-secret", "--mppe", server_policy],
-    )?;
-    agents::dial(
-        &mut lab,
-        bin,
-        0,
-        &[
-            "--user",
-            "bench",
-            "--password",
-            "bench-secret",
-            "--mppe",
-            server_policy,
-        ],
-    )?;
-    let up = run_iperf(&mut lab, server.pid, false, seconds)?;
-    let down = run_iperf(&mut lab, server.pid, true, seconds)?;
-    lab.down()?;
-    Ok([up, down])
+/// One session in its own lab (no XDP: every packet takes the agent's path).
+struct Case {
+    lab: Lab,
+    server_pid: u32,
+}
+
+impl Case {
+    fn up(bin: &std::path::Path, mppe: bool) -> anyhow::Result<Self> {
+        let mut lab = Lab::up(&LabSpec { clients: 1 })?;
+        let server_policy = if mppe { "require" } else { "deny" };
+        // A missing uplink: no XDP.
+        let server = agents::start_server_on(
+            &mut lab,
+            bin,
+            "missing0",
+            &["--user", "bench:bench-secret", "--mppe", server_policy],
+        )?;
+        agents::dial(
+            &mut lab,
+            bin,
+            0,
+            &[
+                "--user",
+                "bench",
+                "--password",
+                "bench-secret",
+                "--mppe",
+                server_policy,
+            ],
+        )?;
+        Ok(Self {
+            lab,
+            server_pid: server.pid,
+        })
+    }
+}
+
+/// Medians over the rounds of one case and direction.
+struct Medians {
+    mbit: f64,
+    pps: f64,
+    cpu: f64,
+    pps_per_core: f64,
+}
+
+fn medians(rounds: &[Measurement]) -> Medians {
+    let of = |f: fn(&Measurement) -> f64| median(rounds.iter().map(f));
+    Medians {
+        mbit: of(|m| m.mbit),
+        pps: of(|m| m.pps),
+        cpu: of(|m| m.cpu),
+        pps_per_core: of(Measurement::pps_per_core),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -162,25 +195,46 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse::<f64>().ok())
         .map_or(3, |s| s.ceil().max(1.0) as u64);
 
-    let rc4 = rc4_primitive(Duration::from_millis(500));
-    let relay = measure_case(&bin, false, seconds)?;
-    let mppe = measure_case(&bin, true, seconds)?;
+    let mut relay = Case::up(&bin, false)?;
+    let mut mppe = Case::up(&bin, true)?;
+    let mut rc4 = Vec::new();
+    // [case][direction] -> one measurement per round
+    let mut runs: [[Vec<Measurement>; 2]; 2] = Default::default();
+    for round in 0..ROUNDS {
+        rc4.push(rc4_primitive(Duration::from_millis(500)));
+        for (direction, reverse) in [(0, false), (1, true)] {
+            for (i, case) in [&mut relay, &mut mppe].into_iter().enumerate() {
+                let m = run_iperf(&mut case.lab, case.server_pid, reverse, seconds)?;
+                eprintln!(
+                    "round {round}: {} {}: {:.0} packets/s per core",
+                    ["relay", "MPPE-128"][i],
+                    ["client -> LAN", "LAN -> client"][direction],
+                    m.pps_per_core()
+                );
+                runs[i][direction].push(m);
+            }
+        }
+    }
+    relay.lab.down()?;
+    mppe.lab.down()?;
+    let rc4 = median(rc4);
+    let [relay, mppe] = runs.map(|case| case.map(|rounds| medians(&rounds)));
 
     println!(
-        "\nThe agent's data path (TUN + raw GRE socket), TCP through one session, {seconds} s per run"
+        "\nThe agent's data path (TUN + raw GRE socket), TCP through one session, {seconds} s per run, medians of {ROUNDS} interleaved rounds"
     );
     println!(
         "{:<34} {:>10} {:>12} {:>9} {:>14}",
         "case", "Mbit/s", "packets/s", "agent CPU", "packets/s/core"
     );
-    let row = |name: &str, m: &Measurement| {
+    let row = |name: &str, m: &Medians| {
         println!(
             "{:<34} {:>10.0} {:>12.0} {:>8.0}% {:>14.0}",
             name,
             m.mbit,
             m.pps,
             m.cpu * 100.0,
-            m.pps_per_core()
+            m.pps_per_core
         )
     };
     row("relay, no crypto, client -> LAN", &relay[0]);
@@ -189,7 +243,7 @@ fn main() -> anyhow::Result<()> {
     row("MPPE-128 stateless, LAN -> client", &mppe[1]);
     println!(
         "{:<34} {:>10.0} {:>12.0} {:>9} {:>14.0}",
-        "RC4 primitive alone (1400 B)",
+        "product's RC4 alone (1400 B)",
         rc4 * PACKET as f64 * 8.0 / 1e6,
         rc4,
         "100%",
@@ -198,10 +252,10 @@ fn main() -> anyhow::Result<()> {
     println!("\nratios (packets/s per core):");
     for (dir, i) in [("client -> LAN", 0), ("LAN -> client", 1)] {
         println!(
-            "  {dir}: MPPE / relay = {:.2}, MPPE / RC4 primitive = {:.2}, relay / RC4 primitive = {:.2}",
-            mppe[i].pps_per_core() / relay[i].pps_per_core(),
-            mppe[i].pps_per_core() / rc4,
-            relay[i].pps_per_core() / rc4
+            "  {dir}: MPPE / relay = {:.2}, MPPE / RC4 alone = {:.2}, relay / RC4 alone = {:.2}",
+            mppe[i].pps_per_core / relay[i].pps_per_core,
+            mppe[i].pps_per_core / rc4,
+            relay[i].pps_per_core / rc4
         );
     }
     println!(

@@ -247,44 +247,6 @@ pub fn ping(ns: &str, dst: Ipv4Addr, count: u32) -> anyhow::Result<bool> {
     Ok(out.status.success())
 }
 
-/// Drops every `every`-th GRE packet entering and leaving namespace `ns` (nftables;
-/// this kernel has no netem). Bounded by the namespace's life.
-pub fn induce_gre_loss(ns: &str, every: u32) -> anyhow::Result<()> {
-    let nft = |args: &[&str]| {
-        netns::run_in_ns(ns, Command::new("nft").args(args))
-            .map(drop)
-            .context("nft (run `cargo xtask setup` for nftables)")
-    };
-    nft(&["add", "table", "inet", "loss"])?;
-    for hook in ["input", "output"] {
-        nft(&[
-            "add",
-            "chain",
-            "inet",
-            "loss",
-            hook,
-            &format!("{{ type filter hook {hook} priority 0; }}"),
-        ])?;
-        nft(&[
-            "add",
-            "rule",
-            "inet",
-            "loss",
-            hook,
-            "ip",
-            "protocol",
-            "gre",
-            "numgen",
-            "inc",
-            "mod",
-            &every.to_string(),
-            "0",
-            "drop",
-        ])?;
-    }
-    Ok(())
-}
-
 /// The concentrator's routes on its TUN device (one per session on the agent's path
 /// and per fast-path client, for the box's own traffic), as `ip route` prints them.
 pub fn tunnel_routes(lab: &Lab) -> anyhow::Result<String> {

@@ -2,26 +2,36 @@
 //! reader of what the agent and its peers put on the wire.
 //!
 //! [`Capture::start`] runs dumpcap on an interface of a lab namespace; [`Capture::finish`]
-//! stops it and [`dissect`] checks the file: tshark must find no malformed packet and
-//! no expert error, and reports which protocols and messages it saw.
+//! sends a marker frame out of that interface and stops dumpcap once the file holds
+//! it (everything sent before is then in the file, whatever the machine's load); and
+//! [`dissect`] checks the file: tshark must find no malformed packet and no expert
+//! error, and reports which protocols and messages it saw.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
 use anyhow::{Context as _, ensure};
 
-use crate::{demo::wait_for, lab::Lab};
+use crate::{demo::wait_for, lab::Lab, netns};
 
 /// tshark's display filter for what must never appear in our captures.
 pub const PROBLEMS: &str = "_ws.malformed || _ws.expert.severity >= 0x800000";
+
+/// Ethertype of the end marker (IEEE 802 local experimental ethertype 1).
+pub const MARKER_ETHERTYPE: u16 = 0x88b5;
+/// How long dumpcap may take to write the marker into its file.
+const MARKER_WAIT: Duration = Duration::from_secs(10);
 
 /// A running capture.
 pub struct Capture {
     pid: u32,
     path: PathBuf,
+    ns: String,
+    iface: String,
 }
 
 impl Capture {
@@ -46,16 +56,82 @@ impl Capture {
         Ok(Self {
             pid,
             path: path.to_path_buf(),
+            ns: ns.to_owned(),
+            iface: iface.to_owned(),
         })
     }
 
-    /// Stops the capture (dumpcap flushes its file on SIGTERM) and returns the file.
+    /// Sends the end marker (a broadcast frame of [`MARKER_ETHERTYPE`] naming this
+    /// capture), waits until dumpcap has written it, then stops the capture and
+    /// returns the file.
     pub fn finish(self, lab: &mut Lab) -> anyhow::Result<PathBuf> {
-        // Frames still in flight through the bridge reach dumpcap first.
-        std::thread::sleep(Duration::from_millis(300));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "pptp-xdp capture end {} {}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        send_marker(&self.ns, &self.iface, marker.as_bytes())?;
+        let written = wait_for(MARKER_WAIT, || {
+            std::fs::read(&self.path)
+                .is_ok_and(|bytes| bytes.windows(marker.len()).any(|w| w == marker.as_bytes()))
+        });
         lab.stop(self.pid, Duration::from_secs(10))?;
+        written.with_context(|| {
+            format!(
+                "dumpcap did not write the end marker into {} within {MARKER_WAIT:?}",
+                self.path.display()
+            )
+        })?;
         Ok(self.path)
     }
+}
+
+/// Sends one broadcast Ethernet frame of [`MARKER_ETHERTYPE`] carrying `payload` out
+/// of `iface` in namespace `ns` (a packet socket).
+fn send_marker(ns: &str, iface: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let iface = iface.to_owned();
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe]);
+    frame.extend_from_slice(&MARKER_ETHERTYPE.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.resize(frame.len().max(60), 0);
+    netns::run_in(ns, move || {
+        let ifindex = nix::net::if_::if_nametoindex(iface.as_str())
+            .with_context(|| format!("no interface {iface}"))?;
+        // SAFETY: plain socket(2); the descriptor is owned below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        ensure!(
+            fd >= 0,
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a descriptor just returned by socket(2), owned from here on.
+        let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_ifindex = ifindex as i32;
+        to.sll_halen = 6;
+        to.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: the buffer and the address are valid for the lengths given.
+        let sent = unsafe {
+            libc::sendto(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&to).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        ensure!(
+            sent == frame.len() as isize,
+            "sending the capture's end marker on {iface}: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    })
 }
 
 /// What tshark read in a capture.

@@ -5,9 +5,12 @@
 //! - [`bpffs`]: private bpffs mounts for pinned maps.
 //! - [`capture`]: dumpcap captures in the lab, dissected by tshark.
 //! - [`freeradius`]: a real FreeRADIUS and radclient for the RADIUS tests.
+//! - [`nft`]: nftables rules with counters (induced loss, held ports, an ICMP echo
+//!   observer).
 //! - [`netns`]: run code and processes inside network namespaces.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
 //! - [`process`]: a started process's memory, descriptors and CPU time (/proc).
+//! - [`sample`]: medians of benchmark rounds.
 //! - [`lab`]: the standard lab (clients, a WAN bridge, the concentrator, a LAN host)
 //!   built from network namespaces and veth pairs, torn down when dropped.
 //! - [`traffic`]: generators for the traffic the tests send (PPTP control TCP, GRE).
@@ -22,6 +25,8 @@ pub mod freeradius;
 pub mod lab;
 pub mod load;
 pub mod netns;
+pub mod nft;
 pub mod process;
+pub mod sample;
 pub mod traffic;
 pub mod vm;

@@ -251,7 +251,13 @@ fn limits_are_enforced() {
             third.set_read_timeout(Some(timeout))?;
             second.set_read_timeout(Some(Duration::from_millis(500)))?;
             let mut buf = [0u8; 1];
-            let third_closed = matches!((&third).read(&mut buf), Ok(0) | Err(_));
+            // Closed means EOF or a reset; a read timeout is a connection held open.
+            let third_closed = match (&third).read(&mut buf) {
+                Ok(0) => Ok("EOF"),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok("reset"),
+                Ok(n) => Err(format!("{n} bytes read")),
+                Err(e) => Err(format!("{:?} after {timeout:?}", e.kind())),
+            };
             let second_open = matches!((&second).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
             second.set_read_timeout(Some(Duration::from_secs(10)))?;
             let closed = matches!((&second).read(&mut buf), Ok(0));
@@ -262,7 +268,17 @@ fn limits_are_enforced() {
         second_open,
         "the second control connection from one address is served"
     );
-    assert!(third_closed, "the third is closed at once");
+    let how = third_closed.unwrap_or_else(|e| {
+        panic!("the third control connection from one address is closed at once: {e}")
+    });
+    eprintln!("the third control connection ended with {how}");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert_eq!(
+        log.matches("refused: too many control connections from this address")
+            .count(),
+        1,
+        "the refusal is logged once:\n{log}"
+    );
     let after = second_closed_after.expect("an idle control connection is closed");
     assert!(
         after >= Duration::from_millis(3900) && after < Duration::from_secs(9),

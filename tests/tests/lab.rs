@@ -4,6 +4,7 @@
 use std::net::SocketAddrV4;
 
 use pptp_tests::{
+    capture::{self, Capture},
     lab::{self, Lab, LabSpec, addr},
     netns,
     traffic::{self, EchoServer},
@@ -68,4 +69,35 @@ fn labs_of_dead_processes_are_removed_as_stale() {
     let removed = lab::down_stale().unwrap();
     assert!(removed.contains(&id), "{removed:?}");
     assert!(namespaces_of(&id).is_empty());
+}
+
+/// A capture of the WAN bridge holds every frame sent before it is finished: it
+/// ends on its own marker frame, not after a guessed delay. Needs root and dumpcap.
+#[test]
+fn a_capture_holds_everything_sent_before_its_end_marker() {
+    let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
+    let file = std::env::temp_dir().join(format!("{}-capture.pcapng", lab.id()));
+    let wan = lab.wan_ns();
+    let capture = Capture::start(&mut lab, &wan, "br0", &file).unwrap();
+    let mut ping = std::process::Command::new("ping");
+    ping.args(["-c", "20", "-i", "0.01", "-w", "10"])
+        .arg(addr::CONC_WAN.to_string());
+    let out = netns::run_in_ns(&lab.client_ns(0), &mut ping).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let file = capture.finish(&mut lab).unwrap();
+    let requests = capture::matching(&file, "icmp.type == 8").unwrap().len();
+    let replies = capture::matching(&file, "icmp.type == 0").unwrap().len();
+    let markers = capture::matching(
+        &file,
+        &format!("eth.type == {:#06x}", capture::MARKER_ETHERTYPE),
+    )
+    .unwrap()
+    .len();
+    assert_eq!(
+        (requests, replies, markers),
+        (20, 20, 1),
+        "every echo and the marker in {}",
+        file.display()
+    );
+    let _ = std::fs::remove_file(&file);
 }

@@ -33,6 +33,7 @@ use pptp_tests::{
     demo::wait_for,
     lab::{Lab, LabSpec, addr, sysctl},
     netns::{self, ip, ip_in},
+    nft,
     traffic::{EchoServer, tcp_exchange},
 };
 
@@ -424,12 +425,47 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
     wait_for_idle_hang_up(&s);
 
     // Both sides dial at the same moment: one call survives on both sides and both
-    // first packets arrive.
+    // first packets arrive. Each router drops incoming connections to port 1723
+    // until both have dialed (each interface counts its call and is dialing), so
+    // the two calls are placed before either is answered.
+    let dials = |s: &Sites| {
+        [s.seattle.interface(), s.new_york.interface()]
+            .map(|i| (i["dials"].as_u64().unwrap(), i["state"].clone()))
+    };
+    let [(sea_dials, _), (ny_dials, _)] = dials(&s);
+    for ns in [&sea, &ny] {
+        nft::hold_tcp_port(ns, 1723).unwrap();
+    }
     let (sea_host, ny_host) = (s.seattle_host_ns(), s.new_york_host_ns());
-    let from_seattle = std::thread::spawn(move || ping_once(&sea_host, NY_HOST, 10));
-    let from_new_york = std::thread::spawn(move || ping_once(&ny_host, addr::LAN_HOST, 10));
+    let from_seattle = std::thread::spawn(move || ping_once(&sea_host, NY_HOST, 15));
+    let from_new_york = std::thread::spawn(move || ping_once(&ny_host, addr::LAN_HOST, 15));
+    let both_dialing = wait_for(Duration::from_secs(5), || {
+        dials(&s)
+            == [
+                (sea_dials + 1, "dialing".into()),
+                (ny_dials + 1, "dialing".into()),
+            ]
+    });
+    for ns in [&sea, &ny] {
+        nft::release_tcp_port(ns).unwrap();
+    }
+    both_dialing.unwrap_or_else(|e| {
+        panic!(
+            "both routers dial: {e:#}; (dials, state) {:?}\n{}",
+            dials(&s),
+            s.logs()
+        )
+    });
     let both = (from_seattle.join().unwrap(), from_new_york.join().unwrap());
     assert_eq!(both, (true, true), "\n{}", s.logs());
+    for (name, router) in [("Seattle", &s.seattle), ("New York", &s.new_york)] {
+        let log = std::fs::read_to_string(&router.agent.log).unwrap();
+        assert!(
+            log.contains("two calls for one interface"),
+            "{name} saw both calls and settled them\n{}",
+            s.logs()
+        );
+    }
     wait_for(Duration::from_secs(5), || {
         s.seattle.sessions().len() == 1 && s.new_york.sessions().len() == 1
     })

@@ -14,7 +14,7 @@ use pptp_tests::{
     agents::{self, SERVER_INSTANCE},
     demo::wait_for,
     lab::{Lab, LabSpec, addr},
-    netns,
+    netns, nft,
     traffic::{self, EchoServer},
 };
 
@@ -247,7 +247,7 @@ fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool, loss_every
     client_args.extend_from_slice(client_policy);
     let client = agents::dial(&mut lab, &bin, 0, &client_args).unwrap();
     let client_ns = lab.client_ns(0);
-    agents::induce_gre_loss(&client_ns, loss_every).unwrap();
+    nft::induce_gre_loss(&client_ns, loss_every).unwrap();
 
     assert!(
         agents::ping(&client_ns, addr::LAN_HOST, 10).unwrap(),
@@ -256,6 +256,22 @@ fn mppe_session_survives_loss(client_policy: &[&str], stateful: bool, loss_every
     let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 9000)).unwrap();
     let sent = traffic::tcp_exchange(&client_ns, echo.address(), 10 << 20).unwrap();
     assert_eq!(sent.payload, 10 << 20);
+    // nftables dropped the first of every `loss_every` GRE packets each way.
+    let (entering, leaving) = nft::gre_loss(&client_ns).unwrap();
+    for (way, lost) in [("to the client", entering), ("from the client", leaving)] {
+        assert!(
+            // (One packet may be between the two rules while the counters are read.)
+            lost.packets > 1000
+                && lost
+                    .dropped
+                    .abs_diff(lost.packets.div_ceil(loss_every.into()))
+                    <= 1,
+            "GRE {way}: {} packets, {} dropped (every {loss_every}th expected)",
+            lost.packets,
+            lost.dropped
+        );
+    }
+    eprintln!("GRE dropped: {entering:?} to the client, {leaving:?} from it");
 
     let json = stats(&bpffs);
     assert_eq!(

@@ -4,45 +4,14 @@
 
 mod support;
 
-use pptp_common::{
-    maps::PROG_LAN,
-    session::{EncapSession, NextHop, SESSION_FAST, SeqState},
-};
-use support::*;
-
-const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
-const PEER_CALL: u16 = 0x2002;
-const SLOT: u32 = 3;
-const MTU: u16 = 1400;
-const UPLINK_HOP: NextHop = NextHop {
-    ifindex: 5,
-    smac: [0x02, 0, 0, 0, 5, 1],
-    dmac: [0x02, 0, 0, 0, 5, 2],
-    expires: u64::MAX,
+use pptp_common::{maps::PROG_LAN, session::SeqState};
+use support::{
+    encap::{MTU, SLOT, SLOW_CLIENT},
+    *,
 };
 
 fn loaded() -> Loaded {
-    let mut l = Loaded::new("xdp-lan");
-    let session = EncapSession {
-        peer_addr: PEER,
-        local_addr: SERVER,
-        peer_call_id: PEER_CALL,
-        mtu: MTU,
-        slot: SLOT,
-        flags: SESSION_FAST,
-        _pad: 0,
-    };
-    l.add_encap(CLIENT, session);
-    l.add_encap(
-        SLOW_CLIENT,
-        EncapSession {
-            flags: 0,
-            slot: 4,
-            ..session
-        },
-    );
-    l.add_next_hop(PEER, UPLINK_HOP);
-    l
+    encap::loaded("xdp-lan").0
 }
 
 fn lan_frame(ip: &Ipv4) -> Vec<u8> {
@@ -51,26 +20,11 @@ fn lan_frame(ip: &Ipv4) -> Vec<u8> {
 
 /// What the uplink must carry for `inner` (already with its TTL lowered).
 fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
-    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], inner].concat();
-    let mut outer = Ipv4::new(SERVER, PEER, 47, gre(PEER_CALL, Some(seq), ack, &ppp));
-    outer.frag = 0x4000; // DF
-    let mut bytes = outer.bytes();
-    // The data plane sends ID 0 (RFC 6864, atomic datagram): fix the expectation's.
-    bytes[4] = 0;
-    bytes[5] = 0;
-    bytes[10] = 0;
-    bytes[11] = 0;
-    let c = checksum(&bytes[..20]);
-    bytes[10..12].copy_from_slice(&c.to_be_bytes());
-    ethernet(UPLINK_HOP.dmac, UPLINK_HOP.smac, 0x0800, &bytes)
+    encap::encapsulated(inner, seq, ack)
 }
 
 fn check(l: &Loaded, what: &str, frame: &[u8], verdict: u32, counters: &[(&str, u64)]) -> Vec<u8> {
-    let before = l.global();
-    let (got, out) = l.run(PROG_LAN, frame);
-    assert_eq!(got, verdict, "{what}: verdict");
-    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
-    out
+    support::check(l, PROG_LAN, what, frame, verdict, counters)
 }
 
 fn ping(ttl: u8, len: usize) -> Ipv4 {

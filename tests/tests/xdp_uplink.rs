@@ -61,11 +61,7 @@ fn loaded() -> Loaded {
 
 /// Runs a frame and checks the verdict and exactly which global counters moved.
 fn check(l: &Loaded, what: &str, frame: &[u8], verdict: u32, counters: &[(&str, u64)]) -> Vec<u8> {
-    let before = l.global();
-    let (got, out) = l.run(PROG_UPLINK, frame);
-    assert_eq!(got, verdict, "{what}: verdict");
-    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
-    out
+    support::check(l, PROG_UPLINK, what, frame, verdict, counters)
 }
 
 #[test]

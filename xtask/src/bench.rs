@@ -1,14 +1,15 @@
 //! `cargo xtask bench`: the benchmarks, each measuring its baselines in the same run
 //! and reporting ratios (timing goals live here, never in pass/fail tests).
 //!
-//! - `xdp` (`tests/benches/xdp.rs`): decap and encap packets/s of the XDP data plane
-//!   against a bare XDP redirect and plain kernel forwarding, in a namespace lab,
-//!   plus ns per packet of each program under BPF_PROG_TEST_RUN.
-//! - `mppe` (`pptp-agent/benches/mppe.rs`): the MPPE cipher on one core against
-//!   plain RC4 over the same bytes.
+//! - `xdp` (`tests/benches/xdp/`): decap and encap packets/s of the XDP data plane
+//!   against a bare XDP redirect and plain kernel forwarding, in a namespace lab, for
+//!   the whole pipeline and for the concentrator alone (threaded NAPI), plus ns per
+//!   packet of each program under BPF_PROG_TEST_RUN.
+//! - `mppe` (`pptp-agent/benches/mppe.rs`): the MPPE cipher on one core against the
+//!   product's own RC4 over the same bytes.
 //! - `fallback` (`tests/benches/fallback.rs`): the agent's own data path end to end
 //!   (TUN + raw GRE socket), a plain relay against MPPE-128, per agent core, beside
-//!   the RC4 primitive.
+//!   the product's RC4 alone.
 //! - `sessions` (`tests/benches/sessions.rs`): sessions/s and memory per session
 //!   with every tunnel address of the lab in use, with XDP against the agent's path.
 //! - `resources` (`tests/benches/resources.rs`): the concentrator's RSS and open

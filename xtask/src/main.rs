@@ -23,15 +23,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the nightly rust-src, bpf-linker and Debian packages; check root, BPF, bpffs.
+    /// Install the nightly rust-src, bpf-linker, cargo-fuzz and Debian packages; check root, BPF, bpffs.
     Setup,
     /// Bring up the lab, run the agent with XDP, send PPTP traffic, print `pptp-agent stats`.
     Demo,
-    /// Format and lint checks, then every unit and integration test (needs root).
+    /// Format and lint checks, every unit and integration test (needs root), a short run of every fuzz target.
     Test,
     /// Build or remove the network-namespace lab.
     Lab(lab::LabArgs),
-    /// Run every fuzz target (or the ones named) for a bounded time.
+    /// Run every fuzz target (or the ones named) for a bounded time, from its checked-in corpus.
     Fuzz(fuzz::FuzzArgs),
     /// Benchmarks: XDP decap/encap packets/s against a bare redirect and kernel forwarding.
     Bench(bench::BenchArgs),

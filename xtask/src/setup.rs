@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: install what the build and the tests need, check the machine
+//! `cargo xtask setup`: install what the build and the tests need (the pinned
+//! nightly, bpf-linker, cargo-fuzz, Debian packages), check the machine
 //! (root, BPF, bpffs, namespaces) and name precisely what is missing, then make sure
 //! the interop VM image is in the machine's cache (`pptp_tests::vm::image`).
 //! Every step is skipped when already done, so running it again costs seconds.
@@ -11,6 +12,8 @@ use crate::cmd::{self, stdout_of, succeeds};
 
 /// The bpf-linker release the BPF build is checked with.
 const BPF_LINKER_VERSION: &str = "0.10.0";
+/// The cargo-fuzz release that builds and runs the fuzz targets.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Debian packages used by the build, the tests, the demo and the benchmarks.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -61,6 +64,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     install_nightly()?;
     install_bpf_linker()?;
+    install_cargo_fuzz()?;
     install_debian_packages()?;
     check_machine(&mut missing);
     if missing.is_empty() {
@@ -115,6 +119,20 @@ fn install_bpf_linker() -> anyhow::Result<()> {
     cmd::run(cmd::cargo().args([
         "install",
         &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+        "--locked",
+    ]))
+}
+
+/// cargo-fuzz, which `cargo xtask test` and `cargo xtask fuzz` run the fuzz targets
+/// with.
+pub fn install_cargo_fuzz() -> anyhow::Result<()> {
+    let version = stdout_of(Command::new("cargo-fuzz").arg("--version")).unwrap_or_default();
+    if version.split_whitespace().any(|v| v == CARGO_FUZZ_VERSION) {
+        return Ok(());
+    }
+    cmd::run(cmd::cargo().args([
+        "install",
+        &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
         "--locked",
     ]))
 }

@@ -1,9 +1,10 @@
-//! `cargo xtask test`: formatting and lints (the agent's workspace and the BPF crate
-//! on its own target), then every unit and integration test, privileged ones included.
+//! `cargo xtask test`: formatting and lints (the agent's workspace, the BPF crate on
+//! its own target, the fuzz crate), then every unit and integration test, privileged
+//! ones included, then a short run of every fuzz target on its corpus.
 
 use pptp_tests::lab;
 
-use crate::{cmd, setup};
+use crate::{cmd, fuzz, setup};
 
 pub fn run() -> anyhow::Result<()> {
     setup::run()?;
@@ -30,6 +31,7 @@ pub fn run() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    fuzz::lint()?;
 
     let stale = lab::down_stale()?;
     if !stale.is_empty() {
@@ -43,5 +45,5 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(stale.is_empty(), "tests left labs behind: {stale:?}");
-    Ok(())
+    fuzz::smoke()
 }

@@ -46,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
         // Encoding computes Message-Authenticator (and adds one to an
         // Access-Request): every other attribute comes back as it was.
         let without_ma = |p: &Packet| -> Vec<(u8, Vec<u8>)> {
-            p.attributes.iter().filter(|(t, _)| *t != packet::attr::MESSAGE_AUTHENTICATOR).cloned().collect()
+            p.attributes
+                .iter()
+                .filter(|(t, _)| *t != packet::attr::MESSAGE_AUTHENTICATOR)
+                .cloned()
+                .collect()
         };
         if let Ok(again) = p.encode(SECRET, Some(&REQUEST_AUTH)) {
             assert_eq!(without_ma(&Packet::parse(&again).unwrap()), without_ma(&p));
@@ -66,7 +70,13 @@ fuzz_target!(|data: &[u8]| {
             (Method::MsChapV1, vec![3; 8], vec![4; 49]),
             (Method::MsChapV2, vec![5; 16], vec![6; 49]),
         ] {
-            let claim = Claim { method, user: b"u".to_vec(), challenge, response, id: 1 };
+            let claim = Claim {
+                method,
+                user: b"u".to_vec(),
+                challenge,
+                response,
+                id: 1,
+            };
             let _ = auth::judge(&claim, &p, &REQUEST_AUTH, SECRET);
         }
     }
@@ -74,8 +84,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = dae::read_request(bytes, clients[0].0, &clients, mode & 2 == 2) {
         let _ = dae::answer(&r, None);
     }
-    let servers = [Server { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1812)), secret: SECRET.to_vec() }];
-    let mut request = Packet::new(packet::code::ACCESS_REQUEST, bytes.get(1).copied().unwrap_or(0), REQUEST_AUTH);
+    let servers = [Server {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1812)),
+        secret: SECRET.to_vec(),
+    }];
+    let mut request = Packet::new(
+        packet::code::ACCESS_REQUEST,
+        bytes.get(1).copied().unwrap_or(0),
+        REQUEST_AUTH,
+    );
     request.push(packet::attr::USER_NAME, "u");
     let timing = Timing {
         timeout: Duration::from_secs(1),
@@ -87,7 +104,12 @@ fuzz_target!(|data: &[u8]| {
             RequireMessageAuthenticator::Auto
         },
     };
-    let mut t = Transaction::in_order(&servers, vec![request.encode(SECRET, None).unwrap()], vec![0], timing);
+    let mut t = Transaction::in_order(
+        &servers,
+        vec![request.encode(SECRET, None).unwrap()],
+        vec![0],
+        timing,
+    );
     let _ = t.poll_transmit(Instant::now());
     let _ = t.handle_response(0, bytes);
 });

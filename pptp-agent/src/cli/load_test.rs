@@ -77,13 +77,15 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
     } else {
         println!("{report}");
     }
-    let traffic_ok = args.ping.is_none() || report.echo_unanswered == 0;
+    let traffic_ok =
+        args.ping.is_none() || (report.echo_unanswered == 0 && report.echo_misdelivered == 0);
     anyhow::ensure!(
         report.failed == 0 && traffic_ok,
-        "{} of {} sessions failed, {} carried no traffic",
+        "{} of {} sessions failed, {} carried no traffic, {} echo replies came through another session's call",
         report.failed,
         report.attempted,
-        report.echo_unanswered
+        report.echo_unanswered,
+        report.echo_misdelivered
     );
     Ok(())
 }

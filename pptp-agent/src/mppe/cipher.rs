@@ -264,16 +264,18 @@ pub enum MppeError {
 
 /// An RC4 state, rekeyed in place. RC4 is small enough to write out: a plain byte
 /// loop, without the `rc4` crate's per-byte block dispatch, and a key schedule that
-/// reuses the state's memory.
+/// reuses the state's memory. Public for the benchmarks, whose baseline is this
+/// RC4 over the same bytes (`benches/mppe.rs`, `tests/benches/fallback.rs`).
 #[derive(Clone)]
-struct Rc4State {
+pub struct Rc4State {
     s: [u8; 256],
     i: u8,
     j: u8,
 }
 
 impl Rc4State {
-    fn new(key: &SessionKey) -> Self {
+    /// The state after the key schedule of `key`.
+    pub fn new(key: &SessionKey) -> Self {
         let mut state = Self {
             s: [0; 256],
             i: 0,
@@ -300,7 +302,8 @@ impl Rc4State {
         self.j = 0;
     }
 
-    fn apply(&mut self, data: &mut [u8]) {
+    /// XORs the next `data.len()` bytes of keystream into `data`.
+    pub fn apply(&mut self, data: &mut [u8]) {
         let (mut i, mut j) = (self.i, self.j);
         let s = &mut self.s;
         for b in data {

@@ -6,8 +6,11 @@
 //!
 //! One control connection per call, as Windows and pptp-linux place them. Every
 //! session's PPP link runs in one [`Hub`] in [`TunMode::Probe`]: one raw GRE socket
-//! for all, and the IPv4 packets the sessions receive come back here instead of
-//! going to a device.
+//! for all, and the IPv4 packets the sessions receive come back here, with the
+//! session each arrived on, instead of going to a device. Each session's echo
+//! requests carry an ICMP identifier of its own ([`echo_id`]); a reply counts for a
+//! session only when it carries that identifier and arrived through that session's
+//! call: a reply delivered through another call is counted as misdelivered.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -80,6 +83,9 @@ pub struct LoadReport {
     pub echo_answered: u32,
     /// Up sessions whose echo requests (up to [`ECHO_ROUNDS`]) all went unanswered.
     pub echo_unanswered: u32,
+    /// Echo replies that arrived through another session's call than the one they
+    /// are addressed to, or with another session's identifier.
+    pub echo_misdelivered: u32,
     /// Sessions that ended within the hang-up time after we hung up.
     pub hung_up: u32,
 }
@@ -92,8 +98,12 @@ const ECHO_WAIT: Duration = Duration::from_secs(2);
 const SESSION_EVENTS: usize = 4;
 /// Time every session has to end after the hang-up.
 const HANGUP_WAIT: Duration = Duration::from_secs(30);
-/// ICMP identifier of our echo requests.
-const ECHO_ID: u16 = 0x7070;
+
+/// The ICMP identifier of session `index`'s echo requests: its index (modulo 65,536;
+/// one process has fewer sessions than that, each needing a descriptor).
+pub fn echo_id(index: u32) -> u16 {
+    index as u16
+}
 
 /// What a session task tells the coordinator.
 enum Outcome {
@@ -207,9 +217,10 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     report.setup_ms_max = ms(setups.last());
 
     if let Some(target) = settings.ping {
-        let answered = echo_check(&hub_tx, &mut probe_rx, target, &addresses).await;
-        report.echo_answered = answered;
-        report.echo_unanswered = report.established - answered;
+        let tally = echo_check(&hub_tx, &mut probe_rx, target, &addresses).await;
+        report.echo_answered = tally.answered;
+        report.echo_unanswered = report.established - tally.answered;
+        report.echo_misdelivered = tally.misdelivered;
     }
     tokio::time::sleep(settings.hold).await;
 
@@ -363,41 +374,63 @@ fn call_target(settings: &LoadSettings) -> CallTarget {
     }
 }
 
-/// Sends every session an echo request to `target` (from its own address, through
-/// its tunnel) until each is answered or [`ECHO_ROUNDS`] are spent; returns how many
-/// sessions were answered.
+/// What the echo check saw.
+struct EchoTally {
+    /// Sessions answered through their own call.
+    answered: u32,
+    /// Replies that came through another call or with another session's identifier.
+    misdelivered: u32,
+}
+
+/// Sends every session an echo request to `target` (from its own address, with its
+/// own identifier, through its tunnel) until each is answered or [`ECHO_ROUNDS`] are
+/// spent.
 async fn echo_check(
     hub: &mpsc::Sender<HubCommand>,
     received: &mut mpsc::Receiver<(Ipv4Addr, Vec<u8>)>,
     target: Ipv4Addr,
     sessions: &HashMap<Ipv4Addr, u32>,
-) -> u32 {
-    let mut waiting: Vec<Ipv4Addr> = sessions.keys().copied().collect();
+) -> EchoTally {
+    let mut waiting: HashMap<Ipv4Addr, u16> = sessions
+        .iter()
+        .map(|(&address, &index)| (address, echo_id(index)))
+        .collect();
+    let mut misdelivered = 0;
     for round in 0..ECHO_ROUNDS {
         if waiting.is_empty() {
             break;
         }
-        for &address in &waiting {
+        for (&address, &id) in &waiting {
             let _ = hub
-                .send(HubCommand::Send(echo_request(address, target, round)))
+                .send(HubCommand::Send(echo_request(address, target, id, round)))
                 .await;
         }
         let deadline = tokio::time::Instant::now() + ECHO_WAIT;
         while !waiting.is_empty() {
-            let Ok(Some((_, packet))) = tokio::time::timeout_at(deadline, received.recv()).await
+            let Ok(Some((via, packet))) = tokio::time::timeout_at(deadline, received.recv()).await
             else {
                 break;
             };
-            if let Some(to) = echo_reply_to(&packet, target) {
-                waiting.retain(|&a| a != to);
+            let Some((to, id)) = echo_reply_to(&packet, target) else {
+                continue;
+            };
+            let own = sessions.get(&to).map(|&index| echo_id(index));
+            if via != to || own != Some(id) {
+                misdelivered += 1;
+            } else {
+                waiting.remove(&to);
             }
         }
     }
-    (sessions.len() - waiting.len()) as u32
+    EchoTally {
+        answered: (sessions.len() - waiting.len()) as u32,
+        misdelivered,
+    }
 }
 
-/// An IPv4 ICMP echo request from `src` to `dst`, 56 bytes of data like ping's.
-pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+/// An IPv4 ICMP echo request from `src` to `dst` with identifier `id`, 56 bytes of
+/// data like ping's.
+pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
     const DATA: usize = 56;
     let total = 20 + 8 + DATA;
     let mut p = vec![0u8; total];
@@ -411,7 +444,7 @@ pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
     let header_sum = inet::checksum(&p[..20]);
     p[10..12].copy_from_slice(&header_sum.to_be_bytes());
     p[20] = 8; // echo request
-    p[24..26].copy_from_slice(&ECHO_ID.to_be_bytes());
+    p[24..26].copy_from_slice(&id.to_be_bytes());
     p[26..28].copy_from_slice(&seq.to_be_bytes());
     for (i, b) in p[28..].iter_mut().enumerate() {
         *b = i as u8;
@@ -421,19 +454,23 @@ pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
     p
 }
 
-/// The session address an echo reply of ours from `from` is addressed to; `None`
-/// for anything else (other protocols, other identifiers, bad checksums).
-pub fn echo_reply_to(packet: &[u8], from: Ipv4Addr) -> Option<Ipv4Addr> {
+/// The destination and identifier of an intact echo reply from `from`; `None` for
+/// anything else (other protocols or sources, requests, bad checksums).
+pub fn echo_reply_to(packet: &[u8], from: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
     let ihl = usize::from(*packet.first()? & 0x0f) * 4;
     if packet[0] >> 4 != 4 || ihl < 20 || packet.len() < ihl + 8 || packet[9] != 1 {
         return None;
     }
     let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
     let icmp = &packet[ihl..];
-    let ours = icmp[0] == 0 && icmp[4..6] == ECHO_ID.to_be_bytes();
+    let reply = icmp[0] == 0;
     let intact = inet::fold(inet::sum16(0, icmp)) == 0xffff;
-    (src == from && ours && intact)
-        .then(|| Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]))
+    (src == from && reply && intact).then(|| {
+        (
+            Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]),
+            u16::from_be_bytes([icmp[4], icmp[5]]),
+        )
+    })
 }
 
 impl std::fmt::Display for LoadReport {
@@ -457,8 +494,8 @@ impl std::fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "traffic: {} sessions answered an echo, {} did not",
-            self.echo_answered, self.echo_unanswered
+            "traffic: {} sessions answered an echo through their own call, {} did not; {} replies misdelivered",
+            self.echo_answered, self.echo_unanswered, self.echo_misdelivered
         )?;
         write!(f, "hang-up: {} sessions ended", self.hung_up)
     }
@@ -471,7 +508,7 @@ mod tests {
     #[test]
     fn echo_requests_are_valid_and_replies_are_recognised() {
         let (client, host) = (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(203, 0, 113, 10));
-        let request = echo_request(client, host, 3);
+        let request = echo_request(client, host, echo_id(7), 3);
         assert_eq!(request.len(), 84);
         assert_eq!(inet::fold(inet::sum16(0, &request[..20])), 0xffff);
         assert_eq!(inet::fold(inet::sum16(0, &request[20..])), 0xffff);
@@ -483,7 +520,7 @@ mod tests {
         reply[22..24].copy_from_slice(&[0, 0]);
         let sum = inet::checksum(&reply[20..]);
         reply[22..24].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(echo_reply_to(&reply, host), Some(client));
+        assert_eq!(echo_reply_to(&reply, host), Some((client, 7)));
         // Not from the target, a request, a damaged reply, a truncated packet.
         assert_eq!(echo_reply_to(&reply, client), None);
         assert_eq!(echo_reply_to(&request, client), None);

@@ -2,7 +2,10 @@
 //! machines), its NIC a tap device on the lab's WAN bridge, its first serial port
 //! the console (kept in a log file) and its second the control channel that
 //! `tests/vm/init.sh` serves: the host sends a shell script, the guest runs it and
-//! answers with its exit status and output.
+//! answers with its exit status and output. Every script runs under
+//! [`STRICT`] (`set -euo pipefail`): a failing command, an unset variable or a failed
+//! stage of a pipeline ends it with a non-zero status, so no failure inside a guest
+//! command passes unseen.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -29,6 +32,8 @@ pub const GUEST_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 9);
 const TAP: &str = "vmtap0";
 /// How long the guest may take from qemu's start to the control channel's READY.
 const BOOT_LIMIT: Duration = Duration::from_secs(90);
+/// Put in front of every script the guest runs (`init.sh` runs it with plain bash).
+const STRICT: &str = "set -euo pipefail\n";
 
 /// What a guest command returned.
 #[derive(Debug)]
@@ -117,10 +122,10 @@ impl Guest {
         Ok(guest)
     }
 
-    /// Runs `script` (bash) in the guest and returns its exit status and output;
-    /// fails if the guest does not answer within `limit`.
+    /// Runs `script` (bash, under [`STRICT`]) in the guest and returns its exit
+    /// status and output; fails if the guest does not answer within `limit`.
     pub fn run(&mut self, script: &str, limit: Duration) -> anyhow::Result<GuestOutput> {
-        let mut line = BASE64.encode(script);
+        let mut line = BASE64.encode(format!("{STRICT}{script}"));
         line.push('\n');
         self.control.get_mut().write_all(line.as_bytes())?;
         let reply = self

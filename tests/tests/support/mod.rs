@@ -6,7 +6,7 @@
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
 };
 use pptp_agent::dataplane::BPF_OBJECT;
 use pptp_common::{
@@ -26,6 +26,8 @@ pub const LAN_HOST: [u8; 4] = [203, 0, 113, 10];
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_REDIRECT: u32 = 7;
 
 /// The BPF object loaded (programs loaded, not attached) with its maps pinned in
 /// a private bpffs.
@@ -53,22 +55,34 @@ impl Loaded {
                 .load()
                 .unwrap_or_else(|e| panic!("loading {name}: {e:?}"));
         }
+        let egress: &mut SchedClassifier = ebpf
+            .program_mut(maps::PROG_EGRESS)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        egress
+            .load()
+            .unwrap_or_else(|e| panic!("loading {}: {e:?}", maps::PROG_EGRESS));
         Self {
             ebpf,
             _bpffs: bpffs,
         }
     }
 
-    /// Runs `frame` through `program`; returns the verdict and the output frame.
+    /// Runs `frame` through the XDP program `program`; returns the verdict and the
+    /// output frame.
     pub fn run(&self, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
         let program: &Xdp = self.ebpf.program(program).unwrap().try_into().unwrap();
-        let mut out = vec![0u8; frame.len() + 512];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.data_out = Some(&mut out);
-        let result = program.test_run(opts).expect("BPF_PROG_TEST_RUN");
-        out.truncate(result.data_size_out as usize);
-        (result.return_value, out)
+        test_run(program, frame)
+    }
+
+    /// Runs `packet` through the TC program `program`; returns the verdict and the
+    /// output packet. The kernel hands a TC test run its data as it is given (it
+    /// takes the first 14 bytes for an Ethernet header and puts them back), so an
+    /// IPv4 packet reaches the program as on a TUN device.
+    pub fn run_tc(&self, program: &str, packet: &[u8]) -> (u32, Vec<u8>) {
+        let program: &SchedClassifier = self.ebpf.program(program).unwrap().try_into().unwrap();
+        test_run(program, packet)
     }
 
     pub fn global(&self) -> Vec<Counter> {
@@ -130,6 +144,91 @@ impl Loaded {
             HashMap::try_from(self.ebpf.map_mut(maps::NEXT_HOPS).unwrap()).unwrap();
         map.insert(dst, hop, 0).unwrap();
     }
+}
+
+/// Runs `frame` through `program` (the TC program [`maps::PROG_EGRESS`] or an XDP
+/// program) and checks the verdict and exactly which global counters moved; returns
+/// the output.
+pub fn check(
+    l: &Loaded,
+    program: &str,
+    what: &str,
+    frame: &[u8],
+    verdict: u32,
+    counters: &[(&str, u64)],
+) -> Vec<u8> {
+    let before = l.global();
+    let (got, out) = if program == maps::PROG_EGRESS {
+        l.run_tc(program, frame)
+    } else {
+        l.run(program, frame)
+    };
+    assert_eq!(got, verdict, "{what}: verdict");
+    assert_eq!(moved(&before, &l.global()), counters, "{what}: counters");
+    out
+}
+
+/// The fixtures of the encapsulating programs (`pptp_lan`, `pptp_egress`): a
+/// fast-path session to [`CLIENT`] and one on the agent's path to
+/// [`encap::SLOW_CLIENT`], both to [`PEER`], whose next hop is cached.
+pub mod encap {
+    use super::*;
+    use pptp_common::session::SESSION_FAST;
+
+    pub const SLOW_CLIENT: [u8; 4] = [192, 0, 2, 11];
+    pub const PEER_CALL: u16 = 0x2002;
+    pub const SLOT: u32 = 3;
+    pub const MTU: u16 = 1400;
+    pub const UPLINK_HOP: NextHop = NextHop {
+        ifindex: 5,
+        smac: [0x02, 0, 0, 0, 5, 1],
+        dmac: [0x02, 0, 0, 0, 5, 2],
+        expires: u64::MAX,
+    };
+
+    /// The object loaded for `test` with both sessions; returns the fast one too.
+    pub fn loaded(test: &str) -> (Loaded, EncapSession) {
+        let mut l = Loaded::new(test);
+        let session = EncapSession {
+            peer_addr: PEER,
+            local_addr: SERVER,
+            peer_call_id: PEER_CALL,
+            mtu: MTU,
+            slot: SLOT,
+            flags: SESSION_FAST,
+            _pad: 0,
+        };
+        l.add_encap(CLIENT, session);
+        l.add_encap(
+            SLOW_CLIENT,
+            EncapSession {
+                flags: 0,
+                slot: 4,
+                ..session
+            },
+        );
+        l.add_next_hop(PEER, UPLINK_HOP);
+        (l, session)
+    }
+
+    /// What the uplink must carry for `inner` (as the program leaves its TTL).
+    pub fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
+        super::encapsulated(PEER_CALL, &UPLINK_HOP, inner, seq, ack)
+    }
+}
+
+/// One BPF_PROG_TEST_RUN of `program` on `data`: the verdict and the output data.
+fn test_run<P>(program: &P, data: &[u8]) -> (u32, Vec<u8>)
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    let mut out = vec![0u8; data.len() + 512];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(data);
+    opts.data_out = Some(&mut out);
+    let result = program.test_run(opts).expect("BPF_PROG_TEST_RUN");
+    out.truncate(result.data_size_out as usize);
+    (result.return_value, out)
 }
 
 /// The change of every global counter between two snapshots, as (name, packets).
@@ -233,6 +332,31 @@ pub fn tcp_checksum(src: [u8; 4], dst: [u8; 4], segment: &[u8]) -> u16 {
     seg[17] = 0;
     data.extend_from_slice(&seg);
     checksum(&data)
+}
+
+/// The frame an encapsulating program sends for `inner` to the session whose
+/// peer is [`PEER`] (Call ID `peer_call`) from [`SERVER`], through `hop`: outer IPv4
+/// (DF, ID 0, TTL 64), enhanced GRE with sequence number `seq` and acknowledgment
+/// `ack`, PPP with address and control fields, protocol IPv4.
+pub fn encapsulated(
+    peer_call: u16,
+    hop: &NextHop,
+    inner: &[u8],
+    seq: u32,
+    ack: Option<u32>,
+) -> Vec<u8> {
+    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], inner].concat();
+    let mut outer = Ipv4::new(SERVER, PEER, 47, gre(peer_call, Some(seq), ack, &ppp));
+    outer.frag = 0x4000; // DF
+    let mut bytes = outer.bytes();
+    // The data plane sends ID 0 (RFC 6864, atomic datagram): fix the expectation's.
+    bytes[4] = 0;
+    bytes[5] = 0;
+    bytes[10] = 0;
+    bytes[11] = 0;
+    let c = checksum(&bytes[..20]);
+    bytes[10..12].copy_from_slice(&c.to_be_bytes());
+    ethernet(hop.dmac, hop.smac, 0x0800, &bytes)
 }
 
 /// An enhanced GRE packet (RFC 2637 §4.1).

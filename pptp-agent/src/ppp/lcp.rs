@@ -19,7 +19,7 @@ use rand::{RngCore, SeedableRng};
 use super::auth::{Method, Policy};
 use super::frame::Framing;
 use super::fsm::{Judgement, Negotiator, Verdict};
-use super::packet::{self, Opt};
+use super::packet::{self, DEFAULT_MRU, Opt};
 
 /// LCP option types used here.
 pub mod opt {
@@ -53,8 +53,6 @@ pub mod code {
     pub const TIME_REMAINING: u8 = 13;
 }
 
-/// The default MRU (RFC 1661 §6.1).
-pub const DEFAULT_MRU: u16 = 1500;
 /// The smallest MRU accepted from a peer.
 pub const MIN_MRU: u16 = 128;
 /// Magic-Number collisions in a row taken as a looped-back link.

@@ -42,7 +42,10 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
-use super::{PinArgs, options::PolicyArgs};
+use super::{
+    agent::{PinArgs, ServeApiArgs},
+    options::PolicyArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -104,7 +107,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pins: PinArgs,
     #[command(flatten)]
-    api: super::ServeApiArgs,
+    api: ServeApiArgs,
 }
 
 fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod dataplane;
 pub mod demand;
 pub mod dhcp;
+pub mod diag;
 pub mod engine;
 pub mod escape;
 pub mod gre;

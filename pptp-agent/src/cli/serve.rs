@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
     auth::users::Users as AuthUsers,
-    config::{self, Config, DemandDialConfig, Limits, LiveLimits},
+    config::{self, Config},
     dataplane::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
@@ -20,6 +20,7 @@ use pptp_agent::{
     guard::{
         GuardStats, Guards,
         fds::{self, FdBudget, Reserve},
+        limits::{Limits, LiveLimits},
     },
     ppp::{
         auth::{Secret, SecretSource},
@@ -32,7 +33,7 @@ use pptp_agent::{
         hub::{Devices, Hub, HubParts},
         network::TunNetwork,
         pool::{RangePool, SharedPool},
-        routers::{self, LinkDefaults},
+        routers::{self, DemandDialConfig, LinkDefaults},
         server::{ServerSettings, Shared, serve},
         tun::Tun,
     },

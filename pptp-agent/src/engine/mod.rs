@@ -49,11 +49,11 @@ use ipnet::Ipv4Net;
 use rand::RngCore;
 
 use crate::{
-    config::LiveLimits,
     demand::Placer,
     dhcp::DhcpInformResponder,
     escape::Escaped,
     gre::Sequencer,
+    guard::limits::LiveLimits,
     ppp::link::{ClaimTicket, DownReason, Event, Link, LinkConfig, LinkUp},
     radius::{AuthJob, acct::Record},
 };

@@ -1,7 +1,7 @@
 //! LCP's options (RFC 1661 §6): MRU, ACCM, Authentication-Protocol, Magic-Number,
 //! PFC and ACFC; everything else (Quality-Protocol, Callback 13, MRRU 17, Endpoint
 //! Discriminator 19, option 23, ...) is Configure-Rejected, and Windows retries
-//! without them (PEERS.md).
+//! without them.
 //!
 //! Authentication is chosen here. The authenticator requests the first method of its
 //! policy and walks down the list when the peer Naks; a peer acks a method on its own

@@ -1,4 +1,4 @@
-//! PPTP calls (RFC 2637 §3.2) in all four positions: [`Calls`], the call table of one
+//! PPTP calls (RFC 2637 §3.2) in all four positions: `Calls`, the call table of one
 //! [`ControlConnection`](super::control::ControlConnection), which owns it and
 //! offers its operations.
 //!

@@ -28,10 +28,11 @@
 //!   A missing Start-Control-Connection-Reply or Stop-Control-Connection-Reply closes
 //!   the connection; a call whose reply is missing is cleared on its own (see
 //!   [`call`](super::call)) instead of tearing down every other call on the connection.
-//! - A garbled stream ([`FramingError`]) closes the connection at once. A well-framed
-//!   but invalid message is answered with the RFC's General Error and the matching
-//!   error code where a reply exists (call requests, Start-Control-Connection-Request);
-//!   otherwise it is counted in [`ControlStats`] and dropped.
+//! - A garbled stream ([`FramingError`](super::framing::FramingError)) closes the
+//!   connection at once. A well-framed but invalid message is answered with the
+//!   RFC's General Error and the matching error code where a reply exists (call
+//!   requests, Start-Control-Connection-Request); otherwise it is counted in
+//!   [`ControlStats`] and dropped.
 //!
 //! The call state machines (four positions) live in [`call`](super::call); the
 //! connection owns them and lends them its outbox, counters and settings for each

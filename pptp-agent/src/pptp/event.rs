@@ -1,7 +1,7 @@
 //! What a control connection and its calls report to their owner ([`Event`] and what
 //! it carries), are set up with ([`ControlConfig`]) and count ([`ControlStats`]):
 //! shared by the connection (`control.rs`) and the call machines (`call.rs`), which
-//! both write to one [`Outbox`]. `control.rs` and `call.rs` re-export these types.
+//! both write to one `Outbox`. `control.rs` and `call.rs` re-export these types.
 
 use std::collections::VecDeque;
 use std::time::Duration;

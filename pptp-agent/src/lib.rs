@@ -15,6 +15,13 @@
 //! - [`dataplane`]: loading the embedded BPF programs and reading their maps.
 //! - [`guard`]: bounds on what one peer can cost (descriptors, unauthenticated
 //!   calls, failed logins) and their counters.
+//!
+//! Dependencies run one way, lowest first: helpers (`escape`, `inet`, `diag`);
+//! protocols (`gre`, `pptp`, `ppp`, `mppe`, `dhcp`, `demand`, `auth`, `radius`,
+//! `guard`); `engine`; `dataplane` and `runtime`; `config`, which the command line
+//! reads and turns into the plain settings the layers below own; `api`; the binary's
+//! `cli`. No cycles between modules nor between the files of one module:
+//! `pptp-agent/tests/layers.rs` checks both.
 
 pub mod api;
 pub mod auth;
@@ -22,6 +29,7 @@ pub mod config;
 pub mod dataplane;
 pub mod demand;
 pub mod dhcp;
+pub mod diag;
 pub mod engine;
 pub mod escape;
 pub mod gre;

@@ -1,7 +1,8 @@
 //! The agent's side of the XDP data plane (`pptp_agent::dataplane::xdp`): what it
 //! installs is what the BPF programs see (through the same pinned maps), the agent
 //! and the programs draw from one GRE sequence space, a restarted agent flushes
-//! what a crashed one left, and shutdown leaves nothing. Needs root (BPF).
+//! what a crashed one left, shutdown leaves nothing, and refusals say why (a taken
+//! address, a full slot table). Needs root (BPF).
 
 mod support;
 
@@ -13,11 +14,11 @@ use pptp_agent::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
     },
-    engine::kernel::{CallSpec, NetworkSpec},
+    engine::kernel::{CallSpec, DataplaneError, NetworkSpec},
 };
 use pptp_common::{
     maps,
-    session::{CallKey, DecapSession, NextHop, SESSION_FAST},
+    session::{CallKey, DecapSession, MAX_SESSIONS, NextHop, SESSION_FAST},
 };
 use pptp_tests::bpffs::TempBpffs;
 use support::*;
@@ -72,7 +73,11 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
         })
         .unwrap();
     assert!(
-        dataplane.set_network(other, NETWORK).is_err(),
+        matches!(
+            dataplane.set_network(other, NETWORK),
+            Err(DataplaneError::AddressTaken { address, owner })
+                if address == NETWORK.client_addr && owner == slot
+        ),
         "one session per client address"
     );
     dataplane.remove(other).unwrap();
@@ -135,4 +140,31 @@ fn a_restarted_agent_flushes_what_a_crashed_one_left() {
     assert!(pinned_calls(&pins).is_empty(), "stale sessions flushed");
     assert_eq!(restarted.sessions().count(), 0);
     restarted.shutdown().unwrap();
+}
+
+#[test]
+fn a_full_slot_table_refuses_calls_until_a_slot_is_freed() {
+    let bpffs = TempBpffs::for_test("dataplane-full").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    // Call keys are (peer, call ID): two peers give more keys than there are slots.
+    let call = |n: u32| CallSpec {
+        peer_addr: Ipv4Addr::new(198, 51, 100, 10 + (n >> 16) as u8),
+        local_call_id: n as u16,
+        ..CALL
+    };
+    let slots: Vec<_> = (0..MAX_SESSIONS)
+        .map(|n| dataplane.install(call(n)).unwrap())
+        .collect();
+    assert!(matches!(
+        dataplane.install(call(MAX_SESSIONS)),
+        Err(DataplaneError::SlotsFull(MAX_SESSIONS))
+    ));
+    dataplane.remove(slots[7]).unwrap();
+    assert_eq!(dataplane.install(call(MAX_SESSIONS)).unwrap(), slots[7]);
+    assert!(matches!(
+        dataplane.remove(slots[7]).and_then(|()| dataplane.remove(slots[7])),
+        Err(DataplaneError::NoSuchSlot(s)) if s == slots[7]
+    ));
+    dataplane.shutdown().unwrap();
 }

@@ -46,7 +46,7 @@ use std::{
 };
 
 use crate::{
-    config::diag::{Diagnostic, Diagnostics},
+    diag::{Diagnostic, Diagnostics},
     ppp::auth::Secret,
 };
 

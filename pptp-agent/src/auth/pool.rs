@@ -12,8 +12,9 @@
 //!   tunnel address;
 //! - a user whose list permits nothing (`-`, or a three-word line) gets none.
 //!
-//! It replaces `session::pool::SharedPool` in the concentrator (same sharing: one
-//! mutex, cloned into each link).
+//! The concentrator shares one among its links (one mutex, cloned into each link),
+//! as it shares `runtime::pool::SharedPool` when `serve` runs without a configuration
+//! file.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -5,7 +5,7 @@ use clap::Args;
 use pptp_agent::api::Request;
 use serde_json::Value;
 
-use super::AgentArgs;
+use super::agent::AgentArgs;
 
 #[derive(Args, Debug)]
 pub struct InterfacesArgs {

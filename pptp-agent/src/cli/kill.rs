@@ -7,7 +7,7 @@ use pptp_agent::{
     engine::{Selector, SessionId},
 };
 
-use super::AgentArgs;
+use super::agent::AgentArgs;
 
 #[derive(Args, Debug)]
 pub struct KillArgs {

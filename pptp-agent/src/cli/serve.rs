@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use pptp_agent::{
     auth::users::Users as AuthUsers,
-    config::{self, Config, DemandDialConfig, Limits, LiveLimits},
+    config::{self, Config},
     dataplane::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
@@ -20,6 +20,7 @@ use pptp_agent::{
     guard::{
         GuardStats, Guards,
         fds::{self, FdBudget, Reserve},
+        limits::{Limits, LiveLimits},
     },
     ppp::{
         auth::{Secret, SecretSource},
@@ -32,7 +33,7 @@ use pptp_agent::{
         hub::{Devices, Hub, HubParts},
         network::TunNetwork,
         pool::{RangePool, SharedPool},
-        routers::{self, LinkDefaults},
+        routers::{self, DemandDialConfig, LinkDefaults},
         server::{ServerSettings, Shared, serve},
         tun::Tun,
     },
@@ -42,7 +43,10 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
-use super::{PinArgs, options::PolicyArgs};
+use super::{
+    agent::{PinArgs, ServeApiArgs},
+    options::PolicyArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -104,7 +108,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pins: PinArgs,
     #[command(flatten)]
-    api: super::ServeApiArgs,
+    api: ServeApiArgs,
 }
 
 fn parse_range(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
@@ -451,7 +455,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let socket = tokio::net::UdpSocket::bind(dae.listen)
                 .await
                 .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
-            servers.push(tokio::spawn(pptp_agent::radius::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(pptp_agent::runtime::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
         }
         // Everything is open: what the limit leaves is for control connections.
         let budget = fd_budget(nofile, &reserve, settings.limits.get().max_sessions)?;

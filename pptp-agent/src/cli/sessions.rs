@@ -7,7 +7,7 @@ use pptp_agent::api::{
     view::{SessionView, render_sessions},
 };
 
-use super::AgentArgs;
+use super::agent::AgentArgs;
 
 #[derive(Args, Debug)]
 pub struct SessionsArgs {

@@ -18,7 +18,7 @@ use pptp_agent::{
 };
 use serde_json::{Value, json};
 
-use super::{ApiArgs, PinArgs};
+use super::agent::{ApiArgs, PinArgs};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {

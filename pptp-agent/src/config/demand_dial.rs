@@ -11,40 +11,18 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{IFNAMSIZ_MAX, raw::Checker};
-use crate::demand::{DemandConfig, Mode};
+use super::check::{Checker, IFNAMSIZ_MAX};
+use crate::{
+    demand::{DemandConfig, Mode},
+    runtime::routers::DemandDialConfig,
+};
 
 type S<T> = Spanned<T>;
-
-/// One demand-dial interface, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemandDialConfig {
-    /// The interface's name, matched against the user name of incoming calls.
-    pub name: String,
-    /// Its TUN device.
-    pub device: String,
-    /// Where to call (host name or address); `None`: answer only.
-    pub server: Option<String>,
-    /// Dial-out credentials.
-    pub user: String,
-    pub password: String,
-    /// Networks behind the other router.
-    pub routes: Vec<Ipv4Net>,
-    /// When to dial and hang up.
-    pub demand: DemandConfig,
-}
 
 impl RawDemandDial {
     /// Whether the file holds this interface's password.
     pub(super) fn has_password(&self) -> bool {
         self.password.is_some()
-    }
-}
-
-impl DemandDialConfig {
-    /// Whether we ever call (otherwise the interface only answers).
-    pub fn dials(&self) -> bool {
-        self.server.is_some()
     }
 }
 

@@ -18,151 +18,34 @@
 //! local address, dial-in entries against the users). [`reload`] does both for
 //! SIGHUP and says which changes need a restart.
 
+mod check;
 pub mod demand_dial;
-pub mod diag;
 mod exposure;
 pub mod limits;
 mod radius;
 mod raw;
+mod settings;
 pub use raw::parse_prefix;
+pub use settings::{Auth, Config, Interfaces, Keepalive, Tunnel};
 
-use std::{
-    collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 
-pub use demand_dial::DemandDialConfig;
-pub use diag::{Diagnostic, Diagnostics};
-pub use limits::{Limits, LiveLimits, PeerCaps, PeerLimits};
+pub use crate::diag::{Diagnostic, Diagnostics};
 
 use crate::{
     auth::{
         chap_secrets::ChapSecrets,
-        pool::{AddressRange, UserPool},
+        pool::UserPool,
         users::{DialIn, UserDb, Users},
     },
     ppp::{
-        auth::{Method, Policy, Secret},
-        ccp::{MppeMode, MppePolicy},
+        auth::{Method, Secret},
+        ccp::MppeMode,
     },
 };
 
 /// Where the agent looks for its configuration by default.
 pub const DEFAULT_PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
-
-/// Longest interface name Linux accepts (IFNAMSIZ - 1).
-pub const IFNAMSIZ_MAX: usize = 15;
-
-/// A validated configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// The file it was read from.
-    pub path: PathBuf,
-    /// Our CHAP name, also the server column matched in chap-secrets.
-    pub name: String,
-    /// Addresses to accept control connections on.
-    pub listen: Vec<SocketAddr>,
-    /// The MRU we ask for.
-    pub mru: u16,
-    /// Interfaces and the data plane.
-    pub interfaces: Interfaces,
-    /// Addresses inside the tunnels.
-    pub tunnel: Tunnel,
-    /// Authentication.
-    pub auth: Auth,
-    /// MPPE.
-    pub mppe: MppePolicy,
-    /// Limits.
-    pub limits: Limits,
-    /// Keepalive.
-    pub keepalive: Keepalive,
-    /// What DHCPINFORM answers carry (`[dhcp]`; server and DNS from `[tunnel]`).
-    pub dhcp: crate::dhcp::DhcpInformConfig,
-    /// RADIUS servers, accounting and dynamic authorization (`[radius]`).
-    pub radius: Option<crate::radius::RadiusConfig>,
-    /// Demand-dial interfaces (`[[demand_dial]]`).
-    pub demand_dial: Vec<DemandDialConfig>,
-    /// The file itself holds secrets (RADIUS, demand-dial passwords).
-    pub holds_secrets: bool,
-}
-
-/// `[interfaces]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interfaces {
-    /// Interfaces facing the clients (XDP decapsulation); empty: agent path only.
-    pub uplink: Vec<String>,
-    /// Interfaces facing the LAN (XDP encapsulation).
-    pub lan: Vec<String>,
-    /// TUN device for sessions on the agent's path.
-    pub tun: String,
-    /// Drop GRE of unknown sessions in XDP.
-    pub drop_unknown: bool,
-    /// bpffs mount point.
-    pub bpffs: PathBuf,
-    /// Directory of this agent's pins under `bpffs`.
-    pub instance: String,
-}
-
-/// `[tunnel]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tunnel {
-    /// Our address inside the tunnels.
-    pub local_ip: Ipv4Addr,
-    /// Client address ranges.
-    pub pools: Vec<AddressRange>,
-    /// DNS servers (primary, secondary).
-    pub dns: [Option<Ipv4Addr>; 2],
-    /// WINS (NBNS) servers (primary, secondary).
-    pub wins: [Option<Ipv4Addr>; 2],
-}
-
-impl Tunnel {
-    /// Addresses in the pools.
-    pub fn pool_size(&self) -> u64 {
-        self.pools.iter().map(AddressRange::size).sum()
-    }
-}
-
-/// `[auth]` and `[users]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Auth {
-    /// Methods, most preferred first.
-    pub policy: Policy,
-    /// The chap-secrets file (absolute).
-    pub secrets: PathBuf,
-    /// Dial-in permission of users not listed in `users`.
-    pub default_dial_in: DialIn,
-    /// Per-user dial-in permission.
-    pub dial_in: BTreeMap<String, DialIn>,
-    /// Lines of the `[users.NAME]` tables, for messages about them.
-    user_lines: BTreeMap<String, usize>,
-    /// Who judges users: the secrets file, RADIUS, or RADIUS then the file.
-    pub source: crate::radius::UserSource,
-}
-
-/// `[keepalive]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    /// Idle time before an LCP Echo-Request; `None`: no LCP echo.
-    pub lcp_echo_interval: Option<Duration>,
-    /// Unanswered LCP Echo-Requests before the link is declared dead.
-    pub lcp_echo_failures: u32,
-    /// Idle time before a control-connection Echo-Request; `None`: none.
-    pub control_echo_interval: Option<Duration>,
-}
-
-impl Keepalive {
-    /// The link's LCP echo settings (`LinkConfig::echo`).
-    pub fn lcp_echo(&self) -> Option<crate::ppp::link::EchoConfig> {
-        self.lcp_echo_interval
-            .map(|interval| crate::ppp::link::EchoConfig {
-                interval,
-                max_failures: self.lcp_echo_failures,
-            })
-    }
-}
 
 impl Config {
     /// The address pool for these pools and our local address, handing `users`
@@ -267,7 +150,7 @@ impl Config {
                 warnings.push(Diagnostic::new(
                     &self.path,
                     *line,
-                    format!("users.{}", raw::quote_key(user)),
+                    format!("users.{}", check::quote_key(user)),
                     format!(
                         "no entry for this user in {} (server {} or *)",
                         secrets.path.display(),
@@ -316,13 +199,13 @@ impl Config {
             .policy
             .methods
             .iter()
-            .map(|m| raw::method_name(*m))
+            .map(|m| check::method_name(*m))
             .collect();
         let bits: Vec<String> = self
             .mppe
             .strengths
             .iter()
-            .map(|s| raw::bits(*s).to_string())
+            .map(|s| check::bits(*s).to_string())
             .collect();
         let iface = |v: &[String]| {
             if v.is_empty() {

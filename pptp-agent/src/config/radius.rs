@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::Checker;
+use super::check::Checker;
 use crate::auth::pool::AddressRange;
 use crate::radius::{
     DaeConfig, RadiusConfig, UserSource,
@@ -292,7 +292,7 @@ pub(super) fn check(
     let mut taken = tunnel_pools.to_vec();
     let mut pools = BTreeMap::new();
     for (pool, list) in &r.pools {
-        let key = format!("radius.pools.{}", super::raw::quote_key(pool));
+        let key = format!("radius.pools.{}", super::check::quote_key(pool));
         if list.get_ref().is_empty() {
             c.err(
                 list.span(),

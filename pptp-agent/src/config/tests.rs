@@ -1,5 +1,10 @@
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
 use super::*;
-use crate::config::{PeerCaps, PeerLimits};
+use crate::{
+    auth::pool::AddressRange,
+    guard::limits::{Limits, PeerCaps, PeerLimits},
+};
 
 const PATH: &str = "/etc/pptp-xdp/pptp-agent.toml";
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-/// `f_type` of a bpffs mount (`BPF_FS_MAGIC` in linux/magic.h).
+/// `f_type` of a bpffs mount (the kernel's `BPF_FS_MAGIC`).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Default bpffs mount point.

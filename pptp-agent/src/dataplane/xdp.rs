@@ -30,7 +30,7 @@ use pptp_common::{
 };
 
 use super::{BPF_OBJECT, bpffs::PinDir, counters::GlobalCounters, seq::SeqSpace};
-use crate::engine::kernel::{CallSpec, Dataplane, NetworkSpec, Slot};
+use crate::engine::kernel::{CallSpec, Dataplane, DataplaneError, NetworkSpec, Slot};
 
 /// Everything installed for one session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,21 +179,19 @@ impl XdpDataplane {
     }
 
     /// Installs a call whose network layer is not up yet; returns its slot.
-    pub fn install(&mut self, call: CallSpec) -> anyhow::Result<Slot> {
-        let slot = Slot(self.free.pop().context("all session slots are in use")?);
+    pub fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError> {
+        let slot = Slot(
+            self.free
+                .pop()
+                .ok_or(DataplaneError::SlotsFull(MAX_SESSIONS))?,
+        );
         self.seq.reset(slot.0);
-        let zero = PerCpuValues::try_from(vec![
-            SessionCounters::default();
-            aya::util::nr_cpus().map_err(|(_, e)| e)?
-        ])?;
         let spec = SessionSpec {
             call,
             network: None,
         };
         let written = self
-            .session_counters
-            .set(slot.0, zero, 0)
-            .map_err(anyhow::Error::from)
+            .zero_counters(slot)
             .and_then(|()| self.write_call(slot, &spec));
         if let Err(e) = written {
             self.free.push(slot.0);
@@ -203,72 +201,90 @@ impl XdpDataplane {
         Ok(slot)
     }
 
+    fn zero_counters(&mut self, slot: Slot) -> Result<(), DataplaneError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| kernel(e))?;
+        let zero =
+            PerCpuValues::try_from(vec![SessionCounters::default(); cpus]).map_err(kernel)?;
+        self.session_counters.set(slot.0, zero, 0).map_err(kernel)
+    }
+
     /// Gives a session its network layer (or changes it, e.g. the fast flag).
-    pub fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> anyhow::Result<()> {
-        let mut spec = *self.installed.get(&slot).context("no such session")?;
+    pub fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> Result<(), DataplaneError> {
+        let mut spec = *self
+            .installed
+            .get(&slot)
+            .ok_or(DataplaneError::NoSuchSlot(slot))?;
         let owner = self.installed.iter().find(|(s, o)| {
             **s != slot
                 && o.network
                     .is_some_and(|n| n.client_addr == network.client_addr)
         });
-        if let Some((other, _)) = owner {
-            bail!(
-                "address {} already belongs to session {}",
-                network.client_addr,
-                other.0
-            );
+        if let Some((&owner, _)) = owner {
+            return Err(DataplaneError::AddressTaken {
+                address: network.client_addr,
+                owner,
+            });
         }
         if let Some(old) = spec
             .network
             .filter(|old| old.client_addr != network.client_addr)
         {
-            self.by_client.remove(&old.client_addr.octets())?;
+            self.by_client
+                .remove(&old.client_addr.octets())
+                .map_err(kernel)?;
         }
         spec.network = Some(network);
-        self.by_client.insert(
-            network.client_addr.octets(),
-            EncapSession {
-                peer_addr: spec.call.peer_addr.octets(),
-                local_addr: spec.call.local_addr.octets(),
-                peer_call_id: spec.call.peer_call_id,
-                mtu: network.mtu,
-                slot: slot.0,
-                flags: flags(&spec),
-                _pad: 0,
-            },
-            0,
-        )?;
+        self.by_client
+            .insert(
+                network.client_addr.octets(),
+                EncapSession {
+                    peer_addr: spec.call.peer_addr.octets(),
+                    local_addr: spec.call.local_addr.octets(),
+                    peer_call_id: spec.call.peer_call_id,
+                    mtu: network.mtu,
+                    slot: slot.0,
+                    flags: flags(&spec),
+                    _pad: 0,
+                },
+                0,
+            )
+            .map_err(kernel)?;
         self.write_call(slot, &spec)?;
         self.installed.insert(slot, spec);
         Ok(())
     }
 
-    fn write_call(&mut self, slot: Slot, spec: &SessionSpec) -> anyhow::Result<()> {
+    fn write_call(&mut self, slot: Slot, spec: &SessionSpec) -> Result<(), DataplaneError> {
         let client = spec.network.map_or([0; 4], |n| n.client_addr.octets());
-        self.by_call.insert(
-            CallKey::new(spec.call.peer_addr.octets(), spec.call.local_call_id),
-            DecapSession {
-                client_addr: client,
-                slot: slot.0,
-                flags: flags(spec),
-            },
-            0,
-        )?;
-        Ok(())
+        self.by_call
+            .insert(
+                CallKey::new(spec.call.peer_addr.octets(), spec.call.local_call_id),
+                DecapSession {
+                    client_addr: client,
+                    slot: slot.0,
+                    flags: flags(spec),
+                },
+                0,
+            )
+            .map_err(kernel)
     }
 
     /// Moves a session between the XDP path (`fast`) and the agent.
-    pub fn set_fast(&mut self, slot: Slot, fast: bool) -> anyhow::Result<()> {
-        let spec = self.installed.get(&slot).context("no such session")?;
-        let network = spec
-            .network
-            .context("the session has no network layer yet")?;
+    pub fn set_fast(&mut self, slot: Slot, fast: bool) -> Result<(), DataplaneError> {
+        let spec = self
+            .installed
+            .get(&slot)
+            .ok_or(DataplaneError::NoSuchSlot(slot))?;
+        let network = spec.network.ok_or(DataplaneError::NoNetwork(slot))?;
         self.set_network(slot, NetworkSpec { fast, ..network })
     }
 
     /// Removes a session from every map and frees its slot.
-    pub fn remove(&mut self, slot: Slot) -> anyhow::Result<()> {
-        let spec = self.installed.remove(&slot).context("no such session")?;
+    pub fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError> {
+        let spec = self
+            .installed
+            .remove(&slot)
+            .ok_or(DataplaneError::NoSuchSlot(slot))?;
         let by_call = self.by_call.remove(&CallKey::new(
             spec.call.peer_addr.octets(),
             spec.call.local_call_id,
@@ -278,9 +294,8 @@ impl XdpDataplane {
             None => Ok(()),
         };
         self.free.push(slot.0);
-        by_call?;
-        by_client?;
-        Ok(())
+        by_call.map_err(kernel)?;
+        by_client.map_err(kernel)
     }
 
     /// The installed sessions.
@@ -333,15 +348,15 @@ impl XdpDataplane {
 }
 
 impl Dataplane for XdpDataplane {
-    fn install(&mut self, call: CallSpec) -> anyhow::Result<Slot> {
+    fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError> {
         XdpDataplane::install(self, call)
     }
 
-    fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> anyhow::Result<()> {
+    fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> Result<(), DataplaneError> {
         XdpDataplane::set_network(self, slot, network)
     }
 
-    fn remove(&mut self, slot: Slot) -> anyhow::Result<()> {
+    fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError> {
         XdpDataplane::remove(self, slot)
     }
 
@@ -375,6 +390,11 @@ fn flags(spec: &SessionSpec) -> u32 {
         Some(n) if n.fast => SESSION_FAST,
         _ => 0,
     }
+}
+
+/// A map operation the kernel refused.
+fn kernel(e: impl std::error::Error + Send + Sync + 'static) -> DataplaneError {
+    DataplaneError::Kernel(Box::new(e))
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {

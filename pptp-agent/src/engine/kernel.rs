@@ -8,7 +8,9 @@
 //!
 //! Both are synchronous: each call is a map update or one netlink request, answered
 //! before it returns, so the engine can undo a session whose network layer the
-//! kernel refused.
+//! kernel refused. The data plane says why it refuses ([`DataplaneError`]): a full
+//! slot table or a taken address is the peer's lot to be refused, a map the kernel
+//! will not update is ours; routes and addresses fail only the second way.
 
 use std::net::Ipv4Addr;
 
@@ -45,14 +47,34 @@ pub struct NetworkSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Slot(pub u32);
 
+/// Why the data plane did not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// Every slot of the per-session arrays is in use.
+    #[error("all {0} session slots are in use")]
+    SlotsFull(u32),
+    /// Another session has this client address.
+    #[error("address {address} already belongs to the session in slot {}", .owner.0)]
+    AddressTaken { address: Ipv4Addr, owner: Slot },
+    /// No session is installed in this slot.
+    #[error("no session in slot {}", .0.0)]
+    NoSuchSlot(Slot),
+    /// The session has no network layer yet.
+    #[error("the session in slot {} has no network layer yet", .0.0)]
+    NoNetwork(Slot),
+    /// The kernel refused a map operation.
+    #[error("the kernel refused a map update: {0}")]
+    Kernel(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// The XDP data plane.
 pub trait Dataplane: Send {
     /// Installs a call whose network layer is not up yet.
-    fn install(&mut self, call: CallSpec) -> anyhow::Result<Slot>;
+    fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError>;
     /// Gives a session its network layer (or changes it).
-    fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> anyhow::Result<()>;
+    fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> Result<(), DataplaneError>;
     /// Removes a session from every map.
-    fn remove(&mut self, slot: Slot) -> anyhow::Result<()>;
+    fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError>;
     /// What the programs counted for the session.
     fn counters(&self, slot: Slot) -> Option<SessionCounters>;
     /// The next GRE sequence number of a frame the agent sends on the session.

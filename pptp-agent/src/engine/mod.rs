@@ -49,18 +49,18 @@ use ipnet::Ipv4Net;
 use rand::RngCore;
 
 use crate::{
-    config::LiveLimits,
     demand::Placer,
     dhcp::DhcpInformResponder,
     escape::Escaped,
     gre::Sequencer,
+    guard::limits::LiveLimits,
     ppp::link::{ClaimTicket, DownReason, Event, Link, LinkConfig, LinkUp},
     radius::{AuthJob, acct::Record},
 };
 
 pub use self::{
     datapath::{Delivery, Target},
-    kernel::{CallSpec, Dataplane, Device, Network},
+    kernel::{CallSpec, Dataplane, DataplaneError, Device, Network},
     operator::{
         AgentCounter, AgentStats, DataPath, EngineLoad, InterfaceInfo, Selector, SessionInfo,
         SessionState,
@@ -304,6 +304,11 @@ impl Engine {
         let seq = match &mut self.dataplane {
             Some(dp) => match dp.install(call) {
                 Ok(slot) => Sequencing::Shared(slot),
+                Err(e @ DataplaneError::SlotsFull(_)) => {
+                    tracing::error!(peer = %key.0, call_id = key.1, error = %e, "call refused: the data plane is full");
+                    self.clear(up.owner, call.local_call_id);
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(
                         error = format!("{e:#}"),

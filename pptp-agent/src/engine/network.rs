@@ -2,13 +2,32 @@
 //! unless MPPE or routes), the route to its client, the networks behind it (a
 //! router's, taken over from its own older session); and their removal.
 
-use std::time::Instant;
+use std::{net::Ipv4Addr, time::Instant};
 
 use ipnet::Ipv4Net;
 
 use crate::ppp::link::LinkUp;
 
-use super::{Device, Engine, Mode, SessionId, kernel, session::Sequencing};
+use super::{
+    Device, Engine, Mode, SessionId,
+    kernel::{self, DataplaneError},
+    session::Sequencing,
+};
+
+/// Why a session's network layer did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("the session is gone")]
+    Gone,
+    /// Another session has the address.
+    #[error("address {address} belongs to session {owner}")]
+    AddressTaken { address: Ipv4Addr, owner: SessionId },
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// A route or an address the kernel refused.
+    #[error(transparent)]
+    Kernel(#[from] anyhow::Error),
+}
 
 impl Engine {
     /// The session's network layer: the XDP maps, a route to the client, the
@@ -18,15 +37,17 @@ impl Engine {
         id: SessionId,
         up: &LinkUp,
         now: Instant,
-    ) -> anyhow::Result<()> {
-        let session = self.table.get(id).ok_or_else(|| anyhow::anyhow!("gone"))?;
+    ) -> Result<(), NetworkError> {
+        let session = self.table.get(id).ok_or(NetworkError::Gone)?;
         if let Some(index) = session.router {
             // A router's link: its interface's device (with its routes) carries it;
             // the link's addresses go on the device for operators and for what the
             // box itself sends.
-            return self
-                .network
-                .set_link_addresses(Device::Router(index), up.local_ip, up.peer_ip);
+            return Ok(self.network.set_link_addresses(
+                Device::Router(index),
+                up.local_ip,
+                up.peer_ip,
+            )?);
         }
         match self.config.mode {
             Mode::Concentrator => {
@@ -46,14 +67,20 @@ impl Engine {
                 self.network.add_route(Device::Concentrator, host)?;
                 if let Err(owner) = self.table.set_client(id, up.peer_ip) {
                     self.network.remove_route(Device::Concentrator, host);
-                    anyhow::bail!("address {} belongs to session {owner}", up.peer_ip);
+                    return Err(NetworkError::AddressTaken {
+                        address: up.peer_ip,
+                        owner,
+                    });
                 }
                 self.attach_routes(id, now);
             }
             Mode::Client => self.network.client_up(up)?,
             Mode::Probe => {
                 if let Err(owner) = self.table.set_client(id, up.local_ip) {
-                    anyhow::bail!("address {} belongs to session {owner}", up.local_ip);
+                    return Err(NetworkError::AddressTaken {
+                        address: up.local_ip,
+                        owner,
+                    });
                 }
             }
         }

@@ -23,11 +23,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{GuardStats, ratelog::LogEvery};
-use crate::{
-    config::{LiveLimits, limits::LOGIN_BACKOFF_DOUBLINGS},
-    escape::Escaped,
+use super::{
+    limits::{LOGIN_BACKOFF_DOUBLINGS, LiveLimits},
+    ratelog::LogEvery,
+    stats::GuardStats,
 };
+use crate::escape::Escaped;
 
 /// Keys per table at most.
 pub const CAPACITY: usize = 4096;
@@ -341,7 +342,7 @@ mod tests {
     #[test]
     fn the_guard_refuses_backed_off_users_and_addresses_and_counts() {
         let stats = Arc::new(GuardStats::default());
-        let limits = crate::config::Limits {
+        let limits = crate::guard::limits::Limits {
             failed_logins: Some(2),
             ..Default::default()
         };

@@ -13,15 +13,15 @@
 
 pub mod backoff;
 pub mod fds;
+pub mod limits;
 pub mod pending;
 pub mod ratelog;
+pub mod stats;
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::{Arc, Mutex, atomic::AtomicU64};
 
-use crate::config::LiveLimits;
+use self::limits::LiveLimits;
+pub use self::stats::GuardStats;
 
 /// The guards of one concentrator, shared by its listeners and control connections
 /// (cheap to clone; clones share).
@@ -77,68 +77,5 @@ impl Guards {
             .lock()
             .expect("refusal log")
             .hit(std::time::Instant::now())
-    }
-}
-
-macro_rules! guard_stats {
-    ($($(#[$doc:meta])* $field:ident: $help:literal,)*) => {
-        /// Counters of what the guards turned away (shared by the listeners, the
-        /// control connections, the RADIUS client and the API).
-        #[derive(Debug, Default)]
-        pub struct GuardStats {
-            $($(#[$doc])* pub $field: AtomicU64,)*
-        }
-
-        impl GuardStats {
-            /// Every counter: (field name in the API and the metric's `event`
-            /// label, what it counts).
-            pub const HELP: &[(&str, &str)] = &[$((stringify!($field), $help),)*];
-
-            /// The counters now, in [`GuardStats::HELP`]'s order.
-            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($field), self.$field.load(Ordering::Relaxed)),)*]
-            }
-        }
-    };
-}
-
-guard_stats! {
-    connections_over_fd_budget: "Control connections refused: the descriptor budget is spent",
-    connections_per_source: "Control connections refused: their source address has as many as allowed",
-    accept_errors: "accept() failures on the control listeners (EMFILE, ENFILE, ENOBUFS, ...)",
-    calls_unauthenticated_per_connection: "Calls refused: their control connection has as many calls waiting for authentication as allowed",
-    calls_unauthenticated_per_source: "Calls refused: their source address has as many calls waiting for authentication as allowed",
-    calls_source_backoff: "Calls refused: their source address is backing off after failed logins",
-    logins_user_backoff: "Logins refused: the user name (or its source address) is backing off after failed logins",
-    login_backoffs: "Back-offs started: a source address or user name had too many failed logins",
-    dae_unknown_client: "Dynamic authorization requests dropped: not from a configured client",
-    dae_bad_packet: "Dynamic authorization requests dropped: malformed, wrong authenticator or Message-Authenticator",
-    dae_no_event_timestamp: "Dynamic authorization requests dropped: no Event-Timestamp",
-    dae_stale_event_timestamp: "Dynamic authorization requests dropped: Event-Timestamp outside the window",
-    dae_duplicates: "Dynamic authorization requests seen before (replayed or retransmitted): answered again, not acted on",
-    dae_replay_cache_full: "Dynamic authorization requests dropped: the duplicate cache is full",
-}
-
-impl GuardStats {
-    /// Adds one to `counter`.
-    pub fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_names_every_counter_in_help_order() {
-        let stats = GuardStats::default();
-        GuardStats::count(&stats.accept_errors);
-        GuardStats::count(&stats.accept_errors);
-        let snapshot = stats.snapshot();
-        let names: Vec<&str> = snapshot.iter().map(|(n, _)| *n).collect();
-        let help: Vec<&str> = GuardStats::HELP.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, help);
-        assert!(snapshot.contains(&("accept_errors", 2)));
     }
 }

@@ -17,7 +17,7 @@ use std::{
     },
 };
 
-use crate::config::PeerCaps;
+use super::limits::PeerCaps;
 
 /// Counts per source address; each unit is held by a [`Held`] and given back when it
 /// drops. An address is in the map only while it holds something, so the map is

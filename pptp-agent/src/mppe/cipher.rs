@@ -133,12 +133,6 @@ impl MppeConfig {
     }
 }
 
-impl From<crate::ppp::ccp::MppeParams> for MppeConfig {
-    fn from(p: crate::ppp::ccp::MppeParams) -> Self {
-        Self::new(p.strength, p.stateless)
-    }
-}
-
 /// The 2-byte MPPE header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MppeHeader {

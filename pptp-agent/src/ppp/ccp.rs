@@ -21,7 +21,7 @@
 
 use super::fsm::{Judgement, Negotiator, Verdict};
 use super::packet::{self, Opt};
-use crate::mppe::KeyStrength;
+use crate::mppe::{KeyStrength, MppeConfig};
 
 /// The MPPE/MPPC option type.
 pub const OPT_MPPE: u8 = 18;
@@ -92,6 +92,12 @@ pub struct MppeParams {
     pub strength: KeyStrength,
     /// Stateless mode (rekey on every packet).
     pub stateless: bool,
+}
+
+impl From<MppeParams> for MppeConfig {
+    fn from(p: MppeParams) -> Self {
+        Self::new(p.strength, p.stateless)
+    }
 }
 
 /// The MPPE outcome of an opened CCP.

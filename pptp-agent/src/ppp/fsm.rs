@@ -235,7 +235,7 @@ impl<N: Negotiator> Fsm<N> {
             naks_received: 0,
             requests_received: 0,
             reason: None,
-            max_len: usize::from(super::lcp::DEFAULT_MRU),
+            max_len: usize::from(packet::DEFAULT_MRU),
             transmit: VecDeque::new(),
             notices: VecDeque::new(),
         }

@@ -1,7 +1,7 @@
 //! LCP's options (RFC 1661 §6): MRU, ACCM, Authentication-Protocol, Magic-Number,
 //! PFC and ACFC; everything else (Quality-Protocol, Callback 13, MRRU 17, Endpoint
 //! Discriminator 19, option 23, ...) is Configure-Rejected, and Windows retries
-//! without them (PEERS.md).
+//! without them.
 //!
 //! Authentication is chosen here. The authenticator requests the first method of its
 //! policy and walks down the list when the peer Naks; a peer acks a method on its own
@@ -19,7 +19,7 @@ use rand::{RngCore, SeedableRng};
 use super::auth::{Method, Policy};
 use super::frame::Framing;
 use super::fsm::{Judgement, Negotiator, Verdict};
-use super::packet::{self, Opt};
+use super::packet::{self, DEFAULT_MRU, Opt};
 
 /// LCP option types used here.
 pub mod opt {
@@ -53,8 +53,6 @@ pub mod code {
     pub const TIME_REMAINING: u8 = 13;
 }
 
-/// The default MRU (RFC 1661 §6.1).
-pub const DEFAULT_MRU: u16 = 1500;
 /// The smallest MRU accepted from a peer.
 pub const MIN_MRU: u16 = 128;
 /// Magic-Number collisions in a row taken as a looped-back link.

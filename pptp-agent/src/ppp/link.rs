@@ -9,7 +9,8 @@
 //! deadline ([`Link::poll_timeout`]). No clock, socket or global randomness inside:
 //! the RNG is injected.
 //!
-//! Policies that keep real peers working (PEERS.md):
+//! Policies that keep real peers working (pptp-linux, pptpd and Windows; the first two
+//! are checked against in `tests/tests/interop.rs`):
 //! - The link reports [`Event::Up`] only when IPCP is open *and* CCP has settled
 //!   (open, or given up while MPPE is not required); IPCP is never closed because
 //!   CCP is still negotiating.

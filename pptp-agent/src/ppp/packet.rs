@@ -8,6 +8,10 @@
 
 use thiserror::Error;
 
+/// The default MRU (RFC 1661 §6.1): the longest packet a peer takes until LCP agrees
+/// on another, so also the bound on what the automaton sends before then.
+pub const DEFAULT_MRU: u16 = 1500;
+
 /// Why a packet or option list could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum PacketError {

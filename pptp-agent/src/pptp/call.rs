@@ -1,4 +1,6 @@
-//! PPTP calls (RFC 2637 §3.2) in all four positions, run inside a [`ControlConnection`].
+//! PPTP calls (RFC 2637 §3.2) in all four positions: `Calls`, the call table of one
+//! [`ControlConnection`](super::control::ControlConnection), which owns it and
+//! offers its operations.
 //!
 //! | position | who asks | messages |
 //! |---|---|---|
@@ -8,7 +10,7 @@
 //! | [`Position::PacPlacingIncoming`] | us, as PAC towards a PNS | ICRQ out, ICRP in, ICCN out |
 //!
 //! Requests from the peer reserve a local Call ID at once and wait for the owner's
-//! decision ([`ControlConnection::accept_call`] / [`ControlConnection::refuse_call`]);
+//! decision (`ControlConnection::accept_call` / `refuse_call`);
 //! a request the owner leaves unanswered for `reply_timeout` is refused. A PNS clears
 //! a call with Call-Clear-Request and waits for Call-Disconnect-Notify; a PAC clears it
 //! with Call-Disconnect-Notify at once. Set-Link-Info (PNS to PAC) is stored with the
@@ -18,46 +20,25 @@
 //! take gets Do-Not-Accept; a Call ID the peer already uses for a live call gets
 //! General Error / Bad-Call-ID; no free local Call ID gets General Error / No-Resource.
 //! A call message that names no call of ours, or comes in a state that does not expect
-//! it, is counted ([`ControlStats`](super::control::ControlStats)) and dropped: one
+//! it, is counted ([`ControlStats`]) and dropped: one
 //! confused call must not tear down the other calls of the connection. The one case
 //! the RFC's message set leaves unroutable, a Call-Disconnect-Notify for an outgoing
 //! call whose reply never came, ends by the call's own timeout.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use thiserror::Error;
 
 use super::call_id::CallIdPool;
-use super::control::{ControlConnection, Event, Role};
+pub use super::event::{CallEnd, CallInfo, CallRequest, LinkAccm, Position};
+use super::event::{ControlConfig, ControlStats, Event, Outbox, Role, Roles};
 use super::message::{
     BearerType, CallClearRequest, CallDisconnectNotify, DisconnectResult, FramingType,
     GeneralError, IncomingCallConnected, IncomingCallReply, IncomingCallRequest, IncomingResult,
     Message, NumberLength, OutgoingCallReply, OutgoingCallRequest, OutgoingResult, Reserved16,
     SetLinkInfo, Text, WanErrorNotify,
 };
-
-/// Which of the four call machines a call runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    /// We are the PAC; the PNS sent Outgoing-Call-Request.
-    PacAnsweringOutgoing,
-    /// We are the PNS; the PAC sent Incoming-Call-Request.
-    PnsAnsweringIncoming,
-    /// We are the PNS and sent Outgoing-Call-Request.
-    PnsPlacingOutgoing,
-    /// We are the PAC and sent Incoming-Call-Request.
-    PacPlacingIncoming,
-}
-
-impl Position {
-    /// Our role in this call.
-    pub fn role(self) -> Role {
-        match self {
-            Self::PacAnsweringOutgoing | Self::PacPlacingIncoming => Role::Pac,
-            Self::PnsAnsweringIncoming | Self::PnsPlacingOutgoing => Role::Pns,
-        }
-    }
-}
 
 /// Where a call is in its machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,103 +54,77 @@ pub enum CallState {
     WaitDisconnect,
 }
 
-/// A call request from the peer, as received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallRequest {
-    Outgoing(OutgoingCallRequest),
-    Incoming(IncomingCallRequest),
-}
-
-/// Why a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallEnd {
-    /// We refused the peer's request with this error (None: Do-Not-Accept).
-    RefusedLocally(GeneralError),
-    /// The PAC answered our Outgoing-Call-Request with a failure.
-    OutgoingRefused {
-        result: OutgoingResult,
-        error: GeneralError,
-        cause_code: u16,
-    },
-    /// The PNS answered our Incoming-Call-Request with a failure.
-    IncomingRefused {
-        result: IncomingResult,
-        error: GeneralError,
-    },
-    /// The PNS sent Call-Clear-Request; we answered Call-Disconnect-Notify.
-    PeerCleared,
-    /// The PAC sent Call-Disconnect-Notify.
-    Disconnected {
-        result: DisconnectResult,
-        error: GeneralError,
-        cause_code: u16,
-    },
-    /// [`ControlConnection::clear_call`] or a local stop completed.
-    LocalClear,
-    /// A message the call waited for did not come in time.
-    Timeout,
-    /// The control connection ended.
-    ControlClosed,
-}
-
-/// The ACCMs of a Set-Link-Info.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkAccm {
-    pub send_accm: u32,
-    pub receive_accm: u32,
-}
-
-/// Everything known about one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallInfo {
-    /// Our Call ID: the key of GRE packets the peer sends us.
-    pub local_call_id: u16,
-    /// The peer's Call ID: the key of GRE packets we send. Known once the peer has
-    /// sent its request or reply.
-    pub peer_call_id: Option<u16>,
-    pub position: Position,
-    pub serial_number: u16,
-    /// The peer's Packet Recv Window Size (pptpd echoes ours).
-    pub peer_recv_window: u16,
-    /// The peer's Packet Processing (or Transmit) Delay, in 1/10 s.
-    pub peer_delay: u16,
-    /// Connect speed, as the PAC reported it.
-    pub connect_speed: u32,
-    pub bearer_type: Option<BearerType>,
-    pub framing_type: Option<FramingType>,
-    /// The last Set-Link-Info.
-    pub link_accm: Option<LinkAccm>,
-    /// WAN-Error-Notify messages received.
-    pub wan_error_notifies: u32,
-    /// The counters of the last one.
-    pub last_wan_error: Option<WanErrorNotify>,
-}
-
-impl CallInfo {
-    fn new(local_call_id: u16, position: Position, serial_number: u16) -> Self {
-        Self {
-            local_call_id,
-            peer_call_id: None,
-            position,
-            serial_number,
-            peer_recv_window: 0,
-            peer_delay: 0,
-            connect_speed: 0,
-            bearer_type: None,
-            framing_type: None,
-            link_accm: None,
-            wan_error_notifies: 0,
-            last_wan_error: None,
-        }
-    }
-}
-
 /// One call's machine state.
 #[derive(Debug, Clone)]
-pub(super) struct Call {
-    pub(super) info: CallInfo,
-    pub(super) state: CallState,
+struct Call {
+    info: CallInfo,
+    state: CallState,
     deadline: Option<Instant>,
+}
+
+/// The calls of one control connection.
+#[derive(Debug)]
+pub(super) struct Calls<P> {
+    /// Our role, once a call has fixed it.
+    role: Option<Role>,
+    calls: HashMap<u16, Call>,
+    /// Peer Call ID -> our Call ID.
+    by_peer_id: HashMap<u16, u16>,
+    /// Call deadlines, ordered.
+    deadlines: BTreeSet<(Instant, u16)>,
+    pool: P,
+    next_serial: u16,
+}
+
+/// What the calls share with their control connection, lent for one operation.
+pub(super) struct Cx<'a> {
+    pub(super) config: &'a ControlConfig,
+    pub(super) out: &'a mut Outbox,
+    pub(super) stats: &'a mut ControlStats,
+    /// Whether the connection can carry call messages now.
+    pub(super) established: bool,
+}
+
+impl Cx<'_> {
+    /// Answers an Outgoing-Call-Request we will not take with General Error `error`
+    /// (or Do-Not-Accept when `error` is None).
+    pub(super) fn refuse_outgoing(&mut self, peer_call_id: u16, error: GeneralError) {
+        self.stats.refused_calls += 1;
+        let result = match error {
+            GeneralError::None => OutgoingResult::DoNotAccept,
+            _ => OutgoingResult::GeneralError,
+        };
+        self.out.send(OutgoingCallReply {
+            call_id: 0,
+            peer_call_id,
+            result,
+            error,
+            cause_code: 0,
+            connect_speed: 0,
+            packet_recv_window_size: 0,
+            packet_processing_delay: 0,
+            physical_channel_id: 0,
+        });
+    }
+
+    /// Answers an Incoming-Call-Request we will not take with General Error `error`
+    /// (or Do-Not-Accept when `error` is None).
+    pub(super) fn refuse_incoming(&mut self, peer_call_id: u16, error: GeneralError) {
+        self.stats.refused_calls += 1;
+        let result = match error {
+            GeneralError::None => IncomingResult::DoNotAccept,
+            _ => IncomingResult::GeneralError,
+        };
+        self.out.send(IncomingCallReply {
+            call_id: 0,
+            peer_call_id,
+            result,
+            error,
+            packet_recv_window_size: 0,
+            packet_transmit_delay: 0,
+            reserved1: Reserved16,
+        });
+    }
 }
 
 /// A call operation the current state does not allow.
@@ -239,39 +194,83 @@ impl Default for IncomingCallParams {
     }
 }
 
-impl<P: CallIdPool> ControlConnection<P> {
-    // ---- owner API ----
+impl<P: CallIdPool> Calls<P> {
+    /// An empty table taking local Call IDs from `pool`.
+    pub(super) fn new(pool: P) -> Self {
+        Self {
+            role: None,
+            calls: HashMap::new(),
+            by_peer_id: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            pool,
+            next_serial: 0,
+        }
+    }
+
+    /// Our role on the connection, once fixed by a call.
+    pub(super) fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// The earliest call deadline.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|&(t, _)| t)
+    }
+
+    /// Runs every call deadline due at `now`.
+    pub(super) fn handle_timeout(&mut self, cx: &mut Cx<'_>, now: Instant) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, id));
+            self.call_timeout(cx, id, now);
+        }
+    }
+
+    /// Whether this side may act as `role` on this connection.
+    fn roles_allow(&self, roles: Roles, role: Role) -> bool {
+        match self.role {
+            Some(fixed) => fixed == role,
+            None => roles.allows(role),
+        }
+    }
 
     /// A call's details.
-    pub fn call(&self, local_call_id: u16) -> Option<&CallInfo> {
+    pub(super) fn call(&self, local_call_id: u16) -> Option<&CallInfo> {
         self.calls.get(&local_call_id).map(|c| &c.info)
     }
 
     /// A call's state.
-    pub fn call_state(&self, local_call_id: u16) -> Option<CallState> {
+    pub(super) fn call_state(&self, local_call_id: u16) -> Option<CallState> {
         self.calls.get(&local_call_id).map(|c| c.state)
     }
 
     /// Number of calls in any state.
-    pub fn call_count(&self) -> usize {
+    pub(super) fn call_count(&self) -> usize {
         self.calls.len()
     }
 
     /// Accepts a call the peer requested ([`Event::CallRequested`]). As PAC this
     /// answers Outgoing-Call-Reply Connected and the call is up; as PNS it answers
     /// Incoming-Call-Reply Connect and waits for Incoming-Call-Connected.
-    pub fn accept_call(&mut self, local_call_id: u16, now: Instant) -> Result<(), CallError> {
+    pub(super) fn accept_call(
+        &mut self,
+        cx: &mut Cx<'_>,
+        local_call_id: u16,
+        now: Instant,
+    ) -> Result<(), CallError> {
         let (window, delay, speed) = (
-            self.config.recv_window,
-            self.config.processing_delay,
-            self.config.connect_speed,
+            cx.config.recv_window,
+            cx.config.processing_delay,
+            cx.config.connect_speed,
         );
-        let call = self.call_in(local_call_id, &[CallState::WaitAnswer])?;
+        let call = self.call_in(cx, local_call_id, &[CallState::WaitAnswer])?;
         let peer_call_id = call.info.peer_call_id.unwrap_or_default();
         match call.info.position {
             Position::PacAnsweringOutgoing => {
                 call.info.connect_speed = speed;
-                self.out.send(OutgoingCallReply {
+                cx.out.send(OutgoingCallReply {
                     call_id: local_call_id,
                     peer_call_id,
                     result: OutgoingResult::Connected,
@@ -282,10 +281,10 @@ impl<P: CallIdPool> ControlConnection<P> {
                     packet_processing_delay: delay,
                     physical_channel_id: 0,
                 });
-                self.call_up(local_call_id);
+                self.call_up(cx, local_call_id);
             }
             _ => {
-                self.out.send(IncomingCallReply {
+                cx.out.send(IncomingCallReply {
                     call_id: local_call_id,
                     peer_call_id,
                     result: IncomingResult::Connect,
@@ -294,7 +293,7 @@ impl<P: CallIdPool> ControlConnection<P> {
                     packet_transmit_delay: delay,
                     reserved1: Reserved16,
                 });
-                self.enter(local_call_id, CallState::WaitConnect, Some(now));
+                self.enter(cx, local_call_id, CallState::WaitConnect, Some(now));
             }
         }
         Ok(())
@@ -302,34 +301,36 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// Refuses a call the peer requested: General Error with `error`, or Do-Not-Accept
     /// when `error` is [`GeneralError::None`].
-    pub fn refuse_call(
+    pub(super) fn refuse_call(
         &mut self,
+        cx: &mut Cx<'_>,
         local_call_id: u16,
         error: GeneralError,
     ) -> Result<(), CallError> {
-        self.call_in(local_call_id, &[CallState::WaitAnswer])?;
-        self.refuse_pending(local_call_id, error, CallEnd::RefusedLocally(error));
+        self.call_in(cx, local_call_id, &[CallState::WaitAnswer])?;
+        self.refuse_pending(cx, local_call_id, error, CallEnd::RefusedLocally(error));
         Ok(())
     }
 
     /// Places an outgoing call as PNS (our client): sends Outgoing-Call-Request.
-    pub fn place_outgoing_call(
+    pub(super) fn place_outgoing_call(
         &mut self,
+        cx: &mut Cx<'_>,
         params: &OutgoingCallParams,
         now: Instant,
     ) -> Result<u16, CallError> {
-        let id = self.new_local_call(Position::PnsPlacingOutgoing)?;
+        let id = self.new_local_call(cx, Position::PnsPlacingOutgoing)?;
         let serial = self.calls[&id].info.serial_number;
         let phone_number = Text::new(&params.phone_number);
-        self.out.send(OutgoingCallRequest {
+        cx.out.send(OutgoingCallRequest {
             call_id: id,
             call_serial_number: serial,
             minimum_bps: params.minimum_bps,
             maximum_bps: params.maximum_bps,
             bearer_type: params.bearer_type,
             framing_type: params.framing_type,
-            packet_recv_window_size: self.config.recv_window,
-            packet_processing_delay: self.config.processing_delay,
+            packet_recv_window_size: cx.config.recv_window,
+            packet_processing_delay: cx.config.processing_delay,
             phone_number_length: NumberLength::of(&phone_number),
             reserved1: Reserved16,
             phone_number,
@@ -339,21 +340,22 @@ impl<P: CallIdPool> ControlConnection<P> {
             call.info.bearer_type = Some(params.bearer_type);
             call.info.framing_type = Some(params.framing_type);
         }
-        self.enter(id, CallState::WaitReply, Some(now));
+        self.enter(cx, id, CallState::WaitReply, Some(now));
         Ok(id)
     }
 
     /// Places an incoming call as PAC: sends Incoming-Call-Request.
-    pub fn place_incoming_call(
+    pub(super) fn place_incoming_call(
         &mut self,
+        cx: &mut Cx<'_>,
         params: &IncomingCallParams,
         now: Instant,
     ) -> Result<u16, CallError> {
-        let id = self.new_local_call(Position::PacPlacingIncoming)?;
+        let id = self.new_local_call(cx, Position::PacPlacingIncoming)?;
         let serial = self.calls[&id].info.serial_number;
         let dialed_number = Text::new(&params.dialed_number);
         let dialing_number = Text::new(&params.dialing_number);
-        self.out.send(IncomingCallRequest {
+        cx.out.send(IncomingCallRequest {
             call_id: id,
             call_serial_number: serial,
             bearer_type: params.bearer_type,
@@ -367,9 +369,9 @@ impl<P: CallIdPool> ControlConnection<P> {
         if let Some(call) = self.calls.get_mut(&id) {
             call.info.bearer_type = Some(params.bearer_type);
             call.info.framing_type = Some(params.framing_type);
-            call.info.connect_speed = self.config.connect_speed;
+            call.info.connect_speed = cx.config.connect_speed;
         }
-        self.enter(id, CallState::WaitReply, Some(now));
+        self.enter(cx, id, CallState::WaitReply, Some(now));
         Ok(id)
     }
 
@@ -377,31 +379,42 @@ impl<P: CallIdPool> ControlConnection<P> {
     /// ends when Call-Disconnect-Notify (or the timeout) comes. As PAC: Call-Disconnect-
     /// Notify (Admin Shutdown) and the call ends at once. Use
     /// [`refuse_call`](Self::refuse_call) for a request not yet answered.
-    pub fn clear_call(&mut self, local_call_id: u16, now: Instant) -> Result<(), CallError> {
+    pub(super) fn clear_call(
+        &mut self,
+        cx: &mut Cx<'_>,
+        local_call_id: u16,
+        now: Instant,
+    ) -> Result<(), CallError> {
         use CallState::*;
         let call = self.call_in(
+            cx,
             local_call_id,
             &[WaitReply, WaitConnect, Established, WaitDisconnect],
         )?;
         match (call.info.position.role(), call.state) {
             (Role::Pns, WaitDisconnect) => {}
-            (Role::Pns, _) => self.send_clear_request(local_call_id, now),
+            (Role::Pns, _) => self.send_clear_request(cx, local_call_id, now),
             (Role::Pac, _) => {
-                self.send_disconnect(local_call_id, DisconnectResult::AdminShutdown);
-                self.end_call(local_call_id, CallEnd::LocalClear);
+                self.send_disconnect(cx, local_call_id, DisconnectResult::AdminShutdown);
+                self.end_call(cx, local_call_id, CallEnd::LocalClear);
             }
         }
         Ok(())
     }
 
     /// As PNS, sends Set-Link-Info for an established call.
-    pub fn set_link_info(&mut self, local_call_id: u16, accm: LinkAccm) -> Result<(), CallError> {
-        let call = self.call_in(local_call_id, &[CallState::Established])?;
+    pub(super) fn set_link_info(
+        &mut self,
+        cx: &mut Cx<'_>,
+        local_call_id: u16,
+        accm: LinkAccm,
+    ) -> Result<(), CallError> {
+        let call = self.call_in(cx, local_call_id, &[CallState::Established])?;
         if call.info.position.role() != Role::Pns {
             return Err(CallError::RoleNotAllowed(Role::Pns));
         }
         let peer_call_id = call.info.peer_call_id.unwrap_or_default();
-        self.out.send(SetLinkInfo {
+        cx.out.send(SetLinkInfo {
             peer_call_id,
             reserved1: Reserved16,
             send_accm: accm.send_accm,
@@ -412,58 +425,59 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// As PAC, sends WAN-Error-Notify for an established call (`peer_call_id` of
     /// `counters` is filled in).
-    pub fn notify_wan_error(
+    pub(super) fn notify_wan_error(
         &mut self,
+        cx: &mut Cx<'_>,
         local_call_id: u16,
         mut counters: WanErrorNotify,
     ) -> Result<(), CallError> {
-        let call = self.call_in(local_call_id, &[CallState::Established])?;
+        let call = self.call_in(cx, local_call_id, &[CallState::Established])?;
         if call.info.position.role() != Role::Pac {
             return Err(CallError::RoleNotAllowed(Role::Pac));
         }
         counters.peer_call_id = call.info.peer_call_id.unwrap_or_default();
-        self.out.send(counters);
+        cx.out.send(counters);
         Ok(())
     }
 
     // ---- messages from the peer ----
 
-    pub(super) fn handle_call_message(&mut self, m: Message, now: Instant) {
+    pub(super) fn handle_call_message(&mut self, cx: &mut Cx<'_>, m: Message, now: Instant) {
         match m {
             Message::OutgoingCallRequest(rq) => {
-                self.on_call_request(CallRequest::Outgoing(rq), now)
+                self.on_call_request(cx, CallRequest::Outgoing(rq), now)
             }
             Message::IncomingCallRequest(rq) => {
-                self.on_call_request(CallRequest::Incoming(rq), now)
+                self.on_call_request(cx, CallRequest::Incoming(rq), now)
             }
-            Message::OutgoingCallReply(rp) => self.on_outgoing_reply(rp),
-            Message::IncomingCallReply(rp) => self.on_incoming_reply(rp),
-            Message::IncomingCallConnected(cn) => self.on_incoming_connected(cn),
-            Message::CallClearRequest(rq) => self.on_clear_request(rq),
-            Message::CallDisconnectNotify(n) => self.on_disconnect_notify(n),
-            Message::WanErrorNotify(w) => self.on_wan_error(w),
-            Message::SetLinkInfo(s) => self.on_set_link_info(s),
-            _ => self.stats.unexpected_messages += 1,
+            Message::OutgoingCallReply(rp) => self.on_outgoing_reply(cx, rp),
+            Message::IncomingCallReply(rp) => self.on_incoming_reply(cx, rp),
+            Message::IncomingCallConnected(cn) => self.on_incoming_connected(cx, cn),
+            Message::CallClearRequest(rq) => self.on_clear_request(cx, rq),
+            Message::CallDisconnectNotify(n) => self.on_disconnect_notify(cx, n),
+            Message::WanErrorNotify(w) => self.on_wan_error(cx, w),
+            Message::SetLinkInfo(s) => self.on_set_link_info(cx, s),
+            _ => cx.stats.unexpected_messages += 1,
         }
     }
 
-    fn on_call_request(&mut self, request: CallRequest, now: Instant) {
+    fn on_call_request(&mut self, cx: &mut Cx<'_>, request: CallRequest, now: Instant) {
         let (position, peer_call_id) = match &request {
             CallRequest::Outgoing(rq) => (Position::PacAnsweringOutgoing, rq.call_id),
             CallRequest::Incoming(rq) => (Position::PnsAnsweringIncoming, rq.call_id),
         };
-        let refuse = |c: &mut Self, error| match position {
-            Position::PacAnsweringOutgoing => c.refuse_outgoing(peer_call_id, error),
-            _ => c.refuse_incoming(peer_call_id, error),
+        let refuse = |cx: &mut Cx<'_>, error| match position {
+            Position::PacAnsweringOutgoing => cx.refuse_outgoing(peer_call_id, error),
+            _ => cx.refuse_incoming(peer_call_id, error),
         };
-        if !self.roles_allow(position.role()) {
-            return refuse(self, GeneralError::None);
+        if !self.roles_allow(cx.config.roles, position.role()) {
+            return refuse(cx, GeneralError::None);
         }
         if self.by_peer_id.contains_key(&peer_call_id) {
-            return refuse(self, GeneralError::BadCallId);
+            return refuse(cx, GeneralError::BadCallId);
         }
-        let Ok(id) = self.new_local_call(position) else {
-            return refuse(self, GeneralError::NoResource);
+        let Ok(id) = self.new_local_call(cx, position) else {
+            return refuse(cx, GeneralError::NoResource);
         };
         if let Some(call) = self.calls.get_mut(&id) {
             let info = &mut call.info;
@@ -483,15 +497,16 @@ impl<P: CallIdPool> ControlConnection<P> {
             };
         }
         self.by_peer_id.insert(peer_call_id, id);
-        self.enter(id, CallState::WaitAnswer, Some(now));
-        self.out.emit(Event::CallRequested {
+        self.enter(cx, id, CallState::WaitAnswer, Some(now));
+        cx.out.emit(Event::CallRequested {
             local_call_id: id,
             request,
         });
     }
 
-    fn on_outgoing_reply(&mut self, rp: OutgoingCallReply) {
+    fn on_outgoing_reply(&mut self, cx: &mut Cx<'_>, rp: OutgoingCallReply) {
         let Some(id) = self.expect(
+            cx,
             rp.peer_call_id,
             Position::PnsPlacingOutgoing,
             CallState::WaitReply,
@@ -500,6 +515,7 @@ impl<P: CallIdPool> ControlConnection<P> {
         };
         if rp.result != OutgoingResult::Connected {
             return self.end_call(
+                cx,
                 id,
                 CallEnd::OutgoingRefused {
                     result: rp.result,
@@ -508,7 +524,7 @@ impl<P: CallIdPool> ControlConnection<P> {
                 },
             );
         }
-        if !self.adopt_peer_id(id, rp.call_id) {
+        if !self.adopt_peer_id(cx, id, rp.call_id) {
             return;
         }
         if let Some(call) = self.calls.get_mut(&id) {
@@ -516,11 +532,12 @@ impl<P: CallIdPool> ControlConnection<P> {
             call.info.peer_delay = rp.packet_processing_delay;
             call.info.connect_speed = rp.connect_speed;
         }
-        self.call_up(id);
+        self.call_up(cx, id);
     }
 
-    fn on_incoming_reply(&mut self, rp: IncomingCallReply) {
+    fn on_incoming_reply(&mut self, cx: &mut Cx<'_>, rp: IncomingCallReply) {
         let Some(id) = self.expect(
+            cx,
             rp.peer_call_id,
             Position::PacPlacingIncoming,
             CallState::WaitReply,
@@ -529,6 +546,7 @@ impl<P: CallIdPool> ControlConnection<P> {
         };
         if rp.result != IncomingResult::Connect {
             return self.end_call(
+                cx,
                 id,
                 CallEnd::IncomingRefused {
                     result: rp.result,
@@ -536,7 +554,7 @@ impl<P: CallIdPool> ControlConnection<P> {
                 },
             );
         }
-        if !self.adopt_peer_id(id, rp.call_id) {
+        if !self.adopt_peer_id(cx, id, rp.call_id) {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -548,16 +566,17 @@ impl<P: CallIdPool> ControlConnection<P> {
             peer_call_id: rp.call_id,
             reserved1: Reserved16,
             connect_speed: call.info.connect_speed,
-            packet_recv_window_size: self.config.recv_window,
-            packet_transmit_delay: self.config.processing_delay,
+            packet_recv_window_size: cx.config.recv_window,
+            packet_transmit_delay: cx.config.processing_delay,
             framing_type: call.info.framing_type.unwrap_or(FramingType::Sync),
         };
-        self.out.send(connected);
-        self.call_up(id);
+        cx.out.send(connected);
+        self.call_up(cx, id);
     }
 
-    fn on_incoming_connected(&mut self, cn: IncomingCallConnected) {
+    fn on_incoming_connected(&mut self, cx: &mut Cx<'_>, cn: IncomingCallConnected) {
         let Some(id) = self.expect(
+            cx,
             cn.peer_call_id,
             Position::PnsAnsweringIncoming,
             CallState::WaitConnect,
@@ -570,33 +589,34 @@ impl<P: CallIdPool> ControlConnection<P> {
             call.info.peer_delay = cn.packet_transmit_delay;
             call.info.framing_type = Some(cn.framing_type);
         }
-        self.call_up(id);
+        self.call_up(cx, id);
     }
 
-    fn on_clear_request(&mut self, rq: CallClearRequest) {
+    fn on_clear_request(&mut self, cx: &mut Cx<'_>, rq: CallClearRequest) {
         let Some(&id) = self.by_peer_id.get(&rq.call_id) else {
-            self.stats.unknown_call += 1;
+            cx.stats.unknown_call += 1;
             return;
         };
         let call = &self.calls[&id];
         if call.info.position.role() != Role::Pac {
-            self.stats.unexpected_messages += 1;
+            cx.stats.unexpected_messages += 1;
             return;
         }
-        self.send_disconnect(id, DisconnectResult::Request);
-        self.end_call(id, CallEnd::PeerCleared);
+        self.send_disconnect(cx, id, DisconnectResult::Request);
+        self.end_call(cx, id, CallEnd::PeerCleared);
     }
 
-    fn on_disconnect_notify(&mut self, n: CallDisconnectNotify) {
+    fn on_disconnect_notify(&mut self, cx: &mut Cx<'_>, n: CallDisconnectNotify) {
         let Some(&id) = self.by_peer_id.get(&n.call_id) else {
-            self.stats.unknown_call += 1;
+            cx.stats.unknown_call += 1;
             return;
         };
         if self.calls[&id].info.position.role() != Role::Pns {
-            self.stats.unexpected_messages += 1;
+            cx.stats.unexpected_messages += 1;
             return;
         }
         self.end_call(
+            cx,
             id,
             CallEnd::Disconnected {
                 result: n.result,
@@ -606,21 +626,21 @@ impl<P: CallIdPool> ControlConnection<P> {
         );
     }
 
-    fn on_wan_error(&mut self, w: WanErrorNotify) {
-        let Some(call) = self.call_for(w.peer_call_id, Role::Pns) else {
+    fn on_wan_error(&mut self, cx: &mut Cx<'_>, w: WanErrorNotify) {
+        let Some(call) = self.call_for(cx, w.peer_call_id, Role::Pns) else {
             return;
         };
         call.info.wan_error_notifies = call.info.wan_error_notifies.saturating_add(1);
         call.info.last_wan_error = Some(w.clone());
-        self.stats.wan_error_notifies += 1;
-        self.out.emit(Event::WanError {
+        cx.stats.wan_error_notifies += 1;
+        cx.out.emit(Event::WanError {
             local_call_id: w.peer_call_id,
             counters: w,
         });
     }
 
-    fn on_set_link_info(&mut self, s: SetLinkInfo) {
-        let Some(call) = self.call_for(s.peer_call_id, Role::Pac) else {
+    fn on_set_link_info(&mut self, cx: &mut Cx<'_>, s: SetLinkInfo) {
+        let Some(call) = self.call_for(cx, s.peer_call_id, Role::Pac) else {
             return;
         };
         let accm = LinkAccm {
@@ -628,8 +648,8 @@ impl<P: CallIdPool> ControlConnection<P> {
             receive_accm: s.receive_accm,
         };
         call.info.link_accm = Some(accm);
-        self.stats.set_link_infos += 1;
-        self.out.emit(Event::LinkInfo {
+        cx.stats.set_link_infos += 1;
+        cx.out.emit(Event::LinkInfo {
             local_call_id: s.peer_call_id,
             send_accm: accm.send_accm,
             receive_accm: accm.receive_accm,
@@ -637,29 +657,29 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     /// A call deadline passed.
-    pub(super) fn call_timeout(&mut self, id: u16, now: Instant) {
+    fn call_timeout(&mut self, cx: &mut Cx<'_>, id: u16, now: Instant) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.deadline = None;
         match (call.info.position.role(), call.state) {
             (_, CallState::WaitAnswer) => {
-                self.refuse_pending(id, GeneralError::NoResource, CallEnd::Timeout)
+                self.refuse_pending(cx, id, GeneralError::NoResource, CallEnd::Timeout)
             }
             (Role::Pns, CallState::WaitReply | CallState::WaitConnect) => {
-                self.send_clear_request(id, now)
+                self.send_clear_request(cx, id, now)
             }
             (Role::Pac, CallState::WaitReply) => {
-                self.send_disconnect(id, DisconnectResult::AdminShutdown);
-                self.end_call(id, CallEnd::Timeout);
+                self.send_disconnect(cx, id, DisconnectResult::AdminShutdown);
+                self.end_call(cx, id, CallEnd::Timeout);
             }
-            _ => self.end_call(id, CallEnd::Timeout),
+            _ => self.end_call(cx, id, CallEnd::Timeout),
         }
     }
 
     /// Ends every call: on a stop (`notify`) a PAC first sends Call-Disconnect-Notify
     /// (Admin Shutdown) for calls the peer knows of.
-    pub(super) fn drop_all_calls(&mut self, end: CallEnd, notify: bool) {
+    pub(super) fn drop_all_calls(&mut self, cx: &mut Cx<'_>, end: CallEnd, notify: bool) {
         let mut ids: Vec<u16> = self.calls.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -668,16 +688,21 @@ impl<P: CallIdPool> ControlConnection<P> {
                 && call.info.position.role() == Role::Pac
                 && matches!(call.state, CallState::Established | CallState::WaitReply)
             {
-                self.send_disconnect(id, DisconnectResult::AdminShutdown);
+                self.send_disconnect(cx, id, DisconnectResult::AdminShutdown);
             }
-            self.end_call(id, end);
+            self.end_call(cx, id, end);
         }
     }
 
     // ---- helpers ----
 
-    fn call_in(&mut self, id: u16, states: &[CallState]) -> Result<&mut Call, CallError> {
-        if !self.can_call() {
+    fn call_in(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u16,
+        states: &[CallState],
+    ) -> Result<&mut Call, CallError> {
+        if !cx.established {
             return Err(CallError::NotEstablished);
         }
         let call = self.calls.get_mut(&id).ok_or(CallError::UnknownCall(id))?;
@@ -690,11 +715,11 @@ impl<P: CallIdPool> ControlConnection<P> {
         Ok(call)
     }
 
-    fn new_local_call(&mut self, position: Position) -> Result<u16, CallError> {
-        if !self.can_call() {
+    fn new_local_call(&mut self, cx: &mut Cx<'_>, position: Position) -> Result<u16, CallError> {
+        if !cx.established {
             return Err(CallError::NotEstablished);
         }
-        if !self.roles_allow(position.role()) {
+        if !self.roles_allow(cx.config.roles, position.role()) {
             return Err(CallError::RoleNotAllowed(position.role()));
         }
         // A pool shared with other connections may hand out an ID live here only if
@@ -721,32 +746,38 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// The call a reply names by our Call ID, if it is in the position and state that
     /// expects the reply; counts the drop otherwise.
-    fn expect(&mut self, local: u16, position: Position, state: CallState) -> Option<u16> {
+    fn expect(
+        &mut self,
+        cx: &mut Cx<'_>,
+        local: u16,
+        position: Position,
+        state: CallState,
+    ) -> Option<u16> {
         match self.calls.get(&local) {
             None => {
-                self.stats.unknown_call += 1;
+                cx.stats.unknown_call += 1;
                 None
             }
             Some(c) if c.info.position == position && c.state == state => Some(local),
             Some(_) => {
-                self.stats.unexpected_messages += 1;
+                cx.stats.unexpected_messages += 1;
                 None
             }
         }
     }
 
     /// The established-or-later call named by our Call ID whose role is `role`.
-    fn call_for(&mut self, local: u16, role: Role) -> Option<&mut Call> {
+    fn call_for(&mut self, cx: &mut Cx<'_>, local: u16, role: Role) -> Option<&mut Call> {
         match self.calls.get(&local) {
             None => {
-                self.stats.unknown_call += 1;
+                cx.stats.unknown_call += 1;
                 None
             }
             Some(c) if c.info.position.role() == role && c.state == CallState::Established => {
                 self.calls.get_mut(&local)
             }
             Some(_) => {
-                self.stats.unexpected_messages += 1;
+                cx.stats.unexpected_messages += 1;
                 None
             }
         }
@@ -754,14 +785,14 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// Records the peer's Call ID from its reply; a Call ID the peer already uses for
     /// another live call makes the reply unusable and the call is cleared.
-    fn adopt_peer_id(&mut self, id: u16, peer_call_id: u16) -> bool {
+    fn adopt_peer_id(&mut self, cx: &mut Cx<'_>, id: u16, peer_call_id: u16) -> bool {
         if self.by_peer_id.contains_key(&peer_call_id) {
-            self.stats.unexpected_messages += 1;
+            cx.stats.unexpected_messages += 1;
             let role = self.calls[&id].info.position.role();
             if role == Role::Pac {
-                self.send_disconnect(id, DisconnectResult::GeneralError);
+                self.send_disconnect(cx, id, DisconnectResult::GeneralError);
             }
-            self.end_call(id, CallEnd::RefusedLocally(GeneralError::BadCallId));
+            self.end_call(cx, id, CallEnd::RefusedLocally(GeneralError::BadCallId));
             return false;
         }
         self.by_peer_id.insert(peer_call_id, id);
@@ -771,32 +802,32 @@ impl<P: CallIdPool> ControlConnection<P> {
         true
     }
 
-    fn refuse_pending(&mut self, id: u16, error: GeneralError, end: CallEnd) {
+    fn refuse_pending(&mut self, cx: &mut Cx<'_>, id: u16, error: GeneralError, end: CallEnd) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let peer_call_id = call.info.peer_call_id.unwrap_or_default();
         match call.info.position {
-            Position::PacAnsweringOutgoing => self.refuse_outgoing(peer_call_id, error),
-            _ => self.refuse_incoming(peer_call_id, error),
+            Position::PacAnsweringOutgoing => cx.refuse_outgoing(peer_call_id, error),
+            _ => cx.refuse_incoming(peer_call_id, error),
         }
-        self.end_call(id, end);
+        self.end_call(cx, id, end);
     }
 
-    fn send_clear_request(&mut self, id: u16, now: Instant) {
-        self.out.send(CallClearRequest {
+    fn send_clear_request(&mut self, cx: &mut Cx<'_>, id: u16, now: Instant) {
+        cx.out.send(CallClearRequest {
             call_id: id,
             reserved1: Reserved16,
         });
-        self.enter(id, CallState::WaitDisconnect, Some(now));
+        self.enter(cx, id, CallState::WaitDisconnect, Some(now));
     }
 
-    fn send_disconnect(&mut self, id: u16, result: DisconnectResult) {
+    fn send_disconnect(&mut self, cx: &mut Cx<'_>, id: u16, result: DisconnectResult) {
         let error = match result {
             DisconnectResult::GeneralError => GeneralError::BadCallId,
             _ => GeneralError::None,
         };
-        self.out.send(CallDisconnectNotify {
+        cx.out.send(CallDisconnectNotify {
             call_id: id,
             result,
             error,
@@ -807,34 +838,34 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     /// Moves a call to `state`; with `since`, the state has a reply deadline.
-    fn enter(&mut self, id: u16, state: CallState, since: Option<Instant>) {
-        let timeout = self.config.reply_timeout;
+    fn enter(&mut self, cx: &mut Cx<'_>, id: u16, state: CallState, since: Option<Instant>) {
+        let timeout = cx.config.reply_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         if let Some(old) = call.deadline.take() {
-            self.call_deadlines.remove(&(old, id));
+            self.deadlines.remove(&(old, id));
         }
         call.state = state;
         call.deadline = since.map(|t| t + timeout);
         if let Some(at) = call.deadline {
-            self.call_deadlines.insert((at, id));
+            self.deadlines.insert((at, id));
         }
     }
 
-    fn call_up(&mut self, id: u16) {
-        self.enter(id, CallState::Established, None);
+    fn call_up(&mut self, cx: &mut Cx<'_>, id: u16) {
+        self.enter(cx, id, CallState::Established, None);
         if let Some(call) = self.calls.get(&id) {
-            self.out.emit(Event::CallUp(call.info.clone()));
+            cx.out.emit(Event::CallUp(call.info.clone()));
         }
     }
 
-    fn end_call(&mut self, id: u16, reason: CallEnd) {
+    fn end_call(&mut self, cx: &mut Cx<'_>, id: u16, reason: CallEnd) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
         if let Some(at) = call.deadline {
-            self.call_deadlines.remove(&(at, id));
+            self.deadlines.remove(&(at, id));
         }
         if let Some(peer) = call.info.peer_call_id {
             if self.by_peer_id.get(&peer) == Some(&id) {
@@ -842,7 +873,7 @@ impl<P: CallIdPool> ControlConnection<P> {
             }
         }
         self.pool.release(id);
-        self.out.emit(Event::CallDown {
+        cx.out.emit(Event::CallDown {
             local_call_id: id,
             peer_call_id: call.info.peer_call_id,
             reason,

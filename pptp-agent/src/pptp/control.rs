@@ -28,203 +28,33 @@
 //!   A missing Start-Control-Connection-Reply or Stop-Control-Connection-Reply closes
 //!   the connection; a call whose reply is missing is cleared on its own (see
 //!   [`call`](super::call)) instead of tearing down every other call on the connection.
-//! - A garbled stream ([`FramingError`]) closes the connection at once. A well-framed
-//!   but invalid message is answered with the RFC's General Error and the matching
-//!   error code where a reply exists (call requests, Start-Control-Connection-Request);
-//!   otherwise it is counted in [`ControlStats`] and dropped.
+//! - A garbled stream ([`FramingError`](super::framing::FramingError)) closes the
+//!   connection at once. A well-framed but invalid message is answered with the
+//!   RFC's General Error and the matching error code where a reply exists (call
+//!   requests, Start-Control-Connection-Request); otherwise it is counted in
+//!   [`ControlStats`] and dropped.
 //!
-//! The call state machines (four positions) live in [`call`](super::call); they share
-//! this connection's outbox, counters and Call ID pool.
+//! The call state machines (four positions) live in [`call`](super::call); the
+//! connection owns them and lends them its outbox, counters and settings for each
+//! operation. What it reports and is set up with is in `event.rs` (re-exported here).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::call::{Call, CallEnd, CallInfo, CallRequest};
-use super::call_id::{CallIdAllocator, CallIdPool};
-use super::framing::{Deframer, Frame, FramingError, InvalidMessage};
-use super::message::{
-    BearerCaps, EchoReply, EchoRequest, FramingCaps, GeneralError, IncomingCallReply,
-    IncomingResult, Message, MessageType, OkResult, OutgoingCallReply, OutgoingResult,
-    PROTOCOL_VERSION, ParseError, Reserved8, Reserved16, StartControlConnectionReply,
-    StartControlConnectionRequest, StartResult, StopControlConnectionReply,
-    StopControlConnectionRequest, StopReason, Text, WanErrorNotify,
+use super::call::{
+    CallEnd, CallError, CallInfo, CallState, Calls, Cx, IncomingCallParams, LinkAccm,
+    OutgoingCallParams,
 };
-
-/// What we are towards the peer of a control connection (RFC 2637 §1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// PPTP Access Concentrator: answers Outgoing-Call-Requests, places incoming calls.
-    Pac,
-    /// PPTP Network Server: places outgoing calls, answers Incoming-Call-Requests.
-    Pns,
-}
-
-/// Which roles this side may take. A concentrator takes either: the first call
-/// message on the connection fixes the role for the rest of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Roles {
-    Pac,
-    Pns,
-    Either,
-}
-
-impl Roles {
-    fn allows(self, role: Role) -> bool {
-        matches!(
-            (self, role),
-            (Roles::Either, _) | (Roles::Pac, Role::Pac) | (Roles::Pns, Role::Pns)
-        )
-    }
-}
-
-/// Whether to accept a Start-Control-Connection-Request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    Accept,
-    /// Answer with this result (not [`StartResult::Success`]) and error, then close.
-    Refuse(StartResult, GeneralError),
-}
-
-/// Settings of one control connection.
-#[derive(Debug, Clone)]
-pub struct ControlConfig {
-    pub roles: Roles,
-    pub host_name: String,
-    pub vendor_name: String,
-    pub firmware_revision: u16,
-    pub framing_capabilities: FramingCaps,
-    pub bearer_capabilities: BearerCaps,
-    pub maximum_channels: u16,
-    /// Idle time before we send an Echo-Request; `None` disables keepalive.
-    pub echo_interval: Option<Duration>,
-    /// How long to wait for any sign of life after an Echo-Request.
-    pub echo_timeout: Duration,
-    /// How long to wait for a reply the protocol expects.
-    pub reply_timeout: Duration,
-    pub admission: Admission,
-    /// Our Packet Recv Window Size, announced in call replies and requests.
-    pub recv_window: u16,
-    /// Our Packet Processing Delay, in 1/10 s.
-    pub processing_delay: u16,
-    /// Connect speed we report as PAC, in bits per second.
-    pub connect_speed: u32,
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        Self {
-            roles: Roles::Either,
-            host_name: "pptp-xdp".into(),
-            vendor_name: "pptp-xdp".into(),
-            firmware_revision: 1,
-            framing_capabilities: FramingCaps::ALL,
-            bearer_capabilities: BearerCaps::ALL,
-            maximum_channels: u16::MAX,
-            echo_interval: Some(Duration::from_secs(60)),
-            echo_timeout: Duration::from_secs(60),
-            reply_timeout: Duration::from_secs(60),
-            admission: Admission::Accept,
-            recv_window: 64,
-            processing_delay: 0,
-            connect_speed: 100_000_000,
-        }
-    }
-}
-
-/// What the peer said about itself in its Start-Control-Connection message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerInfo {
-    pub protocol_version: u16,
-    pub framing_capabilities: FramingCaps,
-    pub bearer_capabilities: BearerCaps,
-    pub maximum_channels: u16,
-    pub firmware_revision: u16,
-    pub host_name: String,
-    pub vendor_name: String,
-}
-
-/// Why a control connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The byte stream could not be framed.
-    Framing(FramingError),
-    /// A Start-Control-Connection message was malformed.
-    InvalidStart(ParseError),
-    /// A message arrived that the handshake does not allow.
-    Unexpected(MessageType),
-    /// The peer speaks a protocol version other than 1.0.
-    VersionNotSupported(u16),
-    /// The peer refused our Start-Control-Connection-Request.
-    Refused(StartResult, GeneralError),
-    /// We refused the peer's Start-Control-Connection-Request.
-    NotAdmitted(StartResult, GeneralError),
-    /// The peer sent Stop-Control-Connection-Request.
-    PeerStopped(StopReason),
-    /// Our Stop-Control-Connection-Request was answered.
-    Stopped,
-    /// The peer closed TCP.
-    PeerClosed,
-    /// No Start-Control-Connection message in time.
-    HandshakeTimeout,
-    /// No Stop-Control-Connection-Reply in time.
-    StopTimeout,
-    /// No sign of life after an Echo-Request.
-    KeepaliveTimeout,
-    /// [`ControlConnection::abort`] was called.
-    Aborted,
-}
-
-/// Something the owner of the connection must know or act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The handshake completed.
-    Established(PeerInfo),
-    /// The peer asks for a call; answer with [`ControlConnection::accept_call`] or
-    /// [`ControlConnection::refuse_call`]. `local_call_id` is already reserved.
-    CallRequested {
-        local_call_id: u16,
-        request: CallRequest,
-    },
-    /// A call is up: GRE may flow, keyed by `info.local_call_id` inbound and
-    /// `info.peer_call_id` outbound.
-    CallUp(CallInfo),
-    /// A call ended (or never came up); its local Call ID is released.
-    CallDown {
-        local_call_id: u16,
-        peer_call_id: Option<u16>,
-        reason: CallEnd,
-    },
-    /// The PNS sent Set-Link-Info for a call (stored in its [`CallInfo`]).
-    LinkInfo {
-        local_call_id: u16,
-        send_accm: u32,
-        receive_accm: u32,
-    },
-    /// The PAC sent WAN-Error-Notify for a call (counted in its [`CallInfo`]).
-    WanError {
-        local_call_id: u16,
-        counters: WanErrorNotify,
-    },
-    /// The connection is over: send what is left in the transmit queue, then close TCP.
-    Closed(CloseReason),
-}
-
-/// Counted drops and notable messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ControlStats {
-    /// Well-framed messages with an invalid body.
-    pub invalid_messages: u64,
-    /// Valid messages that the current state does not allow.
-    pub unexpected_messages: u64,
-    /// Call messages naming no call of ours.
-    pub unknown_call: u64,
-    /// Calls we refused (by policy, lack of IDs, role or Not-Connected).
-    pub refused_calls: u64,
-    pub echo_requests_sent: u64,
-    pub echo_requests_answered: u64,
-    pub wan_error_notifies: u64,
-    pub set_link_infos: u64,
-}
+use super::call_id::{CallIdAllocator, CallIdPool};
+use super::event::Outbox;
+pub use super::event::{
+    Admission, CloseReason, ControlConfig, ControlStats, Event, PeerInfo, Role, Roles,
+};
+use super::framing::{Deframer, Frame, InvalidMessage};
+use super::message::{
+    EchoReply, EchoRequest, GeneralError, Message, MessageType, OkResult, PROTOCOL_VERSION,
+    Reserved8, Reserved16, StartControlConnectionReply, StartControlConnectionRequest, StartResult,
+    StopControlConnectionReply, StopControlConnectionRequest, StopReason, Text, WanErrorNotify,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -249,42 +79,18 @@ enum Timer {
     Echo = 2,
 }
 
-/// Messages to send and events to report, in order.
-#[derive(Debug, Default)]
-pub(super) struct Outbox {
-    transmit: VecDeque<Message>,
-    events: VecDeque<Event>,
-}
-
-impl Outbox {
-    pub(super) fn send(&mut self, m: impl Into<Message>) {
-        self.transmit.push_back(m.into());
-    }
-    pub(super) fn emit(&mut self, e: Event) {
-        self.events.push_back(e);
-    }
-}
-
 /// One PPTP control connection, either side, both roles.
 #[derive(Debug)]
 pub struct ControlConnection<P: CallIdPool = CallIdAllocator> {
-    pub(super) config: ControlConfig,
+    config: ControlConfig,
     state: State,
-    /// Our role, once a call has fixed it.
-    pub(super) role: Option<Role>,
     deframer: Deframer,
     timers: [Option<Instant>; 3],
     echo_identifier: u32,
     peer: Option<PeerInfo>,
-    pub(super) calls: HashMap<u16, Call>,
-    /// Peer Call ID -> our Call ID.
-    pub(super) by_peer_id: HashMap<u16, u16>,
-    /// Call deadlines, ordered.
-    pub(super) call_deadlines: BTreeSet<(Instant, u16)>,
-    pub(super) pool: P,
-    pub(super) out: Outbox,
-    pub(super) stats: ControlStats,
-    pub(super) next_serial: u16,
+    calls: Calls<P>,
+    out: Outbox,
+    stats: ControlStats,
 }
 
 impl ControlConnection<CallIdAllocator> {
@@ -303,18 +109,13 @@ impl<P: CallIdPool> ControlConnection<P> {
     fn new(config: ControlConfig, pool: P, state: State, now: Instant) -> Self {
         let mut c = Self {
             state,
-            role: None,
             deframer: Deframer::new(),
             timers: [None; 3],
             echo_identifier: 0,
             peer: None,
-            calls: HashMap::new(),
-            by_peer_id: HashMap::new(),
-            call_deadlines: BTreeSet::new(),
-            pool,
+            calls: Calls::new(pool),
             out: Outbox::default(),
             stats: ControlStats::default(),
-            next_serial: 0,
             config,
         };
         c.set_timer(Timer::Reply, Some(now + c.config.reply_timeout));
@@ -358,7 +159,7 @@ impl<P: CallIdPool> ControlConnection<P> {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = self.timers.iter().flatten().min().copied();
-        let call = self.call_deadlines.first().map(|&(t, _)| t);
+        let call = self.calls.next_deadline();
         own.into_iter().chain(call).min()
     }
 
@@ -379,7 +180,7 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// Our role on this connection, once fixed by a call.
     pub fn role(&self) -> Option<Role> {
-        self.role
+        self.calls.role()
     }
 
     pub fn stats(&self) -> &ControlStats {
@@ -444,12 +245,9 @@ impl<P: CallIdPool> ControlConnection<P> {
             self.stats.echo_requests_sent += 1;
             self.set_timer(Timer::Echo, Some(now + self.config.echo_timeout));
         }
-        while let Some(&(at, id)) = self.call_deadlines.first() {
-            if at > now || self.state == State::Closed {
-                break;
-            }
-            self.call_deadlines.remove(&(at, id));
-            self.call_timeout(id, now);
+        if self.state != State::Closed {
+            let (calls, mut cx) = self.split();
+            calls.handle_timeout(&mut cx, now);
         }
     }
 
@@ -467,7 +265,8 @@ impl<P: CallIdPool> ControlConnection<P> {
     pub fn stop(&mut self, reason: StopReason, now: Instant) {
         match self.state {
             State::Established => {
-                self.drop_all_calls(CallEnd::LocalClear, true);
+                let (calls, mut cx) = self.split();
+                calls.drop_all_calls(&mut cx, CallEnd::LocalClear, true);
                 self.out.send(StopControlConnectionRequest {
                     reason,
                     reserved1: Reserved8,
@@ -510,7 +309,8 @@ impl<P: CallIdPool> ControlConnection<P> {
     }
 
     fn close(&mut self, reason: CloseReason) {
-        self.drop_all_calls(CallEnd::ControlClosed, false);
+        let (calls, mut cx) = self.split();
+        calls.drop_all_calls(&mut cx, CallEnd::ControlClosed, false);
         self.state = State::Closed;
         self.timers = [None; 3];
         self.out.emit(Event::Closed(reason));
@@ -552,7 +352,8 @@ impl<P: CallIdPool> ControlConnection<P> {
             }
             (State::Established | State::WaitStopReply, Message::EchoReply(_)) => {}
             (State::Established, m) if is_call_message(m.message_type()) => {
-                self.handle_call_message(m, now)
+                let (calls, mut cx) = self.split();
+                calls.handle_call_message(&mut cx, m, now)
             }
             (State::WaitRequest | State::WaitReply, m) => self.before_established(m),
             (_, _) => self.stats.unexpected_messages += 1,
@@ -567,12 +368,14 @@ impl<P: CallIdPool> ControlConnection<P> {
                 self.out
                     .send(echo_reply(rq.identifier, GeneralError::NotConnected));
             }
-            Message::OutgoingCallRequest(rq) => {
-                self.refuse_outgoing(rq.call_id, GeneralError::NotConnected)
-            }
-            Message::IncomingCallRequest(rq) => {
-                self.refuse_incoming(rq.call_id, GeneralError::NotConnected)
-            }
+            Message::OutgoingCallRequest(rq) => self
+                .split()
+                .1
+                .refuse_outgoing(rq.call_id, GeneralError::NotConnected),
+            Message::IncomingCallRequest(rq) => self
+                .split()
+                .1
+                .refuse_incoming(rq.call_id, GeneralError::NotConnected),
             Message::StopControlConnectionRequest(rq) => {
                 self.out.send(StopControlConnectionReply {
                     result: OkResult::Ok,
@@ -597,8 +400,12 @@ impl<P: CallIdPool> ControlConnection<P> {
             MessageType::StartControlConnectionReply if self.state == State::WaitReply => {
                 self.close(CloseReason::InvalidStart(bad.error))
             }
-            MessageType::OutgoingCallRequest => self.refuse_outgoing(bad.call_id(), error),
-            MessageType::IncomingCallRequest => self.refuse_incoming(bad.call_id(), error),
+            MessageType::OutgoingCallRequest => {
+                self.split().1.refuse_outgoing(bad.call_id(), error)
+            }
+            MessageType::IncomingCallRequest => {
+                self.split().1.refuse_incoming(bad.call_id(), error)
+            }
             _ => {}
         }
     }
@@ -673,57 +480,97 @@ impl<P: CallIdPool> ControlConnection<P> {
         );
     }
 
-    /// Answers an Outgoing-Call-Request we will not take with General Error `error`
-    /// (or Do-Not-Accept when `error` is None).
-    pub(super) fn refuse_outgoing(&mut self, peer_call_id: u16, error: GeneralError) {
-        self.stats.refused_calls += 1;
-        let result = match error {
-            GeneralError::None => OutgoingResult::DoNotAccept,
-            _ => OutgoingResult::GeneralError,
+    /// The calls, and what they borrow from the connection for one operation.
+    fn split(&mut self) -> (&mut Calls<P>, Cx<'_>) {
+        let cx = Cx {
+            config: &self.config,
+            out: &mut self.out,
+            stats: &mut self.stats,
+            established: self.state == State::Established,
         };
-        self.out.send(OutgoingCallReply {
-            call_id: 0,
-            peer_call_id,
-            result,
-            error,
-            cause_code: 0,
-            connect_speed: 0,
-            packet_recv_window_size: 0,
-            packet_processing_delay: 0,
-            physical_channel_id: 0,
-        });
+        (&mut self.calls, cx)
     }
 
-    /// Answers an Incoming-Call-Request we will not take with General Error `error`
-    /// (or Do-Not-Accept when `error` is None).
-    pub(super) fn refuse_incoming(&mut self, peer_call_id: u16, error: GeneralError) {
-        self.stats.refused_calls += 1;
-        let result = match error {
-            GeneralError::None => IncomingResult::DoNotAccept,
-            _ => IncomingResult::GeneralError,
-        };
-        self.out.send(IncomingCallReply {
-            call_id: 0,
-            peer_call_id,
-            result,
-            error,
-            packet_recv_window_size: 0,
-            packet_transmit_delay: 0,
-            reserved1: Reserved16,
-        });
+    // ---- calls (the machines are in `call.rs`) ----
+
+    /// A call's details.
+    pub fn call(&self, local_call_id: u16) -> Option<&CallInfo> {
+        self.calls.call(local_call_id)
     }
 
-    /// Whether the connection can carry call messages now.
-    pub(super) fn can_call(&self) -> bool {
-        self.state == State::Established
+    /// A call's state.
+    pub fn call_state(&self, local_call_id: u16) -> Option<CallState> {
+        self.calls.call_state(local_call_id)
     }
 
-    /// Whether this side may act as `role` on this connection.
-    pub(super) fn roles_allow(&self, role: Role) -> bool {
-        match self.role {
-            Some(fixed) => fixed == role,
-            None => self.config.roles.allows(role),
-        }
+    /// Number of calls in any state.
+    pub fn call_count(&self) -> usize {
+        self.calls.call_count()
+    }
+
+    /// Accepts a call the peer requested ([`Event::CallRequested`]). As PAC this
+    /// answers Outgoing-Call-Reply Connected and the call is up; as PNS it answers
+    /// Incoming-Call-Reply Connect and waits for Incoming-Call-Connected.
+    pub fn accept_call(&mut self, local_call_id: u16, now: Instant) -> Result<(), CallError> {
+        let (calls, mut cx) = self.split();
+        calls.accept_call(&mut cx, local_call_id, now)
+    }
+
+    /// Refuses a call the peer requested: General Error with `error`, or Do-Not-Accept
+    /// when `error` is [`GeneralError::None`].
+    pub fn refuse_call(
+        &mut self,
+        local_call_id: u16,
+        error: GeneralError,
+    ) -> Result<(), CallError> {
+        let (calls, mut cx) = self.split();
+        calls.refuse_call(&mut cx, local_call_id, error)
+    }
+
+    /// Places an outgoing call as PNS (our client): sends Outgoing-Call-Request.
+    pub fn place_outgoing_call(
+        &mut self,
+        params: &OutgoingCallParams,
+        now: Instant,
+    ) -> Result<u16, CallError> {
+        let (calls, mut cx) = self.split();
+        calls.place_outgoing_call(&mut cx, params, now)
+    }
+
+    /// Places an incoming call as PAC: sends Incoming-Call-Request.
+    pub fn place_incoming_call(
+        &mut self,
+        params: &IncomingCallParams,
+        now: Instant,
+    ) -> Result<u16, CallError> {
+        let (calls, mut cx) = self.split();
+        calls.place_incoming_call(&mut cx, params, now)
+    }
+
+    /// Clears a call that is placed or up. As PNS: Call-Clear-Request, then the call
+    /// ends when Call-Disconnect-Notify (or the timeout) comes. As PAC: Call-Disconnect-
+    /// Notify (Admin Shutdown) and the call ends at once. Use
+    /// [`refuse_call`](Self::refuse_call) for a request not yet answered.
+    pub fn clear_call(&mut self, local_call_id: u16, now: Instant) -> Result<(), CallError> {
+        let (calls, mut cx) = self.split();
+        calls.clear_call(&mut cx, local_call_id, now)
+    }
+
+    /// As PNS, sends Set-Link-Info for an established call.
+    pub fn set_link_info(&mut self, local_call_id: u16, accm: LinkAccm) -> Result<(), CallError> {
+        let (calls, mut cx) = self.split();
+        calls.set_link_info(&mut cx, local_call_id, accm)
+    }
+
+    /// As PAC, sends WAN-Error-Notify for an established call (`peer_call_id` of
+    /// `counters` is filled in).
+    pub fn notify_wan_error(
+        &mut self,
+        local_call_id: u16,
+        counters: WanErrorNotify,
+    ) -> Result<(), CallError> {
+        let (calls, mut cx) = self.split();
+        calls.notify_wan_error(&mut cx, local_call_id, counters)
     }
 }
 

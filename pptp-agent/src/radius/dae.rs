@@ -1,36 +1,19 @@
 //! Dynamic authorization (RFC 5176): Disconnect-Request ends sessions,
 //! CoA-Request changes their Session-Timeout, Idle-Timeout and interim interval.
 //!
-//! [`read_request`] is the sans-IO half: it takes a datagram from a source address,
-//! accepts it only from a configured client with a valid Request Authenticator and
+//! Sans-IO: [`read_request`] takes a datagram from a source address, accepts it only
+//! from a configured client with a valid Request Authenticator and
 //! Message-Authenticator (required unless the configuration says otherwise; checked
 //! when present), and says which sessions it names ([`Target`]); a
 //! [`ReplayCache`](super::replay::ReplayCache) then requires a recent Event-Timestamp
-//! and turns duplicates away; [`answer`] builds the ACK or NAK. [`serve`] is the UDP
-//! loop that asks the hub for its sessions, acts through [`HubCommand`]s and answers.
-//! What it drops is counted ([`GuardStats`]) and logged once per interval.
+//! and turns duplicates away; [`answer`] builds the ACK or NAK. The UDP loop that
+//! carries requests out is `runtime/dae.rs`.
 
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    sync::{Arc, atomic::AtomicU64},
-    time::{Instant, SystemTime},
-};
-
-use tokio::{
-    net::UdpSocket,
-    sync::{mpsc, oneshot, watch},
-};
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::{
-    DaeConfig, Radius,
-    auth::Authorization,
     packet::{self, Packet, attr, code},
-    replay::{Admission, Refused, ReplayCache},
-};
-use crate::{
-    engine::{Selector, SessionId, SessionInfo},
-    guard::{GuardStats, ratelog::LogEvery},
-    runtime::hub::HubCommand,
+    replay::Refused,
 };
 
 /// RFC 5176 §3.6 Error-Cause values used here.
@@ -54,28 +37,35 @@ impl Target {
         self.acct_session_id.is_none() && self.user.is_none() && self.address.is_none()
     }
 
-    /// The ids of the sessions named (`session_of` maps an Acct-Session-Id to ours).
-    pub fn select(
+    /// The keys of the sessions named among `sessions` (`session_of` maps an
+    /// Acct-Session-Id to our session numbers); naming nothing names no session.
+    pub fn select<'a, K>(
         &self,
-        sessions: &[SessionInfo],
+        sessions: impl IntoIterator<Item = (K, Named<'a>)>,
         session_of: impl Fn(&[u8]) -> Option<u64>,
-    ) -> Vec<SessionId> {
+    ) -> Vec<K> {
         if self.is_empty() {
             return Vec::new();
         }
         let wanted_id = self.acct_session_id.as_deref().map(session_of);
         sessions
-            .iter()
-            .filter(|s| wanted_id.is_none_or(|id| id == Some(s.id.get())))
-            .filter(|s| {
-                self.user
-                    .as_ref()
-                    .is_none_or(|u| s.user.as_ref() == Some(u))
-            })
-            .filter(|s| self.address.is_none_or(|a| s.client == Some(a)))
-            .map(|s| s.id)
+            .into_iter()
+            .filter(|(_, s)| wanted_id.is_none_or(|id| id == Some(s.number)))
+            .filter(|(_, s)| self.user.as_deref().is_none_or(|u| s.user == Some(u)))
+            .filter(|(_, s)| self.address.is_none_or(|a| s.client == Some(a)))
+            .map(|(key, _)| key)
             .collect()
     }
+}
+
+/// What a request can name a session by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named<'a> {
+    /// Our session number (what our Acct-Session-Id carries).
+    pub number: u64,
+    pub user: Option<&'a str>,
+    /// The client's address inside the tunnel.
+    pub client: Option<Ipv4Addr>,
 }
 
 /// A request that passed the checks.
@@ -98,21 +88,6 @@ pub enum Dropped {
     NotARequest(u8),
     #[error("{0}")]
     Replay(#[from] Refused),
-}
-
-impl Dropped {
-    /// The counter of this reason.
-    pub fn counter<'a>(&self, stats: &'a GuardStats) -> &'a AtomicU64 {
-        match self {
-            Dropped::UnknownClient(_) => &stats.dae_unknown_client,
-            Dropped::Bad(_) | Dropped::NotARequest(_) => &stats.dae_bad_packet,
-            Dropped::Replay(Refused::NoEventTimestamp) => &stats.dae_no_event_timestamp,
-            Dropped::Replay(Refused::StaleEventTimestamp { .. }) => {
-                &stats.dae_stale_event_timestamp
-            }
-            Dropped::Replay(Refused::CacheFull) => &stats.dae_replay_cache_full,
-        }
-    }
 }
 
 /// Checks a datagram from `from` (a Message-Authenticator is required when
@@ -167,125 +142,12 @@ pub fn answer(request: &Request, error: Option<u32>) -> Vec<u8> {
         .expect("an answer of at most two attributes fits")
 }
 
-/// Serves Disconnect-Request and CoA-Request on `socket` (bound to
-/// `config.listen`) until `shutdown`.
-pub async fn serve(
-    socket: UdpSocket,
-    config: DaeConfig,
-    radius: Radius,
-    hub: mpsc::Sender<HubCommand>,
-    stats: Arc<GuardStats>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    tracing::info!(listen = %config.listen, "accepting RADIUS Disconnect and CoA requests");
-    let mut buf = vec![0u8; packet::MAX_LEN];
-    let mut replay = ReplayCache::new(config.window, config.require_event_timestamp);
-    let mut dropped = LogEvery::default();
-    let mut duplicates = LogEvery::default();
-    loop {
-        let (n, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(received) => received,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dynamic authorization socket");
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let now = Instant::now();
-        let checked = read_request(
-            &buf[..n],
-            from.ip(),
-            &config.clients,
-            config.require_message_authenticator,
-        )
-        .and_then(|r| {
-            let admission = replay.admit(from.ip(), &r.packet, SystemTime::now(), now)?;
-            Ok((r, admission))
-        });
-        let request = match checked {
-            Ok((r, Admission::Fresh)) => r,
-            Ok((_, Admission::Duplicate(answer))) => {
-                GuardStats::count(&stats.dae_duplicates);
-                if let Some(count) = duplicates.hit(now) {
-                    tracing::warn!(%from, count, "dynamic authorization request seen before (replayed or retransmitted): answered again, not carried out");
-                }
-                if let Some(answer) = answer {
-                    let _ = socket.send_to(&answer, from).await;
-                }
-                continue;
-            }
-            Err(e) => {
-                GuardStats::count(e.counter(&stats));
-                if let Some(count) = dropped.hit(now) {
-                    tracing::warn!(%from, error = %e, count, "dynamic authorization requests dropped (count: since the last such line)");
-                }
-                continue;
-            }
-        };
-        let error = act(&request, &radius, &hub).await;
-        tracing::info!(%from, code = request.packet.code, target = ?request.target, ?error, "dynamic authorization");
-        let answer = answer(&request, error);
-        let _ = socket.send_to(&answer, from).await;
-        replay.answered(from.ip(), &request.packet, answer);
-    }
-}
-
-/// Carries a request out; the Error-Cause for a NAK.
-async fn act(request: &Request, radius: &Radius, hub: &mpsc::Sender<HubCommand>) -> Option<u32> {
-    if request.target.is_empty() {
-        return Some(error_cause::MISSING_ATTRIBUTE);
-    }
-    let (tx, rx) = oneshot::channel();
-    hub.send(HubCommand::Sessions(tx)).await.ok()?;
-    let sessions = rx.await.ok()?;
-    let ids = request.target.select(&sessions, |s| radius.session_of(s));
-    if ids.is_empty() {
-        return Some(error_cause::SESSION_CONTEXT_NOT_FOUND);
-    }
-    for id in ids {
-        if request.packet.code == code::DISCONNECT_REQUEST {
-            let (tx, rx) = oneshot::channel();
-            hub.send(HubCommand::Kill(Selector::Id(id), tx))
-                .await
-                .ok()?;
-            let _ = rx.await;
-        } else {
-            let (tx, rx) = oneshot::channel();
-            let update = Authorization::from_packet(&request.packet);
-            hub.send(HubCommand::Reauthorize(id, update, tx))
-                .await
-                .ok()?;
-            let _ = rx.await;
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{DataPath, SessionState};
 
-    fn info(id: u64, user: &str, client: [u8; 4]) -> SessionInfo {
-        SessionInfo {
-            id: SessionId::from_number(id),
-            user: Some(user.into()),
-            peer: Ipv4Addr::new(198, 51, 100, 2),
-            local_call_id: 1,
-            peer_call_id: 2,
-            client: Some(client.into()),
-            state: SessionState::Up,
-            path: DataPath::Xdp,
-            mppe: None,
-            interface: None,
-            uptime_secs: 0,
-            rx_packets: 0,
-            rx_bytes: 0,
-            tx_packets: 0,
-            tx_bytes: 0,
-        }
+    fn named(user: &str, client: [u8; 4]) -> (Option<&str>, Option<Ipv4Addr>) {
+        (Some(user), Some(client.into()))
     }
 
     #[test]
@@ -302,22 +164,29 @@ mod tests {
         );
         let r = read_request(&bytes, IpAddr::from([127, 0, 0, 1]), &clients, false).unwrap();
         let sessions = [
-            info(1, "alice", [192, 0, 2, 10]),
-            info(2, "alice", [192, 0, 2, 11]),
-            info(3, "bob", [192, 0, 2, 10]),
+            (1, named("alice", [192, 0, 2, 10])),
+            (2, named("alice", [192, 0, 2, 11])),
+            (3, named("bob", [192, 0, 2, 10])),
         ];
-        let ids = |ids: &[u64]| -> Vec<SessionId> {
-            ids.iter().copied().map(SessionId::from_number).collect()
+        let sessions = || {
+            sessions.iter().map(|&(number, (user, client))| {
+                let named = Named {
+                    number,
+                    user,
+                    client,
+                };
+                (number, named)
+            })
         };
-        assert_eq!(r.target.select(&sessions, |_| None), ids(&[1]));
+        assert_eq!(r.target.select(sessions(), |_| None), [1]);
         let by_session = Target {
             acct_session_id: Some(b"x".to_vec()),
             ..Target::default()
         };
-        assert_eq!(by_session.select(&sessions, |_| Some(3)), ids(&[3]));
+        assert_eq!(by_session.select(sessions(), |_| Some(3)), [3]);
         assert_eq!(
-            Target::default().select(&sessions, |_| None),
-            ids(&[]),
+            Target::default().select(sessions(), |_| None),
+            Vec::<u64>::new(),
             "naming nothing selects nothing"
         );
 

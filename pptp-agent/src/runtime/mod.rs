@@ -12,8 +12,10 @@
 //! - [`rtnl`]: routes and addresses over rtnetlink, without blocking the hub.
 //! - [`host_route`]: the route to a demand-dial interface's PPTP server, kept off the tunnel.
 //! - [`pool`]: the concentrator's address pool.
+//! - [`dae`]: RADIUS Disconnect and CoA requests (RFC 5176) carried out on the hub.
 
 pub mod client;
+pub mod dae;
 pub mod gre_socket;
 pub mod host_route;
 pub mod hub;

@@ -21,8 +21,7 @@ use super::{
     tun::Tun,
 };
 use crate::{
-    config::DemandDialConfig,
-    demand::DemandDial,
+    demand::{DemandConfig, DemandDial},
     engine::RouterConfig,
     ppp::{
         auth::{Credentials, Policy},
@@ -31,6 +30,31 @@ use crate::{
     },
     pptp::{call_id::SharedCallIds, control::ControlConfig},
 };
+
+/// One demand-dial interface (`[[demand_dial]]`, validated by `config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemandDialConfig {
+    /// The interface's name, matched against the user name of incoming calls.
+    pub name: String,
+    /// Its TUN device.
+    pub device: String,
+    /// Where to call (host name or address); `None`: answer only.
+    pub server: Option<String>,
+    /// Dial-out credentials.
+    pub user: String,
+    pub password: String,
+    /// Networks behind the other router.
+    pub routes: Vec<Ipv4Net>,
+    /// When to dial and hang up.
+    pub demand: DemandConfig,
+}
+
+impl DemandDialConfig {
+    /// Whether we ever call (otherwise the interface only answers).
+    pub fn dials(&self) -> bool {
+        self.server.is_some()
+    }
+}
 
 /// What every dial-out link shares (from the concentrator's settings).
 pub struct LinkDefaults {

@@ -26,12 +26,12 @@ use tokio::{
 };
 
 use crate::{
-    config::LiveLimits,
     engine::{CallSpec, SessionEvent},
     guard::{
         Guards, Log,
         backoff::LoginGuard,
         fds,
+        limits::LiveLimits,
         pending::{CallRefused, ConnectionCalls, PendingCall},
     },
     ppp::{

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::{
-    config::{Limits, LiveLimits},
     engine::{AgentCounter, Selector},
+    guard::limits::{Limits, LiveLimits},
     ppp::link::DownReason,
 };
 

@@ -1,6 +1,6 @@
 //! Next hops for forwarded packets: `bpf_fib_lookup` answers, cached per destination
 //! in `NEXT_HOPS` for `NEXT_HOP_TTL_JIFFIES`. The FIB lookup is about two thirds of a
-//! decapsulation's cost when done per packet (`tests/benches/xdp.rs`); the cache
+//! decapsulation's cost when done per packet (`tests/benches/xdp/main.rs`); the cache
 //! turns it into one hash lookup, and a per-CPU direct-mapped array of slots in front
 //! of it into an array lookup (no hash of a key, no compare loop: the XDP bench
 //! measured decap at 0.70x a bare redirect with the hash alone, 0.79x with the slots).

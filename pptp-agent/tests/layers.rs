@@ -37,17 +37,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("command line", &["cli"]),
 ];
 
-/// File cycles not broken yet: (module, its files in the cycle). The test fails when
-/// one grows, and when it is gone (then delete its entry).
-///
-/// `engine`: its files extend `Engine` with `impl Engine` blocks next to the types
-/// `engine/mod.rs` uses (`Router`, `Session`, `SessionAaa`, the operator views), and
-/// they name `Engine`, `Action` and `OwnerId` from `mod.rs`. engine/ was being
-/// rewritten on another branch when this check came (issue 16); moving those types to
-/// files that do not name `Engine` breaks the cycle.
-const KNOWN_FILE_CYCLES: &[(&str, &[&str])] =
-    &[("engine", &["aaa", "mod", "operator", "routers", "session"])];
-
 type ModPath = Vec<String>;
 
 /// One source file of the crate.
@@ -552,7 +541,6 @@ fn no_cycle_between_files_of_a_module() {
         .map(|m| m[..m.len() - 1].to_vec())
         .collect();
     let mut found = Vec::new();
-    let mut known_seen = BTreeSet::new();
     for parent in &parents {
         let files = Collapsed::new(&edges, |m| {
             if m == parent {
@@ -564,21 +552,7 @@ fn no_cycle_between_files_of_a_module() {
             }
         });
         for c in cycles(&files.graph) {
-            let known = KNOWN_FILE_CYCLES.iter().position(|(m, files)| {
-                *m == show(parent) && c == files.iter().map(|f| f.to_string()).collect()
-            });
-            match known {
-                Some(k) => _ = known_seen.insert(k),
-                None => found.push(format!("in {}: {}", show(parent), files.describe(&c))),
-            }
-        }
-    }
-    for (k, (module, files)) in KNOWN_FILE_CYCLES.iter().enumerate() {
-        if !known_seen.contains(&k) {
-            found.push(format!(
-                "the known cycle in {module} between {files:?} is gone or has changed: \
-                 update KNOWN_FILE_CYCLES"
-            ));
+            found.push(format!("in {}: {}", show(parent), files.describe(&c)));
         }
     }
     assert!(found.is_empty(), "{}", found.join("\n"));

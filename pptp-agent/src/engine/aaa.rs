@@ -1,9 +1,7 @@
-//! RADIUS in the engine: what it keeps per session (the authorization the session
-//! got, its accounting/limit clock from the moment it is up, why we ended it), how a
-//! link's end maps to an Acct-Terminate-Cause, and the engine's side of the
-//! exchanges: claims out as [`Action::Authenticate`], verdicts in through
+//! RADIUS in the engine: claims out as [`Action::Authenticate`], verdicts in through
 //! [`Engine::handle_verdict`] (bound to the claim they answer), accounting records
-//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA.
+//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA. What each
+//! session keeps for it is in [`super::accounting`].
 
 use std::time::{Duration, Instant};
 
@@ -11,74 +9,16 @@ use crate::{
     escape::Escaped,
     ppp::{
         auth::{Claim, Verdict},
-        link::{ClaimTicket, DownReason},
+        link::ClaimTicket,
     },
     radius::{
         AuthJob, Authorized,
-        acct::{Due, Limits, Record, SessionClock, Status, TerminateCause},
+        acct::{Due, Record, SessionClock, Status, TerminateCause},
         auth::Authorization,
     },
 };
 
-use super::{Action, Engine, SessionId};
-
-/// A session's RADIUS state in the engine.
-#[derive(Debug, Default)]
-pub struct SessionAaa {
-    /// What the Access-Accept said (`None`: judged by the secrets file).
-    pub authorization: Option<Authorization>,
-    /// Running from the moment the session is up (Accounting-Start sent).
-    pub clock: Option<SessionClock>,
-    /// Why we closed the session, if we did.
-    pub cause: Option<TerminateCause>,
-    /// An Access-Request is in flight for the session's current claim.
-    pub asking: bool,
-}
-
-impl SessionAaa {
-    /// The limits the session starts with: the Access-Accept's timeouts, and its
-    /// Acct-Interim-Interval or else the configured interval (when accounting).
-    pub fn limits(&self, configured_interim: Option<Duration>, accounting: bool) -> Limits {
-        let a = self.authorization.as_ref();
-        Limits {
-            session_timeout: a.and_then(|a| a.session_timeout),
-            idle_timeout: a.and_then(|a| a.idle_timeout),
-            interim: accounting
-                .then(|| a.and_then(|a| a.interim_interval).or(configured_interim))
-                .flatten(),
-        }
-    }
-
-    /// Applies a CoA: the attributes it carries replace the current values
-    /// (Acct-Interim-Interval only when `accounting`).
-    pub fn reauthorize(&mut self, now: Instant, update: &Authorization, accounting: bool) {
-        if let Some(clock) = &mut self.clock {
-            let mut limits = clock.limits();
-            if update.session_timeout.is_some() {
-                limits.session_timeout = update.session_timeout;
-            }
-            if update.idle_timeout.is_some() {
-                limits.idle_timeout = update.idle_timeout;
-            }
-            if update.interim_interval.is_some() && accounting {
-                limits.interim = update.interim_interval;
-            }
-            clock.update(now, limits);
-        }
-    }
-
-    /// The Acct-Terminate-Cause for a session that went down for `reason`.
-    pub fn terminate_cause(&self, reason: &DownReason) -> TerminateCause {
-        match (self.cause, reason) {
-            (Some(cause), _) => cause,
-            (None, DownReason::PeerTerminated) => TerminateCause::UserRequest,
-            (None, DownReason::LowerLayerDown) => TerminateCause::LostCarrier,
-            (None, DownReason::EchoTimeout | DownReason::Timeout) => TerminateCause::LostService,
-            (None, DownReason::Closed) => TerminateCause::NasRequest,
-            (None, _) => TerminateCause::NasError,
-        }
-    }
-}
+use super::{Engine, action::Action, table::SessionId};
 
 impl Engine {
     /// A link's claim for external judgement: to RADIUS (an earlier request for
@@ -235,90 +175,5 @@ impl Engine {
             session: id,
             record,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn causes_and_limits() {
-        let mut aaa = SessionAaa::default();
-        assert_eq!(
-            aaa.terminate_cause(&DownReason::PeerTerminated),
-            TerminateCause::UserRequest
-        );
-        assert_eq!(
-            aaa.terminate_cause(&DownReason::LowerLayerDown),
-            TerminateCause::LostCarrier
-        );
-        assert_eq!(
-            aaa.terminate_cause(&DownReason::EchoTimeout),
-            TerminateCause::LostService
-        );
-        aaa.cause = Some(TerminateCause::AdminReset);
-        assert_eq!(
-            aaa.terminate_cause(&DownReason::Closed),
-            TerminateCause::AdminReset
-        );
-
-        let s = Duration::from_secs;
-        assert_eq!(
-            aaa.limits(Some(s(60)), false).interim,
-            None,
-            "no accounting, no interim"
-        );
-        assert_eq!(aaa.limits(Some(s(60)), true).interim, Some(s(60)));
-        aaa.authorization = Some(Authorization {
-            interim_interval: Some(s(30)),
-            idle_timeout: Some(s(9)),
-            ..Authorization::default()
-        });
-        let limits = aaa.limits(Some(s(60)), true);
-        assert_eq!(
-            (limits.interim, limits.idle_timeout),
-            (Some(s(30)), Some(s(9))),
-            "the server's interval wins"
-        );
-
-        let now = Instant::now();
-        aaa.clock = Some(SessionClock::new(now, limits));
-        aaa.reauthorize(
-            now,
-            &Authorization {
-                session_timeout: Some(s(5)),
-                ..Authorization::default()
-            },
-            true,
-        );
-        let after = aaa.clock.as_ref().unwrap().limits();
-        assert_eq!(
-            (after.session_timeout, after.idle_timeout),
-            (Some(s(5)), Some(s(9))),
-            "CoA replaces only what it carries"
-        );
-        aaa.reauthorize(
-            now,
-            &Authorization {
-                interim_interval: Some(s(10)),
-                ..Authorization::default()
-            },
-            false,
-        );
-        assert_eq!(
-            aaa.clock.as_ref().unwrap().limits().interim,
-            Some(s(30)),
-            "no accounting: kept"
-        );
-        aaa.reauthorize(
-            now,
-            &Authorization {
-                interim_interval: Some(s(10)),
-                ..Authorization::default()
-            },
-            true,
-        );
-        assert_eq!(aaa.clock.as_ref().unwrap().limits().interim, Some(s(10)));
     }
 }

@@ -11,7 +11,7 @@
 //! Both directions work in buffers the caller owns or the engine keeps: no
 //! allocation per packet.
 
-use std::{net::Ipv4Addr, ops::Range, time::Instant};
+use std::{net::Ipv4Addr, time::Instant};
 
 use crate::{
     gre::{GreHeader, SeqVerdict},
@@ -19,28 +19,10 @@ use crate::{
     ppp::frame::protocol,
 };
 
-use super::{AgentCounter, Device, Engine, Mode, SessionId};
-
-/// Where a session's IPv4 goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// Into the kernel through this device.
-    Kernel(Device),
-    /// To the load generator, with the address of the session it came on.
-    Probe(Ipv4Addr),
-}
-
-/// What became of a GRE packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// An IPv4 packet for `target`: these bytes of the buffer handed in.
-    Deliver {
-        target: Target,
-        packet: Range<usize>,
-    },
-    /// Nothing to deliver (a control frame, a drop, an answered request).
-    Done,
-}
+use super::{
+    AgentCounter, Device, Engine, Mode, SessionId,
+    action::{Delivery, Target},
+};
 
 /// Why a received data packet was refused.
 enum Refusal {

@@ -13,9 +13,13 @@
 //!   operations;
 //! - `datapath` (private): GRE from peers and IPv4 from the kernel, anti-spoofing;
 //! - `network` (private): a session's maps, routes and prefixes once it is up;
-//! - [`aaa`]: RADIUS authentication and accounting, session and idle timeouts, CoA;
-//! - `routers` (private): the demand-dial interfaces' supervisor;
-//! - [`operator`]: views, counters, kill;
+//! - `aaa` (private) and [`accounting`]: RADIUS authentication and accounting, session
+//!   and idle timeouts, CoA, and what a session keeps for them;
+//! - `routers` (private) and [`router`]: the demand-dial interfaces' supervisor and
+//!   what it keeps per interface;
+//! - `operator` (private) and [`views`]: the operator's commands, and the views,
+//!   counters and selectors they use;
+//! - [`action`]: what the engine and the runtime tell each other besides packets;
 //! - [`kernel`]: the XDP maps and routes, as traits the runtime implements;
 //! - [`deadlines`]: one timer per session.
 //!
@@ -26,18 +30,22 @@
 //! when the link goes down everything is undone and the call's owner is told to
 //! clear the call ([`Action::ClearCall`]).
 
-pub mod aaa;
+mod aaa;
+pub mod accounting;
+pub mod action;
 mod datapath;
 pub mod deadlines;
 pub mod kernel;
 mod network;
-pub mod operator;
+mod operator;
 pub mod prefixes;
+pub mod router;
 mod routers;
 pub mod session;
 pub mod table;
 #[cfg(test)]
 mod tests;
+pub mod views;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -54,72 +62,25 @@ use crate::{
     escape::Escaped,
     gre::Sequencer,
     guard::limits::LiveLimits,
-    ppp::link::{ClaimTicket, DownReason, Event, Link, LinkConfig, LinkUp},
-    radius::{AuthJob, acct::Record},
+    ppp::link::{DownReason, Event, Link, LinkUp},
 };
 
 pub use self::{
-    datapath::{Delivery, Target},
+    action::{Action, CallUp, Delivery, OwnerId, SessionEvent, Target},
     kernel::{CallSpec, Dataplane, DataplaneError, Device, Network},
-    operator::{
+    router::RouterConfig,
+    table::{CallKey, SessionId},
+    views::{
         AgentCounter, AgentStats, DataPath, EngineLoad, InterfaceInfo, Selector, SessionInfo,
         SessionState,
     },
-    routers::RouterConfig,
-    table::{CallKey, SessionId},
 };
 use self::{
     deadlines::Deadlines,
-    routers::Router,
+    router::Router,
     session::{Sequencing, Session},
     table::SessionTable,
 };
-
-/// The control connection (or dialer) a call belongs to, as the runtime numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OwnerId(pub u64);
-
-/// What a call's owner hears about its session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// IPCP is open (again, after a renegotiation).
-    Up(LinkUp),
-    /// The session ended.
-    Down(DownReason),
-}
-
-/// Something the runtime must carry out.
-#[derive(Debug)]
-pub enum Action {
-    /// Clear our call `local_call_id` on `owner`'s control connection (harmless if
-    /// it is gone already). The engine's last word about the call: once per call.
-    ClearCall { owner: OwnerId, local_call_id: u16 },
-    /// Tell `owner` what became of its session.
-    Notify { owner: OwnerId, event: SessionEvent },
-    /// Ask RADIUS about a claim; answer with [`Engine::handle_verdict`].
-    Authenticate {
-        session: SessionId,
-        ticket: ClaimTicket,
-        job: AuthJob,
-    },
-    /// The Access-Request for `session` is moot (a newer claim, or it ended).
-    CancelAuthentication { session: SessionId },
-    /// Send an accounting record.
-    Account { session: SessionId, record: Record },
-    /// Place a call for demand-dial interface `router`; answer with
-    /// [`Engine::handle_dial_ended`].
-    Dial { router: usize, generation: u64 },
-}
-
-/// A call that came up on a control connection.
-pub struct CallUp {
-    pub call: CallSpec,
-    /// The PPP link to run over it.
-    pub link: LinkConfig,
-    pub owner: OwnerId,
-    /// The demand-dial interface we placed the call for (`None`: we answered it).
-    pub router: Option<usize>,
-}
 
 /// What the engine does with IPv4 from sessions, and where packets for them come
 /// from.

@@ -1,6 +1,6 @@
 //! The demand-dial interfaces' supervisor: which session each interface's traffic
-//! goes to, what its [`DemandDial`] machine asks (dial, hang up), and two calls for
-//! one interface.
+//! goes to, what its [`DemandDial`](crate::demand::DemandDial) machine asks (dial,
+//! hang up), and two calls for one interface.
 //!
 //! An interface's device has its routes from the start (the runtime makes it); what
 //! the kernel routes into it reaches [`Engine::handle_ip`], where the machine says
@@ -10,73 +10,17 @@
 //! one interface, make before break: the call that loses keeps carrying traffic
 //! until the winner's link is up, and takes what its peer sends for [`LINGER`] more.
 
-use std::{
-    net::Ipv4Addr,
-    time::{Duration, Instant},
-};
-
-use ipnet::Ipv4Net;
+use std::time::Instant;
 
 use crate::{
-    demand::{Action as DemandAction, DemandDial, Placer, Verdict, keep_new_call},
+    demand::{Action as DemandAction, Placer, Verdict, keep_new_call},
     ppp::link::LinkUp,
 };
 
-use super::{Action, Device, Engine, SessionId, operator::InterfaceInfo, session::Session};
-
-/// How long a router call replaced by another (two calls for one interface) still
-/// takes what the peer sends on it.
-pub const LINGER: Duration = Duration::from_secs(1);
-
-/// A demand-dial interface, as configured.
-pub struct RouterConfig {
-    /// The name a calling router authenticates with to be bound here.
-    pub name: String,
-    /// Its device's name (for operators).
-    pub device: String,
-    /// Networks behind the peer router (packets from them are not spoofed).
-    pub routes: Vec<Ipv4Net>,
-    pub demand: DemandDial,
-}
-
-/// A demand-dial interface at run time.
-pub(super) struct Router {
-    config: RouterConfig,
-    /// The session its traffic goes to.
-    session: Option<SessionId>,
-    /// A call that won over `session` and takes its place once its link is up.
-    next: Option<SessionId>,
-    /// Calls placed so far (tells a late dial's end from the current one's).
-    generation: u64,
-}
-
-impl Router {
-    pub(super) fn new(config: RouterConfig, _now: Instant) -> Self {
-        Self {
-            config,
-            session: None,
-            next: None,
-            generation: 0,
-        }
-    }
-
-    pub(super) fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.config.demand.poll_timeout()
-    }
-
-    /// Whether `src` lies in the networks behind the peer router.
-    pub(super) fn covers(&self, src: Ipv4Addr) -> bool {
-        self.config.routes.iter().any(|net| net.contains(&src))
-    }
-
-    pub(super) fn on_inbound(&mut self, now: Instant) {
-        self.config.demand.on_inbound(now);
-    }
-}
+use super::{
+    Engine, action::Action, kernel::Device, router::LINGER, session::Session, table::SessionId,
+    views::InterfaceInfo,
+};
 
 impl Engine {
     /// An IPv4 packet the kernel routed into interface `index`'s device: the session

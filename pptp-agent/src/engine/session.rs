@@ -24,10 +24,10 @@ use crate::{
 };
 
 use super::{
-    OwnerId,
-    aaa::SessionAaa,
+    accounting::SessionAaa,
+    action::OwnerId,
     kernel::{CallSpec, Dataplane, Slot},
-    operator::{AgentCounter, AgentStats},
+    views::{AgentCounter, AgentStats},
 };
 
 /// How a session's GRE sequence numbers are kept.

@@ -54,15 +54,8 @@ fn encapsulated(inner: &[u8], seq: u32, ack: Option<u32>) -> Vec<u8> {
     let ppp = [&[0xff, 0x03, 0x00, 0x21][..], inner].concat();
     let mut outer = Ipv4::new(SERVER, PEER, 47, gre(PEER_CALL, Some(seq), ack, &ppp));
     outer.frag = 0x4000; // DF
-    let mut bytes = outer.bytes();
-    // The data plane sends ID 0 (RFC 6864, atomic datagram): fix the expectation's.
-    bytes[4] = 0;
-    bytes[5] = 0;
-    bytes[10] = 0;
-    bytes[11] = 0;
-    let c = checksum(&bytes[..20]);
-    bytes[10..12].copy_from_slice(&c.to_be_bytes());
-    ethernet(UPLINK_HOP.dmac, UPLINK_HOP.smac, 0x0800, &bytes)
+    outer.ident = 0; // RFC 6864: an atomic datagram
+    ethernet(UPLINK_HOP.dmac, UPLINK_HOP.smac, 0x0800, &outer.bytes())
 }
 
 fn check(l: &Loaded, what: &str, frame: &[u8], verdict: u32, counters: &[(&str, u64)]) -> Vec<u8> {

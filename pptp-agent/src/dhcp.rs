@@ -51,12 +51,17 @@
 //! decapsulated (and decrypted) from a session before it goes to the TUN device, and
 //! send a reply back into *that* session as if it came from the TUN device.
 
-use crate::inet::{fold, sum16};
+use crate::inet::{Ipv4Repr, fold, pseudo_header, sum16, verifies};
+use pptp_common::wire::{
+    DHCP_SERVER_PORT, get16,
+    ipv4::{self, PROTO_UDP},
+    udp,
+};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 /// UDP port of DHCP servers.
-pub const SERVER_PORT: u16 = 67;
+pub const SERVER_PORT: u16 = DHCP_SERVER_PORT;
 /// UDP port of DHCP clients.
 pub const CLIENT_PORT: u16 = 68;
 /// The BOOTP vendor-area magic cookie that marks DHCP options (RFC 2132 §2).
@@ -97,8 +102,8 @@ pub mod option {
     pub const END: u8 = 255;
 }
 
-const IPV4_HEADER: usize = 20;
-const UDP_HEADER: usize = 8;
+const IPV4_HEADER: usize = ipv4::HEADER_LEN;
+const UDP_HEADER: usize = udp::HEADER_LEN;
 /// op .. file: the fixed BOOTP header.
 const BOOTP_FIXED: usize = 236;
 /// The fixed header and the magic cookie.
@@ -570,11 +575,8 @@ fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
 /// The UDP checksum over the pseudo-header and `udp` (header and data), as sent: 0 is
 /// sent as 0xffff.
 fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
-    let mut acc = sum16(0, &src.octets());
-    acc = sum16(acc, &dst.octets());
-    acc += 17 + udp.len() as u32;
-    acc = sum16(acc, udp);
-    match !fold(acc) {
+    let acc = pseudo_header(src.octets(), dst.octets(), PROTO_UDP, udp.len() as u16);
+    match !fold(sum16(acc, udp)) {
         0 => 0xffff,
         c => c,
     }
@@ -615,34 +617,36 @@ impl DhcpInformResponder {
     /// `reply` is cleared and refilled; it does not allocate when its capacity is at least
     /// [`MAX_REPLY_LEN`].
     pub fn respond(&self, packet: &[u8], reply: &mut Vec<u8>) -> Result<Option<usize>, DhcpError> {
-        if packet.len() < IPV4_HEADER || packet[0] >> 4 != 4 {
+        let Some(header) = packet.first_chunk() else {
+            return Ok(None);
+        };
+        let ip = ipv4::Header(*header);
+        let ihl = ip.header_len();
+        if !ip.is_ipv4() || packet.len() < ihl + UDP_HEADER || ip.protocol() != PROTO_UDP {
             return Ok(None);
         }
-        let ihl = usize::from(packet[0] & 0x0f) * 4;
-        if ihl < IPV4_HEADER || packet.len() < ihl + UDP_HEADER || packet[9] != 17 {
-            return Ok(None);
-        }
-        let fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff;
-        if fragment != 0 {
+        if ip.is_fragment() {
             // More fragments or an offset: the kernel reassembles; not ours to answer.
             return Ok(None);
         }
-        let src = ipv4_at(packet, 12);
-        let dst = ipv4_at(packet, 16);
+        let src = Ipv4Addr::from(ip.src());
+        let dst = Ipv4Addr::from(ip.dst());
         if dst != self.config.server && !dst.is_broadcast() {
             return Ok(None);
         }
-        let udp_at = &packet[ihl..];
-        let sport = u16::from_be_bytes([udp_at[0], udp_at[1]]);
-        let dport = u16::from_be_bytes([udp_at[2], udp_at[3]]);
-        if sport != CLIENT_PORT || dport != SERVER_PORT {
+        let Some(udp_header) = packet[ihl..].first_chunk::<UDP_HEADER>() else {
+            return Ok(None);
+        };
+        if get16(udp_header, udp::field::SRC_PORT) != CLIENT_PORT
+            || get16(udp_header, udp::field::DST_PORT) != SERVER_PORT
+        {
             return Ok(None);
         }
         // From here on it is addressed to our DHCP server: problems are errors.
-        if fold(sum16(0, &packet[..ihl])) != 0xffff {
+        if !verifies(0, &packet[..ihl]) {
             return Err(DhcpError::IpChecksum);
         }
-        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        let total = ip.total_len();
         if total < ihl + UDP_HEADER || total > packet.len() {
             return Err(DhcpError::IpLength {
                 total,
@@ -651,7 +655,7 @@ impl DhcpInformResponder {
             });
         }
         let payload = &packet[ihl..total];
-        let udp_len = usize::from(u16::from_be_bytes([payload[4], payload[5]]));
+        let udp_len = usize::from(get16(udp_header, udp::field::LENGTH));
         if udp_len < UDP_HEADER || udp_len > payload.len() {
             return Err(DhcpError::UdpLength {
                 udp: udp_len,
@@ -659,11 +663,9 @@ impl DhcpInformResponder {
             });
         }
         let udp = &payload[..udp_len];
-        if udp[6..8] != [0, 0] {
-            let mut acc = sum16(0, &src.octets());
-            acc = sum16(acc, &dst.octets());
-            acc += 17 + udp.len() as u32;
-            if fold(sum16(acc, udp)) != 0xffff {
+        if udp[udp::field::CHECKSUM] != [0, 0] {
+            let acc = pseudo_header(src.octets(), dst.octets(), PROTO_UDP, udp.len() as u16);
+            if !verifies(acc, udp) {
                 return Err(DhcpError::UdpChecksum);
             }
         }
@@ -760,23 +762,15 @@ impl DhcpInformResponder {
         }
 
         let total = reply.len();
-        let udp_len = total - IPV4_HEADER;
-        let header = &mut reply[..IPV4_HEADER];
-        header[0] = 0x45;
-        header[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        header[6] = 0x40; // DF, so the identification may stay zero (RFC 6864)
-        header[8] = 64;
-        header[9] = 17;
-        header[12..16].copy_from_slice(&server.octets());
-        header[16..20].copy_from_slice(&client.octets());
-        let ip_sum = !fold(sum16(0, &reply[..IPV4_HEADER]));
-        reply[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-        let u = IPV4_HEADER;
-        reply[u..u + 2].copy_from_slice(&SERVER_PORT.to_be_bytes());
-        reply[u + 2..u + 4].copy_from_slice(&CLIENT_PORT.to_be_bytes());
-        reply[u + 4..u + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        let sum = udp_checksum(server, client, &reply[u..]);
-        reply[u + 6..u + 8].copy_from_slice(&sum.to_be_bytes());
+        let udp_len = (total - IPV4_HEADER) as u16;
+        let ip = Ipv4Repr::new(server.octets(), client.octets(), PROTO_UDP, udp_len);
+        reply[..IPV4_HEADER].copy_from_slice(&ip.header());
+        let datagram = &mut reply[IPV4_HEADER..];
+        datagram[udp::field::SRC_PORT].copy_from_slice(&SERVER_PORT.to_be_bytes());
+        datagram[udp::field::DST_PORT].copy_from_slice(&CLIENT_PORT.to_be_bytes());
+        datagram[udp::field::LENGTH].copy_from_slice(&udp_len.to_be_bytes());
+        let sum = udp_checksum(server, client, datagram);
+        datagram[udp::field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
         total
     }
 }

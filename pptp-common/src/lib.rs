@@ -1,8 +1,10 @@
-//! Types and constants shared by the BPF programs (`pptp-ebpf`) and the agent.
+//! Types, rules and codecs shared by the BPF programs (`pptp-ebpf`) and the agent.
 //!
-//! Everything here is `#![no_std]` and `#[repr(C)]` with explicit padding, because the
-//! same bytes are read by the kernel side and by userspace through BPF maps. The `user`
-//! feature implements `aya::Pod` for the map value types.
+//! Everything here is `#![no_std]`. The map types ([`session`], [`counters`]) are
+//! `#[repr(C)]` with explicit padding, because the same bytes are read by the kernel
+//! side and by userspace through BPF maps; the `user` feature implements `aya::Pod`
+//! for them. [`seq`] is the one GRE receive window and [`wire`] the one set of header
+//! codecs both sides run.
 #![no_std]
 
 pub mod counters;

@@ -22,13 +22,15 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
+use pptp_common::wire::{ethernet, get16, gre, ipv4};
 
 /// Bytes of each frame the generator rewrites from its template.
 const TEMPLATE_LEN: usize = 72;
 /// The same in 64-bit words (templates are stored as words: copied word by word).
 const TEMPLATE_WORDS: usize = TEMPLATE_LEN / 8;
-/// Offset of the GRE sequence number in a template (Ethernet 14 + IPv4 20 + 8).
-const SEQ_OFFSET: usize = 42;
+/// Offset of the GRE sequence number in a template (Ethernet, IPv4 without options,
+/// the fixed part of the GRE header).
+const SEQ_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::FIXED_LEN;
 /// Room for this many templates.
 const MAX_TEMPLATES: u32 = 4096;
 
@@ -104,8 +106,8 @@ fn generate(ctx: &XdpContext) -> Option<u32> {
 #[xdp]
 pub fn bench_sink(ctx: XdpContext) -> u32 {
     let kind = match kind(&ctx) {
-        Some(17) => SINK_UDP,
-        Some(47) => SINK_GRE,
+        Some(ipv4::PROTO_UDP) => SINK_UDP,
+        Some(ipv4::PROTO_GRE) => SINK_GRE,
         _ => SINK_OTHER,
     };
     for index in [SINK_ALL, kind] {
@@ -120,13 +122,15 @@ pub fn bench_sink(ctx: XdpContext) -> u32 {
 /// The IPv4 protocol of an Ethernet frame.
 #[inline(always)]
 fn kind(ctx: &XdpContext) -> Option<u8> {
+    const LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
     let start = ctx.data();
-    if start + 24 > ctx.data_end() {
+    if start + LEN > ctx.data_end() {
         return None;
     }
     // SAFETY: the comparison above proves the bytes lie inside the frame.
-    let header = unsafe { *(start as *const [u8; 24]) };
-    (header[12] == 0x08 && header[13] == 0x00).then_some(header[23])
+    let frame = unsafe { *(start as *const [u8; LEN]) };
+    let is_ipv4 = get16(&frame, ethernet::field::ETHERTYPE) == ethernet::ETHERTYPE_IPV4;
+    is_ipv4.then_some(frame[ethernet::HEADER_LEN + ipv4::field::PROTOCOL])
 }
 
 #[xdp]

@@ -15,13 +15,17 @@ use aya_ebpf::{
     helpers::{bpf_redirect, bpf_skb_change_head},
     programs::TcContext,
 };
-use pptp_common::{counters::GlobalCounter, session::SESSION_FAST, wire::*};
+use pptp_common::{
+    counters::GlobalCounter,
+    session::SESSION_FAST,
+    wire::{ethernet, ipv4},
+};
 
 use crate::{
     encap, forward,
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     nexthop,
-    packet::{Bytes, addr, be16},
+    packet::Bytes,
 };
 
 impl Bytes for TcContext {
@@ -44,13 +48,13 @@ pub fn run(ctx: &TcContext) -> i32 {
 
 #[inline(always)]
 fn encap(ctx: &TcContext) -> Option<()> {
-    let header = ctx.read::<IPV4_MIN_HLEN>(0)?;
-    if header[0] >> 4 != 4 {
+    let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(0)?);
+    if header.version() != 4 {
         return None;
     }
-    let session = unsafe { SESSIONS_BY_CLIENT.get(addr(&header, 16)) }?;
+    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
     let slot = session.slot;
-    let inner_len = be16(&header, 2) as usize;
+    let inner_len = header.total_len();
     let len = ctx.len() as u64;
     if session.flags & SESSION_FAST == 0 {
         count(GlobalCounter::ToAgent, len);
@@ -74,13 +78,13 @@ fn encap(ctx: &TcContext) -> Option<()> {
         return None;
     };
     let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
-    let push = ETH_HLEN + encap::overhead(ack.is_some());
+    let push = ethernet::HEADER_LEN + encap::overhead(ack.is_some());
     // SAFETY: plain helper call on this program's skb.
     if unsafe { bpf_skb_change_head(ctx.skb.skb, push as u32, 0) } != 0 {
         return None;
     }
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ETH_HLEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, len);
     count_session(slot, |c| {
         c.tx_packets += 1;

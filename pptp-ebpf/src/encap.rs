@@ -1,23 +1,23 @@
 //! The headers the encapsulating programs put in front of an IPv4 packet for a
 //! session (outer IPv4, enhanced GRE with sequence and acknowledgment, PPP), shared by
-//! the XDP program on the LAN link and the TC program on the session device.
+//! the XDP program on the LAN link and the TC program on the session device. The
+//! bytes come from `pptp_common::wire`, the builders the agent uses too.
 
 use pptp_common::{
     session::{EncapSession, SeqState},
-    wire::*,
+    wire::{
+        gre, ipv4,
+        ppp::{self, protocol},
+    },
 };
 
-use crate::{csum, packet::Bytes};
+use crate::packet::Bytes;
 
-/// Outer IPv4 header we add (no options).
-pub const OUTER_IP_LEN: usize = 20;
 /// PPP header we add: Address, Control, protocol IPv4 (accepted by every peer,
 /// whatever it negotiated for ACFC/PFC).
-pub const PPP_HEADER: [u8; 4] = [0xff, 0x03, 0x00, 0x21];
-/// TTL of the outer header.
-const OUTER_TTL: u8 = 64;
-/// IPv4 "don't fragment".
-const IPV4_DF: u16 = 0x4000;
+const PPP_HEADER: [u8; ppp::MAX_HEADER_LEN] = ppp::Header::uncompressed(protocol::IPV4);
+/// GRE header with key and sequence number, without the acknowledgment.
+const GRE_SEQ_LEN: usize = gre::FIXED_LEN + 4;
 
 /// The sequence number for the next packet of a session and the acknowledgment
 /// (highest sequence number received) to carry, if any.
@@ -34,7 +34,7 @@ pub fn next_seq(state: *mut SeqState) -> (u32, Option<u32>) {
 /// Bytes added in front of the inner packet (without the link layer).
 #[inline(always)]
 pub fn overhead(ack: bool) -> usize {
-    OUTER_IP_LEN + GRE_ENHANCED_MIN_HLEN + 4 + if ack { 4 } else { 0 } + PPP_HEADER.len()
+    ipv4::HEADER_LEN + GRE_SEQ_LEN + if ack { 4 } else { 0 } + PPP_HEADER.len()
 }
 
 /// Writes outer IPv4 + GRE + PPP at `at` for an inner packet of `inner_len` bytes
@@ -49,16 +49,22 @@ pub fn write_headers<B: Bytes>(
     ack: Option<u32>,
 ) -> Option<()> {
     let push = overhead(ack.is_some());
-    pkt.write(at, &outer_ipv4(session, push + inner_len))?;
-    let gre = at + OUTER_IP_LEN;
+    let outer = ipv4::Repr::new(
+        session.local_addr,
+        session.peer_addr,
+        ipv4::PROTO_GRE,
+        (push - ipv4::HEADER_LEN + inner_len) as u16,
+    );
+    pkt.write(at, &outer.header())?;
+    let gre = at + ipv4::HEADER_LEN;
     let payload_len = (PPP_HEADER.len() + inner_len) as u16;
     pkt.write(gre, &gre_header(session, payload_len, seq, ack.is_some()))?;
     match ack {
         Some(ack) => {
-            pkt.write(gre + 12, &ack.to_be_bytes())?;
-            pkt.write(gre + 16, &PPP_HEADER)
+            pkt.write(gre + GRE_SEQ_LEN, &ack.to_be_bytes())?;
+            pkt.write(gre + GRE_SEQ_LEN + 4, &PPP_HEADER)
         }
-        None => pkt.write(gre + 12, &PPP_HEADER),
+        None => pkt.write(gre + GRE_SEQ_LEN, &PPP_HEADER),
     }
 }
 
@@ -79,62 +85,11 @@ unsafe fn fetch_add(counter: *mut u64) -> u64 {
     }
 }
 
-/// The outer IPv4 header (DF set, ID 0 as RFC 6864 allows for atomic datagrams).
-#[inline(always)]
-fn outer_ipv4(session: &EncapSession, total_len: usize) -> [u8; OUTER_IP_LEN] {
-    let [l0, l1] = (total_len as u16).to_be_bytes();
-    let [f0, f1] = IPV4_DF.to_be_bytes();
-    let s = session.local_addr;
-    let d = session.peer_addr;
-    let mut header = [
-        0x45,
-        0,
-        l0,
-        l1,
-        0,
-        0,
-        f0,
-        f1,
-        OUTER_TTL,
-        IPPROTO_GRE,
-        0,
-        0,
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-    ];
-    let [c0, c1] = csum::ipv4_header(&header).to_be_bytes();
-    header[10] = c0;
-    header[11] = c1;
-    header
-}
-
 /// Enhanced GRE header with key and sequence number; the acknowledgment flag is
 /// set when an acknowledgment number follows.
 #[inline(always)]
-fn gre_header(session: &EncapSession, payload_len: u16, seq: u32, ack: bool) -> [u8; 12] {
-    let [p0, p1] = GRE_PROTO_PPP.to_be_bytes();
-    let [l0, l1] = payload_len.to_be_bytes();
-    let [c0, c1] = session.peer_call_id.to_be_bytes();
+fn gre_header(session: &EncapSession, payload_len: u16, seq: u32, ack: bool) -> [u8; GRE_SEQ_LEN] {
+    let [f0, f1, f2, f3, f4, f5, f6, f7] = gre::fixed(session.peer_call_id, payload_len, true, ack);
     let [s0, s1, s2, s3] = seq.to_be_bytes();
-    let flags2 = GRE_VERSION_ENHANCED | if ack { GRE_FLAG_A } else { 0 };
-    [
-        GRE_FLAG_K | GRE_FLAG_S,
-        flags2,
-        p0,
-        p1,
-        l0,
-        l1,
-        c0,
-        c1,
-        s0,
-        s1,
-        s2,
-        s3,
-    ]
+    [f0, f1, f2, f3, f4, f5, f6, f7, s0, s1, s2, s3]
 }

@@ -2,36 +2,26 @@
 //! decapsulating and encapsulating programs.
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, programs::XdpContext};
-use pptp_common::{session::NextHop, wire::ETH_P_IP};
-
-use crate::{
-    csum,
-    packet::{Bytes, be16},
+use pptp_common::{
+    session::NextHop,
+    wire::{ethernet, ipv4},
 };
+
+use crate::packet::Bytes;
 
 /// Decrements the TTL of the IPv4 header at `ip` (whose first 20 bytes are `header`)
 /// and updates its checksum. The caller has checked that the TTL is above 1.
 #[inline(always)]
-pub fn decrement_ttl<B: Bytes>(pkt: &B, ip: usize, header: &[u8; 20]) -> Option<()> {
-    let old = be16(header, 8);
-    let new = old - 0x0100;
-    let check = csum::replace16(be16(header, 10), old, new);
-    let [t, p] = new.to_be_bytes();
-    let [c0, c1] = check.to_be_bytes();
-    pkt.write(ip + 8, &[t, p, c0, c1])
+pub fn decrement_ttl<B: Bytes>(pkt: &B, ip: usize, header: &ipv4::Header) -> Option<()> {
+    pkt.write(ip + ipv4::field::TTL, &header.decremented_ttl())
 }
 
 /// Writes the Ethernet header for `hop` at the start of the frame.
 #[inline(always)]
 pub fn write_ethernet<B: Bytes>(pkt: &B, hop: &NextHop) -> Option<()> {
-    let [t0, t1] = ETH_P_IP.to_be_bytes();
-    let d = hop.dmac;
-    let s = hop.smac;
     pkt.write(
         0,
-        &[
-            d[0], d[1], d[2], d[3], d[4], d[5], s[0], s[1], s[2], s[3], s[4], s[5], t0, t1,
-        ],
+        &ethernet::header(hop.dmac, hop.smac, ethernet::ETHERTYPE_IPV4),
     )
 }
 

@@ -8,18 +8,19 @@
 //! path), TTL about to expire, and destinations without a known next hop.
 
 use aya_ebpf::programs::XdpContext;
-use pptp_common::{counters::GlobalCounter, session::SESSION_FAST, wire::*};
+use pptp_common::{
+    counters::GlobalCounter,
+    session::SESSION_FAST,
+    wire::{ethernet, ipv4, tcp},
+};
 
 use crate::{
     encap,
     forward::{self, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     mss, nexthop,
-    packet::{Bytes, addr, be16},
+    packet::Bytes,
 };
-
-/// IPv4 header + TCP header without options: what MSS excludes.
-const TCP_IP_HEADERS: u16 = 40;
 
 pub fn run(ctx: &XdpContext) -> u32 {
     encap(ctx).unwrap_or(PASS)
@@ -27,22 +28,18 @@ pub fn run(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn encap(ctx: &XdpContext) -> Option<u32> {
-    if be16(&ctx.read::<2>(12)?, 0) != ETH_P_IP {
+    let ethertype = ctx.read::<2>(ethernet::field::ETHERTYPE.start)?;
+    if u16::from_be_bytes(ethertype) != ethernet::ETHERTYPE_IPV4 {
         return None;
     }
-    let header = ctx.read::<IPV4_MIN_HLEN>(ETH_HLEN)?;
-    let session = unsafe { SESSIONS_BY_CLIENT.get(addr(&header, 16)) }?;
+    let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(ethernet::HEADER_LEN)?);
+    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
     let frame_len = ctx.len() as u64;
     let slot = session.slot;
-    let ihl = ((header[0] & 0x0f) as usize) * 4;
-    let inner_len = be16(&header, 2) as usize;
-    if header[0] >> 4 != 4
-        || ihl < IPV4_MIN_HLEN
-        || inner_len < ihl
-        || ETH_HLEN + inner_len > ctx.len()
-    {
+    if !header.is_packet_within(ctx.len() - ethernet::HEADER_LEN) {
         return None;
     }
+    let inner_len = header.total_len();
     if session.flags & SESSION_FAST == 0 {
         count(GlobalCounter::ToAgent, frame_len);
         count_session(slot, |c| c.to_agent += 1);
@@ -55,7 +52,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     }
     // SAFETY: ctx.ctx points at the program's xdp_md.
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
-    let hop = match header[8] > 1 {
+    let hop = match header.ttl() > 1 {
         true => nexthop::lookup(
             ctx,
             ingress,
@@ -70,23 +67,23 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         return None;
     };
 
-    if header[9] == IPPROTO_TCP
-        && be16(&header, 6) & IPV4_OFFSET_MASK == 0
+    if header.protocol() == ipv4::PROTO_TCP
+        && !header.is_later_fragment()
         && mss::clamp(
             ctx,
-            ETH_HLEN + ihl,
-            session.mtu.saturating_sub(TCP_IP_HEADERS),
+            ethernet::HEADER_LEN + header.header_len(),
+            session.mtu.saturating_sub(tcp::TCP_IPV4_HEADERS),
         )
     {
         count(GlobalCounter::MssClamped, frame_len);
     }
-    forward::decrement_ttl(ctx, ETH_HLEN, &header)?;
-    forward::trim(ctx, ETH_HLEN + inner_len)?;
+    forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
+    forward::trim(ctx, ethernet::HEADER_LEN + inner_len)?;
 
     let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
     forward::adjust_head(ctx, -(encap::overhead(ack.is_some()) as i32))?;
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ETH_HLEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, frame_len);
     count_session(slot, |c| {
         c.tx_packets += 1;

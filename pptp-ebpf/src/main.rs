@@ -14,7 +14,6 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics, adt_const_params)]
 
-mod csum;
 mod egress;
 mod encap;
 mod forward;

@@ -50,21 +50,3 @@ impl Bytes for aya_ebpf::programs::XdpContext {
         self.data_end()
     }
 }
-
-/// Big-endian `u16` from two bytes of a header chunk.
-#[inline(always)]
-pub fn be16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at], bytes[at + 1]])
-}
-
-/// Big-endian `u32` from four bytes of a header chunk.
-#[inline(always)]
-pub fn be32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-/// Four bytes of a header chunk (an IPv4 address).
-#[inline(always)]
-pub fn addr(bytes: &[u8], at: usize) -> [u8; 4] {
-    [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]
-}

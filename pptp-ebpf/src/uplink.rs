@@ -9,24 +9,29 @@
 //! source is the client's address, hand DHCP requests (Windows' DHCPINFORM) to the
 //! agent, strip outer IPv4 + GRE + PPP and forward to the cached next hop, or
 //! XDP_PASS the inner packet when no next hop is known.
+//!
+//! The GRE flag rule, the PPP header and "this is an IPv4 packet" are those of
+//! `pptp_common::wire`, which the agent applies to what XDP hands it: what the agent
+//! would refuse is refused here too.
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
     counters::GlobalCounter,
     seq::Judgement,
     session::{CallKey, SESSION_FAST},
-    wire::*,
+    wire::{
+        DHCP_SERVER_PORT, PPTP_TCP_PORT, ethernet, get16, gre, ipv4,
+        ppp::{self, protocol},
+        tcp, udp,
+    },
 };
 
 use crate::{
     forward::{self, DROP, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CALL, config, count, count_session},
     nexthop,
-    packet::{Bytes, addr, be16, be32},
+    packet::Bytes,
 };
-
-/// PPP protocol number of IPv4 datagrams.
-const PPP_IPV4: u16 = 0x0021;
 
 /// A frame as far as classification took it.
 enum Frame {
@@ -72,31 +77,30 @@ pub fn run(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn classify(ctx: &XdpContext) -> Frame {
-    match ctx.read::<2>(12) {
-        Some(ethertype) if be16(&ethertype, 0) == ETH_P_IP => {}
+    match ctx.read::<2>(ethernet::field::ETHERTYPE.start) {
+        Some(ethertype) if u16::from_be_bytes(ethertype) == ethernet::ETHERTYPE_IPV4 => {}
         _ => return Frame::Other(GlobalCounter::NonIpv4),
     }
-    let Some(ip) = ctx.read::<IPV4_MIN_HLEN>(ETH_HLEN) else {
+    let Some(ip) = ctx.read::<{ ipv4::HEADER_LEN }>(ethernet::HEADER_LEN) else {
         return Frame::Other(GlobalCounter::Malformed);
     };
-    let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HLEN {
+    let ip = ipv4::Header(ip);
+    if !ip.is_ipv4() {
         return Frame::Other(GlobalCounter::Malformed);
     }
-    let frag = be16(&ip, 6);
-    if frag & IPV4_OFFSET_MASK != 0 {
+    if ip.is_later_fragment() {
         // Not the first fragment: there is no transport header to look at.
         return Frame::Other(GlobalCounter::OtherIpv4);
     }
-    let l4 = ETH_HLEN + ihl;
-    match ip[9] {
-        IPPROTO_TCP => Frame::Other(classify_tcp(ctx, l4)),
-        IPPROTO_GRE => match classify_gre(ctx, l4) {
+    let l4 = ethernet::HEADER_LEN + ip.header_len();
+    match ip.protocol() {
+        ipv4::PROTO_TCP => Frame::Other(classify_tcp(ctx, l4)),
+        ipv4::PROTO_GRE => match classify_gre(ctx, l4) {
             GlobalCounter::GreEnhanced => Frame::Gre {
                 l4,
-                ip_hlen: ihl,
-                src: addr(&ip, 12),
-                fragment: frag & IPV4_MF != 0,
+                ip_hlen: ip.header_len(),
+                src: ip.src(),
+                fragment: ip.is_fragment(),
             },
             class => Frame::Other(class),
         },
@@ -109,7 +113,9 @@ fn classify_tcp(ctx: &XdpContext, l4: usize) -> GlobalCounter {
     let Some(ports) = ctx.read::<4>(l4) else {
         return GlobalCounter::Malformed;
     };
-    if be16(&ports, 0) == PPTP_TCP_PORT || be16(&ports, 2) == PPTP_TCP_PORT {
+    if get16(&ports, tcp::field::SRC_PORT) == PPTP_TCP_PORT
+        || get16(&ports, tcp::field::DST_PORT) == PPTP_TCP_PORT
+    {
         GlobalCounter::PptpControl
     } else {
         GlobalCounter::OtherIpv4
@@ -121,40 +127,29 @@ fn classify_gre(ctx: &XdpContext, l4: usize) -> GlobalCounter {
     let Some(base) = ctx.read::<4>(l4) else {
         return GlobalCounter::Malformed;
     };
-    let (flags, flags_version) = (base[0], base[1]);
-    if flags_version & GRE_VERSION_MASK != GRE_VERSION_ENHANCED {
+    if !gre::is_enhanced(base[gre::field::FLAGS_VERSION]) {
         return GlobalCounter::GreOther;
     }
-    // RFC 2637 §4.1: C, R, s and recursion clear, K set, protocol PPP, and room
-    // for payload length and call ID.
-    let forbidden = GRE_FLAG_C | GRE_FLAG_R | GRE_FLAG_STRICT | GRE_RECUR_MASK;
-    if be16(&base, 2) != GRE_PROTO_PPP
-        || flags & forbidden != 0
-        || flags & GRE_FLAG_K == 0
-        || flags_version & GRE_FLAGS2_MASK != 0
-        || ctx.read::<GRE_ENHANCED_MIN_HLEN>(l4).is_none()
-    {
-        return GlobalCounter::Malformed;
+    match ctx.read::<{ gre::FIXED_LEN }>(l4) {
+        Some(fixed) if gre::Header(fixed).check().is_ok() => GlobalCounter::GreEnhanced,
+        _ => GlobalCounter::Malformed,
     }
-    GlobalCounter::GreEnhanced
 }
 
 /// Decapsulates one enhanced GRE packet; `None` means malformed.
 #[inline(always)]
 fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u32> {
     let frame_len = ctx.len() as u64;
-    let gre = ctx.read::<GRE_ENHANCED_MIN_HLEN>(l4)?;
-    let has_seq = gre[0] & GRE_FLAG_S != 0;
-    let has_ack = gre[1] & GRE_FLAG_A != 0;
-    let payload_len = be16(&gre, 4) as usize;
-    let call_id = be16(&gre, 6);
-    let gre_len = GRE_ENHANCED_MIN_HLEN + if has_seq { 4 } else { 0 } + if has_ack { 4 } else { 0 };
+    let gre = gre::Header(ctx.read::<{ gre::FIXED_LEN }>(l4)?);
+    let has_seq = gre.has_seq();
+    let payload_len = gre.payload_len() as usize;
+    let gre_len = gre.header_len();
     let payload = l4 + gre_len;
     if payload + payload_len > ctx.len() {
         return None;
     }
 
-    let Some(session) = (unsafe { SESSIONS_BY_CALL.get(CallKey::new(src, call_id)) }) else {
+    let Some(session) = (unsafe { SESSIONS_BY_CALL.get(CallKey::new(src, gre.call_id())) }) else {
         count(GlobalCounter::UnknownSession, frame_len);
         return Some(if config().drop_unknown != 0 {
             DROP
@@ -171,7 +166,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     let state = unsafe { &mut *SESSION_SEQ.get_ptr_mut(slot)? };
     let mut seq = 0;
     if has_seq {
-        seq = be32(&ctx.read::<4>(l4 + GRE_ENHANCED_MIN_HLEN)?, 0);
+        seq = u32::from_be_bytes(ctx.read::<4>(l4 + gre::FIXED_LEN)?);
         match state.judge(seq) {
             Judgement::New => {}
             Judgement::Duplicate | Judgement::Old => {
@@ -196,43 +191,37 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     }
 
     // PPP header: Address/Control may be compressed away (ACFC), the protocol may
-    // be one byte (PFC: an odd first byte).
-    let ppp = ctx.read::<4>(payload)?;
-    let acf = if ppp[0] == 0xff && ppp[1] == 0x03 {
-        2
-    } else {
-        0
+    // be one byte (PFC); anything but IPv4 (or no PPP header) is the agent's.
+    let ppp_len = match ppp::parse(&ctx.read::<{ ppp::MAX_HEADER_LEN }>(payload)?) {
+        Ok(header) if header.protocol == protocol::IPV4 => header.header_len,
+        _ => return Some(to_agent(slot, frame_len)),
     };
-    let (protocol, protocol_len) = if ppp[acf] & 1 == 1 {
-        (ppp[acf] as u16, 1)
-    } else {
-        (be16(&ppp, acf), 2)
-    };
-    if protocol != PPP_IPV4 {
-        return Some(to_agent(slot, frame_len));
-    }
-    let ppp_len = acf + protocol_len;
     let inner = payload + ppp_len;
-    let header = ctx.read::<IPV4_MIN_HLEN>(inner)?;
-    let inner_len = be16(&header, 2) as usize;
-    if header[0] >> 4 != 4 || inner_len < IPV4_MIN_HLEN || ppp_len + inner_len > payload_len {
+    let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(inner)?);
+    if !header.is_packet_within(payload_len.saturating_sub(ppp_len)) {
         return None;
     }
-    if addr(&header, 12) != session.client_addr {
+    let inner_len = header.total_len();
+    if header.src() != session.client_addr {
         count(GlobalCounter::SpoofedSource, frame_len);
         count_session(slot, |c| c.drop_spoofed += 1);
         return Some(DROP);
     }
-    if header[9] == IPPROTO_UDP && to_dhcp_server(ctx, inner, header[0]) {
+    if header.protocol() == ipv4::PROTO_UDP && to_dhcp_server(ctx, inner + header.header_len()) {
         // DHCPINFORM from a Windows client: the agent answers it.
         return Some(to_agent(slot, frame_len));
     }
 
-    let hop = if header[8] > 1 {
+    let hop = if header.ttl() > 1 {
         // SAFETY: ctx.ctx points at the program's xdp_md.
         let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
-        let dst = addr(&header, 16);
-        nexthop::lookup(ctx, ingress, session.client_addr, dst, inner_len as u16)
+        nexthop::lookup(
+            ctx,
+            ingress,
+            session.client_addr,
+            header.dst(),
+            inner_len as u16,
+        )
     } else {
         None
     };
@@ -240,10 +229,10 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     // plain: keep the Ethernet header the frame came with (only then).
     let arrived_with = match hop {
         Some(_) => None,
-        None => Some(ctx.read::<ETH_HLEN>(0)?),
+        None => Some(ctx.read::<{ ethernet::HEADER_LEN }>(0)?),
     };
     forward::adjust_head(ctx, (ip_hlen + gre_len + ppp_len) as i32)?;
-    forward::trim(ctx, ETH_HLEN + inner_len)?;
+    forward::trim(ctx, ethernet::HEADER_LEN + inner_len)?;
     if has_seq {
         state.accept(seq);
     }
@@ -253,7 +242,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     });
     match (hop, arrived_with) {
         (Some(hop), _) => {
-            forward::decrement_ttl(ctx, ETH_HLEN, &header)?;
+            forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
             forward::write_ethernet(ctx, &hop)?;
             count(GlobalCounter::Decapsulated, frame_len);
             Some(forward::redirect(&hop))
@@ -266,14 +255,11 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     }
 }
 
-/// Whether the UDP datagram in the IPv4 packet at `ip` goes to the DHCP server port.
+/// Whether the UDP datagram at `udp` goes to the DHCP server port.
 #[inline(always)]
-fn to_dhcp_server(ctx: &XdpContext, ip: usize, version_ihl: u8) -> bool {
-    let ihl = ((version_ihl & 0x0f) as usize) * 4;
-    ihl >= IPV4_MIN_HLEN
-        && ctx
-            .read::<4>(ip + ihl)
-            .is_some_and(|ports| be16(&ports, 2) == DHCP_SERVER_PORT)
+fn to_dhcp_server(ctx: &XdpContext, at: usize) -> bool {
+    ctx.read::<4>(at)
+        .is_some_and(|ports| get16(&ports, udp::field::DST_PORT) == DHCP_SERVER_PORT)
 }
 
 #[inline(always)]

@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail, ensure};
+use pptp_common::wire::gre;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::netns;
@@ -107,9 +108,7 @@ pub fn send_gre_packets(
 
 /// An enhanced GRE packet (key and sequence present) carrying `ppp`, a PPP frame.
 pub fn enhanced_gre(call_id: u16, seq: u32, ppp: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x30, 0x01, 0x88, 0x0b]; // K and S set, version 1, PPP
-    packet.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&call_id.to_be_bytes());
+    let mut packet = gre::fixed(call_id, ppp.len() as u16, true, false).to_vec();
     packet.extend_from_slice(&seq.to_be_bytes());
     packet.extend_from_slice(ppp);
     packet

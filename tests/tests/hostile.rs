@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use pptp_agent::inet::checksum;
+use pptp_common::wire::{checksum::checksum, ipv4};
 use pptp_tests::{
     agents::{self, Agent},
     demo::wait_for,
@@ -19,21 +19,19 @@ use pptp_tests::{
     traffic::{self, EchoServer},
 };
 
-/// An IPv4 ICMP echo request from `src` to `dst` (the agent's checksum).
+/// An IPv4 ICMP echo request from `src` to `dst` (`pptp_common::wire`'s writer and checksum).
 fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
     icmp.extend_from_slice(&[0x5a; 24]);
     let sum = checksum(&icmp);
     icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let total = (20 + icmp.len()) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    ip.extend_from_slice(&icmp);
-    ip
+    let header = ipv4::Repr::new(
+        src.octets(),
+        dst.octets(),
+        ipv4::PROTO_ICMP,
+        icmp.len() as u16,
+    );
+    [&header.header()[..], &icmp].concat()
 }
 
 /// A PPP frame of protocol IPv4 carrying `bytes`.

@@ -482,3 +482,38 @@ fn the_window_moves_only_for_packets_xdp_forwards() {
     );
     assert_eq!(highest(), (1, 250_001));
 }
+
+/// Frames the agent's own path refuses (`pptp-agent/src/gre.rs`, `Ipv4Packet::parse`)
+/// are refused here too: XDP and the agent apply the one rule of
+/// `pptp_common::wire`, so a peer cannot get past XDP what the agent would drop.
+#[test]
+fn refuses_what_the_agent_refuses() {
+    let l = loaded();
+    let ppp = |ip: &[u8]| [&[0xff, 0x03, 0x00, 0x21][..], ip].concat();
+    let packet = inner(64).bytes();
+    let mut ihl_4 = packet.clone();
+    ihl_4[0] = 0x44;
+    let mut ihl_beyond_total = packet.clone();
+    ihl_beyond_total[0] = 0x4f;
+    ihl_beyond_total[2..4].copy_from_slice(&40u16.to_be_bytes());
+
+    type Case = (&'static str, Vec<u8>, Vec<(&'static str, u64)>);
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("data without a sequence number", gre(CALL, None, None, &ppp(&packet)), vec![("malformed", 1)]),
+        ("data with an ack but no sequence number", gre(CALL, None, Some(1), &ppp(&packet)), vec![("malformed", 1)]),
+        ("neither sequence nor ack number", gre(CALL, None, None, &[]), vec![("malformed", 1)]),
+        ("inner header length below 20", gre(CALL, Some(1), None, &ppp(&ihl_4)), vec![("gre_enhanced", 1), ("malformed", 1)]),
+        ("inner header longer than its packet", gre(CALL, Some(2), None, &ppp(&ihl_beyond_total[..40])), vec![("gre_enhanced", 1), ("malformed", 1)]),
+    ];
+    for (what, gre, counters) in cases {
+        check(
+            &l,
+            what,
+            &uplink_frame(&outer(PEER, gre)),
+            XDP_DROP,
+            &counters,
+        );
+    }
+    assert_eq!(l.session_counters(SLOT).rx_packets, 0, "nothing forwarded");
+}

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use pptp_agent::dhcp::{DhcpInformConfig, DhcpInformResponder, MAX_REPLY_LEN, StaticRoute};
+use pptp_agent::inet::{Ipv4Repr, fold, pseudo_header, sum16, verifies};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 
@@ -33,45 +34,23 @@ fn responder() -> &'static DhcpInformResponder {
     })
 }
 
-fn sum(data: &[u8], mut acc: u32) -> u32 {
-    for c in data.chunks(2) {
-        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
+const CLIENT: [u8; 4] = [10, 99, 0, 2];
+const BROADCAST: [u8; 4] = [255; 4];
 
 fn wrap(dhcp: &[u8], checksum: bool) -> Vec<u8> {
-    let total = 28 + dhcp.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0,
-        0,
-        128,
-        17,
-        0,
-        0,
-    ];
-    p.extend_from_slice(&[10, 99, 0, 2, 255, 255, 255, 255]);
-    let s = !fold(sum(&p, 0));
-    p[10..12].copy_from_slice(&s.to_be_bytes());
-    let ulen = 8 + dhcp.len();
-    p.extend_from_slice(&[0, 68, 0, 67, (ulen >> 8) as u8, ulen as u8, 0, 0]);
+    let ulen = (8 + dhcp.len()) as u16;
+    let ip = Ipv4Repr {
+        ttl: 128,
+        flags_offset: 0,
+        ..Ipv4Repr::new(CLIENT, BROADCAST, 17, ulen)
+    };
+    let mut p = ip.header().to_vec();
+    p.extend_from_slice(&[0, 68, 0, 67]);
+    p.extend_from_slice(&ulen.to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
     p.extend_from_slice(dhcp);
     if checksum {
-        let acc = sum(&p[12..20], 17 + ulen as u32);
-        let s = !fold(sum(&p[20..], acc));
+        let s = !fold(sum16(pseudo_header(CLIENT, BROADCAST, 17, ulen), &p[20..]));
         p[26..28].copy_from_slice(&s.to_be_bytes());
     }
     p
@@ -104,14 +83,19 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(len, reply.len());
         assert!(len <= MAX_REPLY_LEN);
         assert!(len >= 28 + 300);
-        assert_eq!(fold(sum(&reply[..20], 0)), 0xffff, "IPv4 header checksum");
+        assert!(verifies(0, &reply[..20]), "IPv4 header checksum");
         assert_eq!(usize::from(u16::from_be_bytes([reply[2], reply[3]])), len);
         assert_eq!(
             usize::from(u16::from_be_bytes([reply[24], reply[25]])),
             len - 20
         );
-        let acc = sum(&reply[12..20], 17 + (len - 20) as u32);
-        assert_eq!(fold(sum(&reply[20..], acc)), 0xffff, "UDP checksum");
+        let acc = pseudo_header(
+            SERVER.octets(),
+            *reply[16..20].first_chunk().unwrap(),
+            17,
+            (len - 20) as u16,
+        );
+        assert!(verifies(acc, &reply[20..]), "UDP checksum");
         assert_eq!(reply[28], 2, "BOOTREPLY");
         assert_eq!(&reply[12..16], &SERVER.octets());
         // Our reply comes from port 67: never a request for us.

@@ -10,7 +10,7 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
-use pptp_common::seq::Judgement;
+use pptp_common::{seq::Judgement, wire::ppp};
 
 use crate::{
     demand::Placer,
@@ -204,7 +204,7 @@ impl Session {
         } else {
             protocol::IPV4
         };
-        let ppp = PppHeader::new(self.framing, protocol);
+        let ppp = ppp::Header::new(self.framing, protocol);
         let headroom = if encrypted { ENCRYPT_HEADROOM } else { 0 };
         let header = self
             .gre_header(dp, ppp.as_bytes().len() + headroom + packet.len())
@@ -302,51 +302,30 @@ impl Session {
     }
 }
 
-/// The PPP header for `protocol` as the peer agreed to receive it (at most four
-/// bytes, built without allocating).
-struct PppHeader {
-    bytes: [u8; 4],
-    len: usize,
-}
-
-impl PppHeader {
-    fn new(framing: Framing, protocol: u16) -> Self {
-        let mut bytes = [0; 4];
-        let mut len = 0;
-        if !framing.acfc {
-            bytes[..2].copy_from_slice(&[0xff, 0x03]);
-            len = 2;
-        }
-        if framing.pfc && protocol < 0x100 {
-            bytes[len] = protocol as u8;
-            len += 1;
-        } else {
-            bytes[len..len + 2].copy_from_slice(&protocol.to_be_bytes());
-            len += 2;
-        }
-        Self { bytes, len }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ppp_headers_follow_the_negotiated_compression() {
-        let h = |acfc, pfc, p| PppHeader::new(Framing { acfc, pfc }, p).as_bytes().to_vec();
+        let h = |acfc, pfc, p| {
+            ppp::Header::new(Framing { acfc, pfc }, p)
+                .as_bytes()
+                .to_vec()
+        };
         assert_eq!(h(false, false, 0x21), [0xff, 0x03, 0x00, 0x21]);
         assert_eq!(h(true, false, 0x21), [0x00, 0x21]);
         assert_eq!(h(false, true, 0x21), [0xff, 0x03, 0x21]);
         assert_eq!(h(true, true, 0x21), [0x21]);
         assert_eq!(
-            h(true, true, 0xc021),
-            [0xc0, 0x21],
+            h(true, true, 0x8021),
+            [0x80, 0x21],
             "PFC only for protocols below 0x100"
+        );
+        assert_eq!(
+            h(true, true, 0x00ff),
+            [0x00, 0xff],
+            "0x00ff stays two bytes: one 0xff byte reads as the Address field"
         );
     }
 }

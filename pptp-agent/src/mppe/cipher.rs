@@ -66,6 +66,8 @@
 
 use std::time::Instant;
 
+use pptp_common::wire::ppp;
+
 use super::keys::{self, KeyStrength, SessionKey};
 
 /// Bytes MPPE adds in front of the encrypted protocol field (the A/B/C/D bits and
@@ -713,25 +715,21 @@ fn open<'a>(
     let mut head = [0u8; 2];
     head[..n].copy_from_slice(&body[..n]);
     rc4.apply(&mut head[..n]);
-    // A PPP protocol: low byte odd, high byte even (RFC 1661 §2). An odd first
-    // byte is the 1-byte PFC form.
-    let (protocol, skip) = if head[0] & 1 == 1 {
-        (u16::from(head[0]), 1)
-    } else if n == 2 && head[1] & 1 == 1 {
-        (u16::from_be_bytes(head), 2)
-    } else if n < 2 {
-        return Err(MppeError::TooShort {
-            len: body.len() + HEADER_LEN,
-        });
-    } else {
-        return Err(MppeError::BadProtocol { ccount });
+    let field = match ppp::parse_protocol(&head[..n]) {
+        Ok(field) => field,
+        Err(ppp::Fault::Truncated) => {
+            return Err(MppeError::TooShort {
+                len: body.len() + HEADER_LEN,
+            });
+        }
+        Err(ppp::Fault::BadProtocol(_)) => return Err(MppeError::BadProtocol { ccount }),
     };
     body[..n].copy_from_slice(&head[..n]);
     rc4.apply(&mut body[n..]);
     Ok(Plaintext {
-        protocol,
+        protocol: field.protocol,
         ccount,
-        payload: &mut body[skip..],
+        payload: &mut body[field.header_len..],
     })
 }
 

@@ -7,40 +7,13 @@
 //! because real peers start compressing as soon as they acked the option.
 //! Sending is exact: LCP always goes out with `ff 03` and a two-byte protocol; other
 //! protocols drop `ff 03` when the peer accepted our ACFC and use one byte when the
-//! peer accepted our PFC and the protocol's high byte is zero.
+//! peer accepted our PFC and the protocol's high byte is zero (0x00ff excepted).
+//! Both directions are [`pptp_common::wire::ppp`]'s codec, which the XDP programs
+//! and the engine's packet path use too.
 
+use pptp_common::wire::ppp::{self, Fault, Header};
+pub use pptp_common::wire::ppp::{Framing, protocol};
 use thiserror::Error;
-
-/// PPP protocol numbers this engine knows (RFC 1700 assigned numbers).
-pub mod protocol {
-    /// Internet Protocol version 4.
-    pub const IPV4: u16 = 0x0021;
-    /// Internet Protocol version 6.
-    pub const IPV6: u16 = 0x0057;
-    /// Compressed datagram (MPPE/MPPC, RFC 1962/3078).
-    pub const COMPRESSED: u16 = 0x00fd;
-    /// IP Control Protocol (RFC 1332).
-    pub const IPCP: u16 = 0x8021;
-    /// IPv6 Control Protocol (RFC 5072).
-    pub const IPV6CP: u16 = 0x8057;
-    /// Compression Control Protocol (RFC 1962).
-    pub const CCP: u16 = 0x80fd;
-    /// Link Control Protocol (RFC 1661).
-    pub const LCP: u16 = 0xc021;
-    /// Password Authentication Protocol (RFC 1334).
-    pub const PAP: u16 = 0xc023;
-    /// Challenge Handshake Authentication Protocol (RFC 1994, MS-CHAP).
-    pub const CHAP: u16 = 0xc223;
-}
-
-/// Which header compressions to apply when sending (what the peer acked).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Framing {
-    /// Leave out `ff 03` (Address-and-Control-Field-Compression acked by the peer).
-    pub acfc: bool,
-    /// One-byte protocol field when possible (Protocol-Field-Compression acked by the peer).
-    pub pfc: bool,
-}
 
 /// A received PPP frame: protocol and information field (borrowed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,51 +35,30 @@ pub enum FrameError {
     BadProtocol(u16),
 }
 
+impl From<Fault> for FrameError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Truncated => Self::Truncated,
+            Fault::BadProtocol(protocol) => Self::BadProtocol(protocol),
+        }
+    }
+}
+
 impl<'a> Frame<'a> {
     /// Parses a frame, accepting either header form.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FrameError> {
-        let rest = match bytes {
-            [0xff, 0x03, rest @ ..] => rest,
-            _ => bytes,
-        };
-        match rest {
-            [] => Err(FrameError::Truncated),
-            [first, tail @ ..] if first & 1 == 1 => Ok(Frame {
-                protocol: u16::from(*first),
-                info: tail,
-            }),
-            [hi, lo, tail @ ..] => {
-                let protocol = u16::from_be_bytes([*hi, *lo]);
-                if lo & 1 == 0 {
-                    Err(FrameError::BadProtocol(protocol))
-                } else {
-                    Ok(Frame {
-                        protocol,
-                        info: tail,
-                    })
-                }
-            }
-            [_] => Err(FrameError::Truncated),
-        }
+        let header = ppp::parse(bytes)?;
+        Ok(Frame {
+            protocol: header.protocol,
+            info: &bytes[header.header_len..],
+        })
     }
 }
 
 /// Encodes a frame for sending with the negotiated compressions.
 pub fn encode(framing: Framing, protocol: u16, info: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(info.len() + 4);
-    let is_lcp = protocol == protocol::LCP;
-    if is_lcp || !framing.acfc {
-        out.extend_from_slice(&[0xff, 0x03]);
-    }
-    // 0x00ff is "reserved (compression inefficient)": compressed, it would read as
-    // the Address byte.
-    if !is_lcp && framing.pfc && protocol < 0xff {
-        out.push(protocol as u8);
-    } else {
-        out.extend_from_slice(&protocol.to_be_bytes());
-    }
-    out.extend_from_slice(info);
-    out
+    let header = Header::new(framing, protocol);
+    [header.as_bytes(), info].concat()
 }
 
 #[cfg(test)]
@@ -154,6 +106,30 @@ mod tests {
         assert_eq!(encode(none, protocol::IPV4, &[]), [0xff, 0x03, 0x00, 0x21]);
         // Found by fuzzing: 0x00ff must stay two bytes or it reads as the address.
         assert_eq!(encode(f, 0x00ff, &[3]), [0x00, 0xff, 3]);
+    }
+
+    /// The agent's frames are the shared codec's (what XDP parses and writes), for
+    /// every valid protocol and every framing.
+    #[test]
+    fn one_codec_with_xdp() {
+        let valid = (0..=u16::MAX).filter(|p| p & 0x0001 == 1 && p & 0x0100 == 0);
+        for protocol in valid {
+            for (acfc, pfc) in [(false, false), (true, false), (false, true), (true, true)] {
+                let framing = Framing { acfc, pfc };
+                let bytes = encode(framing, protocol, b"xyz");
+                let header = Header::new(framing, protocol);
+                assert_eq!(&bytes[..bytes.len() - 3], header.as_bytes());
+                let parsed = ppp::parse(&bytes).unwrap();
+                assert_eq!(parsed.protocol, protocol);
+                assert_eq!(
+                    Frame::parse(&bytes),
+                    Ok(Frame {
+                        protocol,
+                        info: &bytes[parsed.header_len..]
+                    })
+                );
+            }
+        }
     }
 
     #[test]

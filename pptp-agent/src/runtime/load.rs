@@ -20,6 +20,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use pptp_common::wire::ipv4;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -432,17 +433,10 @@ async fn echo_check(
 /// data like ping's.
 pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16) -> Vec<u8> {
     const DATA: usize = 56;
-    let total = 20 + 8 + DATA;
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = 64;
-    p[9] = 1; // ICMP
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let header_sum = inet::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&header_sum.to_be_bytes());
+    const ICMP: usize = 8 + DATA;
+    let mut p = vec![0u8; ipv4::HEADER_LEN + ICMP];
+    let header = inet::Ipv4Repr::new(src.octets(), dst.octets(), ipv4::PROTO_ICMP, ICMP as u16);
+    p[..ipv4::HEADER_LEN].copy_from_slice(&header.header());
     p[20] = 8; // echo request
     p[24..26].copy_from_slice(&id.to_be_bytes());
     p[26..28].copy_from_slice(&seq.to_be_bytes());
@@ -457,17 +451,17 @@ pub fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16) -> Vec<u8> 
 /// The destination and identifier of an intact echo reply from `from`; `None` for
 /// anything else (other protocols or sources, requests, bad checksums).
 pub fn echo_reply_to(packet: &[u8], from: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
-    let ihl = usize::from(*packet.first()? & 0x0f) * 4;
-    if packet[0] >> 4 != 4 || ihl < 20 || packet.len() < ihl + 8 || packet[9] != 1 {
+    let ip = ipv4::Header(*packet.first_chunk()?);
+    let ihl = ip.header_len();
+    if !ip.is_ipv4() || packet.len() < ihl + 8 || ip.protocol() != ipv4::PROTO_ICMP {
         return None;
     }
-    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
     let icmp = &packet[ihl..];
     let reply = icmp[0] == 0;
-    let intact = inet::fold(inet::sum16(0, icmp)) == 0xffff;
-    (src == from && reply && intact).then(|| {
+    let intact = inet::verifies(0, icmp);
+    (Ipv4Addr::from(ip.src()) == from && reply && intact).then(|| {
         (
-            Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]),
+            Ipv4Addr::from(ip.dst()),
             u16::from_be_bytes([icmp[4], icmp[5]]),
         )
     })
@@ -510,8 +504,8 @@ mod tests {
         let (client, host) = (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(203, 0, 113, 10));
         let request = echo_request(client, host, echo_id(7), 3);
         assert_eq!(request.len(), 84);
-        assert_eq!(inet::fold(inet::sum16(0, &request[..20])), 0xffff);
-        assert_eq!(inet::fold(inet::sum16(0, &request[20..])), 0xffff);
+        assert!(inet::verifies(0, &request[..20]));
+        assert!(inet::verifies(0, &request[20..]));
         // The host's answer: addresses swapped, type 0, checksum adjusted.
         let mut reply = request.clone();
         reply[12..16].copy_from_slice(&host.octets());

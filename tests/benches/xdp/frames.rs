@@ -3,6 +3,10 @@
 
 use std::net::Ipv4Addr;
 
+use pptp_common::wire::{
+    gre, ipv4,
+    ppp::{self, protocol},
+};
 use pptp_tests::bench_lab::{addr, link};
 
 use crate::{Direction, Plane, session};
@@ -15,18 +19,10 @@ fn ethernet(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// An IPv4 packet of `total` bytes (header included) with a correct header checksum.
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = (20 + payload.len()) as u16;
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-    h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&dst.octets());
-    let c = pptp_agent::inet::checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
+/// An IPv4 packet carrying `payload`, with a correct header checksum.
+fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let header = ipv4::Repr::new(src.octets(), dst.octets(), proto, payload.len() as u16);
+    [&header.header()[..], payload].concat()
 }
 
 /// A UDP datagram (checksum 0: none) in an IPv4 packet of `size` bytes.
@@ -36,7 +32,7 @@ fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, size: usize) -> Vec<u8> {
     udp.extend_from_slice(&udp_len.to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.resize(udp_len as usize, 0xa5);
-    ipv4(src, dst, 17, &udp)
+    ipv4_packet(src, dst, ipv4::PROTO_UDP, &udp)
 }
 
 /// What the generator sends for session `i` in `direction` to data plane `plane`.
@@ -50,16 +46,16 @@ pub fn frame(direction: Direction, plane: Plane, i: usize, size: usize) -> Vec<u
         ),
         (Direction::Decap, _) => {
             let inner = udp_packet(s.client, addr::LAN_HOST, size);
-            let mut gre = vec![0x30, 0x01, 0x88, 0x0b];
-            gre.extend_from_slice(&((inner.len() + 4) as u16).to_be_bytes());
-            gre.extend_from_slice(&s.call_id.to_be_bytes());
+            let ppp = ppp::Header::uncompressed(protocol::IPV4);
+            let payload_len = (ppp.len() + inner.len()) as u16;
+            let mut gre = gre::fixed(s.call_id, payload_len, true, false).to_vec();
             gre.extend_from_slice(&[0, 0, 0, 0]); // sequence number: the generator's
-            gre.extend_from_slice(&[0xff, 0x03, 0x00, 0x21]);
+            gre.extend_from_slice(&ppp);
             gre.extend_from_slice(&inner);
             ethernet(
                 link::UPLINK_MAC,
                 link::WAN_MAC,
-                &ipv4(s.peer, addr::UPLINK, 47, &gre),
+                &ipv4_packet(s.peer, addr::UPLINK, ipv4::PROTO_GRE, &gre),
             )
         }
         (Direction::Encap, _) => ethernet(

@@ -13,6 +13,7 @@ use pptp_common::{
     counters::{Counter, GlobalCounter},
     maps,
     session::{CallKey, Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
+    wire::{gre, ipv4},
 };
 use pptp_tests::bpffs::TempBpffs;
 
@@ -252,9 +253,9 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> V
     frame
 }
 
-/// RFC 1071 checksum: the agent's (unit-tested against RFC 1071's example),
-/// independent of the BPF code under test.
-pub use pptp_agent::inet::checksum;
+/// RFC 1071 checksum: `pptp_common::wire`'s, which the programs use too; its unit
+/// tests hold it to published vectors.
+pub use pptp_common::wire::checksum::checksum;
 
 /// An IPv4 packet with a correct header checksum.
 pub struct Ipv4 {
@@ -262,6 +263,7 @@ pub struct Ipv4 {
     pub dst: [u8; 4],
     pub proto: u8,
     pub ttl: u8,
+    pub ident: u16,
     pub frag: u16,
     pub options: Vec<u8>,
     pub payload: Vec<u8>,
@@ -274,6 +276,7 @@ impl Ipv4 {
             dst,
             proto,
             ttl: 64,
+            ident: 0x1234,
             frag: 0,
             options: Vec::new(),
             payload,
@@ -282,18 +285,24 @@ impl Ipv4 {
 
     pub fn bytes(&self) -> Vec<u8> {
         assert_eq!(self.options.len() % 4, 0);
-        let ihl = 5 + self.options.len() / 4;
-        let total = (ihl * 4 + self.payload.len()) as u16;
-        let mut h = vec![0x40 | ihl as u8, 0];
-        h.extend_from_slice(&total.to_be_bytes());
-        h.extend_from_slice(&[0x12, 0x34]);
-        h.extend_from_slice(&self.frag.to_be_bytes());
-        h.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
-        h.extend_from_slice(&self.src);
-        h.extend_from_slice(&self.dst);
-        h.extend_from_slice(&self.options);
-        let c = checksum(&h);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let repr = ipv4::Repr {
+            src: self.src,
+            dst: self.dst,
+            protocol: self.proto,
+            ttl: self.ttl,
+            ident: self.ident,
+            flags_offset: self.frag,
+            payload_len: (self.options.len() + self.payload.len()) as u16,
+        };
+        let mut h = repr.header().to_vec();
+        if !self.options.is_empty() {
+            // The writer knows no options: longer header, checksum over them too.
+            h[ipv4::field::VER_IHL] = 0x45 + (self.options.len() / 4) as u8;
+            h.extend_from_slice(&self.options);
+            h[ipv4::field::CHECKSUM].fill(0);
+            let c = checksum(&h);
+            h[ipv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+        }
         h.extend_from_slice(&self.payload);
         h
     }
@@ -348,27 +357,14 @@ pub fn encapsulated(
     let ppp = [&[0xff, 0x03, 0x00, 0x21][..], inner].concat();
     let mut outer = Ipv4::new(SERVER, PEER, 47, gre(peer_call, Some(seq), ack, &ppp));
     outer.frag = 0x4000; // DF
-    let mut bytes = outer.bytes();
-    // The data plane sends ID 0 (RFC 6864, atomic datagram): fix the expectation's.
-    bytes[4] = 0;
-    bytes[5] = 0;
-    bytes[10] = 0;
-    bytes[11] = 0;
-    let c = checksum(&bytes[..20]);
-    bytes[10..12].copy_from_slice(&c.to_be_bytes());
-    ethernet(hop.dmac, hop.smac, 0x0800, &bytes)
+    outer.ident = 0; // RFC 6864: an atomic datagram
+    ethernet(hop.dmac, hop.smac, 0x0800, &outer.bytes())
 }
 
 /// An enhanced GRE packet (RFC 2637 §4.1).
 pub fn gre(call_id: u16, seq: Option<u32>, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![
-        0x20 | if seq.is_some() { 0x10 } else { 0 },
-        0x01 | if ack.is_some() { 0x80 } else { 0 },
-        0x88,
-        0x0b,
-    ];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&call_id.to_be_bytes());
+    let len = payload.len() as u16;
+    let mut p = gre::fixed(call_id, len, seq.is_some(), ack.is_some()).to_vec();
     if let Some(seq) = seq {
         p.extend_from_slice(&seq.to_be_bytes());
     }

@@ -33,7 +33,7 @@ use crate::{
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::StopReason,
-        shell::{self, CallClears, ShellLimits},
+        shell::{self, CallClears, Pass, ShellLimits},
     },
 };
 
@@ -157,7 +157,8 @@ pub async fn place_call(
                 return None;
             };
             came_up = true;
-            Some(HubCommand::CallUp(Box::new(CallUp {
+            let (installed, acted_on) = oneshot::channel();
+            let up = HubCommand::CallUp(Box::new(CallUp {
                 call: CallSpec {
                     peer_addr: server_addr,
                     local_addr: *local.ip(),
@@ -168,12 +169,14 @@ pub async fn place_call(
                 control: clears.clone(),
                 notify: notify.take(),
                 router,
-            })))
+                installed,
+            }));
+            Some(Pass::then_write(up, acted_on))
         }
         Event::CallDown { local_call_id, reason, .. } => {
             tracing::info!(local_call_id, ?reason, "call down");
             conn.stop(StopReason::None, now);
-            Some(HubCommand::CallDown((server_addr, local_call_id)))
+            Some(Pass::on(HubCommand::CallDown((server_addr, local_call_id))))
         }
         Event::Closed(reason) => {
             tracing::info!(?reason, "control connection closed");

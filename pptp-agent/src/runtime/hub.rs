@@ -78,6 +78,9 @@ pub struct CallUp {
     pub control: Arc<CallClears>,
     /// Told when the link comes up and when the session ends.
     pub notify: Option<SessionNotify>,
+    /// Fired once the call is in the data plane (or was refused): the control
+    /// connection holds the call's reply until then.
+    pub installed: oneshot::Sender<()>,
 }
 
 /// What the hub is asked to do.
@@ -308,6 +311,7 @@ impl Hub {
                     router,
                     control,
                     notify,
+                    installed,
                 } = *call;
                 let owner = OwnerId(self.next_owner);
                 self.next_owner += 1;
@@ -327,6 +331,8 @@ impl Hub {
                         router,
                     },
                 );
+                // The connection may be gone already.
+                let _ = installed.send(());
             }
             HubCommand::CallDown(call) => self.engine.handle_call_down(now, call),
             HubCommand::Send(packet) => self.on_ip(Device::Concentrator, &packet),

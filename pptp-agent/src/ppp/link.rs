@@ -125,7 +125,8 @@ pub enum Role {
 /// Dead-peer detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EchoConfig {
-    /// Silence after which an Echo-Request is sent, and the time between them.
+    /// Silence after which an Echo-Request is sent (each link adds its own random
+    /// part of half an interval: [`echo_wait`]), and the time between unanswered ones.
     pub interval: Duration,
     /// Unanswered Echo-Requests before the peer is declared dead.
     pub max_failures: u32,
@@ -137,6 +138,19 @@ impl EchoConfig {
         interval: Duration::from_secs(30),
         max_failures: 3,
     };
+}
+
+/// A link's silence before its first Echo-Request: the interval plus a random part
+/// of half an interval, drawn once per link (unanswered ones are repeated every
+/// interval). Links that come up together (thousands after
+/// an outage of the access network, their last frames received in the same
+/// second) would otherwise send their Echo-Requests together, every interval, for
+/// as long as they last; with waits of their own they spread over half an interval
+/// at once and drift further apart with every round.
+pub fn echo_wait(echo: EchoConfig, rng: &mut dyn RngCore) -> Duration {
+    let half = u64::try_from((echo.interval / 2).as_nanos()).unwrap_or(u64::MAX);
+    let extra = rng.next_u64().checked_rem(half).unwrap_or(0);
+    echo.interval + Duration::from_nanos(extra)
 }
 
 /// Settings of one link.
@@ -340,6 +354,8 @@ pub struct Link {
     reason: Option<DownReason>,
     echo_deadline: Option<Instant>,
     echo_outstanding: u32,
+    /// This link's silence before its first Echo-Request ([`echo_wait`]).
+    echo_wait: Duration,
     /// Passive open: when our Configure-Request goes out if the peer has not spoken.
     passive_until: Option<Instant>,
     transmit: VecDeque<Vec<u8>>,
@@ -360,6 +376,9 @@ impl Link {
             auth,
         };
         let lcp = Fsm::new(Lcp::new(lcp_config, &mut *rng), config.limits, 1);
+        let echo_wait = config
+            .echo
+            .map_or(Duration::ZERO, |e| echo_wait(e, &mut *rng));
         Link {
             config,
             rng,
@@ -376,6 +395,7 @@ impl Link {
             reason: None,
             echo_deadline: None,
             echo_outstanding: 0,
+            echo_wait,
             passive_until: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -434,8 +454,8 @@ impl Link {
     /// forwarded it): postpones dead-peer detection.
     pub fn note_peer_activity(&mut self, now: Instant) {
         self.echo_outstanding = 0;
-        if let (Some(echo), Some(_)) = (self.config.echo, self.echo_deadline) {
-            self.echo_deadline = Some(now + echo.interval);
+        if self.echo_deadline.is_some() {
+            self.echo_deadline = Some(now + self.echo_wait);
         }
     }
 
@@ -917,7 +937,7 @@ impl Link {
                 self.lcp
                     .set_max_len(usize::from(self.lcp.negotiator().peer_mru()));
                 self.echo_outstanding = 0;
-                self.echo_deadline = self.config.echo.map(|e| now + e.interval);
+                self.echo_deadline = self.config.echo.map(|_| now + self.echo_wait);
                 self.start_auth(now);
             }
             Notice::Down => {

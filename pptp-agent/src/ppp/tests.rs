@@ -540,9 +540,10 @@ fn silent_peer_after_up_is_declared_dead() {
         down(&p.server_events).is_some()
     });
     assert_eq!(down(&pair.server_events), Some(&DownReason::EchoTimeout));
-    // 30 s of silence, 3 unanswered echoes 30 s apart, then 2 Terminate-Requests.
+    // 30-45 s of silence (the link's echo wait), 3 unanswered echoes 30 s apart,
+    // then 2 Terminate-Requests.
     assert!(
-        pair.elapsed() <= Duration::from_secs(130),
+        pair.elapsed() <= Duration::from_secs(145),
         "{:?}",
         pair.elapsed()
     );

@@ -140,6 +140,8 @@ pub struct Peer {
     pub silent: bool,
     /// The engine told the call's owner to clear the call.
     pub cleared: bool,
+    /// When the engine sent this peer an LCP Echo-Request.
+    pub echo_requests: Vec<Instant>,
 }
 
 impl Peer {
@@ -250,6 +252,7 @@ impl World {
             received: Vec::new(),
             silent: false,
             cleared: false,
+            echo_requests: Vec::new(),
         });
         self.engine.handle_call_up(
             self.now,
@@ -287,6 +290,10 @@ impl World {
                 continue;
             }
             peer.seq.on_header(&header);
+            // LCP goes without address/control or protocol compression (RFC 1661 §6.5-6).
+            if payload.starts_with(&[0xff, 0x03, 0xc0, 0x21, crate::ppp::lcp::code::ECHO_REQUEST]) {
+                peer.echo_requests.push(self.now);
+            }
             let payload = payload.to_vec();
             gre.clear();
             if let Some(frame) = peer.link.handle_frame(self.now, &payload) {

@@ -95,12 +95,12 @@ fn a_peer_that_stops_answering_is_hung_up_after_its_echoes() {
     let silent_at = w.now;
     w.peers[p].silent = true;
     assert!(w.run_until(Duration::from_secs(600), |w| w.sessions() == 0));
-    // An Echo-Request after 30 s of silence and every 30 s after, 3 unanswered:
-    // closed 120 s after the last word, then LCP's Terminate-Request goes
-    // unanswered too (2 tries 3 s apart).
+    // An Echo-Request after the link's echo wait (30-45 s) of silence and every
+    // 30 s after, 3 unanswered: closed 120-135 s after the last word, then LCP's
+    // Terminate-Request goes unanswered too (2 tries 3 s apart).
     let after = w.now - silent_at;
     assert!(
-        after >= Duration::from_secs(120) && after <= Duration::from_secs(126),
+        after >= Duration::from_secs(120) && after <= Duration::from_secs(141),
         "down {after:?} after the peer went silent"
     );
     assert!(matches!(
@@ -151,4 +151,55 @@ fn a_shutdown_waits_for_the_acks_at_most_its_grace() {
     assert_eq!(w.sessions(), 0);
     assert!(w.peers.iter().all(|p| p.cleared));
     assert!(routes(&w).is_empty());
+}
+
+#[test]
+fn sessions_up_together_send_their_echo_requests_spread_over_an_interval() {
+    // 200 calls come up in the same instant (as after a restart of the access
+    // network); their first Echo-Requests must not leave together, and neither
+    // must the ones after.
+    const CALLS: u16 = 200;
+    let interval = crate::ppp::link::EchoConfig::DEFAULT.interval;
+    let mut w = World::new(EngineConfig::new(Mode::Concentrator), CALLS as u8 + 1);
+    let peers: Vec<usize> = (0..CALLS)
+        .map(|i| {
+            let mut link = client_link("alice", "alice");
+            link.echo = None;
+            let addr = Ipv4Addr::new(198, 18, (i / 200) as u8, (i % 200) as u8 + 1);
+            w.call_in(addr, link, secrets())
+        })
+        .collect();
+    assert!(w.run_until(Duration::from_secs(10), |w| w.peers.iter().all(Peer::is_up)));
+    let up = w.now;
+    w.run(3 * interval);
+    let mut per_second = std::collections::BTreeMap::<u64, u32>::new();
+    let mut first = Vec::new();
+    for p in &peers {
+        let times = &w.peers[*p].echo_requests;
+        assert!(
+            times.len() >= 2,
+            "peer {p} got {} echo requests",
+            times.len()
+        );
+        first.push(times[0] - up);
+        for t in times {
+            *per_second.entry((*t - up).as_secs()).or_default() += 1;
+        }
+    }
+    let earliest = first.iter().min().unwrap();
+    let latest = first.iter().max().unwrap();
+    assert!(
+        *earliest >= interval,
+        "first echo request {earliest:?} after up"
+    );
+    assert!(
+        *latest - *earliest >= interval / 3,
+        "first echo requests within {:?} of each other",
+        *latest - *earliest
+    );
+    let busiest = per_second.values().max().unwrap();
+    assert!(
+        *busiest <= u32::from(CALLS) / 5,
+        "{busiest} of {CALLS} sessions' echo requests left in the same second"
+    );
 }

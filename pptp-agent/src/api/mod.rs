@@ -18,12 +18,19 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `{"cmd":"sessions"}` | `{"sessions":[SESSION, ...]}` |
-//! | `{"cmd":"stats"}` | `{"xdp":BOOL, "counters":[...], "installed_calls":N, "hub":{...}, "totals":{...}, "sessions":[...]}` |
+//! | `{"cmd":"sessions"}` | `{"sessions":[SESSION, ...], "matched":N}` |
+//! | `{"cmd":"stats"}` | `{"xdp":BOOL, "counters":[...], "installed_calls":N, "hub":{...}, "totals":{...}, "sessions":[...], "matched":N}` |
 //! | `{"cmd":"kill","id":N}` | `{"killed":N}`: how many sessions were hung up |
 //! | `{"cmd":"kill","user":"NAME"}` | the same, every session of that user |
 //! | `{"cmd":"kill","all":true}` | the same, every session |
 //! | anything else | `{"error":"..."}` |
+//!
+//! `sessions` and `stats` take an optional query ([`query::SessionQuery`]):
+//! `"user":"NAME"` (only that user's sessions), `"sort":FIELD` (`id`, `user`,
+//! `peer`, `client` ascending; `uptime`, `rx_bytes`, `tx_bytes`, `rx_packets`,
+//! `tx_packets` descending) and `"limit":N` (at most N rows); `matched` is how many
+//! sessions passed the filter before the limit, while `totals` in `stats` counts
+//! every session.
 //!
 //! A SESSION is the hub's [`SessionInfo`] (`id`, `user`, `peer`, `local_call_id`,
 //! `peer_call_id`, `client`, `state` `starting|up`, `path` `xdp|agent`, `mppe`,
@@ -50,9 +57,11 @@
 
 pub mod client;
 pub mod metrics;
+pub mod query;
 pub mod view;
 
 use std::{
+    collections::HashMap,
     io,
     os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
@@ -68,6 +77,7 @@ use tokio::{
     sync::{Semaphore, mpsc, oneshot, watch},
 };
 
+use self::query::SessionQuery;
 use crate::{
     dataplane::{bpffs::PinDir, report::Report},
     engine::{
@@ -119,10 +129,10 @@ impl Default for Limits {
 /// A request to the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Sessions,
+    Sessions(SessionQuery),
     /// The demand-dial interfaces.
     Interfaces,
-    Stats,
+    Stats(SessionQuery),
     Kill(Selector),
 }
 
@@ -139,7 +149,8 @@ impl Request {
             .and_then(Value::as_str)
             .ok_or("the request has no \"cmd\" string")?;
         let allowed: &[&str] = match cmd {
-            "sessions" | "stats" | "interfaces" => &["cmd"],
+            "sessions" | "stats" => &["cmd", "user", "sort", "limit"],
+            "interfaces" => &["cmd"],
             "kill" => &["cmd", "id", "user", "all"],
             other => {
                 return Err(format!(
@@ -151,9 +162,9 @@ impl Request {
             return Err(format!("unexpected field {extra:?} for {cmd:?}"));
         }
         match cmd {
-            "sessions" => Ok(Self::Sessions),
+            "sessions" => SessionQuery::parse(&fields).map(Self::Sessions),
             "interfaces" => Ok(Self::Interfaces),
-            "stats" => Ok(Self::Stats),
+            "stats" => SessionQuery::parse(&fields).map(Self::Stats),
             _ => {
                 let mut selectors = Vec::new();
                 if let Some(id) = fields.get("id") {
@@ -182,9 +193,17 @@ impl Request {
     /// The request as the client sends it.
     pub fn to_json(&self) -> Value {
         match self {
-            Self::Sessions => json!({"cmd": "sessions"}),
+            Self::Sessions(query) => {
+                let mut request = json!({"cmd": "sessions"});
+                query.add_to(&mut request);
+                request
+            }
             Self::Interfaces => json!({"cmd": "interfaces"}),
-            Self::Stats => json!({"cmd": "stats"}),
+            Self::Stats(query) => {
+                let mut request = json!({"cmd": "stats"});
+                query.add_to(&mut request);
+                request
+            }
             Self::Kill(Selector::Id(id)) => json!({"cmd": "kill", "id": id}),
             Self::Kill(Selector::User(user)) => json!({"cmd": "kill", "user": user}),
             Self::Kill(Selector::All) => json!({"cmd": "kill", "all": true}),
@@ -258,8 +277,8 @@ impl Backend {
         }
     }
 
-    /// Everything `{"cmd":"stats"}` answers.
-    pub async fn stats(&self) -> Result<Value, String> {
+    /// Everything `{"cmd":"stats"}` answers, sessions listed as `query` asks.
+    pub async fn stats(&self, query: &SessionQuery) -> Result<Value, String> {
         let sessions = self.sessions().await?;
         let hub = self.hub_stats().await?;
         let load = self.hub_load().await?;
@@ -270,6 +289,7 @@ impl Backend {
             &load,
             &self.guard.snapshot(),
             &sessions,
+            query,
             report.as_ref(),
             pool,
         ))
@@ -278,9 +298,12 @@ impl Backend {
     /// The answer to one request.
     pub async fn answer(&self, request: Request) -> Value {
         let result = match request {
-            Request::Sessions => self.sessions().await.map(|s| json!({ "sessions": s })),
+            Request::Sessions(query) => self.sessions().await.map(|all| {
+                let (listed, matched) = query.apply(all);
+                json!({ "sessions": listed, "matched": matched })
+            }),
             Request::Interfaces => self.interfaces().await.map(|i| json!({ "interfaces": i })),
-            Request::Stats => self.stats().await,
+            Request::Stats(query) => self.stats(&query).await,
             Request::Kill(selector) => self.kill(selector).await.map(|n| json!({ "killed": n })),
         };
         result.unwrap_or_else(|e| json!({ "error": e }))
@@ -315,26 +338,34 @@ impl Totals {
     }
 }
 
-/// The `stats` answer: hub sessions joined with their rows in the XDP maps (by peer
-/// address and our call ID), the hub's drops, the guards' counters and the global
-/// XDP counters.
+/// The `stats` answer: the totals over `sessions`, the ones `query` lists joined
+/// with their rows in the XDP maps (by peer address and our call ID, through a hash
+/// map: linear in the sessions, not quadratic), the hub's drops, the guards'
+/// counters and the global XDP counters.
 pub fn stats_document(
     hub: &AgentStats,
     load: &EngineLoad,
     guard: &[(&str, u64)],
     sessions: &[SessionInfo],
+    query: &SessionQuery,
     report: Option<&Report>,
     pool: Option<PoolUsage>,
 ) -> Value {
-    let rows: Vec<Value> = sessions
+    let totals = Totals::of(sessions);
+    let (listed, matched) = query.apply(sessions.to_vec());
+    let in_maps: HashMap<_, _> = report
+        .map(|r| {
+            r.sessions
+                .iter()
+                .map(|d| ((d.peer, d.call_id), d))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows: Vec<Value> = listed
         .iter()
         .map(|s| {
             let mut row = serde_json::to_value(s).unwrap_or(Value::Null);
-            let dp = report.and_then(|r| {
-                r.sessions
-                    .iter()
-                    .find(|d| d.peer == s.peer && d.call_id == s.local_call_id)
-            });
+            let dp = in_maps.get(&(s.peer, s.local_call_id));
             if let (Some(d), Value::Object(fields)) = (dp, &mut row) {
                 let c = &d.counters;
                 fields.insert(
@@ -357,8 +388,9 @@ pub fn stats_document(
         "hub": hub,
         "load": load,
         "guard": guard.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "totals": Totals::of(sessions),
+        "totals": totals,
         "sessions": rows,
+        "matched": matched,
     });
     if let (Some(report), Value::Object(fields)) = (report, &mut doc) {
         fields.insert("counters".into(), json!(report.global.counters));

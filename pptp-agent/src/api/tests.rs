@@ -106,8 +106,14 @@ fn hub_stats() -> AgentStats {
 #[test]
 fn requests_parse_and_print_back() {
     let ok = |s: &str| Request::parse(s.as_bytes()).unwrap();
-    assert_eq!(ok(r#"{"cmd":"sessions"}"#), Request::Sessions);
-    assert_eq!(ok(r#"{"cmd":"stats"}"#), Request::Stats);
+    assert_eq!(
+        ok(r#"{"cmd":"sessions"}"#),
+        Request::Sessions(SessionQuery::default())
+    );
+    assert_eq!(
+        ok(r#"{"cmd":"stats"}"#),
+        Request::Stats(SessionQuery::default())
+    );
     assert_eq!(ok(r#"{"cmd":"interfaces"}"#), Request::Interfaces);
     assert_eq!(
         ok(r#"{"cmd":"kill","id":3}"#),
@@ -122,8 +128,8 @@ fn requests_parse_and_print_back() {
         Request::Kill(Selector::All)
     );
     for request in [
-        Request::Sessions,
-        Request::Stats,
+        Request::Sessions(SessionQuery::default()),
+        Request::Stats(SessionQuery::default()),
         Request::Interfaces,
         Request::Kill(Selector::Id(SessionId::from_number(3))),
         Request::Kill(Selector::User("alice".into())),
@@ -145,6 +151,111 @@ fn requests_parse_and_print_back() {
     assert!(err(r#"{"cmd":"kill","all":false}"#).contains("exactly one"));
     assert!(err(r#"{"cmd":"kill","id":"1"}"#).contains("number"));
     assert!(err(r#"{"cmd":"kill","id":-1}"#).contains("number"));
+    assert!(err(r#"{"cmd":"sessions","sort":"colour"}"#).contains("unknown sort field"));
+    assert!(err(r#"{"cmd":"stats","limit":-1}"#).contains("number"));
+    assert!(err(r#"{"cmd":"sessions","user":1}"#).contains("string"));
+
+    let query = SessionQuery {
+        user: Some("alice".into()),
+        sort: query::SortKey::RxBytes,
+        limit: Some(20),
+    };
+    assert_eq!(
+        ok(r#"{"cmd":"sessions","user":"alice","sort":"rx_bytes","limit":20}"#),
+        Request::Sessions(query.clone())
+    );
+    for request in [Request::Sessions(query.clone()), Request::Stats(query)] {
+        assert_eq!(
+            Request::parse(request.to_json().to_string().as_bytes()),
+            Ok(request)
+        );
+    }
+}
+
+/// `n` sessions of users u0..u9, with distinct counters and uptimes.
+fn many(n: u64) -> Vec<SessionInfo> {
+    (0..n)
+        .map(|i| SessionInfo {
+            id: SessionId::from_number(i + 1),
+            user: Some(format!("u{}", i % 10)),
+            rx_bytes: (i * 7919) % n,
+            uptime_secs: n - i,
+            local_call_id: i as u16,
+            ..alice()
+        })
+        .collect()
+}
+
+#[test]
+fn a_query_filters_by_user_sorts_and_limits() {
+    let all = many(1000);
+    let busiest = SessionQuery {
+        sort: query::SortKey::RxBytes,
+        limit: Some(5),
+        ..SessionQuery::default()
+    };
+    let (listed, matched) = busiest.apply(all.clone());
+    assert_eq!(matched, 1000);
+    let bytes: Vec<u64> = listed.iter().map(|s| s.rx_bytes).collect();
+    let mut expected: Vec<u64> = all.iter().map(|s| s.rx_bytes).collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(bytes, expected[..5]);
+
+    let one_user = SessionQuery {
+        user: Some("u3".into()),
+        sort: query::SortKey::Uptime,
+        limit: Some(3),
+    };
+    let (listed, matched) = one_user.apply(all.clone());
+    assert_eq!(matched, 100);
+    let ids: Vec<String> = listed.iter().map(|s| s.id.to_string()).collect();
+    assert_eq!(ids, ["4", "14", "24"], "the oldest of u3's sessions first");
+
+    let (listed, matched) = SessionQuery::default().apply(all);
+    assert_eq!((listed.len(), matched), (1000, 1000));
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+    let none = SessionQuery {
+        limit: Some(0),
+        ..SessionQuery::default()
+    };
+    assert_eq!(none.apply(many(3)), (Vec::new(), 3));
+}
+
+#[test]
+fn stats_count_every_session_and_list_what_the_query_asks() {
+    let doc = stats_document(
+        &hub_stats(),
+        &EngineLoad::default(),
+        &GUARD,
+        &many(50),
+        &SessionQuery {
+            user: Some("u1".into()),
+            limit: Some(2),
+            ..SessionQuery::default()
+        },
+        Some(&report()),
+        None,
+    );
+    assert_eq!(doc["totals"]["sessions"], 50);
+    assert_eq!(doc["matched"], 5);
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["sessions"][0]["id"], 2);
+    // The map's row (alice's peer, call ID 7) joins the session with that call ID.
+    let listed = stats_document(
+        &hub_stats(),
+        &EngineLoad::default(),
+        &GUARD,
+        &many(50),
+        &SessionQuery {
+            user: Some("u7".into()),
+            limit: Some(1),
+            ..SessionQuery::default()
+        },
+        Some(&report()),
+        None,
+    );
+    assert_eq!(listed["sessions"][0]["local_call_id"], 7);
+    assert_eq!(listed["sessions"][0]["dataplane"]["slot"], 3);
 }
 
 const POOL: PoolUsage = PoolUsage {
@@ -159,6 +270,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         &EngineLoad::default(),
         &GUARD,
         &[alice(), bob()],
+        &SessionQuery::default(),
         Some(&report()),
         Some(POOL),
     );
@@ -183,6 +295,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         &EngineLoad::default(),
         &GUARD,
         &[alice()],
+        &SessionQuery::default(),
         None,
         None,
     );
@@ -247,6 +360,7 @@ fn stats_render_counters_drops_and_sessions() {
         &EngineLoad::default(),
         &GUARD,
         &[alice(), bob()],
+        &SessionQuery::default(),
         Some(&report()),
         Some(POOL),
     );
@@ -297,6 +411,7 @@ fn stats_render_counters_drops_and_sessions() {
         &EngineLoad::default(),
         &GUARD,
         &[],
+        &SessionQuery::default(),
         None,
         Some(POOL),
     ))
@@ -501,8 +616,8 @@ async fn the_socket_answers_one_json_line_per_request() {
     let answers = blocking(move || {
         let t = Duration::from_secs(5);
         (
-            client::call(&p, &Request::Sessions, t).unwrap(),
-            client::call(&p, &Request::Stats, t).unwrap(),
+            client::call(&p, &Request::Sessions(SessionQuery::default()), t).unwrap(),
+            client::call(&p, &Request::Stats(SessionQuery::default()), t).unwrap(),
             client::call(&p, &Request::Kill(Selector::User("alice".into())), t).unwrap(),
             client::call(
                 &p,
@@ -574,9 +689,15 @@ async fn the_socket_answers_one_json_line_per_request() {
     server.await.unwrap().unwrap();
     assert!(!path.exists(), "the socket is removed on stop");
     let p = path.clone();
-    let err = blocking(move || client::call(&p, &Request::Sessions, Duration::from_secs(1)))
-        .await
-        .unwrap_err();
+    let err = blocking(move || {
+        client::call(
+            &p,
+            &Request::Sessions(SessionQuery::default()),
+            Duration::from_secs(1),
+        )
+    })
+    .await
+    .unwrap_err();
     assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
     let _ = std::fs::remove_dir(path.parent().unwrap());
@@ -653,4 +774,26 @@ async fn metrics_are_served_over_http_and_bad_requests_refused() {
     );
     stop_tx.send(true).unwrap();
     server.await.unwrap();
+}
+
+#[test]
+fn prometheus_output_does_not_grow_with_the_sessions_unless_asked() {
+    let scrape = |sessions: &[SessionInfo], per_session| {
+        metrics::render(
+            sessions,
+            &hub_stats(),
+            &EngineLoad::default(),
+            &GUARD,
+            Some(&report()),
+            Some(POOL),
+            per_session,
+        )
+    };
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    let few = scrape(&many(5), false);
+    let lots = scrape(&many(5_000), false);
+    assert_eq!(series(&few), series(&lots));
+    assert!(lots.len() < 8 * 1024, "{} bytes", lots.len());
+    let per_session = scrape(&many(5_000), true);
+    assert!(series(&per_session) >= series(&lots) + 5 * 5_000);
 }

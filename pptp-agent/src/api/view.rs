@@ -73,6 +73,9 @@ pub struct StatsView {
     pub guard: BTreeMap<String, u64>,
     pub totals: Totals,
     pub sessions: Vec<SessionView>,
+    /// Sessions that passed the request's filter (before its limit).
+    #[serde(default)]
+    pub matched: Option<u64>,
 }
 
 /// `1d 02:03:04`, `00:01:05`.
@@ -230,5 +233,8 @@ pub fn render_stats(stats: &StatsView) -> String {
         })
         .collect();
     out.push_str(&table(&headers, &numeric, &rows));
+    if let Some(matched) = stats.matched.filter(|m| *m > rows.len() as u64) {
+        let _ = writeln!(out, "({} of {matched} matching sessions shown)", rows.len());
+    }
     out
 }

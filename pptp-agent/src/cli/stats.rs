@@ -18,7 +18,10 @@ use pptp_agent::{
 };
 use serde_json::{Value, json};
 
-use super::agent::{ApiArgs, PinArgs};
+use super::{
+    agent::{ApiArgs, PinArgs},
+    sessions::QueryArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
@@ -31,6 +34,9 @@ pub struct StatsArgs {
     /// With --watch: stop after N frames.
     #[arg(long, value_name = "N", requires = "watch")]
     count: Option<u64>,
+    /// The sessions listed (the totals count every session).
+    #[command(flatten)]
+    query: QueryArgs,
     #[command(flatten)]
     pins: PinArgs,
     #[command(flatten)]
@@ -54,7 +60,11 @@ enum Snapshot {
 
 fn snapshot(args: &StatsArgs) -> anyhow::Result<Snapshot> {
     let socket = args.api.socket(&args.pins.instance);
-    match client::call(&socket, &Request::Stats, Duration::from_secs(10)) {
+    match client::call(
+        &socket,
+        &Request::Stats(args.query.query()),
+        Duration::from_secs(10),
+    ) {
         Ok(value) => Ok(Snapshot::Agent(value)),
         Err(why) => match Report::read(&args.pins.pin_dir()?) {
             Ok(report) => Ok(Snapshot::Maps { report, why }),

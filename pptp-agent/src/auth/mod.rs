@@ -10,5 +10,6 @@
 //!   static addresses and respects their address lists.
 
 pub mod chap_secrets;
+pub mod free_runs;
 pub mod pool;
 pub mod users;

@@ -22,7 +22,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::users::UserAddresses;
+use super::{free_runs::FreeRuns, users::UserAddresses};
 use crate::ppp::ipcp::AddressPool;
 
 /// Addresses `first..=last`.
@@ -64,6 +64,26 @@ struct State {
     named: BTreeMap<String, Vec<AddressRange>>,
     local: Ipv4Addr,
     in_use: BTreeSet<Ipv4Addr>,
+    /// The free addresses of every range (default and named).
+    free: FreeRuns,
+}
+
+impl State {
+    fn in_ranges(&self, addr: Ipv4Addr) -> bool {
+        self.ranges
+            .iter()
+            .chain(self.named.values().flatten())
+            .any(|r| r.contains(addr))
+    }
+
+    fn add_free(&mut self, ranges: &[AddressRange]) {
+        for r in ranges {
+            self.free.free_range(u32::from(r.first), u32::from(r.last));
+        }
+        for taken in self.in_use.iter().chain([&self.local]) {
+            self.free.take(u32::from(*taken));
+        }
+    }
 }
 
 /// Ranges plus static addresses, shared by every session's IPCP.
@@ -89,13 +109,17 @@ impl UserPool {
         local: Ipv4Addr,
         users: Arc<dyn UserAddresses + Send + Sync>,
     ) -> Self {
+        let mut state = State {
+            ranges: Vec::new(),
+            named: BTreeMap::new(),
+            local,
+            in_use: BTreeSet::new(),
+            free: FreeRuns::default(),
+        };
+        state.add_free(&ranges);
+        state.ranges = ranges;
         UserPool {
-            state: Arc::new(Mutex::new(State {
-                ranges,
-                named: BTreeMap::new(),
-                local,
-                in_use: BTreeSet::new(),
-            })),
+            state: Arc::new(Mutex::new(state)),
             users,
         }
     }
@@ -103,7 +127,13 @@ impl UserPool {
     /// Adds the named pools a RADIUS Framed-Pool can pick (ranges apart from the
     /// default ones).
     pub fn with_named(self, named: BTreeMap<String, Vec<AddressRange>>) -> Self {
-        self.state.lock().expect("pool lock").named = named;
+        {
+            let mut state = self.state.lock().expect("pool lock");
+            for ranges in named.values() {
+                state.add_free(ranges);
+            }
+            state.named = named;
+        }
         self
     }
 
@@ -127,6 +157,7 @@ impl UserPool {
             return None;
         }
         state.in_use.insert(addr);
+        state.free.take(u32::from(addr));
         Some(addr)
     }
 
@@ -151,17 +182,17 @@ impl UserPool {
                 }
             },
         };
+        // Only free addresses are visited: what is skipped are the ones `permits`
+        // refuses and users' static addresses, not the addresses in use.
         let found = ranges.iter().find_map(|r| {
-            (u32::from(r.first)..=u32::from(r.last))
+            state
+                .free
+                .iter_in(u32::from(r.first), u32::from(r.last))
                 .map(Ipv4Addr::from)
-                .find(|&a| {
-                    a != state.local
-                        && !state.in_use.contains(&a)
-                        && permits(a)
-                        && !self.users.is_reserved(a)
-                })
+                .find(|&a| a != state.local && permits(a) && !self.users.is_reserved(a))
         })?;
         state.in_use.insert(found);
+        state.free.take(u32::from(found));
         Some(found)
     }
 }
@@ -197,11 +228,10 @@ impl AddressPool for UserPool {
     }
 
     fn release(&mut self, address: Ipv4Addr) {
-        self.state
-            .lock()
-            .expect("pool lock")
-            .in_use
-            .remove(&address);
+        let mut state = self.state.lock().expect("pool lock");
+        if state.in_use.remove(&address) && state.in_ranges(address) && address != state.local {
+            state.free.free(u32::from(address));
+        }
     }
 }
 

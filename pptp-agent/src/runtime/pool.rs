@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::ppp::ipcp::AddressPool;
+use crate::{auth::free_runs::FreeRuns, ppp::ipcp::AddressPool};
 
 /// Addresses `first..=last`, lowest free first.
 #[derive(Debug)]
@@ -15,16 +15,23 @@ pub struct RangePool {
     first: u32,
     last: u32,
     in_use: BTreeSet<u32>,
+    /// The addresses not in use (O(log n) to the lowest).
+    free: FreeRuns,
 }
 
 impl RangePool {
     /// A pool of `first..=last`; `None` if the range is empty.
     pub fn new(first: Ipv4Addr, last: Ipv4Addr) -> Option<Self> {
         let (first, last) = (u32::from(first), u32::from(last));
-        (first <= last).then_some(Self {
-            first,
-            last,
-            in_use: BTreeSet::new(),
+        (first <= last).then(|| {
+            let mut free = FreeRuns::default();
+            free.free_range(first, last);
+            Self {
+                first,
+                last,
+                in_use: BTreeSet::new(),
+                free,
+            }
         })
     }
 
@@ -39,7 +46,8 @@ impl RangePool {
     }
 
     fn take(&mut self) -> Option<Ipv4Addr> {
-        let free = (self.first..=self.last).find(|a| !self.in_use.contains(a))?;
+        let free = self.free.iter_in(self.first, self.last).next()?;
+        self.free.take(free);
         self.in_use.insert(free);
         Some(Ipv4Addr::from(free))
     }
@@ -98,11 +106,10 @@ impl AddressPool for SharedPool {
     }
 
     fn release(&mut self, address: Ipv4Addr) {
-        self.0
-            .lock()
-            .expect("pool lock")
-            .in_use
-            .remove(&u32::from(address));
+        let mut pool = self.0.lock().expect("pool lock");
+        if pool.in_use.remove(&u32::from(address)) {
+            pool.free.free(u32::from(address));
+        }
     }
 }
 

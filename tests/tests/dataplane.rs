@@ -112,9 +112,27 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
     assert_eq!(programs.run(maps::PROG_LAN, &to_client).0, XDP_PASS);
     assert_eq!(dataplane.session_counters(slot).unwrap().to_agent, 1);
 
+    // A session that changes its address gives the old one up; a removed one too.
+    let moved = NetworkSpec {
+        client_addr: Ipv4Addr::new(192, 0, 2, 11),
+        ..NETWORK
+    };
+    dataplane.set_network(slot, moved).unwrap();
+    let other = dataplane
+        .install(CallSpec {
+            local_call_id: 7,
+            ..CALL
+        })
+        .unwrap();
+    dataplane.set_network(other, NETWORK).unwrap();
+    dataplane.remove(other).unwrap();
+
     dataplane.remove(slot).unwrap();
     assert!(pinned_calls(&pins).is_empty());
     assert_eq!(programs.run(maps::PROG_LAN, &to_client).0, XDP_PASS);
+    let again = dataplane.install(CALL).unwrap();
+    dataplane.set_network(again, moved).unwrap();
+    dataplane.remove(again).unwrap();
     drop(programs);
     dataplane.shutdown().unwrap();
     assert!(!pins.path().exists(), "shutdown removes the pins");

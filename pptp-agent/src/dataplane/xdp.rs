@@ -55,6 +55,9 @@ pub struct XdpDataplane {
     session_counters: PerCpuArray<MapData, SessionCounters>,
     seq: SeqSpace,
     installed: BTreeMap<Slot, SessionSpec>,
+    /// The slot holding each client address (so that [`Self::set_network`] finds
+    /// an address's owner without walking every session).
+    by_address: std::collections::HashMap<std::net::Ipv4Addr, Slot>,
     free: Vec<u32>,
     attached: Vec<String>,
 }
@@ -106,6 +109,7 @@ impl XdpDataplane {
             ebpf,
             pins,
             installed: BTreeMap::new(),
+            by_address: std::collections::HashMap::new(),
             free: (0..MAX_SESSIONS).rev().collect(),
             attached: Vec::new(),
         };
@@ -214,12 +218,8 @@ impl XdpDataplane {
             .installed
             .get(&slot)
             .ok_or(DataplaneError::NoSuchSlot(slot))?;
-        let owner = self.installed.iter().find(|(s, o)| {
-            **s != slot
-                && o.network
-                    .is_some_and(|n| n.client_addr == network.client_addr)
-        });
-        if let Some((&owner, _)) = owner {
+        let owner = self.by_address.get(&network.client_addr);
+        if let Some(&owner) = owner.filter(|owner| **owner != slot) {
             return Err(DataplaneError::AddressTaken {
                 address: network.client_addr,
                 owner,
@@ -250,7 +250,14 @@ impl XdpDataplane {
             )
             .map_err(kernel)?;
         self.write_call(slot, &spec)?;
-        self.installed.insert(slot, spec);
+        if let Some(old) = self
+            .installed
+            .insert(slot, spec)
+            .and_then(|old| old.network)
+        {
+            self.by_address.remove(&old.client_addr);
+        }
+        self.by_address.insert(network.client_addr, slot);
         Ok(())
     }
 
@@ -290,7 +297,10 @@ impl XdpDataplane {
             spec.call.local_call_id,
         ));
         let by_client = match spec.network {
-            Some(n) => self.by_client.remove(&n.client_addr.octets()),
+            Some(n) => {
+                self.by_address.remove(&n.client_addr);
+                self.by_client.remove(&n.client_addr.octets())
+            }
             None => Ok(()),
         };
         self.free.push(slot.0);

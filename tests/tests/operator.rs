@@ -111,6 +111,21 @@ fn sessions_lists_the_session_and_kill_hangs_it_up() {
     assert_eq!(stats_json["installed_calls"], 1);
     assert_eq!(stats_json["sessions"][0]["user"], "alice");
     assert!(stats_json["sessions"][0]["dataplane"]["slot"].is_u64());
+    // The agent filters and limits: totals still count the session.
+    let nobody = json(&mut lab, &["stats", "--json", "--user", "bob"]);
+    assert_eq!(nobody["totals"]["sessions"], 1);
+    assert_eq!(nobody["matched"], 0);
+    assert!(nobody["sessions"].as_array().unwrap().is_empty());
+    let limited = json(
+        &mut lab,
+        &[
+            "sessions", "--json", "--user", "alice", "--sort", "rx_bytes", "--limit", "1",
+        ],
+    );
+    assert_eq!(limited["matched"], 1);
+    assert_eq!(limited["sessions"][0]["user"], "alice");
+    let none = ok(&mut lab, &["sessions", "--limit", "0"]);
+    assert!(none.contains("(0 of 1 matching sessions shown)"), "{none}");
 
     // A second agent with the same socket stops before it touches the data plane
     // (it would flush the first one's sessions from the shared pins).

@@ -603,6 +603,7 @@ fn isp_initiated_call_carries_ping_and_tcp() {
     let bin = agents::agent_bin();
     let mut lab = Lab::up(&LabSpec { clients: 1 }).unwrap();
     let server = agents::start_server(&mut lab, &bin, &["--user", "alice:alice-pw"]).unwrap();
+    let dialed = std::time::Instant::now();
     let pac = agents::dial(
         &mut lab,
         &bin,
@@ -610,6 +611,17 @@ fn isp_initiated_call_carries_ping_and_tcp() {
         &["--incoming", "--user", "alice", "--password", "alice-pw"],
     )
     .unwrap();
+    let setup = dialed.elapsed();
+    // The PAC sends its first LCP frame right after Incoming-Call-Connected: XDP
+    // (dropping GRE of unknown calls) must already know the call, or the frame is
+    // lost and LCP waits out its 3-second restart timer.
+    let unknown = agents::counter(&agents::stats(&mut lab, &bin).unwrap(), "unknown_session");
+    assert_eq!(
+        unknown,
+        0,
+        "GRE of the incoming call reached XDP before the call was installed (set-up took {setup:?}):\n{}",
+        server.log_tail()
+    );
     let client = lab.client_ns(0);
     assert!(agents::ping(&client, addr::LAN_HOST, 3).unwrap());
     let echo = EchoServer::start(&lab.lan_ns(), SocketAddrV4::new(addr::LAN_HOST, 7001)).unwrap();

@@ -2,6 +2,14 @@
 //! its own task, accept the calls peers ask for (as PAC for outgoing calls, as PNS
 //! for incoming ones) and hand each established call to the hub.
 //!
+//! A call goes to the hub, which installs it in the data plane, before its reply
+//! reaches the peer ([`shell::Pass::then_write`]): for an outgoing call when we
+//! answer Outgoing-Call-Reply Connected, for an incoming call when we answer
+//! Incoming-Call-Reply, not at Incoming-Call-Connected. A PAC sends its first LCP
+//! frame right after Incoming-Call-Connected; had the hub learnt of the call only
+//! from that message, the frame could reach XDP first and be dropped as for no call
+//! it knows, and LCP would wait out its 3-second restart.
+//!
 //! The [`Guards`] are applied here: the descriptor budget and connections per source
 //! address when a connection is accepted (accept() errors never end a listener),
 //! calls waiting for authentication per connection and per source address and the
@@ -281,6 +289,32 @@ async fn connection(
     // Incoming-Call-Connected): their places among the calls waiting for
     // authentication.
     let mut waiting: HashMap<u16, PendingCall> = HashMap::new();
+    // Incoming calls handed to the hub at Incoming-Call-Reply: their
+    // Incoming-Call-Connected has nothing more to hand on.
+    let mut handed_early: HashSet<u16> = HashSet::new();
+    let hub_call_up =
+        |local_call_id: u16, peer_call_id: u16, pending: Option<PendingCall>| -> Pass<HubCommand> {
+            let (installed, acted_on) = oneshot::channel();
+            let up = HubCommand::CallUp(Box::new(CallUp {
+                call: CallSpec {
+                    peer_addr: *peer.ip(),
+                    local_addr: *local.ip(),
+                    local_call_id,
+                    peer_call_id,
+                },
+                router: None,
+                link: settings.link_config(&guards.logins, source),
+                control: clears.clone(),
+                notify: Some(follow_session(
+                    pending,
+                    came_up.clone(),
+                    guards.logins.clone(),
+                    source,
+                )),
+                installed,
+            }));
+            Pass::then_write(up, acted_on)
+        };
     shell::drive(
         stream,
         conn,
@@ -293,9 +327,9 @@ async fn connection(
             } => {
                 // Outgoing: a client (PNS) asks us, the PAC, to place a call. Incoming: a
                 // PAC (an ISP's access switch) hands us, the PNS, a user's call.
-                let kind = match request {
-                    CallRequest::Outgoing(_) => "outgoing",
-                    CallRequest::Incoming(_) => "incoming",
+                let (kind, incoming_from) = match &request {
+                    CallRequest::Outgoing(_) => ("outgoing", None),
+                    CallRequest::Incoming(icrq) => ("incoming", Some(icrq.call_id)),
                 };
                 let limits = settings.limits.get();
                 if guards.logins.refuses_calls_from(source, Instant::now()) {
@@ -337,32 +371,22 @@ async fn connection(
                 } else {
                     tracing::info!(%peer, local_call_id, kind, "call accepted");
                     accepted.insert(local_call_id);
+                    if let Some(peer_call_id) = incoming_from {
+                        // The Incoming-Call-Reply just queued waits for the hub.
+                        handed_early.insert(local_call_id);
+                        return Some(hub_call_up(local_call_id, peer_call_id, Some(pending)));
+                    }
                     waiting.insert(local_call_id, pending);
                 }
                 None
             }
             Event::CallUp(info) => {
+                if handed_early.remove(&info.local_call_id) {
+                    return None;
+                }
                 let peer_call_id = info.peer_call_id?;
-                let (installed, acted_on) = oneshot::channel();
-                let up = HubCommand::CallUp(Box::new(CallUp {
-                    call: CallSpec {
-                        peer_addr: *peer.ip(),
-                        local_addr: *local.ip(),
-                        local_call_id: info.local_call_id,
-                        peer_call_id,
-                    },
-                    router: None,
-                    link: settings.link_config(&guards.logins, source),
-                    control: clears.clone(),
-                    notify: Some(follow_session(
-                        waiting.remove(&info.local_call_id),
-                        came_up.clone(),
-                        guards.logins.clone(),
-                        source,
-                    )),
-                    installed,
-                }));
-                Some(Pass::then_write(up, acted_on))
+                let pending = waiting.remove(&info.local_call_id);
+                Some(hub_call_up(info.local_call_id, peer_call_id, pending))
             }
             Event::CallDown {
                 local_call_id,
@@ -371,6 +395,7 @@ async fn connection(
             } => {
                 tracing::info!(%peer, local_call_id, ?reason, "call down");
                 waiting.remove(&local_call_id);
+                handed_early.remove(&local_call_id);
                 if accepted.remove(&local_call_id) {
                     calls.fetch_sub(1, Ordering::SeqCst);
                 }

@@ -70,7 +70,8 @@ pub struct Session {
     pub seq: Sequencing,
     pub up: Option<LinkUp>,
     pub framing: Framing,
-    pub cipher: Option<Cipher>,
+    /// Boxed: 680 bytes that sessions without MPPE (the XDP path) need not carry.
+    pub cipher: Option<Box<Cipher>>,
     /// Told when the call must be cleared and how the session goes.
     pub owner: OwnerId,
     pub aaa: SessionAaa,
@@ -116,11 +117,11 @@ impl Session {
         self.framing = up.framing;
         self.cipher = up.mppe.as_ref().map(|m| {
             let config = MppeConfig::new(m.params.strength, m.params.stateless);
-            Cipher {
+            Box::new(Cipher {
                 encrypt: Encryptor::new(m.keys.send, config),
                 decrypt: Decryptor::new(m.keys.recv, config),
                 last_reset_request: None,
-            }
+            })
         });
         self.up = Some(up.clone());
     }

@@ -305,7 +305,8 @@ enum AuthMachine {
 struct Network {
     ccp: Fsm<Ccp>,
     ipcp: Fsm<Ipcp>,
-    ipv6cp: Option<Fsm<Ipv6cp>>,
+    /// Boxed: over 500 bytes that the (usual) IPv4-only link need not carry.
+    ipv6cp: Option<Box<Fsm<Ipv6cp>>>,
     ccp_settled: bool,
     /// IPCP and IPV6CP wait (Closed) for CCP: see [`Network::settle_ccp`].
     ncps_waiting: bool,
@@ -811,7 +812,7 @@ impl Link {
         let ipv6cp = self
             .config
             .ipv6
-            .then(|| Fsm::new(Ipv6cp::new(&mut *self.rng), limits, 1));
+            .then(|| Box::new(Fsm::new(Ipv6cp::new(&mut *self.rng), limits, 1)));
         let mut net = Network {
             ccp: Fsm::new(ccp, limits, 1),
             ipcp: Fsm::new(Ipcp::new(ipcp_config), limits, 1),

@@ -73,7 +73,9 @@ pub enum TableError {
 
 struct Slot<T> {
     generation: u64,
-    entry: Option<Entry<T>>,
+    /// Boxed: the slot vector grows by doubling, and unboxed sessions (2.5 KB
+    /// each) made its unused half cost as much again.
+    entry: Option<Box<Entry<T>>>,
 }
 
 struct Entry<T> {
@@ -141,13 +143,13 @@ impl<T> SessionTable<T> {
             None => return Err(TableError::Full(self.capacity)),
         };
         let s = &mut self.slots[slot];
-        s.entry = Some(Entry {
+        s.entry = Some(Box::new(Entry {
             value,
             call,
             client: None,
             user: None,
             prefixes: Vec::new(),
-        });
+        }));
         let id = SessionId::new(slot, s.generation);
         self.by_call.insert(call, id);
         self.len += 1;
@@ -157,7 +159,7 @@ impl<T> SessionTable<T> {
     fn entry(&self, id: SessionId) -> Option<&Entry<T>> {
         let slot = self.slots.get(id.slot()?)?;
         (SessionId::new(id.slot()?, slot.generation) == id)
-            .then_some(slot.entry.as_ref())
+            .then_some(slot.entry.as_deref())
             .flatten()
     }
 
@@ -165,7 +167,7 @@ impl<T> SessionTable<T> {
         let index = id.slot()?;
         let slot = self.slots.get_mut(index)?;
         (SessionId::new(index, slot.generation) == id)
-            .then_some(slot.entry.as_mut())
+            .then_some(slot.entry.as_deref_mut())
             .flatten()
     }
 

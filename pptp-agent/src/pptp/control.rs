@@ -148,12 +148,23 @@ impl<P: CallIdPool> ControlConnection<P> {
 
     /// The next message to write to the TCP connection, encoded.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.transmit.pop_front().map(|m| m.to_bytes())
+        let next = self.out.transmit.pop_front();
+        if next.is_none() {
+            // Drained: give the queue's buffer back. A connection exchanges a
+            // message a minute once its calls are up, and tens of thousands of
+            // connections would otherwise each keep room for four messages.
+            self.out.transmit.shrink_to_fit();
+        }
+        next.map(|m| m.to_bytes())
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
+        let next = self.out.events.pop_front();
+        if next.is_none() {
+            self.out.events.shrink_to_fit();
+        }
+        next
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.

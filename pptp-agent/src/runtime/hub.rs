@@ -375,7 +375,7 @@ impl Hub {
             }
             while let Some(action) = self.engine.poll_action() {
                 busy = true;
-                self.act(action);
+                self.act(action).await;
             }
             if !busy {
                 return;
@@ -383,7 +383,7 @@ impl Hub {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    async fn act(&mut self, action: Action) {
         match action {
             // The engine clears a call exactly once, after the session's last
             // event: the owner's entry goes with it.
@@ -420,17 +420,20 @@ impl Hub {
                     asking.abort();
                 }
             }
-            Action::Account {
-                session,
-                mut record,
-            } => {
+            Action::Account { record, .. } => {
                 let Some(radius) = self.parts.radius.clone() else {
                     return;
                 };
-                record.session_id = radius.acct_session_id(session.get());
                 while self.accounting.try_join_next().is_some() {}
                 self.accounting
                     .spawn(async move { radius.account(record).await });
+            }
+            // Awaited: nothing else moves until the server has cleared this
+            // NAS's old sessions and leases (or none answered).
+            Action::AccountNas { record } => {
+                if let Some(radius) = &self.parts.radius {
+                    radius.account_nas(record).await;
+                }
             }
             Action::Dial { router, generation } => match &mut self.parts.dialer {
                 Some(dialer) => dialer(router, generation),

@@ -177,6 +177,8 @@ fn freeradius_authenticates_accounts_and_disconnects() {
             auth_port: 18120,
             secret: SECRET,
             users: USERS,
+            site: None,
+            modules: &[],
         },
     )
     .unwrap();

@@ -568,6 +568,16 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     );
     let off = nas_records(&radius, "Accounting-Off");
     assert_eq!(off.len(), 1, "Accounting-Off at a clean stop: {off:?}");
+    let statuses: Vec<String> = radius
+        .detail_records()
+        .iter()
+        .filter_map(|r| r.get("Acct-Status-Type").cloned())
+        .collect();
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("Accounting-Off"),
+        "after every Stop: {statuses:?}"
+    );
     lab.stop(radius.pid, Duration::from_secs(10)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -297,8 +297,8 @@ impl Radius {
         }
     }
 
-    /// Sends Accounting-On or -Off; whether a server answered.
-    pub async fn account_nas(&self, record: NasRecord) -> bool {
+    /// Sends Accounting-On or -Off (to the first accounting server that answers).
+    pub async fn account_nas(&self, record: NasRecord) {
         let answered = self
             .send_accounting(|id, nas, secret| record.encode(id, nas, secret))
             .await
@@ -308,7 +308,6 @@ impl Radius {
         } else {
             tracing::warn!(status = ?record.status, "no accounting server answered Accounting-{:?}: its view of this NAS's sessions and leases may be stale", record.status);
         }
-        answered
     }
 
     /// One Accounting-Request to the accounting servers in turn: whether one

@@ -429,9 +429,11 @@ impl Hub {
                     .spawn(async move { radius.account(record).await });
             }
             // Awaited: nothing else moves until the server has cleared this
-            // NAS's old sessions and leases (or none answered).
+            // NAS's old sessions and leases (or none answered). Records in
+            // flight go first (Accounting-Off follows the Stops).
             Action::AccountNas { record } => {
-                if let Some(radius) = &self.parts.radius {
+                if let Some(radius) = self.parts.radius.clone() {
+                    self.accounting_done(&radius).await;
                     radius.account_nas(record).await;
                 }
             }
@@ -457,9 +459,14 @@ impl Hub {
         for done in self.closing.drain(..) {
             let _ = done.send(());
         }
-        let Some(radius) = &self.parts.radius else {
-            return;
-        };
+        if let Some(radius) = self.parts.radius.clone() {
+            self.accounting_done(&radius).await;
+        }
+    }
+
+    /// Waits for the accounting requests in flight, at most as long as one takes
+    /// to fail over every server.
+    async fn accounting_done(&mut self, radius: &Radius) {
         let t = radius.config().timing;
         let servers = radius.config().acct_servers.len() as u32;
         let bound = t.timeout * (t.retries + 1) * servers.max(1);

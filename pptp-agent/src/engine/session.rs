@@ -51,6 +51,18 @@ pub struct Cipher {
 /// lost too) is sent again at most this often, as packets keep arriving.
 const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
 
+/// Whether the peer has sent the session any GRE (a firewall that passes TCP 1723
+/// but drops IP protocol 47 leaves a call up and its link deaf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerGre {
+    /// Nothing yet, and the wait is not over.
+    Awaited,
+    /// Some arrived.
+    Heard,
+    /// Nothing within the wait: counted and reported.
+    Missing,
+}
+
 /// IPv4 packets and bytes a session moved through the agent.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AgentCounters {
@@ -80,6 +92,7 @@ pub struct Session {
     pub placer: Placer,
     /// The demand-dial interface it is bound to.
     pub router: Option<usize>,
+    pub peer_gre: PeerGre,
 }
 
 /// Why an IPv4 packet could not be sent on a session.
@@ -108,6 +121,7 @@ impl Session {
             routes: Vec::new(),
             placer: Placer::Peer,
             router: None,
+            peer_gre: PeerGre::Awaited,
         }
     }
 

@@ -381,7 +381,7 @@ impl Hub {
             }
             while let Some(action) = self.engine.poll_action() {
                 busy = true;
-                self.act(action);
+                self.act(action).await;
             }
             if !busy {
                 return;
@@ -389,7 +389,7 @@ impl Hub {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    async fn act(&mut self, action: Action) {
         match action {
             // The engine clears a call exactly once, after the session's last
             // event: the owner's entry goes with it.
@@ -426,17 +426,22 @@ impl Hub {
                     asking.abort();
                 }
             }
-            Action::Account {
-                session,
-                mut record,
-            } => {
+            Action::Account { record, .. } => {
                 let Some(radius) = self.parts.radius.clone() else {
                     return;
                 };
-                record.session_id = radius.acct_session_id(session.get());
                 while self.accounting.try_join_next().is_some() {}
                 self.accounting
                     .spawn(async move { radius.account(record).await });
+            }
+            // Awaited: nothing else moves until the server has cleared this
+            // NAS's old sessions and leases (or none answered). Records in
+            // flight go first (Accounting-Off follows the Stops).
+            Action::AccountNas { record } => {
+                if let Some(radius) = self.parts.radius.clone() {
+                    self.accounting_done(&radius).await;
+                    radius.account_nas(record).await;
+                }
             }
             Action::Dial { router, generation } => match &mut self.parts.dialer {
                 Some(dialer) => dialer(router, generation),
@@ -460,9 +465,14 @@ impl Hub {
         for done in self.closing.drain(..) {
             let _ = done.send(());
         }
-        let Some(radius) = &self.parts.radius else {
-            return;
-        };
+        if let Some(radius) = self.parts.radius.clone() {
+            self.accounting_done(&radius).await;
+        }
+    }
+
+    /// Waits for the accounting requests in flight, at most as long as one takes
+    /// to fail over every server.
+    async fn accounting_done(&mut self, radius: &Radius) {
         let t = radius.config().timing;
         let servers = radius.config().acct_servers.len() as u32;
         let bound = t.timeout * (t.retries + 1) * servers.max(1);

@@ -9,6 +9,8 @@
 
 pub mod counters;
 pub mod maps;
+pub mod police;
+pub mod rate;
 pub mod seq;
 pub mod session;
 pub mod wire;

@@ -7,11 +7,12 @@
 //! writes them (MACs from the next-hop cache, FIB lookup from the egress side) and
 //! redirects to the uplink. A session not on the fast path, a packet above its MTU, or
 //! a next hop the kernel has not resolved yet goes on to the TUN device: the agent
-//! sends it. It runs after the kernel's routing, so it cannot beat plain forwarding;
+//! sends it. What is over the session's download limit is dropped (counted). It runs
+//! after the kernel's routing, so it cannot beat plain forwarding;
 //! it saves the trip through the agent.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_REDIRECT},
+    bindings::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::{bpf_redirect, bpf_skb_change_head},
     programs::TcContext,
 };
@@ -26,6 +27,7 @@ use crate::{
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     nexthop,
     packet::Bytes,
+    police,
 };
 
 impl Bytes for TcContext {
@@ -40,14 +42,11 @@ impl Bytes for TcContext {
 }
 
 pub fn run(ctx: &TcContext) -> i32 {
-    match encap(ctx) {
-        Some(()) => TC_ACT_REDIRECT,
-        None => TC_ACT_OK,
-    }
+    encap(ctx).unwrap_or(TC_ACT_OK)
 }
 
 #[inline(always)]
-fn encap(ctx: &TcContext) -> Option<()> {
+fn encap(ctx: &TcContext) -> Option<i32> {
     let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(0)?);
     if header.version() != 4 {
         return None;
@@ -77,6 +76,9 @@ fn encap(ctx: &TcContext) -> Option<()> {
         count(GlobalCounter::NoNextHop, len);
         return None;
     };
+    if !police::tx(slot, inner_len, len) {
+        return Some(TC_ACT_SHOT);
+    }
     let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
     let push = ethernet::HEADER_LEN + encap::overhead(ack.is_some());
     // SAFETY: plain helper call on this program's skb.
@@ -92,5 +94,5 @@ fn encap(ctx: &TcContext) -> Option<()> {
     });
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(hop.ifindex, 0) };
-    Some(())
+    Some(TC_ACT_REDIRECT)
 }

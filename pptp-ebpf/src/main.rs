@@ -7,7 +7,8 @@
 //! - `pptp_egress` (TC egress, the session device): encapsulates what the box itself
 //!   sends to those clients ([`egress`]).
 //!
-//! Session state lives in the maps of [`maps`], written by the agent.
+//! Session state lives in the maps of [`maps`], written by the agent. Each of the
+//! three polices what it forwards by the session's rate limits ([`police`]).
 #![no_std]
 #![no_main]
 // atomic_xadd: the BPF target has no core::sync::atomic integers.
@@ -22,6 +23,7 @@ mod maps;
 mod mss;
 mod nexthop;
 mod packet;
+mod police;
 mod uplink;
 
 use aya_ebpf::{

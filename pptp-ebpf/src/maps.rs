@@ -8,6 +8,7 @@ use aya_ebpf::{
 };
 use pptp_common::{
     counters::{Counter, GlobalCounter},
+    police::SessionPolicers,
     session::{
         CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
         SessionCounters,
@@ -28,6 +29,9 @@ pub static SESSION_SEQ: Array<SeqState> = Array::pinned(MAX_SESSIONS, BPF_F_MMAP
 
 #[map(name = "SESSION_COUNTERS")]
 pub static SESSION_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "SESSION_POLICE")]
+pub static SESSION_POLICE: Array<SessionPolicers> = Array::pinned(MAX_SESSIONS, 0);
 
 #[map(name = "CONFIG")]
 pub static CONFIG: Array<Config> = Array::pinned(1, 0);

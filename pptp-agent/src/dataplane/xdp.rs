@@ -8,6 +8,7 @@
 //! negotiation to the agent. When IPCP opens, [`XdpDataplane::set_network`] gives it
 //! its client address (and `SESSIONS_BY_CLIENT` for the LAN program) and, unless the
 //! session uses MPPE, the fast flag: from then on XDP forwards its IPv4 data.
+//! [`XdpDataplane::set_rate`] writes its rate limit into `SESSION_POLICE`.
 //!
 //! Restart: the maps are pinned, so a new agent finds what a crashed one left. It
 //! cannot own those sessions (their control connections died with the old
@@ -23,6 +24,8 @@ use aya::{
 };
 use pptp_common::{
     maps,
+    police::{Policer, SessionPolicers},
+    rate::RateLimit,
     session::{
         CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SESSION_FAST,
         SessionCounters,
@@ -53,6 +56,7 @@ pub struct XdpDataplane {
     by_call: HashMap<MapData, CallKey, DecapSession>,
     by_client: HashMap<MapData, [u8; 4], EncapSession>,
     session_counters: PerCpuArray<MapData, SessionCounters>,
+    police: Array<MapData, SessionPolicers>,
     seq: SeqSpace,
     installed: BTreeMap<Slot, SessionSpec>,
     free: Vec<u32>,
@@ -102,6 +106,7 @@ impl XdpDataplane {
             by_call: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CALL)?)?,
             by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
             session_counters: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_COUNTERS)?)?,
+            police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
             seq,
             ebpf,
             pins,
@@ -190,8 +195,10 @@ impl XdpDataplane {
             call,
             network: None,
         };
+        // A slot's earlier session may have had a limit: none until it is set.
         let written = self
             .zero_counters(slot)
+            .and_then(|()| self.write_rate(slot, &RateLimit::default()))
             .and_then(|()| self.write_call(slot, &spec));
         if let Err(e) = written {
             self.free.push(slot.0);
@@ -206,6 +213,28 @@ impl XdpDataplane {
         let zero =
             PerCpuValues::try_from(vec![SessionCounters::default(); cpus]).map_err(kernel)?;
         self.session_counters.set(slot.0, zero, 0).map_err(kernel)
+    }
+
+    /// Writes a session's rate limit into `SESSION_POLICE`, its buckets full (a
+    /// program running at the same moment may charge the old bucket: one packet).
+    fn write_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
+        let policer = |limit| Policer {
+            limit,
+            ..Policer::default()
+        };
+        let value = SessionPolicers {
+            rx: policer(rate.rx.limit()),
+            tx: policer(rate.tx.limit()),
+        };
+        self.police.set(slot.0, value, 0).map_err(kernel)
+    }
+
+    /// Sets an installed session's rate limit.
+    pub fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
+        if !self.installed.contains_key(&slot) {
+            return Err(DataplaneError::NoSuchSlot(slot));
+        }
+        self.write_rate(slot, rate)
     }
 
     /// Gives a session its network layer (or changes it, e.g. the fast flag).
@@ -358,6 +387,10 @@ impl Dataplane for XdpDataplane {
 
     fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError> {
         XdpDataplane::remove(self, slot)
+    }
+
+    fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
+        XdpDataplane::set_rate(self, slot, rate)
     }
 
     fn counters(&self, slot: Slot) -> Option<SessionCounters> {

@@ -15,6 +15,8 @@
 //! - `network` (private): a session's maps, routes and prefixes once it is up;
 //! - `aaa` (private) and [`accounting`]: RADIUS authentication and accounting, session
 //!   and idle timeouts, CoA, and what a session keeps for them;
+//! - `rates` (private): each session's rate limit, from RADIUS, CoA or the
+//!   configuration, on both paths;
 //! - `routers` (private) and [`router`]: the demand-dial interfaces' supervisor and
 //!   what it keeps per interface;
 //! - `operator` (private) and [`views`]: the operator's commands, and the views,
@@ -39,6 +41,7 @@ pub mod kernel;
 mod network;
 mod operator;
 pub mod prefixes;
+mod rates;
 pub mod router;
 mod routers;
 pub mod session;
@@ -106,6 +109,15 @@ pub struct AaaSettings {
     pub interim: Option<Duration>,
 }
 
+/// Rate limits from the configuration: per user, and a default for the others.
+/// RADIUS (Mikrotik-Rate-Limit) overrides both.
+#[derive(Debug, Clone, Default)]
+pub struct RatePolicy {
+    /// For users without a limit of their own; zero: none.
+    pub default: pptp_common::rate::RateLimit,
+    pub users: HashMap<String, pptp_common::rate::RateLimit>,
+}
+
 /// Makes the random source of each new link (magic numbers, challenges).
 pub type LinkRng = Box<dyn FnMut() -> Box<dyn RngCore + Send> + Send>;
 
@@ -125,6 +137,8 @@ pub struct EngineConfig {
     pub routers: Vec<RouterConfig>,
     /// Whether demand-dial interfaces may dial (a dialer is there).
     pub dialing: bool,
+    /// Rate limits for users without one from RADIUS.
+    pub rates: RatePolicy,
     pub rng: LinkRng,
 }
 
@@ -140,6 +154,7 @@ impl EngineConfig {
             user_routes: HashMap::new(),
             routers: Vec::new(),
             dialing: false,
+            rates: RatePolicy::default(),
             rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
         }
     }
@@ -170,6 +185,8 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// A shutdown in progress: until when the links may take to go down.
     closing: Option<Instant>,
+    /// Zero of the policers' clock on the agent's path.
+    origin: Instant,
 }
 
 use rand::SeedableRng as _;
@@ -200,6 +217,7 @@ impl Engine {
             actions: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
             closing: None,
+            origin: now,
         };
         for index in 0..engine.routers.len() {
             engine.router_actions(index, now);
@@ -419,6 +437,7 @@ impl Engine {
             }
             return;
         }
+        self.start_policing(id);
         let mppe = up.mppe.as_ref().map(|m| m.params);
         tracing::info!(session = %id, local = %up.local_ip, remote = %up.peer_ip, ?mppe, "session up");
         let Some(session) = self.table.get_mut(id) else {

@@ -1,0 +1,195 @@
+//! Rate limits on the agent's path, on the virtual clock: where a session's limit
+//! comes from (the configuration's user entry, its default, RADIUS over both), what
+//! it lets through each way, and a CoA that changes it on a live session.
+
+use pptp_common::rate::RateLimit;
+
+use super::*;
+use crate::{
+    engine::{AaaSettings, AgentCounter, RatePolicy},
+    ppp::auth::Verdict,
+    radius::auth::Authorization,
+};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const LAN_HOST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+fn rate(s: &str) -> RateLimit {
+    RateLimit::parse(s).unwrap()
+}
+
+/// An IPv4 packet of `len` bytes from `src` to `dst`.
+fn sized(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
+    let mut p = ipv4(src, dst);
+    p.resize(len, 0);
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[10..12].fill(0);
+    let sum = crate::inet::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// A concentrator whose RADIUS accepts `password = user name` and answers with
+/// `authorization`; `rates` from the configuration.
+fn world(rates: RatePolicy, authorization: Option<Authorization>) -> World {
+    let mut config = EngineConfig::new(Mode::Concentrator);
+    config.rates = rates;
+    let radius = authorization.is_some();
+    config.aaa = AaaSettings {
+        radius,
+        accounting: false,
+        interim: None,
+    };
+    let mut w = World::new(config, 8);
+    if let Some(authorization) = authorization {
+        w.judge = Some(Box::new(move |claim: &Claim| {
+            let verdict = claim.verify(Some(Secret::Password(claim.user.clone())));
+            let accepted = matches!(verdict, Verdict::Accept { .. });
+            Authorized {
+                verdict,
+                grant: crate::ppp::link::AddressGrant::Any,
+                authorization: accepted.then(|| authorization.clone()),
+            }
+        }));
+    }
+    w
+}
+
+fn up(w: &mut World, user: &str) -> (usize, SessionId) {
+    let verifier = if w.judge.is_some() {
+        Verifier::External
+    } else {
+        Verifier::Secrets(Box::new(Users(&["alice", "bob"])))
+    };
+    let p = w.call_in(
+        Ipv4Addr::new(198, 51, 100, 10),
+        client_link(user, user),
+        verifier,
+    );
+    assert!(w.run_until(Duration::from_secs(10), |w| w.peers[p].is_up()));
+    (p, w.session_of(p).unwrap())
+}
+
+/// For `secs` seconds, 1000-byte packets every 10 ms each way (800 kbit/s
+/// offered); the packets that passed (from the client, to it).
+fn flood(w: &mut World, p: usize, secs: u64) -> (usize, usize) {
+    let from = sized(CLIENT, LAN_HOST, 1000);
+    let to = sized(LAN_HOST, CLIENT, 1000);
+    let received = w.peers[p].received.len();
+    let mut delivered = 0;
+    for _ in 0..secs * 100 {
+        if matches!(w.peer_sends(p, &from), Delivery::Deliver { .. }) {
+            delivered += 1;
+        }
+        w.kernel_sends(Device::Concentrator, &to);
+        w.run(Duration::from_millis(10));
+    }
+    (delivered, w.peers[p].received.len() - received)
+}
+
+fn shown_rate(w: &World, id: SessionId) -> Option<String> {
+    let sessions = w.engine.sessions(w.now);
+    sessions.into_iter().find(|s| s.id == id).unwrap().rate
+}
+
+#[test]
+fn the_users_rate_limits_each_way_and_counts_its_drops() {
+    let rates = RatePolicy {
+        default: rate("1M"),
+        users: [("alice".to_owned(), rate("80k/160k"))].into(),
+    };
+    let mut w = world(rates, None);
+    let (p, id) = up(&mut w, "alice");
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("80k/160k"));
+    let (rx, tx) = flood(&mut w, p, 10);
+    // 10 kB/s and 20 kB/s for 10 s, plus a full bucket (100 ms) at the start.
+    assert!((100..=102).contains(&rx), "from the client: {rx} packets");
+    assert!((200..=203).contains(&tx), "to the client: {tx} packets");
+    let info = w.engine.sessions(w.now).remove(0);
+    assert_eq!(
+        (info.policed_rx, info.policed_tx),
+        (1000 - rx as u64, 1000 - tx as u64)
+    );
+    assert_eq!(
+        w.engine.stats().get(AgentCounter::Policed),
+        2000 - (rx + tx) as u64
+    );
+}
+
+#[test]
+fn the_default_applies_to_users_without_a_rate_and_zero_is_none() {
+    let rates = RatePolicy {
+        default: rate("80k"),
+        users: [("bob".to_owned(), rate("0"))].into(),
+    };
+    let mut w = world(rates, None);
+    let (p, id) = up(&mut w, "alice");
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("80k/80k"));
+    let (rx, tx) = flood(&mut w, p, 2);
+    assert!(rx <= 22 && tx <= 22, "{rx} {tx}");
+
+    let mut w = world(
+        RatePolicy {
+            default: rate("80k"),
+            users: [("bob".to_owned(), rate("0"))].into(),
+        },
+        None,
+    );
+    let (p, id) = up(&mut w, "bob");
+    assert_eq!(shown_rate(&w, id), None);
+    assert_eq!(flood(&mut w, p, 2), (200, 200), "bob's 0 is no limit");
+}
+
+#[test]
+fn radius_rate_limit_overrides_the_configuration() {
+    let rates = RatePolicy {
+        default: rate("8M"),
+        users: [("alice".to_owned(), rate("8M"))].into(),
+    };
+    let accept = Authorization {
+        rate_limit: Some(rate("80k/160k")),
+        ..Authorization::default()
+    };
+    let mut w = world(rates, Some(accept));
+    let (p, id) = up(&mut w, "alice");
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("80k/160k"));
+    let (rx, tx) = flood(&mut w, p, 5);
+    assert!(
+        (50..=52).contains(&rx) && (100..=103).contains(&tx),
+        "{rx} {tx}"
+    );
+}
+
+#[test]
+fn a_coa_changes_the_rate_of_a_live_session_at_once() {
+    let accept = Authorization {
+        rate_limit: Some(rate("80k")),
+        ..Authorization::default()
+    };
+    let mut w = world(RatePolicy::default(), Some(accept));
+    let (p, id) = up(&mut w, "alice");
+    let (rx, tx) = flood(&mut w, p, 3);
+    assert!(rx <= 32 && tx <= 32, "before: {rx} {tx}");
+
+    let coa = Authorization {
+        rate_limit: Some(rate("160k")),
+        ..Authorization::default()
+    };
+    assert!(w.engine.reauthorize(w.now, id, &coa));
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("160k/160k"));
+    // The first second after the CoA already runs at the new rate (20 kB/s, and
+    // the new limit starts with a full bucket).
+    let (rx, tx) = flood(&mut w, p, 1);
+    assert!(
+        (20..=23).contains(&rx) && (20..=23).contains(&tx),
+        "after: {rx} {tx}"
+    );
+
+    // A CoA without the attribute leaves the rate alone.
+    let timeout_only = Authorization {
+        idle_timeout: Some(Duration::from_secs(3600)),
+        ..Authorization::default()
+    };
+    assert!(w.engine.reauthorize(w.now, id, &timeout_only));
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("160k/160k"));
+}

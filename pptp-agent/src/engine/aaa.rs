@@ -107,11 +107,12 @@ impl Engine {
         };
         let c = session.totals(dp);
         let packets = c.input_packets + c.output_packets;
+        let octets = c.input_octets + c.output_octets;
         let due = session
             .aaa
             .clock
             .as_mut()
-            .and_then(|clock| clock.handle_timeout(now, packets));
+            .and_then(|clock| clock.handle_timeout(now, packets, octets));
         match due {
             Some(Due::Interim) => self.account(id, Status::InterimUpdate, None, now),
             Some(Due::Terminate(cause)) => {

@@ -1,6 +1,8 @@
-//! Rate limits on the agent's path, on the virtual clock: where a session's limit
-//! comes from (the configuration's user entry, its default, RADIUS over both), what
-//! it lets through each way, and a CoA that changes it on a live session.
+//! Rate limits and quotas on the agent's path, on the virtual clock: where a
+//! session's limit comes from (the configuration's user entry, its default, RADIUS
+//! over both), what it lets through each way, a CoA that changes it on a live
+//! session; a Mikrotik-Total-Limit (from the Access-Accept or a CoA) that ends the
+//! session, and the cause its accounting Stop carries.
 
 use pptp_common::rate::RateLimit;
 
@@ -8,7 +10,10 @@ use super::*;
 use crate::{
     engine::{AaaSettings, AgentCounter, RatePolicy},
     ppp::auth::Verdict,
-    radius::auth::Authorization,
+    radius::{
+        acct::{Status, TerminateCause},
+        auth::Authorization,
+    },
 };
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -37,7 +42,7 @@ fn world(rates: RatePolicy, authorization: Option<Authorization>) -> World {
     let radius = authorization.is_some();
     config.aaa = AaaSettings {
         radius,
-        accounting: false,
+        accounting: radius,
         interim: None,
     };
     let mut w = World::new(config, 8);
@@ -192,4 +197,58 @@ fn a_coa_changes_the_rate_of_a_live_session_at_once() {
     };
     assert!(w.engine.reauthorize(w.now, id, &timeout_only));
     assert_eq!(shown_rate(&w, id).as_deref(), Some("160k/160k"));
+}
+
+fn stop_of(w: &World, id: SessionId) -> Option<&crate::radius::acct::Record> {
+    w.records
+        .iter()
+        .find(|(s, r)| *s == id && r.status == Status::Stop)
+        .map(|(_, r)| r)
+}
+
+#[test]
+fn a_total_limit_ends_the_session_as_its_session_timeout() {
+    let accept = Authorization {
+        total_limit: Some(50_000),
+        ..Authorization::default()
+    };
+    let mut w = world(RatePolicy::default(), Some(accept));
+    let (p, id) = up(&mut w, "alice");
+    let start = w.now;
+    // 2000 octets every 10 ms: the quota is used after 250 ms, checked each second.
+    flood(&mut w, p, 3);
+    let stop = stop_of(&w, id).expect("the quota ended the session");
+    assert_eq!(stop.cause, Some(TerminateCause::SessionTimeout));
+    let octets = stop.counters.input_octets + stop.counters.output_octets;
+    assert!(
+        (50_000..=50_000 + 2000 * 100).contains(&octets),
+        "ended within a second of the quota: {octets} octets"
+    );
+    assert!(
+        stop.session_time <= Duration::from_secs(2),
+        "{:?}",
+        stop.session_time
+    );
+    assert!(w.peers[p].cleared);
+    assert!(w.now - start >= Duration::from_secs(1));
+}
+
+#[test]
+fn a_coa_quota_below_what_was_used_ends_the_session_at_once() {
+    let mut w = world(RatePolicy::default(), Some(Authorization::default()));
+    let (p, id) = up(&mut w, "alice");
+    flood(&mut w, p, 1);
+    assert!(stop_of(&w, id).is_none(), "no quota yet");
+    let coa = Authorization {
+        total_limit: Some(1000),
+        ..Authorization::default()
+    };
+    assert!(w.engine.reauthorize(w.now, id, &coa));
+    let at = w.now;
+    assert!(w.run_until(Duration::from_secs(10), |w| w.sessions() == 0));
+    assert!(w.now - at < Duration::from_secs(4), "{:?}", w.now - at);
+    assert_eq!(
+        stop_of(&w, id).and_then(|r| r.cause),
+        Some(TerminateCause::SessionTimeout)
+    );
 }

@@ -198,7 +198,7 @@ impl XdpDataplane {
         // A slot's earlier session may have had a limit: none until it is set.
         let written = self
             .zero_counters(slot)
-            .and_then(|()| self.write_rate(slot, &RateLimit::default()))
+            .and_then(|()| self.write_rate(slot, &RateLimit::default(), SessionPolicers::default()))
             .and_then(|()| self.write_call(slot, &spec));
         if let Err(e) = written {
             self.free.push(slot.0);
@@ -215,26 +215,36 @@ impl XdpDataplane {
         self.session_counters.set(slot.0, zero, 0).map_err(kernel)
     }
 
-    /// Writes a session's rate limit into `SESSION_POLICE`, its buckets full (a
-    /// program running at the same moment may charge the old bucket: one packet).
-    fn write_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
-        let policer = |limit| Policer {
-            limit,
-            ..Policer::default()
-        };
+    /// Writes a session's rate limit into `SESSION_POLICE` with the buckets
+    /// `state` (a program charging the bucket between the read and this write loses
+    /// that charge: a packet or so).
+    fn write_rate(
+        &mut self,
+        slot: Slot,
+        rate: &RateLimit,
+        state: SessionPolicers,
+    ) -> Result<(), DataplaneError> {
         let value = SessionPolicers {
-            rx: policer(rate.rx.limit()),
-            tx: policer(rate.tx.limit()),
+            rx: Policer {
+                limit: rate.rx.limit(),
+                state: state.rx.state,
+            },
+            tx: Policer {
+                limit: rate.tx.limit(),
+                state: state.tx.state,
+            },
         };
         self.police.set(slot.0, value, 0).map_err(kernel)
     }
 
-    /// Sets an installed session's rate limit.
+    /// Sets an installed session's rate limit; its buckets stay as they are (a
+    /// CoA neither fills nor empties them).
     pub fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
         if !self.installed.contains_key(&slot) {
             return Err(DataplaneError::NoSuchSlot(slot));
         }
-        self.write_rate(slot, rate)
+        let state = self.police.get(&slot.0, 0).map_err(kernel)?;
+        self.write_rate(slot, rate, state)
     }
 
     /// Gives a session its network layer (or changes it, e.g. the fast flag).

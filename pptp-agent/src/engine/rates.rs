@@ -9,10 +9,7 @@ use std::time::Instant;
 
 use pptp_common::rate::RateLimit;
 
-use super::{
-    AgentCounter, Engine, SessionId,
-    session::{Policing, Sequencing},
-};
+use super::{AgentCounter, Engine, SessionId, session::Sequencing};
 
 /// A direction of the agent's path.
 #[derive(Clone, Copy)]
@@ -53,12 +50,13 @@ impl Engine {
         self.set_rate(id, rate);
     }
 
-    /// Puts `rate` in force for session `id` on both paths, buckets full.
+    /// Puts `rate` in force for session `id` on both paths (the buckets as they
+    /// are: a new limit starts from what the old one left).
     pub(super) fn set_rate(&mut self, id: SessionId, rate: RateLimit) {
         let Some(session) = self.table.get_mut(id) else {
             return;
         };
-        session.policing = Policing::new(rate);
+        session.policing.change(rate);
         if rate.is_set() {
             tracing::info!(session = %id, %rate, "rate limit");
         }

@@ -95,6 +95,16 @@ impl Policing {
         }
     }
 
+    /// Puts `rate` in force, the buckets as they are (a CoA neither fills nor
+    /// empties them).
+    pub fn change(&mut self, rate: RateLimit) {
+        *self = Self {
+            rx_state: self.rx_state,
+            tx_state: self.tx_state,
+            ..Self::new(rate)
+        };
+    }
+
     /// Whether `len` bytes from the client pass at `now` (ns of the engine's clock).
     pub fn rx(&mut self, now: u64, len: usize) -> bool {
         police(&self.rx, &mut self.rx_state, now, len as u32)

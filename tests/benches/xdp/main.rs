@@ -53,10 +53,14 @@
 //!
 //! Sessions: the documentation ranges hold 500 distinct client addresses besides the
 //! links, so the bench installs 500 sessions (60 peer addresses, several calls each).
+//!
+//! Rate limits (`policed.rs`): the decap and encap cases again with a policer on
+//! every session, against the same run's figures without.
 
 mod frames;
 mod live;
 mod napi;
+mod policed;
 mod profile;
 mod report;
 mod sinks;
@@ -287,6 +291,11 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
+    // With a policer on every session (before the per-packet timings, which move
+    // the GRE windows past the generator's sequence numbers).
+    let mut policed =
+        policed::measure_live(&mut bench, &sinks, &senders, &mut dataplane, &slots, round)?;
+
     // Sequence numbers for the per-packet timings: above anything sent so far.
     let mut rx = 0;
     for slot in &slots {
@@ -296,8 +305,20 @@ fn run() -> anyhow::Result<()> {
         timing::per_packet(&bench, &bare_up, &pins, rx)
     })??;
 
+    policed::measure_timings(
+        &mut policed,
+        &bench,
+        &bare_up,
+        &mut dataplane,
+        &slots,
+        &pins,
+        &ours.concentrator,
+        rx + timings.len() as u64 * 2 * TIMING_CALLS as u64,
+    )?;
+
     let load_after = load_average();
     report::print(&table, &alone, &timings, &load_before, &load_after);
+    policed::print(&table, &timings, &policed);
     profile::print(&profiles);
     eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
 

@@ -7,6 +7,7 @@
 //! codecs both sides run.
 #![no_std]
 
+pub mod capture;
 pub mod counters;
 pub mod maps;
 pub mod police;

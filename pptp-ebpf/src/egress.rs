@@ -17,13 +17,14 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use pptp_common::{
+    capture::TO_CLIENT,
     counters::GlobalCounter,
     session::SESSION_FAST,
     wire::{ethernet, ipv4},
 };
 
 use crate::{
-    encap, forward,
+    capture, encap, forward,
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     nexthop,
     packet::Bytes,
@@ -79,6 +80,7 @@ fn encap(ctx: &TcContext) -> Option<i32> {
     if !police::tx(slot, inner_len, len) {
         return Some(TC_ACT_SHOT);
     }
+    capture::tc(ctx, slot, 0, inner_len, TO_CLIENT);
     let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
     let push = ethernet::HEADER_LEN + encap::overhead(ack.is_some());
     // SAFETY: plain helper call on this program's skb.

@@ -11,13 +11,14 @@
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
+    capture::TO_CLIENT,
     counters::GlobalCounter,
     session::SESSION_FAST,
     wire::{ethernet, ipv4, tcp},
 };
 
 use crate::{
-    encap,
+    capture, encap,
     forward::{self, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     mss, nexthop,
@@ -73,6 +74,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     if !police::tx(slot, inner_len, frame_len) {
         return Some(forward::DROP);
     }
+    capture::xdp(ctx, slot, ethernet::HEADER_LEN, inner_len, TO_CLIENT);
 
     if header.protocol() == ipv4::PROTO_TCP
         && !header.is_later_fragment()

@@ -4,9 +4,10 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pptp_common::{
+    capture::RING_BYTES,
     counters::{Counter, GlobalCounter},
     police::SessionPolicers,
     session::{
@@ -32,6 +33,12 @@ pub static SESSION_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::pinned(
 
 #[map(name = "SESSION_POLICE")]
 pub static SESSION_POLICE: Array<SessionPolicers> = Array::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "CAPTURE")]
+pub static CAPTURE: RingBuf = RingBuf::pinned(RING_BYTES, 0);
+
+#[map(name = "CAPTURE_SESSION")]
+pub static CAPTURE_SESSION: Array<u32> = Array::pinned(1, 0);
 
 #[map(name = "CONFIG")]
 pub static CONFIG: Array<Config> = Array::pinned(1, 0);

@@ -17,6 +17,7 @@
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
+    capture::FROM_CLIENT,
     counters::GlobalCounter,
     seq::Judgement,
     session::{CallKey, SESSION_FAST},
@@ -28,6 +29,7 @@ use pptp_common::{
 };
 
 use crate::{
+    capture,
     forward::{self, DROP, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CALL, config, count, count_session},
     nexthop,
@@ -217,6 +219,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     if !police::rx(slot, inner_len, frame_len) {
         return Some(DROP);
     }
+    capture::xdp(ctx, slot, inner, inner_len, FROM_CLIENT);
 
     let hop = if header.ttl() > 1 {
         // SAFETY: ctx.ctx points at the program's xdp_md.

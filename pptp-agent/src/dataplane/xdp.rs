@@ -57,6 +57,8 @@ pub struct XdpDataplane {
     by_client: HashMap<MapData, [u8; 4], EncapSession>,
     session_counters: PerCpuArray<MapData, SessionCounters>,
     police: Array<MapData, SessionPolicers>,
+    /// `CAPTURE_SESSION`: cleared at load and when the captured session goes.
+    capture: Array<MapData, u32>,
     seq: SeqSpace,
     installed: BTreeMap<Slot, SessionSpec>,
     free: Vec<u32>,
@@ -107,6 +109,7 @@ impl XdpDataplane {
             by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
             session_counters: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_COUNTERS)?)?,
             police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
+            capture: Array::try_from(take(&mut ebpf, maps::CAPTURE_SESSION)?)?,
             seq,
             ebpf,
             pins,
@@ -114,6 +117,8 @@ impl XdpDataplane {
             free: (0..MAX_SESSIONS).rev().collect(),
             attached: Vec::new(),
         };
+        // A capture a killed `pptp-agent capture` left armed.
+        dataplane.capture.set(0, 0, 0)?;
         let stale = dataplane.flush_stale()?;
         if stale > 0 {
             tracing::warn!(
@@ -333,8 +338,15 @@ impl XdpDataplane {
             None => Ok(()),
         };
         self.free.push(slot.0);
+        // A capture of this session ends with it (the slot's next session is
+        // another's).
+        let capture = match self.capture.get(&0, 0) {
+            Ok(captured) if captured == slot.0 + 1 => self.capture.set(0, 0, 0),
+            _ => Ok(()),
+        };
         by_call.map_err(kernel)?;
-        by_client.map_err(kernel)
+        by_client.map_err(kernel)?;
+        capture.map_err(kernel)
     }
 
     /// The installed sessions.

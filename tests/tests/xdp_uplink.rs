@@ -602,3 +602,57 @@ fn a_packet_over_the_upload_limit_is_dropped_and_counted() {
         inner(64).bytes().len() as u64
     );
 }
+
+#[test]
+fn a_captured_session_is_copied_to_the_ring_buffer_and_no_other() {
+    use aya::maps::{Array, RingBuf};
+    use pptp_common::capture::{FROM_CLIENT, Record};
+    let mut l = loaded();
+    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &inner(64).bytes()].concat();
+    let data = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp)));
+    // Nothing is captured while no capture runs.
+    check(
+        &l,
+        "no capture",
+        &data(1),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut armed: Array<_, u32> =
+        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
+    armed.set(0, SLOW_SLOT + 1, 0).unwrap();
+    check(
+        &l,
+        "another session captured",
+        &data(2),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut armed: Array<_, u32> =
+        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
+    armed.set(0, SLOT + 1, 0).unwrap();
+    check(
+        &l,
+        "captured",
+        &data(3),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut ring = RingBuf::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE).unwrap()).unwrap();
+    let records: Vec<Vec<u8>> = std::iter::from_fn(|| ring.next().map(|r| r.to_vec())).collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "one packet of the captured session, none before"
+    );
+    let (header, bytes) = Record::parse(&records[0]).unwrap();
+    assert_eq!(
+        (header.slot, header.direction, header.len as usize),
+        (SLOT, FROM_CLIENT, inner(64).bytes().len())
+    );
+    assert_eq!(
+        bytes,
+        &inner(64).bytes()[..],
+        "the inner packet as the client sent it"
+    );
+}

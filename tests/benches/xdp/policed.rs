@@ -45,8 +45,9 @@ fn set_all(
 }
 
 /// Every limit of [`LIMITS`], measured live (64 B, whole pipeline); the sessions
-/// have no limit again afterwards. Before any per-packet timing: those move the
-/// sessions' GRE windows far ahead of the generator's sequence numbers.
+/// have no limit again afterwards. Right after the main table, in its mode (before
+/// threaded NAPI), and before any per-packet timing: those move the sessions' GRE
+/// windows far ahead of the generator's sequence numbers.
 pub fn measure_live(
     bench: &mut aya::Ebpf,
     sinks: &Sinks,

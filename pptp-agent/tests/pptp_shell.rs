@@ -1,15 +1,16 @@
 //! The tokio shell over real loopback TCP: our client places a call on our server,
 //! both see it come up, the client clears it and the server stops the connection;
-//! a peer that stops reading is dropped within the write timeout.
+//! a peer that stops reading is dropped within the write timeout; a call's reply
+//! waits until the hub has acted on the call.
 
 use std::time::Duration;
 
 use pptp_agent::pptp::call::OutgoingCallParams;
 use pptp_agent::pptp::control::{CloseReason, ControlConfig, ControlConnection, Event, Roles};
 use pptp_agent::pptp::message::StopReason;
-use pptp_agent::pptp::shell::{CallClears, Channels, Command, ShellLimits, drive};
+use pptp_agent::pptp::shell::{CallClears, Channels, Command, Pass, ShellLimits, drive};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -45,7 +46,7 @@ async fn call_over_loopback_tcp() {
                 if let Event::CallRequested { local_call_id, .. } = e {
                     conn.accept_call(local_call_id, now).unwrap();
                 }
-                Some(e)
+                Some(Pass::on(e))
             },
         )
         .await
@@ -64,7 +65,7 @@ async fn call_over_loopback_tcp() {
             out: &client_log,
         };
         drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
-            Some(e)
+            Some(Pass::on(e))
         })
         .await
     });
@@ -146,7 +147,7 @@ async fn peer_closing_tcp_ends_the_connection() {
             out: &log,
         };
         drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
-            Some(e)
+            Some(Pass::on(e))
         })
         .await
     });
@@ -186,7 +187,7 @@ async fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout() {
             clears: &clears,
             out: &log,
         };
-        drive(stream, conn, channels, limits, |_, e, _| Some(e)).await
+        drive(stream, conn, channels, limits, |_, e, _| Some(Pass::on(e))).await
     });
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -236,4 +237,89 @@ async fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout() {
         .await
         .expect("the shell task ended")
         .unwrap();
+}
+
+/// The server passes its call on with [`Pass::then_write`]: its Outgoing-Call-Reply
+/// reaches the client only once the receiver has acted (the hub installing the call
+/// in the data plane), never before.
+#[tokio::test]
+async fn a_calls_reply_waits_until_the_receiver_has_acted() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (server_log, mut server_events) = mpsc::channel(16);
+    let (client_log, mut client_events) = mpsc::channel(16);
+    let (_server_cmd, server_rx) = mpsc::channel::<Command<_>>(4);
+    let (client_cmd, client_rx) = mpsc::channel::<Command<_>>(4);
+    let (acted, acted_on) = oneshot::channel();
+    let mut acted_on = Some(acted_on);
+
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: server_rx,
+            clears: &clears,
+            out: &server_log,
+        };
+        drive(
+            stream,
+            conn,
+            channels,
+            ShellLimits::default(),
+            |conn, e, now| match e {
+                Event::CallRequested { local_call_id, .. } => {
+                    conn.accept_call(local_call_id, now).unwrap();
+                    Some(Pass::on(e))
+                }
+                Event::CallUp(_) => Some(Pass::then_write(e, acted_on.take().unwrap())),
+                e => Some(Pass::on(e)),
+            },
+        )
+        .await
+    });
+    tokio::spawn(async move {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let config = ControlConfig {
+            roles: Roles::Pns,
+            ..ControlConfig::default()
+        };
+        let conn = ControlConnection::originate(config, std::time::Instant::now());
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands: client_rx,
+            clears: &clears,
+            out: &client_log,
+        };
+        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
+            Some(Pass::on(e))
+        })
+        .await
+    });
+    assert!(matches!(
+        next(&mut client_events).await,
+        Event::Established(_)
+    ));
+    assert!(matches!(
+        next(&mut server_events).await,
+        Event::Established(_)
+    ));
+
+    client_cmd
+        .send(Box::new(|c, now| {
+            c.place_outgoing_call(&OutgoingCallParams::default(), now)
+                .unwrap();
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut server_events).await,
+        Event::CallRequested { .. }
+    ));
+    assert!(matches!(next(&mut server_events).await, Event::CallUp(_)));
+    // The server is up on its side; its reply is held (the hold limit is 1 s).
+    let early = tokio::time::timeout(Duration::from_millis(300), client_events.recv()).await;
+    assert!(early.is_err(), "the reply overtook the receiver: {early:?}");
+    acted.send(()).unwrap();
+    assert!(matches!(next(&mut client_events).await, Event::CallUp(_)));
 }

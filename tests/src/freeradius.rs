@@ -1,7 +1,8 @@
 //! A real FreeRADIUS (Debian's `freeradius` package) for the RADIUS tests: a config
 //! directory generated from the installed `/etc/freeradius/3.0` (our clients, users,
-//! loopback ports, a minimal virtual server, the detail module writing into the
-//! test's directory), run in the foreground inside a lab namespace, stopped by PID;
+//! loopback ports, a minimal virtual server or the test's own, modules the test
+//! enables, the detail module writing into the test's directory), run in the
+//! foreground inside a lab namespace, stopped by PID;
 //! and `radclient` (package `freeradius-utils`) for Disconnect-Request.
 
 use std::{
@@ -26,6 +27,11 @@ pub struct Spec<'a> {
     pub secret: &'a str,
     /// The users file (`mods-config/files/authorize`).
     pub users: &'a str,
+    /// The virtual server (`sites-enabled/default`) instead of this file's, its
+    /// listen ports made 127.0.0.1:`auth_port` and the next.
+    pub site: Option<&'a str>,
+    /// Modules to enable: (name in `mods-enabled`, configuration).
+    pub modules: &'a [(&'a str, String)],
 }
 
 /// A FreeRADIUS running in a lab namespace.
@@ -119,11 +125,21 @@ impl FreeRadius {
             out.push('\n');
         }
         std::fs::write(&conf, out)?;
+        let site = match spec.site {
+            Some(site) => site
+                .replace("ipaddr = *", "ipaddr = 127.0.0.1")
+                .replace("port = 1812", "port = AUTH_PORT")
+                .replace("port = 1813", "port = ACCT_PORT"),
+            None => SITE.to_owned(),
+        };
         std::fs::write(
             raddb.join("sites-enabled/default"),
-            SITE.replace("AUTH_PORT", &spec.auth_port.to_string())
+            site.replace("AUTH_PORT", &spec.auth_port.to_string())
                 .replace("ACCT_PORT", &(spec.auth_port + 1).to_string()),
         )?;
+        for (name, module) in spec.modules {
+            std::fs::write(raddb.join("mods-enabled").join(name), module)?;
+        }
         std::fs::write(
             raddb.join("clients.conf"),
             format!(

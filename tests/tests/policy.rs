@@ -126,6 +126,8 @@ fn rate_limits_and_quotas_from_radius_and_coa() {
             auth_port: 18120,
             secret: SECRET,
             users: USERS,
+            site: None,
+            modules: &[],
         },
     )
     .unwrap();

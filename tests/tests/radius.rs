@@ -12,7 +12,7 @@
 //! Message-Authenticator; a user name carrying a newline cannot forge a log line.
 //! Needs root.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use aya::maps::{HashMap, Map, MapData};
 use pptp_common::{
@@ -74,6 +74,15 @@ fn session_of<'a>(sessions: &'a [serde_json::Value], user: &str) -> Option<&'a s
     sessions.iter().find(|s| s["user"] == user)
 }
 
+/// Accounting-On or -Off records.
+fn nas_records(radius: &FreeRadius, status: &str) -> Vec<BTreeMap<String, String>> {
+    radius
+        .detail_records()
+        .into_iter()
+        .filter(|r| r.get("Acct-Status-Type").map(String::as_str) == Some(status))
+        .collect()
+}
+
 /// A Disconnect-Request for `user` from the DAE client, as the test writes it (so that
 /// the very same bytes can be sent again): with `stamp` as Event-Timestamp and a
 /// Message-Authenticator when `signed`.
@@ -118,6 +127,8 @@ fn freeradius_authenticates_accounts_and_disconnects() {
             auth_port: 18120,
             secret: SECRET,
             users: USERS,
+            site: None,
+            modules: &[],
         },
     )
     .unwrap();
@@ -260,14 +271,28 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     wait_for(Duration::from_secs(10), || lab.exited(frank.pid).is_some())
         .expect("frank's client saw the session end");
 
-    // Accounting: Start for everyone; Interim-Update for dave (Acct-Interim-Interval 1).
+    // Accounting: Accounting-On first, then Start for everyone, each under its own
+    // Acct-Session-Id naming the NAS; Interim-Update for dave
+    // (Acct-Interim-Interval 1).
+    let on = nas_records(&radius, "Accounting-On");
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert_eq!(
+        on[0].get("NAS-Identifier").map(String::as_str),
+        Some("lab-nas")
+    );
+    let mut ids = vec![on[0]["Acct-Session-Id"].clone()];
     for (user, ..) in &cases {
         let start = radius.wait_record(user, "Start");
         assert_eq!(
             start.get("NAS-Identifier").map(String::as_str),
             Some("lab-nas")
         );
+        ids.push(start["Acct-Session-Id"].clone());
     }
+    assert!(ids.iter().all(|id| id.starts_with("lab-nas-")), "{ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len() + 1, "one Acct-Session-Id each");
     let interim = radius.wait_record("dave", "Interim-Update");
     assert!(num(&interim, "Acct-Input-Packets") >= 3, "{interim:?}");
 
@@ -490,6 +515,18 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Admin-Reboot"),
         "Stop sent at shutdown"
+    );
+    let off = nas_records(&radius, "Accounting-Off");
+    assert_eq!(off.len(), 1, "Accounting-Off at a clean stop: {off:?}");
+    let statuses: Vec<String> = radius
+        .detail_records()
+        .iter()
+        .filter_map(|r| r.get("Acct-Status-Type").cloned())
+        .collect();
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("Accounting-Off"),
+        "after every Stop: {statuses:?}"
     );
     lab.stop(radius.pid, Duration::from_secs(10)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

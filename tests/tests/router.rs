@@ -1,4 +1,4 @@
-//! The calling router in network namespaces (README "Calling router"):
+//! The calling router in network namespaces (docs/calling-router.md):
 //! - the Seattle/New York example of "TCP/IP Fundamentals for Microsoft Windows"
 //!   ch. 14: two sites with a LAN host each, both routers running our agent with a
 //!   demand-dial interface toward the other; a ping from one LAN to the other dials,

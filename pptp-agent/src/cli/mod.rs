@@ -4,6 +4,7 @@ mod agent;
 mod capture;
 mod check_config;
 mod dial;
+mod generate;
 mod interfaces;
 mod kill;
 mod load_test;
@@ -51,6 +52,9 @@ enum Command {
     /// process, ping through each, hang them up, report setup rate and failures.
     /// Traffic goes only to --server and --ping.
     LoadTest(load_test::LoadTestArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,5 +68,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Interfaces(args) => interfaces::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::LoadTest(args) => load_test::run(args),
+        Command::Generate(args) => generate::run(args, <Cli as clap::CommandFactory>::command()),
     }
 }

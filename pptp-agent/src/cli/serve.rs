@@ -417,6 +417,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             accounting: radius.as_ref().is_some_and(|r| r.accounts()),
             interim: radius.as_ref().and_then(|r| r.config().interim),
         };
+        if let Some(r) = &radius {
+            config.acct_ids = r.acct_ids().clone();
+        }
         config.user_routes = routers.user_routes;
         config.rates = plan_rates;
         config.routers = routers.configs;

@@ -1,5 +1,5 @@
 //! `[[demand_dial]]`: the calling router's interfaces, one table each (see
-//! [`crate::demand`] and the README's "Calling router" section).
+//! [`crate::demand`] and docs/calling-router.md).
 //!
 //! An interface is named like Windows RRAS names them: the name is also the user name
 //! the router at the other end authenticates with when it calls us, which is how an

@@ -24,6 +24,7 @@ use super::{
     AgentCounter, Device, Engine, Mode, SessionId,
     action::{Delivery, Target},
     rates::Way,
+    session::PeerGre,
 };
 
 /// Why a received data packet was refused.
@@ -52,6 +53,7 @@ impl Engine {
         let Some(session) = self.table.get_mut(id) else {
             return Delivery::Done;
         };
+        session.peer_gre = PeerGre::Heard;
         match session.judge(dp, &header) {
             Some(SeqVerdict::Duplicate | SeqVerdict::Old) => {
                 self.stats.add(AgentCounter::OldSequence);

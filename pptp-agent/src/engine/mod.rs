@@ -23,7 +23,8 @@
 //!   counters and selectors they use;
 //! - [`action`]: what the engine and the runtime tell each other besides packets;
 //! - [`kernel`]: the XDP maps and routes, as traits the runtime implements;
-//! - [`deadlines`]: one timer per session.
+//! - [`deadlines`]: one timer per session;
+//! - `silence` (private): calls whose peer sends no GRE (IP protocol 47 blocked).
 //!
 //! A session's life: [`Engine::handle_call_up`] (a control connection has a call)
 //! installs it in the XDP maps (so that its GRE numbering is shared with the
@@ -45,13 +46,14 @@ mod rates;
 pub mod router;
 mod routers;
 pub mod session;
+mod silence;
 pub mod table;
 #[cfg(test)]
 mod tests;
 pub mod views;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
@@ -66,9 +68,11 @@ use crate::{
     gre::Sequencer,
     guard::limits::LiveLimits,
     ppp::link::{DownReason, Event, Link, LinkUp},
+    radius::nas::AcctSessionIds,
 };
 
 pub use self::{
+    accounting::Arrival,
     action::{Action, CallUp, Delivery, OwnerId, SessionEvent, Target},
     kernel::{CallSpec, Dataplane, DataplaneError, Device, Network},
     router::RouterConfig,
@@ -131,6 +135,11 @@ pub struct EngineConfig {
     /// The limits in force (sessions per user, checked at authentication).
     pub limits: LiveLimits,
     pub aaa: AaaSettings,
+    /// How sessions are named in Acct-Session-Id.
+    pub acct_ids: AcctSessionIds,
+    /// Whether this process starts the NAS afresh (Accounting-On) or takes its
+    /// sessions over from another.
+    pub arrival: Arrival,
     /// Networks behind a user (a router): routed to its session while it is up.
     pub user_routes: HashMap<String, Vec<Ipv4Net>>,
     /// Demand-dial interfaces.
@@ -139,6 +148,9 @@ pub struct EngineConfig {
     pub dialing: bool,
     /// Rate limits for users without one from RADIUS.
     pub rates: RatePolicy,
+    /// How long a call may stay up without GRE from its peer before it is
+    /// reported (and, on a client, ended): see `silence.rs`.
+    pub gre_wait: Duration,
     pub rng: LinkRng,
 }
 
@@ -151,14 +163,21 @@ impl EngineConfig {
             dhcp: None,
             limits: LiveLimits::default(),
             aaa: AaaSettings::default(),
+            acct_ids: AcctSessionIds::default(),
+            arrival: Arrival::Fresh,
             user_routes: HashMap::new(),
             routers: Vec::new(),
             dialing: false,
             rates: RatePolicy::default(),
+            gre_wait: GRE_WAIT,
             rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
         }
     }
 }
+
+/// [`EngineConfig::gre_wait`] unless set: LCP has sent four Configure-Requests
+/// by then, more than a lossy path loses.
+pub const GRE_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a shutdown waits for the peers' LCP Terminate-Acks before it clears the
 /// calls anyway. A peer that gets Call-Clear-Request first (pptpd) kills its pppd
@@ -187,6 +206,10 @@ pub struct Engine {
     closing: Option<Instant>,
     /// Zero of the policers' clock on the agent's path.
     origin: Instant,
+    /// Accounting-Off was said.
+    departed: bool,
+    /// Peers already told about GRE that never came (`silence.rs`).
+    hinted: HashSet<Ipv4Addr>,
 }
 
 use rand::SeedableRng as _;
@@ -218,7 +241,10 @@ impl Engine {
             scratch: Vec::with_capacity(2048),
             closing: None,
             origin: now,
+            departed: false,
+            hinted: HashSet::new(),
         };
+        engine.announce_arrival();
         for index in 0..engine.routers.len() {
             engine.router_actions(index, now);
         }
@@ -256,6 +282,7 @@ impl Engine {
             if let Some(session) = self.table.get_mut(id) {
                 session.link.handle_timeout(now);
                 self.on_session_clock(id, now);
+                self.on_gre_wait(id, now);
                 self.flush(id, now);
             }
         }
@@ -359,10 +386,14 @@ impl Engine {
         }
         if let Some(session) = self.table.get(id) {
             let clock = session.aaa.clock.as_ref().and_then(|c| c.poll_timeout());
-            let at = [session.link.poll_timeout(), clock]
-                .into_iter()
-                .flatten()
-                .min();
+            let at = [
+                session.link.poll_timeout(),
+                clock,
+                self.gre_deadline(session),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             self.timers.set(id, at.map(|at| at.max(now)));
         }
     }
@@ -465,6 +496,7 @@ impl Engine {
 
     /// Removes a session and everything it had; tells its owner to clear the call.
     fn end_session(&mut self, id: SessionId, reason: DownReason, now: Instant) {
+        self.gre_missing(id, "before the call ended");
         let Some(session) = self.table.get(id) else {
             return;
         };
@@ -535,8 +567,10 @@ impl Engine {
             .is_some_and(|until| self.table.is_empty() || now >= until)
     }
 
-    /// Ends every session left (closing its link first if not yet); the data
-    /// plane, for the runtime to shut down.
+    /// Ends every session left (closing its link first if not yet), then says
+    /// Accounting-Off: a clean stop. (A process handing its sessions over to
+    /// another does not finish: the sessions live on, and so does the NAS.)
+    /// Returns the data plane, for the runtime to shut down.
     pub fn finish(&mut self, now: Instant) -> Option<Box<dyn Dataplane>> {
         self.config.dialing = false;
         self.closing.get_or_insert(now);
@@ -544,6 +578,7 @@ impl Engine {
         for id in self.table.ids() {
             self.end_session(id, DownReason::Closed, now);
         }
+        self.announce_departure();
         self.dataplane.take()
     }
 

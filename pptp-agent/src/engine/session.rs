@@ -56,6 +56,18 @@ pub struct Cipher {
 /// lost too) is sent again at most this often, as packets keep arriving.
 const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
 
+/// Whether the peer has sent the session any GRE (a firewall that passes TCP 1723
+/// but drops IP protocol 47 leaves a call up and its link deaf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerGre {
+    /// Nothing yet, and the wait is not over.
+    Awaited,
+    /// Some arrived.
+    Heard,
+    /// Nothing within the wait: counted and reported.
+    Missing,
+}
+
 /// IPv4 packets and bytes a session moved through the agent, and what its rate
 /// limit dropped there.
 #[derive(Debug, Default, Clone, Copy)]
@@ -138,6 +150,7 @@ pub struct Session {
     pub router: Option<usize>,
     /// Its rate limit on the agent's path.
     pub policing: Policing,
+    pub peer_gre: PeerGre,
 }
 
 /// Why an IPv4 packet could not be sent on a session.
@@ -167,6 +180,7 @@ impl Session {
             placer: Placer::Peer,
             router: None,
             policing: Policing::default(),
+            peer_gre: PeerGre::Awaited,
         }
     }
 

@@ -155,6 +155,8 @@ counters! {
     Policed = "policed";
     /// Logins refused: wrong credentials, unknown user, dial-in denied, RADIUS reject.
     AuthFailures = "auth_failures", event "pptp_auth_failures_total" "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject)";
+    /// Calls whose peer sent no GRE within the wait (IP protocol 47 blocked?).
+    CallsWithoutGre = "calls_without_gre", event "pptp_calls_without_gre_total" "Calls whose peer sent no GRE within the wait (IP protocol 47 blocked on the path?)";
 }
 
 impl AgentCounter {

@@ -6,7 +6,10 @@
 //! can answer a [`Event::CallRequested`] at once) and may return something to pass
 //! on to another task (the hub); the shell sends it through a bounded channel and
 //! waits for room, so a busy receiver slows this connection down (it stops reading
-//! its peer) instead of queueing without bound. Other tasks reach the connection by
+//! its peer) instead of queueing without bound. What is passed on may also hold the
+//! connection's writes until the receiver has acted on it ([`Pass::then_write`]): a
+//! call's reply must not reach the peer before the call is in the data plane, or the
+//! peer's first GRE packet overtakes it and XDP drops it as for no call it knows. Other tasks reach the connection by
 //! sending [`Command`]s (stop), and ask it to clear calls through its [`CallClears`],
 //! which never blocks the asker and never loses a call. When the machine reports
 //! [`Event::Closed`], the shell writes what is left to send and shuts the stream
@@ -34,10 +37,40 @@ use std::{
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::call_id::CallIdPool;
 use super::control::{ControlConnection, Event};
+
+/// How long a connection holds its writes for a receiver to act on what it was
+/// passed: the hub takes microseconds; past this the peer gets its answer anyway.
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
+
+/// What the owner passes on to another task from `on_event`.
+pub struct Pass<O> {
+    message: O,
+    acted_on: Option<oneshot::Receiver<()>>,
+}
+
+impl<O> Pass<O> {
+    /// `message`, and the connection goes on at once.
+    pub fn on(message: O) -> Self {
+        Self {
+            message,
+            acted_on: None,
+        }
+    }
+
+    /// `message`, and nothing more is written to the peer until the receiver has
+    /// acted on it (sends on, or drops, the other end of `acted_on`), for at most
+    /// [`HOLD_LIMIT`]. The connection neither reads nor runs timers meanwhile.
+    pub fn then_write(message: O, acted_on: oneshot::Receiver<()>) -> Self {
+        Self {
+            message,
+            acted_on: Some(acted_on),
+        }
+    }
+}
 
 /// Something to do to the connection, from another task.
 pub type Command<P> = Box<dyn FnOnce(&mut ControlConnection<P>, Instant) + Send>;
@@ -135,7 +168,7 @@ pub async fn drive<P: CallIdPool, O>(
     mut conn: ControlConnection<P>,
     channels: Channels<'_, P, O>,
     limits: ShellLimits,
-    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant) -> Option<O>,
+    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant) -> Option<Pass<O>>,
 ) {
     let Channels {
         mut commands,
@@ -164,9 +197,13 @@ pub async fn drive<P: CallIdPool, O>(
             let mut busy = false;
             while let Some(e) = conn.poll_event() {
                 busy = true;
-                if let Some(o) = on_event(&mut conn, e, Instant::now()) {
-                    // The receiver gone (shutting down) changes nothing here.
-                    let _ = pass_on.send(o).await;
+                if let Some(pass) = on_event(&mut conn, e, Instant::now()) {
+                    // The receiver gone (shutting down) changes nothing here, nor
+                    // does one that does not act within the limit.
+                    let _ = pass_on.send(pass.message).await;
+                    if let Some(acted_on) = pass.acted_on {
+                        let _ = tokio::time::timeout(HOLD_LIMIT, acted_on).await;
+                    }
                 }
             }
             while let Some(bytes) = conn.poll_transmit() {

@@ -119,7 +119,7 @@ pub fn parse_framed_route(value: &[u8]) -> Option<Ipv4Net> {
 pub struct Authorization {
     /// Framed-IP-Address (none, or 255.255.255.254/255: the pool chooses).
     pub address: Option<Ipv4Addr>,
-    /// Framed-Pool: a pool name (only the default pool exists: see the README).
+    /// Framed-Pool: the name of a `[radius.pools]` entry (docs/radius.md).
     pub pool: Option<String>,
     /// Framed-Route: networks behind the client.
     pub routes: Vec<Ipv4Net>,

@@ -33,7 +33,7 @@ use crate::{
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::StopReason,
-        shell::{self, CallClears, ShellLimits},
+        shell::{self, CallClears, Pass, ShellLimits},
     },
 };
 
@@ -157,7 +157,8 @@ pub async fn place_call(
                 return None;
             };
             came_up = true;
-            Some(HubCommand::CallUp(Box::new(CallUp {
+            let (installed, acted_on) = oneshot::channel();
+            let up = HubCommand::CallUp(Box::new(CallUp {
                 call: CallSpec {
                     peer_addr: server_addr,
                     local_addr: *local.ip(),
@@ -168,12 +169,14 @@ pub async fn place_call(
                 control: clears.clone(),
                 notify: notify.take(),
                 router,
-            })))
+                installed,
+            }));
+            Some(Pass::then_write(up, acted_on))
         }
         Event::CallDown { local_call_id, reason, .. } => {
             tracing::info!(local_call_id, ?reason, "call down");
             conn.stop(StopReason::None, now);
-            Some(HubCommand::CallDown((server_addr, local_call_id)))
+            Some(Pass::on(HubCommand::CallDown((server_addr, local_call_id))))
         }
         Event::Closed(reason) => {
             tracing::info!(?reason, "control connection closed");
@@ -202,6 +205,8 @@ pub struct DialSettings {
     pub control: ControlConfig,
     /// Give up if the control connection cannot be opened within this time.
     pub connect_timeout: Duration,
+    /// Give up if the call is up but no GRE comes within this time.
+    pub gre_wait: Duration,
 }
 
 /// Dials, reports session events on `events` (an event that finds the channel full
@@ -224,12 +229,9 @@ pub async fn dial(
             current: device.clone(),
         }),
     };
-    let engine = Engine::new(
-        EngineConfig::new(Mode::Client),
-        None,
-        Box::new(network),
-        Instant::now(),
-    );
+    let mut config = EngineConfig::new(Mode::Client);
+    config.gre_wait = settings.gre_wait;
+    let engine = Engine::new(config, None, Box::new(network), Instant::now());
     let parts = HubParts {
         gre,
         devices: Devices {

@@ -78,6 +78,9 @@ pub struct CallUp {
     pub control: Arc<CallClears>,
     /// Told when the link comes up and when the session ends.
     pub notify: Option<SessionNotify>,
+    /// Fired once the call is in the data plane (or was refused): the control
+    /// connection holds the call's reply until then.
+    pub installed: oneshot::Sender<()>,
 }
 
 /// What the hub is asked to do.
@@ -310,6 +313,7 @@ impl Hub {
                     router,
                     control,
                     notify,
+                    installed,
                 } = *call;
                 let owner = OwnerId(self.next_owner);
                 self.next_owner += 1;
@@ -329,6 +333,8 @@ impl Hub {
                         router,
                     },
                 );
+                // The connection may be gone already.
+                let _ = installed.send(());
             }
             HubCommand::CallDown(call) => self.engine.handle_call_down(now, call),
             HubCommand::Send(packet) => self.on_ip(Device::Concentrator, &packet),
@@ -377,7 +383,7 @@ impl Hub {
             }
             while let Some(action) = self.engine.poll_action() {
                 busy = true;
-                self.act(action);
+                self.act(action).await;
             }
             if !busy {
                 return;
@@ -385,7 +391,7 @@ impl Hub {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    async fn act(&mut self, action: Action) {
         match action {
             // The engine clears a call exactly once, after the session's last
             // event: the owner's entry goes with it.
@@ -422,17 +428,22 @@ impl Hub {
                     asking.abort();
                 }
             }
-            Action::Account {
-                session,
-                mut record,
-            } => {
+            Action::Account { record, .. } => {
                 let Some(radius) = self.parts.radius.clone() else {
                     return;
                 };
-                record.session_id = radius.acct_session_id(session.get());
                 while self.accounting.try_join_next().is_some() {}
                 self.accounting
                     .spawn(async move { radius.account(record).await });
+            }
+            // Awaited: nothing else moves until the server has cleared this
+            // NAS's old sessions and leases (or none answered). Records in
+            // flight go first (Accounting-Off follows the Stops).
+            Action::AccountNas { record } => {
+                if let Some(radius) = self.parts.radius.clone() {
+                    self.accounting_done(&radius).await;
+                    radius.account_nas(record).await;
+                }
             }
             Action::Dial { router, generation } => match &mut self.parts.dialer {
                 Some(dialer) => dialer(router, generation),
@@ -456,9 +467,14 @@ impl Hub {
         for done in self.closing.drain(..) {
             let _ = done.send(());
         }
-        let Some(radius) = &self.parts.radius else {
-            return;
-        };
+        if let Some(radius) = self.parts.radius.clone() {
+            self.accounting_done(&radius).await;
+        }
+    }
+
+    /// Waits for the accounting requests in flight, at most as long as one takes
+    /// to fail over every server.
+    async fn accounting_done(&mut self, radius: &Radius) {
         let t = radius.config().timing;
         let servers = radius.config().acct_servers.len() as u32;
         let bound = t.timeout * (t.retries + 1) * servers.max(1);

@@ -22,7 +22,7 @@ use std::{
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
 };
 
 use crate::{
@@ -44,7 +44,7 @@ use crate::{
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
         message::{GeneralError, StopReason},
-        shell::{self, CallClears, ShellLimits},
+        shell::{self, CallClears, Pass, ShellLimits},
     },
 };
 
@@ -343,7 +343,8 @@ async fn connection(
             }
             Event::CallUp(info) => {
                 let peer_call_id = info.peer_call_id?;
-                Some(HubCommand::CallUp(Box::new(CallUp {
+                let (installed, acted_on) = oneshot::channel();
+                let up = HubCommand::CallUp(Box::new(CallUp {
                     call: CallSpec {
                         peer_addr: *peer.ip(),
                         local_addr: *local.ip(),
@@ -359,7 +360,9 @@ async fn connection(
                         guards.logins.clone(),
                         source,
                     )),
-                })))
+                    installed,
+                }));
+                Some(Pass::then_write(up, acted_on))
             }
             Event::CallDown {
                 local_call_id,
@@ -371,7 +374,7 @@ async fn connection(
                 if accepted.remove(&local_call_id) {
                     calls.fetch_sub(1, Ordering::SeqCst);
                 }
-                Some(HubCommand::CallDown((*peer.ip(), local_call_id)))
+                Some(Pass::on(HubCommand::CallDown((*peer.ip(), local_call_id))))
             }
             Event::Closed(reason) => {
                 tracing::info!(%peer, ?reason, "control connection closed");
@@ -407,6 +410,8 @@ fn follow_session(
                 logins.failed(user, source, Instant::now());
             }
         }
+        // Counted and logged by the engine; the link's own timeout decides.
+        SessionEvent::NoGre { .. } => {}
     })
 }
 

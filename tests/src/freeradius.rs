@@ -171,6 +171,33 @@ impl FreeRadius {
         Ok(server)
     }
 
+    /// The accounting records of `user` with status `status` (from the detail file).
+    pub fn records(&self, user: &str, status: &str) -> Vec<BTreeMap<String, String>> {
+        self.detail_records()
+            .into_iter()
+            .filter(|r| {
+                r.get("User-Name").map(String::as_str) == Some(user)
+                    && r.get("Acct-Status-Type").map(String::as_str) == Some(status)
+            })
+            .collect()
+    }
+
+    /// The first record of `user` with status `status`, waiting up to 10 s for it;
+    /// panics with the detail file and the log if none comes.
+    pub fn wait_record(&self, user: &str, status: &str) -> BTreeMap<String, String> {
+        wait_for(Duration::from_secs(10), || {
+            !self.records(user, status).is_empty()
+        })
+        .unwrap_or_else(|_| {
+            panic!(
+                "no {status} record for {user}:\n{:?}\n{}",
+                self.detail_records(),
+                self.log_tail()
+            )
+        });
+        self.records(user, status).remove(0)
+    }
+
     /// Its debug log.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -226,6 +253,31 @@ fn which(name: &str) -> Option<PathBuf> {
         .iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.exists())
+}
+
+/// What `radclient` needs besides `attributes` to be heard by the agent's dynamic
+/// authorization server: a fresh Event-Timestamp and a Message-Authenticator.
+pub fn dae(attributes: &str) -> String {
+    format!(
+        "{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n",
+        unix_now()
+    )
+}
+
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// The number `key` of an accounting record; panics naming it if it is missing.
+pub fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
+    record
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} missing in {record:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} not a number in {record:?}"))
 }
 
 /// Sends one request with `radclient` from namespace `ns` (`kind`: "disconnect",

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
 mod agent;
+mod capture;
 mod check_config;
 mod dial;
 mod generate;
@@ -39,6 +40,9 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// Hang sessions up (LCP Terminate-Request, then the call is cleared).
     Kill(kill::KillArgs),
+    /// Write a pcap of one session's packets (both directions) from the data
+    /// plane, to a file or standard output, until Ctrl-C.
+    Capture(capture::CaptureArgs),
     /// List the running agent's demand-dial interfaces (state, bound session,
     /// calls, idle hang-ups, queued and dropped packets).
     Interfaces(interfaces::InterfacesArgs),
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Kill(args) => kill::run(args),
+        Command::Capture(args) => capture::run(args),
         Command::Interfaces(args) => interfaces::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::LoadTest(args) => load_test::run(args),

@@ -1,6 +1,7 @@
 //! RADIUS in the engine: claims out as [`Action::Authenticate`], verdicts in through
 //! [`Engine::handle_verdict`] (bound to the claim they answer), accounting records
-//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA. What each
+//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA (which
+//! may change the rate limit too: `super::rates`). What each
 //! session keeps for it is in [`super::accounting`].
 //!
 //! What many concentrators sharing one AAA service need (docs/fleet.md): every
@@ -114,11 +115,12 @@ impl Engine {
         };
         let c = session.totals(dp);
         let packets = c.input_packets + c.output_packets;
+        let octets = c.input_octets + c.output_octets;
         let due = session
             .aaa
             .clock
             .as_mut()
-            .and_then(|clock| clock.handle_timeout(now, packets));
+            .and_then(|clock| clock.handle_timeout(now, packets, octets));
         match due {
             Some(Due::Interim) => self.account(id, Status::InterimUpdate, None, now),
             Some(Due::Terminate(cause)) => {
@@ -130,13 +132,16 @@ impl Engine {
         }
     }
 
-    /// CoA: new timeouts for session `id`; whether it exists.
+    /// CoA: new timeouts, rate limit or quota for session `id`; whether it exists.
     pub fn reauthorize(&mut self, now: Instant, id: SessionId, update: &Authorization) -> bool {
         let accounting = self.config.aaa.accounting;
         let Some(session) = self.table.get_mut(id) else {
             return false;
         };
         session.aaa.reauthorize(now, update, accounting);
+        if let Some(rate) = update.rate_limit {
+            self.set_rate(id, rate);
+        }
         self.flush(id, now);
         true
     }

@@ -48,6 +48,7 @@ impl SessionAaa {
             interim: accounting
                 .then(|| a.and_then(|a| a.interim_interval).or(configured_interim))
                 .flatten(),
+            total_octets: a.and_then(|a| a.total_limit),
         }
     }
 
@@ -64,6 +65,9 @@ impl SessionAaa {
             }
             if update.interim_interval.is_some() && accounting {
                 limits.interim = update.interim_interval;
+            }
+            if update.total_limit.is_some() {
+                limits.total_octets = update.total_limit;
             }
             clock.update(now, limits);
         }

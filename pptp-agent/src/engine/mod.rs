@@ -15,6 +15,8 @@
 //! - `network` (private): a session's maps, routes and prefixes once it is up;
 //! - `aaa` (private) and [`accounting`]: RADIUS authentication and accounting, session
 //!   and idle timeouts, CoA, and what a session keeps for them;
+//! - `rates` (private): each session's rate limit, from RADIUS, CoA or the
+//!   configuration, on both paths;
 //! - `routers` (private) and [`router`]: the demand-dial interfaces' supervisor and
 //!   what it keeps per interface;
 //! - `operator` (private) and [`views`]: the operator's commands, and the views,
@@ -40,6 +42,7 @@ pub mod kernel;
 mod network;
 mod operator;
 pub mod prefixes;
+mod rates;
 pub mod router;
 mod routers;
 pub mod session;
@@ -110,6 +113,15 @@ pub struct AaaSettings {
     pub interim: Option<Duration>,
 }
 
+/// Rate limits from the configuration: per user, and a default for the others.
+/// RADIUS (Mikrotik-Rate-Limit) overrides both.
+#[derive(Debug, Clone, Default)]
+pub struct RatePolicy {
+    /// For users without a limit of their own; zero: none.
+    pub default: pptp_common::rate::RateLimit,
+    pub users: HashMap<String, pptp_common::rate::RateLimit>,
+}
+
 /// Makes the random source of each new link (magic numbers, challenges).
 pub type LinkRng = Box<dyn FnMut() -> Box<dyn RngCore + Send> + Send>;
 
@@ -134,6 +146,8 @@ pub struct EngineConfig {
     pub routers: Vec<RouterConfig>,
     /// Whether demand-dial interfaces may dial (a dialer is there).
     pub dialing: bool,
+    /// Rate limits for users without one from RADIUS.
+    pub rates: RatePolicy,
     /// How long a call may stay up without GRE from its peer before it is
     /// reported (and, on a client, ended): see `silence.rs`.
     pub gre_wait: Duration,
@@ -154,6 +168,7 @@ impl EngineConfig {
             user_routes: HashMap::new(),
             routers: Vec::new(),
             dialing: false,
+            rates: RatePolicy::default(),
             gre_wait: GRE_WAIT,
             rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
         }
@@ -189,6 +204,8 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// A shutdown in progress: until when the links may take to go down.
     closing: Option<Instant>,
+    /// Zero of the policers' clock on the agent's path.
+    origin: Instant,
     /// Accounting-Off was said.
     departed: bool,
     /// Peers already told about GRE that never came (`silence.rs`).
@@ -223,6 +240,7 @@ impl Engine {
             actions: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
             closing: None,
+            origin: now,
             departed: false,
             hinted: HashSet::new(),
         };
@@ -450,6 +468,7 @@ impl Engine {
             }
             return;
         }
+        self.start_policing(id);
         let mppe = up.mppe.as_ref().map(|m| m.params);
         tracing::info!(session = %id, local = %up.local_ip, remote = %up.peer_ip, ?mppe, "session up");
         let Some(session) = self.table.get_mut(id) else {

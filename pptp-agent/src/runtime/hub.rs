@@ -103,8 +103,9 @@ pub enum HubCommand {
     Stats(oneshot::Sender<AgentStats>),
     /// Report what the hub holds now.
     Load(oneshot::Sender<EngineLoad>),
-    /// Change the timeouts of a session (RADIUS CoA); answers whether it exists.
-    Reauthorize(SessionId, Authorization, oneshot::Sender<bool>),
+    /// Change the timeouts, rate limit or quota of a session (RADIUS CoA); answers
+    /// whether it exists.
+    Reauthorize(SessionId, Box<Authorization>, oneshot::Sender<bool>),
     /// A call placed by the [`Dialer`] ended (whether or not it came up).
     DialEnded { index: usize, generation: u64 },
     /// Report every demand-dial interface.
@@ -163,7 +164,7 @@ enum Wake {
     Tun(io::Result<usize>),
     Router(Option<(usize, Vec<u8>)>),
     Command(Option<HubCommand>),
-    Authorized(Option<(SessionId, ClaimTicket, Authorized)>),
+    Authorized(Option<Box<(SessionId, ClaimTicket, Authorized)>>),
     Timer,
 }
 
@@ -202,7 +203,7 @@ impl Hub {
                 r = recv_tun(tun.as_deref(), &mut tun_buf) => Wake::Tun(r),
                 r = from_routers.recv(), if has_routers => Wake::Router(r),
                 c = commands.recv() => Wake::Command(c),
-                Some(r) = self.authentications.join_next(), if authenticating => Wake::Authorized(r.ok()),
+                Some(r) = self.authentications.join_next(), if authenticating => Wake::Authorized(r.ok().map(Box::new)),
                 () = sleep_until(deadline) => Wake::Timer,
             };
             match wake {
@@ -228,7 +229,8 @@ impl Hub {
                     self.engine.begin_shutdown(Instant::now());
                     return self.stop(Instant::now()).await;
                 }
-                Wake::Authorized(Some((id, ticket, authorized))) => {
+                Wake::Authorized(Some(verdict)) => {
+                    let (id, ticket, authorized) = *verdict;
                     self.asking.remove(&id);
                     self.engine
                         .handle_verdict(Instant::now(), id, ticket, authorized);

@@ -7,6 +7,7 @@
 
 mod aaa;
 mod fleet;
+mod rates;
 mod routers;
 mod sessions;
 mod silence;

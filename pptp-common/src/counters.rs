@@ -73,11 +73,13 @@ pub enum GlobalCounter {
     /// Outcome: GRE sequence number too far ahead of the highest accepted
     /// ([`crate::seq::MAX_SEQ_JUMP`]) and not following an earlier such packet; dropped.
     SequenceJump = 17,
+    /// Outcome: IPv4 packets over their session's rate limit; dropped.
+    Policed = 18,
 }
 
 impl GlobalCounter {
     /// Every counter, in map-index order.
-    pub const ALL: [GlobalCounter; 18] = [
+    pub const ALL: [GlobalCounter; 19] = [
         GlobalCounter::PptpControl,
         GlobalCounter::GreEnhanced,
         GlobalCounter::GreOther,
@@ -96,6 +98,7 @@ impl GlobalCounter {
         GlobalCounter::TooBig,
         GlobalCounter::MssClamped,
         GlobalCounter::SequenceJump,
+        GlobalCounter::Policed,
     ];
 
     /// Number of slots in the global counter map.
@@ -122,6 +125,7 @@ impl GlobalCounter {
             GlobalCounter::TooBig => "too_big",
             GlobalCounter::MssClamped => "mss_clamped",
             GlobalCounter::SequenceJump => "sequence_jump",
+            GlobalCounter::Policed => "policed",
         }
     }
 

@@ -7,8 +7,11 @@
 //! codecs both sides run.
 #![no_std]
 
+pub mod capture;
 pub mod counters;
 pub mod maps;
+pub mod police;
+pub mod rate;
 pub mod seq;
 pub mod session;
 pub mod wire;

@@ -12,6 +12,14 @@ pub const SESSIONS_BY_CLIENT: &str = "SESSIONS_BY_CLIENT";
 pub const SESSION_SEQ: &str = "SESSION_SEQ";
 /// Per-CPU array of [`crate::session::SessionCounters`] by session slot.
 pub const SESSION_COUNTERS: &str = "SESSION_COUNTERS";
+/// Array of [`crate::police::SessionPolicers`] by session slot (not per CPU: one
+/// bucket per session and direction, see [`crate::police`]).
+pub const SESSION_POLICE: &str = "SESSION_POLICE";
+/// Ring buffer of [`crate::capture::Record`]s: one session's packets while a
+/// capture runs.
+pub const CAPTURE: &str = "CAPTURE";
+/// Array of one `u32`: the captured session's slot plus one, or 0.
+pub const CAPTURE_SESSION: &str = "CAPTURE_SESSION";
 /// Array of one [`crate::session::Config`].
 pub const CONFIG: &str = "CONFIG";
 /// LRU hash of destination address (`[u8; 4]`) -> [`crate::session::NextHop`].

@@ -12,6 +12,8 @@
 //! - `SESSION_SEQ`: an mmapable array of [`SeqState`] by session slot: the one GRE
 //!   sequence space per session, shared by the BPF programs and the agent.
 //! - `SESSION_COUNTERS`: a per-CPU array of [`SessionCounters`] by session slot.
+//! - `SESSION_POLICE`: an array of [`crate::police::SessionPolicers`] by session
+//!   slot, shared by every CPU (the rate limits and their buckets).
 
 /// Session flag: the XDP path forwards this session's IPv4 data. Without it (setup,
 /// MPPE, or moved to the fallback path) every frame goes to the agent.
@@ -152,6 +154,10 @@ pub struct SessionCounters {
     pub drop_old_seq: u64,
     /// Packets too big for the tunnel, sent to the slow path.
     pub too_big: u64,
+    /// Packets from the client dropped by its rate limit (`pptp_common::police`).
+    pub drop_policed_rx: u64,
+    /// Packets to the client dropped by its rate limit.
+    pub drop_policed_tx: u64,
 }
 
 impl SessionCounters {
@@ -165,6 +171,8 @@ impl SessionCounters {
         self.drop_spoofed += o.drop_spoofed;
         self.drop_old_seq += o.drop_old_seq;
         self.too_big += o.too_big;
+        self.drop_policed_rx += o.drop_policed_rx;
+        self.drop_policed_tx += o.drop_policed_tx;
     }
 }
 
@@ -220,7 +228,7 @@ mod tests {
         assert_eq!(size_of::<DecapSession>(), 12);
         assert_eq!(size_of::<EncapSession>(), 24);
         assert_eq!(size_of::<SeqState>(), 24);
-        assert_eq!(size_of::<SessionCounters>(), 64);
+        assert_eq!(size_of::<SessionCounters>(), 80);
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<NextHop>(), 24);
     }

@@ -7,25 +7,28 @@
 //! writes them (MACs from the next-hop cache, FIB lookup from the egress side) and
 //! redirects to the uplink. A session not on the fast path, a packet above its MTU, or
 //! a next hop the kernel has not resolved yet goes on to the TUN device: the agent
-//! sends it. It runs after the kernel's routing, so it cannot beat plain forwarding;
+//! sends it. What is over the session's download limit is dropped (counted). It runs
+//! after the kernel's routing, so it cannot beat plain forwarding;
 //! it saves the trip through the agent.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_REDIRECT},
+    bindings::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::{bpf_redirect, bpf_skb_change_head},
     programs::TcContext,
 };
 use pptp_common::{
+    capture::TO_CLIENT,
     counters::GlobalCounter,
     session::SESSION_FAST,
     wire::{ethernet, ipv4},
 };
 
 use crate::{
-    encap, forward,
+    capture, encap, forward,
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     nexthop,
     packet::Bytes,
+    police,
 };
 
 impl Bytes for TcContext {
@@ -40,14 +43,11 @@ impl Bytes for TcContext {
 }
 
 pub fn run(ctx: &TcContext) -> i32 {
-    match encap(ctx) {
-        Some(()) => TC_ACT_REDIRECT,
-        None => TC_ACT_OK,
-    }
+    encap(ctx).unwrap_or(TC_ACT_OK)
 }
 
 #[inline(always)]
-fn encap(ctx: &TcContext) -> Option<()> {
+fn encap(ctx: &TcContext) -> Option<i32> {
     let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(0)?);
     if header.version() != 4 {
         return None;
@@ -77,6 +77,10 @@ fn encap(ctx: &TcContext) -> Option<()> {
         count(GlobalCounter::NoNextHop, len);
         return None;
     };
+    if !police::tx(slot, inner_len, len) {
+        return Some(TC_ACT_SHOT);
+    }
+    capture::tc(ctx, slot, 0, inner_len, TO_CLIENT);
     let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
     let push = ethernet::HEADER_LEN + encap::overhead(ack.is_some());
     // SAFETY: plain helper call on this program's skb.
@@ -92,5 +96,5 @@ fn encap(ctx: &TcContext) -> Option<()> {
     });
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(hop.ifindex, 0) };
-    Some(())
+    Some(TC_ACT_REDIRECT)
 }

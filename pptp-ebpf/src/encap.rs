@@ -27,7 +27,7 @@ pub fn next_seq(state: *mut SeqState) -> (u32, Option<u32>) {
     // programs and by the agent through its mmap of the same array.
     unsafe {
         let ack = ((*state).rx_valid != 0).then_some((*state).rx_highest);
-        (fetch_add(&mut (*state).tx_next) as u32, ack)
+        (fetch_add(&mut (*state).tx_next, 1) as u32, ack)
     }
 }
 
@@ -68,7 +68,7 @@ pub fn write_headers<B: Bytes>(
     }
 }
 
-/// Atomically increments `*counter`, returning its previous value (a BPF atomic
+/// Atomically adds `value` to `*counter`, returning its previous value (a BPF atomic
 /// fetch-and-add; `core::sync::atomic` has no atomics for the BPF target).
 ///
 /// SeqCst, not Relaxed: LLVM's BPF backend compiles a relaxed fetch-and-add into the
@@ -76,11 +76,11 @@ pub fn write_headers<B: Bytes>(
 /// toolchain: every packet got the same sequence number); SeqCst gets
 /// `atomic64_fetch_add`. The lan tests catch a regression.
 #[inline(always)]
-unsafe fn fetch_add(counter: *mut u64) -> u64 {
+pub unsafe fn fetch_add(counter: *mut u64, value: u64) -> u64 {
     // SAFETY: the caller passes a valid, aligned pointer into a map value.
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::SeqCst }>(
-            counter, 1,
+            counter, value,
         )
     }
 }

@@ -5,21 +5,25 @@
 //! Anything else passes: traffic not for a session, sessions on the fallback path
 //! (the kernel routes them to the agent's TUN device), packets too big for the
 //! tunnel (the kernel fragments them or answers fragmentation-needed on the slow
-//! path), TTL about to expire, and destinations without a known next hop.
+//! path), TTL about to expire, and destinations without a known next hop. What is
+//! over the session's download limit is dropped (counted), as it would be by the
+//! TC program or the agent on the other paths.
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
+    capture::TO_CLIENT,
     counters::GlobalCounter,
     session::SESSION_FAST,
     wire::{ethernet, ipv4, tcp},
 };
 
 use crate::{
-    encap,
+    capture, encap,
     forward::{self, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
     mss, nexthop,
     packet::Bytes,
+    police,
 };
 
 pub fn run(ctx: &XdpContext) -> u32 {
@@ -66,6 +70,11 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         count(GlobalCounter::NoNextHop, frame_len);
         return None;
     };
+
+    if !police::tx(slot, inner_len, frame_len) {
+        return Some(forward::DROP);
+    }
+    capture::xdp(ctx, slot, ethernet::HEADER_LEN, inner_len, TO_CLIENT);
 
     if header.protocol() == ipv4::PROTO_TCP
         && !header.is_later_fragment()

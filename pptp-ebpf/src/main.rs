@@ -7,13 +7,17 @@
 //! - `pptp_egress` (TC egress, the session device): encapsulates what the box itself
 //!   sends to those clients ([`egress`]).
 //!
-//! Session state lives in the maps of [`maps`], written by the agent.
+//! Session state lives in the maps of [`maps`], written by the agent. Each of the
+//! three polices what it forwards by the session's rate limits ([`police`]) and,
+//! while `pptp-agent capture` runs for the session, copies it to the capture ring
+//! buffer ([`capture`]).
 #![no_std]
 #![no_main]
 // atomic_xadd: the BPF target has no core::sync::atomic integers.
 #![allow(internal_features)]
 #![feature(core_intrinsics, adt_const_params)]
 
+mod capture;
 mod egress;
 mod encap;
 mod forward;
@@ -22,6 +26,7 @@ mod maps;
 mod mss;
 mod nexthop;
 mod packet;
+mod police;
 mod uplink;
 
 use aya_ebpf::{

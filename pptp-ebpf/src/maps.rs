@@ -4,10 +4,12 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pptp_common::{
+    capture::RING_BYTES,
     counters::{Counter, GlobalCounter},
+    police::SessionPolicers,
     session::{
         CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
         SessionCounters,
@@ -28,6 +30,15 @@ pub static SESSION_SEQ: Array<SeqState> = Array::pinned(MAX_SESSIONS, BPF_F_MMAP
 
 #[map(name = "SESSION_COUNTERS")]
 pub static SESSION_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "SESSION_POLICE")]
+pub static SESSION_POLICE: Array<SessionPolicers> = Array::pinned(MAX_SESSIONS, 0);
+
+#[map(name = "CAPTURE")]
+pub static CAPTURE: RingBuf = RingBuf::pinned(RING_BYTES, 0);
+
+#[map(name = "CAPTURE_SESSION")]
+pub static CAPTURE_SESSION: Array<u32> = Array::pinned(1, 0);
 
 #[map(name = "CONFIG")]
 pub static CONFIG: Array<Config> = Array::pinned(1, 0);

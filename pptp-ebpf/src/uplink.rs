@@ -7,7 +7,8 @@
 //! ack-only packets; hand PPP control, MPPE and non-fast sessions to the agent
 //! (XDP_PASS reaches its raw GRE socket); for IPv4 data check that the inner
 //! source is the client's address, hand DHCP requests (Windows' DHCPINFORM) to the
-//! agent, strip outer IPv4 + GRE + PPP and forward to the cached next hop, or
+//! agent, police by the session's upload limit (a drop is counted and does not move
+//! the window), strip outer IPv4 + GRE + PPP and forward to the cached next hop, or
 //! XDP_PASS the inner packet when no next hop is known.
 //!
 //! The GRE flag rule, the PPP header and "this is an IPv4 packet" are those of
@@ -16,6 +17,7 @@
 
 use aya_ebpf::programs::XdpContext;
 use pptp_common::{
+    capture::FROM_CLIENT,
     counters::GlobalCounter,
     seq::Judgement,
     session::{CallKey, SESSION_FAST},
@@ -27,10 +29,12 @@ use pptp_common::{
 };
 
 use crate::{
+    capture,
     forward::{self, DROP, PASS},
     maps::{SESSION_SEQ, SESSIONS_BY_CALL, config, count, count_session},
     nexthop,
     packet::Bytes,
+    police,
 };
 
 /// A frame as far as classification took it.
@@ -211,6 +215,11 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         // DHCPINFORM from a Windows client: the agent answers it.
         return Some(to_agent(slot, frame_len));
     }
+
+    if !police::rx(slot, inner_len, frame_len) {
+        return Some(DROP);
+    }
+    capture::xdp(ctx, slot, inner, inner_len, FROM_CLIENT);
 
     let hop = if header.ttl() > 1 {
         // SAFETY: ctx.ctx points at the program's xdp_md.

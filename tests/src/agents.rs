@@ -448,3 +448,27 @@ pub fn write_config(lab: &mut Lab, dir: &Path, spec: &ConfigSpec) -> anyhow::Res
     )?;
     Ok(config)
 }
+
+/// A scrape of the Prometheus endpoint `/metrics` at `addr` from inside namespace
+/// `ns`: the whole HTTP answer.
+pub fn scrape(ns: &str, addr: std::net::SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    netns::run_in(ns, move || {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .unwrap()
+}
+
+/// The value of `series` in a scrape's body.
+pub fn sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}

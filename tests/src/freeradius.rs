@@ -1,7 +1,8 @@
 //! A real FreeRADIUS (Debian's `freeradius` package) for the RADIUS tests: a config
 //! directory generated from the installed `/etc/freeradius/3.0` (our clients, users,
-//! loopback ports, a minimal virtual server, the detail module writing into the
-//! test's directory), run in the foreground inside a lab namespace, stopped by PID;
+//! loopback ports, a minimal virtual server or the test's own, modules the test
+//! enables, the detail module writing into the test's directory), run in the
+//! foreground inside a lab namespace, stopped by PID;
 //! and `radclient` (package `freeradius-utils`) for Disconnect-Request.
 
 use std::{
@@ -26,6 +27,11 @@ pub struct Spec<'a> {
     pub secret: &'a str,
     /// The users file (`mods-config/files/authorize`).
     pub users: &'a str,
+    /// The virtual server (`sites-enabled/default`) instead of this file's, its
+    /// listen ports made 127.0.0.1:`auth_port` and the next.
+    pub site: Option<&'a str>,
+    /// Modules to enable: (name in `mods-enabled`, configuration).
+    pub modules: &'a [(&'a str, String)],
 }
 
 /// A FreeRADIUS running in a lab namespace.
@@ -119,11 +125,21 @@ impl FreeRadius {
             out.push('\n');
         }
         std::fs::write(&conf, out)?;
+        let site = match spec.site {
+            Some(site) => site
+                .replace("ipaddr = *", "ipaddr = 127.0.0.1")
+                .replace("port = 1812", "port = AUTH_PORT")
+                .replace("port = 1813", "port = ACCT_PORT"),
+            None => SITE.to_owned(),
+        };
         std::fs::write(
             raddb.join("sites-enabled/default"),
-            SITE.replace("AUTH_PORT", &spec.auth_port.to_string())
+            site.replace("AUTH_PORT", &spec.auth_port.to_string())
                 .replace("ACCT_PORT", &(spec.auth_port + 1).to_string()),
         )?;
+        for (name, module) in spec.modules {
+            std::fs::write(raddb.join("mods-enabled").join(name), module)?;
+        }
         std::fs::write(
             raddb.join("clients.conf"),
             format!(
@@ -153,6 +169,33 @@ impl FreeRadius {
             bail!("FreeRADIUS did not start:\n{}", server.log_tail());
         }
         Ok(server)
+    }
+
+    /// The accounting records of `user` with status `status` (from the detail file).
+    pub fn records(&self, user: &str, status: &str) -> Vec<BTreeMap<String, String>> {
+        self.detail_records()
+            .into_iter()
+            .filter(|r| {
+                r.get("User-Name").map(String::as_str) == Some(user)
+                    && r.get("Acct-Status-Type").map(String::as_str) == Some(status)
+            })
+            .collect()
+    }
+
+    /// The first record of `user` with status `status`, waiting up to 10 s for it;
+    /// panics with the detail file and the log if none comes.
+    pub fn wait_record(&self, user: &str, status: &str) -> BTreeMap<String, String> {
+        wait_for(Duration::from_secs(10), || {
+            !self.records(user, status).is_empty()
+        })
+        .unwrap_or_else(|_| {
+            panic!(
+                "no {status} record for {user}:\n{:?}\n{}",
+                self.detail_records(),
+                self.log_tail()
+            )
+        });
+        self.records(user, status).remove(0)
     }
 
     /// Its debug log.
@@ -210,6 +253,31 @@ fn which(name: &str) -> Option<PathBuf> {
         .iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.exists())
+}
+
+/// What `radclient` needs besides `attributes` to be heard by the agent's dynamic
+/// authorization server: a fresh Event-Timestamp and a Message-Authenticator.
+pub fn dae(attributes: &str) -> String {
+    format!(
+        "{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n",
+        unix_now()
+    )
+}
+
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// The number `key` of an accounting record; panics naming it if it is missing.
+pub fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
+    record
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} missing in {record:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} not a number in {record:?}"))
 }
 
 /// Sends one request with `radclient` from namespace `ns` (`kind`: "disconnect",

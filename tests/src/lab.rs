@@ -340,6 +340,21 @@ impl Lab {
         terminate(&mut child, timeout)
     }
 
+    /// Kills a process started with [`Lab::spawn`] with SIGKILL (a crash: it
+    /// cleans nothing up) and reaps it.
+    pub fn kill(&mut self, pid: u32) -> anyhow::Result<std::process::ExitStatus> {
+        let index = self
+            .children
+            .iter()
+            .position(|c| c.id() == pid)
+            .with_context(|| format!("process {pid} was not started by this lab"))?;
+        let mut child = self.children.remove(index);
+        let killed = child.kill();
+        let status = child.wait()?;
+        killed?;
+        Ok(status)
+    }
+
     /// Tears the lab down now (also done on drop).
     pub fn down(mut self) -> anyhow::Result<()> {
         self.keep = false;

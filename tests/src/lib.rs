@@ -8,6 +8,7 @@
 //! - [`nft`]: nftables rules with counters (induced loss, held ports, an ICMP echo
 //!   observer).
 //! - [`netns`]: run code and processes inside network namespaces.
+//! - [`postgres`]: a real PostgreSQL and psql for the fleet test.
 //! - [`load`]: many sessions at once (`pptp-agent load-test` against wide pools).
 //! - [`process`]: a started process's memory, descriptors and CPU time (/proc).
 //! - [`sample`]: medians of benchmark rounds.
@@ -26,6 +27,7 @@ pub mod lab;
 pub mod load;
 pub mod netns;
 pub mod nft;
+pub mod postgres;
 pub mod process;
 pub mod sample;
 pub mod traffic;

@@ -18,7 +18,7 @@ use crate::{
 
 /// The user every load-test session authenticates as.
 pub const USER: &str = "load";
-const PASSWORD: &str = "load-secret";
+pub const PASSWORD: &str = "load-secret";
 
 /// Addresses in [`addr::WIDE_POOLS`]: the most sessions the lab can hold at once.
 pub fn pool_size() -> usize {
@@ -53,7 +53,21 @@ pub fn start_concentrator(
     agents::start_from_config(lab, bin, dir, &spec)
 }
 
-/// A `pptp-agent load-test` run started in client 0's namespace.
+/// Where a load test runs from and to, and how many sessions it holds how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// The lab client whose namespace it runs in.
+    pub client: usize,
+    /// The concentrator it calls.
+    pub server: std::net::Ipv4Addr,
+    pub sessions: usize,
+    /// Setups in flight at once.
+    pub concurrency: usize,
+    /// Seconds every session stays up after its traffic check.
+    pub hold: u64,
+}
+
+/// A `pptp-agent load-test` run started in a client's namespace.
 pub struct LoadRun {
     pub pid: u32,
     /// Its JSON report (stdout).
@@ -74,10 +88,34 @@ impl LoadRun {
         concurrency: usize,
         hold: u64,
     ) -> anyhow::Result<Self> {
+        let to = Target {
+            client: 0,
+            server: addr::CONC_WAN,
+            sessions,
+            concurrency,
+            hold,
+        };
+        Self::start_to(lab, bin, dir, name, to)
+    }
+
+    /// As [`LoadRun::start`], from client `to.client`'s namespace to `to.server`.
+    pub fn start_to(
+        lab: &mut Lab,
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        to: Target,
+    ) -> anyhow::Result<Self> {
+        let Target {
+            sessions,
+            concurrency,
+            hold,
+            ..
+        } = to;
         let report = dir.join(format!("{name}.json"));
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(bin);
-        cmd.args(["load-test", "--server", &addr::CONC_WAN.to_string()])
+        cmd.args(["load-test", "--server", &to.server.to_string()])
             .args(["--sessions", &sessions.to_string()])
             .args(["--concurrency", &concurrency.to_string()])
             .args(["--user", USER, "--password", PASSWORD, "--auth", "chap"])
@@ -85,7 +123,7 @@ impl LoadRun {
             .args(["--hold", &hold.to_string(), "--json"])
             .stdout(std::fs::File::create(&report)?)
             .stderr(std::fs::File::create(&log)?);
-        let pid = lab.spawn(&lab.client_ns(0), cmd)?;
+        let pid = lab.spawn(&lab.client_ns(to.client), cmd)?;
         Ok(Self { pid, report, log })
     }
 

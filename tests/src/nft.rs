@@ -3,6 +3,7 @@
 //! - [`induce_gre_loss`] drops every n-th GRE packet each way (this kernel has no
 //!   netem) and [`gre_loss`] says how many went through each rule, so a loss test
 //!   shows that packets were in fact dropped;
+//! - [`block_gre`] drops all GRE (a firewall passing only TCP 1723);
 //! - [`hold_tcp_port`] drops connections to a port until [`release_tcp_port`];
 //! - [`EchoObserver`] counts ICMP echo requests arriving at a host and replies
 //!   leaving it by (address, identifier): an observer of traffic outside the product.
@@ -50,6 +51,32 @@ pub fn induce_gre_loss(ns: &str, every: u32) -> anyhow::Result<()> {
     }
     script.push_str("}\n");
     nft_script(ns, &script)
+}
+
+/// Drops every GRE packet (IP protocol 47) entering and leaving namespace `ns`, as
+/// a firewall passing only TCP 1723 does; [`gre_blocked`] says how many were
+/// dropped. Bounded by the namespace's life.
+pub fn block_gre(ns: &str) -> anyhow::Result<()> {
+    nft_script(
+        ns,
+        "table inet block {\n  counter dropped { }\n  \
+         chain input { type filter hook input priority 0; ip protocol gre counter name dropped drop\n  }\n  \
+         chain output { type filter hook output priority 0; ip protocol gre counter name dropped drop\n  }\n}\n",
+    )
+}
+
+/// GRE packets [`block_gre`] dropped in namespace `ns`.
+pub fn gre_blocked(ns: &str) -> anyhow::Result<u64> {
+    let json: Value = serde_json::from_str(&nft(
+        ns,
+        &["-j", "list", "counter", "inet", "block", "dropped"],
+    )?)?;
+    json["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|item| item.get("counter")?["packets"].as_u64())
+        .with_context(|| format!("no nft counter dropped in {json}"))
 }
 
 /// GRE packets that met one direction's rules, and how many of them were dropped.

@@ -228,6 +228,36 @@ pub fn tcp_exchange(ns: &str, server: SocketAddrV4, payload: usize) -> anyhow::R
     })
 }
 
+/// Packets the links of namespace `ns` dropped, received and sent (`/proc/net/dev`'s
+/// drop columns, summed over its links): a veth whose XDP receive ring is full drops
+/// before any program sees the packet, and TCP sends it again.
+pub fn link_drops(ns: &str) -> anyhow::Result<u64> {
+    netns::run_in(ns, || {
+        let dev = std::fs::read_to_string("/proc/thread-self/net/dev")?;
+        parse_link_drops(&dev)
+    })
+}
+
+fn parse_link_drops(dev: &str) -> anyhow::Result<u64> {
+    let mut drops = 0;
+    for line in dev.lines().skip(2) {
+        let (_, fields) = line
+            .split_once(':')
+            .context("a /proc/net/dev line without ':'")?;
+        let fields: Vec<u64> = fields
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        ensure!(
+            fields.len() == 16,
+            "/proc/net/dev line of {} fields",
+            fields.len()
+        );
+        drops += fields[3] + fields[11];
+    }
+    Ok(drops)
+}
+
 /// `Tcp: OutSegs` of the calling thread's network namespace.
 fn tcp_out_segments() -> anyhow::Result<u64> {
     let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
@@ -265,6 +295,16 @@ mod tests {
         assert_eq!(parse_snmp(snmp, "Ip", "DefaultTTL").unwrap(), 64);
         assert!(parse_snmp(snmp, "Udp", "InDatagrams").is_err());
         assert!(parse_snmp(snmp, "Tcp", "Nope").is_err());
+    }
+
+    #[test]
+    fn link_drops_sum_both_drop_columns_of_every_link() {
+        let dev = "Inter-|   Receive                                                |  Transmit\n \
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:    100       2    0    1    0     0          0         0      100       2    0    0    0     0       0          0\n  \
+up0: 5000      40    0    7    0     0          0         0     6000      50    0   30    0     0       0          0\n";
+        assert_eq!(parse_link_drops(dev).unwrap(), 38);
+        assert!(parse_link_drops("h\nh\nup0: 1 2 3\n").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use pptp_tests::{
     demo::wait_for,
     lab::{Lab, LabSpec, addr},
     netns,
+    process::open_fds,
 };
 
 const SERVER: SocketAddrV4 = SocketAddrV4::new(addr::CONC_WAN, 1723);
@@ -428,7 +429,14 @@ fn a_full_descriptor_table_refuses_connections_and_keeps_sessions() {
         agents::ping(&alice, addr::LAN_HOST, 2).unwrap(),
         "the session answers"
     );
+    // Two connections closed: the concentrator frees their descriptors once it has
+    // read their EOF (before that, a new connection still finds the budget spent).
+    let descriptors = open_fds(server.pid).unwrap();
     held.truncate(budget - 3);
+    wait_for(Duration::from_secs(10), || {
+        open_fds(server.pid).is_ok_and(|n| n + 2 <= descriptors)
+    })
+    .unwrap_or_else(|e| panic!("two closed connections still held: {e:#}"));
     let again: Vec<TcpStream> = (0..3).map(|_| connect(&ns)).collect();
     assert_eq!(
         served(&again),

@@ -6,8 +6,7 @@
 //! Needs root.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpStream},
+    net::{Ipv4Addr, SocketAddr},
     process::Command,
     time::Duration,
 };
@@ -198,27 +197,6 @@ fn sessions_lists_the_session_and_kill_hangs_it_up() {
     );
 }
 
-/// A scrape of `/metrics` from inside the concentrator's namespace.
-fn scrape(ns: &str, addr: SocketAddr) -> String {
-    netns::run_in(ns, move || {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer)?;
-        Ok(answer)
-    })
-    .unwrap()
-}
-
-fn sample(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
     let bin = agents::agent_bin();
@@ -290,22 +268,25 @@ fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
     );
     assert!(text.contains("decapsulated"), "{text}");
 
-    let answer = scrape(&lab.concentrator_ns(), metrics);
+    let answer = agents::scrape(&lab.concentrator_ns(), metrics);
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"));
     eprintln!("GET /metrics\n{body}");
-    assert_eq!(sample(body, "pptp_sessions{state=\"up\",path=\"xdp\"}"), 1);
     assert_eq!(
-        sample(body, "pptp_sessions{state=\"up\",path=\"agent\"}"),
+        agents::sample(body, "pptp_sessions{state=\"up\",path=\"xdp\"}"),
         1
     );
     assert_eq!(
-        sample(body, "pptp_sessions{state=\"starting\",path=\"xdp\"}"),
+        agents::sample(body, "pptp_sessions{state=\"up\",path=\"agent\"}"),
+        1
+    );
+    assert_eq!(
+        agents::sample(body, "pptp_sessions{state=\"starting\",path=\"xdp\"}"),
         0
     );
-    assert_eq!(sample(body, "pptp_xdp_enabled"), 1);
-    assert_eq!(sample(body, "pptp_xdp_installed_calls"), 2);
+    assert_eq!(agents::sample(body, "pptp_xdp_enabled"), 1);
+    assert_eq!(agents::sample(body, "pptp_xdp_installed_calls"), 2);
     // Nothing but the pings' data is decapsulated (keepalives go to the agent): the
     // scrape agrees with stats.
     let counter = |name: &str| agents::counter(&frames, name);
@@ -313,11 +294,11 @@ fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
     // The first ping goes up the stack while the LAN host's address is resolved.
     assert!(decapsulated + counter("no_next_hop") >= 5, "{frames:#}");
     assert_eq!(
-        sample(body, "pptp_xdp_packets_total{counter=\"decapsulated\"}"),
+        agents::sample(body, "pptp_xdp_packets_total{counter=\"decapsulated\"}"),
         decapsulated
     );
     assert_eq!(
-        sample(body, "pptp_agent_drops_total{reason=\"spoofed_source\"}"),
+        agents::sample(body, "pptp_agent_drops_total{reason=\"spoofed_source\"}"),
         0
     );
     let id_of = |user: &str| {
@@ -335,8 +316,8 @@ fn stats_watch_fallback_metrics_and_kill_by_id_and_all() {
         id_of("alice"),
         addr::POOL_START
     );
-    assert!(sample(body, &format!("pptp_session_rx_packets_total{labels}")) >= 5);
-    assert!(sample(body, &format!("pptp_session_tx_packets_total{labels}")) >= 5);
+    assert!(agents::sample(body, &format!("pptp_session_rx_packets_total{labels}")) >= 5);
+    assert!(agents::sample(body, &format!("pptp_session_tx_packets_total{labels}")) >= 5);
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         assert!(
             line.rsplit(' ').next().unwrap().parse::<u64>().is_ok(),

@@ -22,7 +22,7 @@ use pptp_common::{
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE, start_configured},
     demo::wait_for,
-    freeradius::{self, FreeRadius},
+    freeradius::{self, FreeRadius, dae, num, unix_now},
     lab::{Lab, LabSpec, addr},
     netns,
 };
@@ -74,46 +74,13 @@ fn session_of<'a>(sessions: &'a [serde_json::Value], user: &str) -> Option<&'a s
     sessions.iter().find(|s| s["user"] == user)
 }
 
-/// The accounting records of `user` with status `status`.
-fn records(radius: &FreeRadius, user: &str, status: &str) -> Vec<BTreeMap<String, String>> {
+/// Accounting-On or -Off records.
+fn nas_records(radius: &FreeRadius, status: &str) -> Vec<BTreeMap<String, String>> {
     radius
         .detail_records()
         .into_iter()
-        .filter(|r| {
-            r.get("User-Name").map(String::as_str) == Some(user)
-                && r.get("Acct-Status-Type").map(String::as_str) == Some(status)
-        })
+        .filter(|r| r.get("Acct-Status-Type").map(String::as_str) == Some(status))
         .collect()
-}
-
-fn wait_record(radius: &FreeRadius, user: &str, status: &str) -> BTreeMap<String, String> {
-    wait_for(Duration::from_secs(10), || {
-        !records(radius, user, status).is_empty()
-    })
-    .unwrap_or_else(|_| {
-        panic!(
-            "no {status} record for {user}:\n{:?}\n{}",
-            radius.detail_records(),
-            radius.log_tail()
-        )
-    });
-    records(radius, user, status).remove(0)
-}
-
-/// What `radclient` needs besides `attributes` to be heard by our dynamic
-/// authorization server: a fresh Event-Timestamp and a Message-Authenticator.
-fn dae(attributes: &str) -> String {
-    format!(
-        "{attributes}Event-Timestamp = {}\nMessage-Authenticator = 0x00\n",
-        unix_now()
-    )
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
 }
 
 /// A Disconnect-Request for `user` from the DAE client, as the test writes it (so that
@@ -145,14 +112,6 @@ fn send_dae(ns: &str, request: Vec<u8>) -> Option<u8> {
     .unwrap()
 }
 
-fn num(record: &BTreeMap<String, String>, key: &str) -> u64 {
-    record
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} missing in {record:?}"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} not a number in {record:?}"))
-}
-
 #[test]
 fn freeradius_authenticates_accounts_and_disconnects() {
     let bin = agents::agent_bin();
@@ -168,6 +127,8 @@ fn freeradius_authenticates_accounts_and_disconnects() {
             auth_port: 18120,
             secret: SECRET,
             users: USERS,
+            site: None,
+            modules: &[],
         },
     )
     .unwrap();
@@ -296,7 +257,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
         ],
     )
     .unwrap();
-    let stop = wait_record(&radius, "frank", "Stop");
+    let stop = radius.wait_record("frank", "Stop");
     assert_eq!(
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Idle-Timeout"),
@@ -310,22 +271,36 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     wait_for(Duration::from_secs(10), || lab.exited(frank.pid).is_some())
         .expect("frank's client saw the session end");
 
-    // Accounting: Start for everyone; Interim-Update for dave (Acct-Interim-Interval 1).
+    // Accounting: Accounting-On first, then Start for everyone, each under its own
+    // Acct-Session-Id naming the NAS; Interim-Update for dave
+    // (Acct-Interim-Interval 1).
+    let on = nas_records(&radius, "Accounting-On");
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert_eq!(
+        on[0].get("NAS-Identifier").map(String::as_str),
+        Some("lab-nas")
+    );
+    let mut ids = vec![on[0]["Acct-Session-Id"].clone()];
     for (user, ..) in &cases {
-        let start = wait_record(&radius, user, "Start");
+        let start = radius.wait_record(user, "Start");
         assert_eq!(
             start.get("NAS-Identifier").map(String::as_str),
             Some("lab-nas")
         );
+        ids.push(start["Acct-Session-Id"].clone());
     }
-    let interim = wait_record(&radius, "dave", "Interim-Update");
+    assert!(ids.iter().all(|id| id.starts_with("lab-nas-")), "{ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len() + 1, "one Acct-Session-Id each");
+    let interim = radius.wait_record("dave", "Interim-Update");
     assert!(num(&interim, "Acct-Input-Packets") >= 3, "{interim:?}");
 
     // Alice hangs up (our client clears the call without LCP Terminate: the lower
     // layer goes): her Stop carries the counters the data plane (XDP) counted.
     let before = session_of(&sessions(&lab, &bin), "alice").unwrap().clone();
     lab.stop(clients[0].pid, Duration::from_secs(10)).unwrap();
-    let stop = wait_record(&radius, "alice", "Stop");
+    let stop = radius.wait_record("alice", "Stop");
     assert_eq!(
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Lost-Carrier")
@@ -371,7 +346,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     )
     .unwrap();
     assert!(coa.contains("CoA-ACK"), "{coa}");
-    let stop = wait_record(&radius, "bob", "Stop");
+    let stop = radius.wait_record("bob", "Stop");
     assert_eq!(
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Session-Timeout"),
@@ -379,7 +354,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     );
 
     // Disconnect-Request for dave's session by its Acct-Session-Id.
-    let dave_id = records(&radius, "dave", "Start")[0]["Acct-Session-Id"].clone();
+    let dave_id = radius.records("dave", "Start")[0]["Acct-Session-Id"].clone();
     let calls = installed_calls(&bpffs);
     let nak = freeradius::radclient(
         &ns,
@@ -402,7 +377,7 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     )
     .unwrap();
     assert!(ack.contains("Disconnect-ACK"), "{ack}");
-    let stop = wait_record(&radius, "dave", "Stop");
+    let stop = radius.wait_record("dave", "Stop");
     assert_eq!(
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Admin-Reset")
@@ -535,11 +510,23 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     assert!(message.contains("authentication failed"), "{message}");
 
     lab.stop(server.pid, Duration::from_secs(10)).unwrap();
-    let stop = wait_record(&radius, "carol", "Stop");
+    let stop = radius.wait_record("carol", "Stop");
     assert_eq!(
         stop.get("Acct-Terminate-Cause").map(String::as_str),
         Some("Admin-Reboot"),
         "Stop sent at shutdown"
+    );
+    let off = nas_records(&radius, "Accounting-Off");
+    assert_eq!(off.len(), 1, "Accounting-Off at a clean stop: {off:?}");
+    let statuses: Vec<String> = radius
+        .detail_records()
+        .iter()
+        .filter_map(|r| r.get("Acct-Status-Type").cloned())
+        .collect();
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("Accounting-Off"),
+        "after every Stop: {statuses:?}"
     );
     lab.stop(radius.pid, Duration::from_secs(10)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

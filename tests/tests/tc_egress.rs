@@ -14,6 +14,7 @@ mod support;
 use nix::sched::{CloneFlags, unshare};
 use pptp_common::{
     maps::PROG_EGRESS,
+    police::SessionPolicers,
     session::{EncapSession, SeqState},
 };
 use support::{
@@ -166,5 +167,34 @@ fn leaves_to_the_tun_device_what_it_must() {
             0,
             "nothing was sent for the session"
         );
+    });
+}
+
+#[test]
+fn a_packet_over_the_download_limit_is_shot_and_counted() {
+    in_empty_netns(|| {
+        let mut l = loaded("tc-egress-police");
+        l.set_police(
+            SLOT,
+            SessionPolicers {
+                tx: one_packet_policer(),
+                ..Default::default()
+            },
+        );
+        let ping = ping_to(CLIENT, 32);
+        let out = check(
+            &l,
+            "within the limit",
+            &ping,
+            TC_ACT_REDIRECT,
+            &[("encapsulated", 1)],
+        );
+        assert_eq!(out, encapsulated(&ping, 0, None));
+        for _ in 0..3 {
+            check(&l, "over the limit", &ping, TC_ACT_SHOT, &[("policed", 1)]);
+        }
+        let counters = l.session_counters(SLOT);
+        assert_eq!((counters.tx_packets, counters.drop_policed_tx), (1, 3));
+        assert_eq!(l.seq(SLOT).next_seq(), 1);
     });
 }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use pptp_common::{maps::PROG_LAN, session::SeqState};
+use pptp_common::{maps::PROG_LAN, police::SessionPolicers, session::SeqState};
 use support::{
     encap::{MTU, SLOT, SLOW_CLIENT},
     *,
@@ -216,4 +216,41 @@ fn leaves_to_the_kernel_what_it_must() {
 
     let arp = ethernet(MAC_A, MAC_B, 0x0806, &[0; 28]);
     assert_eq!(check(&l, "ARP", &arp, XDP_PASS, &[]), arp);
+}
+
+#[test]
+fn a_packet_over_the_download_limit_is_dropped_and_counted() {
+    let mut l = loaded();
+    l.set_police(
+        SLOT,
+        SessionPolicers {
+            tx: one_packet_policer(),
+            ..Default::default()
+        },
+    );
+    let out = check(
+        &l,
+        "within the limit",
+        &lan_frame(&ping(64, 32)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    assert_eq!(out, encapsulated(&ping(63, 32).bytes(), 0, None));
+    for _ in 0..3 {
+        check(
+            &l,
+            "over the limit",
+            &lan_frame(&ping(64, 32)),
+            XDP_DROP,
+            &[("policed", 1)],
+        );
+    }
+    let counters = l.session_counters(SLOT);
+    assert_eq!((counters.tx_packets, counters.drop_policed_tx), (1, 3));
+    assert_eq!(counters.drop_policed_rx, 0);
+    assert_eq!(
+        l.seq(SLOT).next_seq(),
+        1,
+        "a policed packet takes no sequence number"
+    );
 }

@@ -6,6 +6,7 @@ mod support;
 
 use pptp_common::{
     maps::PROG_UPLINK,
+    police::SessionPolicers,
     session::{CallKey, Config, DecapSession, NextHop, SESSION_FAST, SeqState},
 };
 use support::*;
@@ -516,4 +517,142 @@ fn refuses_what_the_agent_refuses() {
         );
     }
     assert_eq!(l.session_counters(SLOT).rx_packets, 0, "nothing forwarded");
+}
+
+#[test]
+fn a_packet_over_the_upload_limit_is_dropped_and_counted() {
+    let mut l = loaded();
+    l.set_police(
+        SLOT,
+        SessionPolicers {
+            rx: one_packet_policer(),
+            ..Default::default()
+        },
+    );
+    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &inner(64).bytes()].concat();
+    let data = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp)));
+    let out = check(
+        &l,
+        "within the limit",
+        &data(1),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    assert_eq!(out, forwarded(64));
+    for seq in 2..5 {
+        check(
+            &l,
+            "over the limit",
+            &data(seq),
+            XDP_DROP,
+            &[("gre_enhanced", 1), ("policed", 1)],
+        );
+    }
+    let counters = l.session_counters(SLOT);
+    assert_eq!((counters.rx_packets, counters.drop_policed_rx), (1, 3));
+    assert_eq!(counters.drop_policed_tx, 0);
+    assert_eq!(
+        l.seq(SLOT).rx_highest,
+        1,
+        "a policed packet does not move the window"
+    );
+    let state = l.police(SLOT).rx.state;
+    assert_ne!(state.tat, 0, "the passed packet was charged");
+    // The other direction's limit and other sessions are not touched.
+    assert_eq!(l.police(SLOT).tx, Default::default());
+    assert_eq!(l.session_counters(SLOW_SLOT).drop_policed_rx, 0);
+
+    // Lifting the limit (what the agent does on a CoA without one) lets all pass.
+    l.set_police(SLOT, SessionPolicers::default());
+    check(
+        &l,
+        "limit lifted",
+        &data(5),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    // With bursts, the program keeps MikroTik's sub-windows: the bytes it passed
+    // are in the one of now.
+    let bursty = pptp_common::rate::RateLimit::parse("8M 16M 8M 16").unwrap();
+    l.set_police(
+        SLOT,
+        SessionPolicers {
+            rx: pptp_common::police::Policer {
+                limit: bursty.rx.limit(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    check(
+        &l,
+        "bursting",
+        &data(6),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let state = l.police(SLOT).rx.state;
+    assert_ne!(state.epoch, 0);
+    assert_eq!(
+        state.windows[state.epoch as usize % 16],
+        inner(64).bytes().len() as u64
+    );
+    assert_eq!(
+        state.windows.iter().sum::<u64>(),
+        inner(64).bytes().len() as u64
+    );
+}
+
+#[test]
+fn a_captured_session_is_copied_to_the_ring_buffer_and_no_other() {
+    use aya::maps::{Array, RingBuf};
+    use pptp_common::capture::{FROM_CLIENT, Record};
+    let mut l = loaded();
+    let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &inner(64).bytes()].concat();
+    let data = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp)));
+    // Nothing is captured while no capture runs.
+    check(
+        &l,
+        "no capture",
+        &data(1),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut armed: Array<_, u32> =
+        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
+    armed.set(0, SLOW_SLOT + 1, 0).unwrap();
+    check(
+        &l,
+        "another session captured",
+        &data(2),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut armed: Array<_, u32> =
+        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
+    armed.set(0, SLOT + 1, 0).unwrap();
+    check(
+        &l,
+        "captured",
+        &data(3),
+        XDP_REDIRECT,
+        &[("gre_enhanced", 1), ("decapsulated", 1)],
+    );
+    let mut ring = RingBuf::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE).unwrap()).unwrap();
+    let records: Vec<Vec<u8>> = std::iter::from_fn(|| ring.next().map(|r| r.to_vec())).collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "one packet of the captured session, none before"
+    );
+    let (header, bytes) = Record::parse(&records[0]).unwrap();
+    assert_eq!(
+        (header.slot, header.direction, header.len as usize),
+        (SLOT, FROM_CLIENT, inner(64).bytes().len())
+    );
+    assert_eq!(
+        bytes,
+        &inner(64).bytes()[..],
+        "the inner packet as the client sent it"
+    );
 }

@@ -8,6 +8,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod lab;
+mod package;
 mod setup;
 mod test;
 
@@ -35,6 +36,8 @@ enum Task {
     Fuzz(fuzz::FuzzArgs),
     /// Benchmarks: XDP decap/encap packets/s against a bare redirect and kernel forwarding.
     Bench(bench::BenchArgs),
+    /// Build the Debian package (binary, systemd unit, example configuration, man pages, completions).
+    Package(package::PackageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Task::Lab(args) => lab::run(args),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Package(args) => package::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

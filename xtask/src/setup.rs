@@ -39,6 +39,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "radclient: Disconnect and CoA requests in the RADIUS tests",
     ),
     (
+        "freeradius-postgresql",
+        "rlm_sql's PostgreSQL driver: the fleet test's SQL pool and radacct",
+    ),
+    (
+        "postgresql",
+        "the database of the fleet test's FreeRADIUS (rlm_sqlippool, rlm_sql)",
+    ),
+    ("dpkg-dev", "dpkg-shlibdeps for cargo xtask package"),
+    (
         "qemu-system-x86",
         "the interop VM (real pppd, pptp-linux and pptpd peers)",
     ),

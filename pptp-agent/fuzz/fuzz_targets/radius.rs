@@ -2,8 +2,8 @@
 //! dynamic-authorization client sends: parsing never panics and what parses
 //! re-encodes to the same attributes (Message-Authenticator aside); response and
 //! request verification, vendor attributes, key decryption, the verdict for each
-//! method, the authorization, Disconnect/CoA reading and the client transaction take
-//! any bytes. The first byte chooses whether the rest is taken as is or first signed
+//! method, the authorization (MikroTik's rate limit and quota included: a seed has
+//! them), Disconnect/CoA reading and the client transaction take any bytes. The first byte chooses whether the rest is taken as is or first signed
 //! as a valid response (so the fuzzer reaches the verdict code without forging MD5).
 #![no_main]
 

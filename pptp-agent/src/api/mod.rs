@@ -35,7 +35,8 @@
 //! A SESSION is the hub's [`SessionInfo`] (`id`, `user`, `peer`, `local_call_id`,
 //! `peer_call_id`, `client`, `state` `starting|up`, `path` `xdp|agent`, `mppe`,
 //! `uptime_secs`, `rx_packets`, `rx_bytes`, `tx_packets`, `tx_bytes`: both paths
-//! added up). In `stats`, a session installed in the XDP maps also has a
+//! added up; `rate`, the rate limit in Mikrotik-Rate-Limit form or null;
+//! `policed_rx`, `policed_tx`: packets the rate limit dropped, both paths). In `stats`, a session installed in the XDP maps also has a
 //! `dataplane` object: its `slot`, frames handed `to_agent`, `drop_spoofed`,
 //! `drop_old_seq`, `too_big`. `counters` (the global XDP counters, as
 //! `pptp-agent stats --json` prints them from the maps) and `installed_calls` (rows

@@ -35,6 +35,9 @@ fn alice() -> SessionInfo {
         rx_bytes: 420,
         tx_packets: 6,
         tx_bytes: 504,
+        rate: Some("10M/20M".into()),
+        policed_rx: 3,
+        policed_tx: 4,
     }
 }
 
@@ -316,7 +319,7 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
         cells(lines[0]),
         [
             "id", "user", "peer", "client", "path", "mppe", "state", "uptime", "rx-pkts",
-            "rx-bytes", "tx-pkts", "tx-bytes"
+            "rx-bytes", "tx-pkts", "tx-bytes", "rate", "policed"
         ]
     );
     assert!(lines[1].starts_with("----") && lines[1].contains("-+-"));
@@ -334,7 +337,9 @@ fn session_table_is_pipe_separated_and_escapes_user_names() {
             "5",
             "420",
             "6",
-            "504"
+            "504",
+            "10M/20M",
+            "7"
         ]
     );
     let bob = cells(lines[3]);

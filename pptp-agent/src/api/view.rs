@@ -32,6 +32,14 @@ pub struct SessionView {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Its rate limit (Mikrotik-Rate-Limit form); none: unlimited.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Packets its rate limit dropped, from and to the client.
+    #[serde(default)]
+    pub policed_rx: u64,
+    #[serde(default)]
+    pub policed_tx: u64,
     /// Its row in the XDP maps (`stats` only).
     #[serde(default)]
     pub dataplane: Option<DataplaneView>,
@@ -131,12 +139,12 @@ pub fn table(headers: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String
     out
 }
 
-const SESSION_HEADERS: [&str; 12] = [
+const SESSION_HEADERS: [&str; 14] = [
     "id", "user", "peer", "client", "path", "mppe", "state", "uptime", "rx-pkts", "rx-bytes",
-    "tx-pkts", "tx-bytes",
+    "tx-pkts", "tx-bytes", "rate", "policed",
 ];
-const SESSION_NUMERIC: [bool; 12] = [
-    true, false, false, false, false, false, false, true, true, true, true, true,
+const SESSION_NUMERIC: [bool; 14] = [
+    true, false, false, false, false, false, false, true, true, true, true, true, false, true,
 ];
 
 fn session_cells(s: &SessionView) -> Vec<String> {
@@ -153,6 +161,8 @@ fn session_cells(s: &SessionView) -> Vec<String> {
         s.rx_bytes.to_string(),
         s.tx_packets.to_string(),
         s.tx_bytes.to_string(),
+        s.rate.as_deref().map_or("-".into(), printable),
+        (s.policed_rx + s.policed_tx).to_string(),
     ]
 }
 

@@ -42,6 +42,10 @@ pub struct DialArgs {
     /// Route through the tunnel once it is up, a.b.c.d/n (repeatable).
     #[arg(long = "route", value_name = "PREFIX")]
     routes: Vec<String>,
+    /// Give up (and say IP protocol 47 is probably blocked) when the call is up
+    /// but the server has sent no GRE within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    gre_wait: u64,
     /// The MRU we ask for.
     #[arg(long, default_value_t = 1400)]
     mru: u16,
@@ -82,6 +86,7 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
         routes: args.routes.clone(),
         control: ControlConfig::default(),
         connect_timeout: Duration::from_secs(10),
+        gre_wait: Duration::from_secs(args.gre_wait),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,6 +99,7 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut went_up = false;
+        let mut failure = None;
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -101,8 +107,17 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
                         went_up = true;
                         tracing::info!(local = %up.local_ip, remote = %up.peer_ip, mppe = up.mppe.is_some(), "connected");
                     }
+                    Some(SessionEvent::NoGre { waited }) => {
+                        failure = Some(format!(
+                            "control connection and call up, but no GRE from the server within {} s: \
+                             IP protocol 47 (GRE) is probably blocked on the path \
+                             (a firewall or NAT that passes TCP 1723 only)",
+                            waited.as_secs()
+                        ));
+                    }
                     Some(SessionEvent::Down(reason)) => {
                         tracing::info!(%reason, "disconnected");
+                        failure.get_or_insert_with(|| format!("the session never came up: {reason}"));
                         break;
                     }
                     None => break,
@@ -112,8 +127,14 @@ pub fn run(args: DialArgs) -> anyhow::Result<()> {
             }
         }
         let _ = hangup_tx.send(true);
-        session.await??;
-        anyhow::ensure!(went_up, "the session never came up");
-        Ok(())
+        let placed = session.await?;
+        if !went_up {
+            let failure = failure.unwrap_or_else(|| "the session never came up".into());
+            return Err(match placed {
+                Err(e) => e.context(failure),
+                Ok(()) => anyhow::anyhow!(failure),
+            });
+        }
+        placed
     })
 }

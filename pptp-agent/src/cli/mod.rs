@@ -1,8 +1,10 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
 mod agent;
+mod capture;
 mod check_config;
 mod dial;
+mod generate;
 mod interfaces;
 mod kill;
 mod load_test;
@@ -38,6 +40,9 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// Hang sessions up (LCP Terminate-Request, then the call is cleared).
     Kill(kill::KillArgs),
+    /// Write a pcap of one session's packets (both directions) from the data
+    /// plane, to a file or standard output, until Ctrl-C.
+    Capture(capture::CaptureArgs),
     /// List the running agent's demand-dial interfaces (state, bound session,
     /// calls, idle hang-ups, queued and dropped packets).
     Interfaces(interfaces::InterfacesArgs),
@@ -47,6 +52,9 @@ enum Command {
     /// process, ping through each, hang them up, report setup rate and failures.
     /// Traffic goes only to --server and --ping.
     LoadTest(load_test::LoadTestArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -56,8 +64,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Kill(args) => kill::run(args),
+        Command::Capture(args) => capture::run(args),
         Command::Interfaces(args) => interfaces::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::LoadTest(args) => load_test::run(args),
+        Command::Generate(args) => generate::run(args, <Cli as clap::CommandFactory>::command()),
     }
 }

@@ -16,7 +16,7 @@ use pptp_agent::{
         xdp::{XdpDataplane, XdpOptions},
     },
     dhcp::{DhcpInformConfig, DhcpInformResponder, StaticRoute},
-    engine::{AaaSettings, Dataplane, Engine, EngineConfig, Mode},
+    engine::{AaaSettings, Dataplane, Engine, EngineConfig, Mode, RatePolicy},
     guard::{
         GuardStats, Guards,
         fds::{self, FdBudget, Reserve},
@@ -161,6 +161,8 @@ struct Plan {
     radius: Option<Radius>,
     /// Demand-dial interfaces (configuration file only).
     demand_dial: Vec<DemandDialConfig>,
+    /// Rate limits (configuration file only).
+    rates: RatePolicy,
 }
 
 impl Plan {
@@ -217,6 +219,7 @@ impl Plan {
             reload: None,
             radius: None,
             demand_dial: Vec::new(),
+            rates: RatePolicy::default(),
         })
     }
 
@@ -260,6 +263,10 @@ impl Plan {
             },
             dhcp: config.dhcp.clone(),
             demand_dial: config.demand_dial.clone(),
+            rates: RatePolicy {
+                default: config.auth.default_rate,
+                users: config.auth.rates.clone().into_iter().collect(),
+            },
             reload: Some((config, users)),
             radius,
         })
@@ -375,6 +382,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             reload: mut reload_state,
             radius,
             demand_dial,
+            rates: plan_rates,
             ..
         } = plan;
         let pins = xdp.as_ref().map(|_| pins);
@@ -409,7 +417,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             accounting: radius.as_ref().is_some_and(|r| r.accounts()),
             interim: radius.as_ref().and_then(|r| r.config().interim),
         };
+        if let Some(r) = &radius {
+            config.acct_ids = r.acct_ids().clone();
+        }
         config.user_routes = routers.user_routes;
+        config.rates = plan_rates;
         config.routers = routers.configs;
         config.dialing = dialer.is_some();
         let network = TunNetwork {

@@ -23,6 +23,7 @@ pub mod demand_dial;
 mod exposure;
 pub mod limits;
 mod radius;
+mod rate;
 mod raw;
 mod settings;
 pub use raw::parse_prefix;

@@ -84,6 +84,7 @@ struct RawAuth {
     secrets: Option<S<String>>,
     dial_in: Option<S<String>>,
     source: Option<S<String>>,
+    rate: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +116,7 @@ struct RawDhcp {
 #[serde(deny_unknown_fields)]
 struct RawUser {
     dial_in: Option<S<String>>,
+    rate: Option<S<String>>,
 }
 
 /// Defaults (the example file shows the same values).
@@ -400,6 +402,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         None => DialIn::Allow,
         Some(v) => dial_in(&mut c, v, "auth.dial_in"),
     };
+    let default_rate = super::rate::check(&mut c, &ra.rate, "auth.rate");
+    let mut rates = BTreeMap::new();
     let mut dial_in_map = BTreeMap::new();
     let mut user_lines = BTreeMap::new();
     for (user, settings) in &raw.users {
@@ -409,12 +413,18 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             continue;
         }
         user_lines.insert(user.clone(), line_of(text, settings.span().start));
-        let d = match &settings.get_ref().dial_in {
+        let entry = settings.get_ref();
+        if entry.rate.is_some() {
+            let rate = super::rate::check(&mut c, &entry.rate, &format!("{key}.rate"));
+            rates.insert(user.clone(), rate);
+        }
+        let d = match &entry.dial_in {
+            None if entry.rate.is_some() => continue,
             None => {
                 c.err(
                     settings.span(),
                     key,
-                    "missing: dial_in = \"allow\" or \"deny\"",
+                    "missing: dial_in = \"allow\" or \"deny\" (or a rate)",
                 );
                 continue;
             }
@@ -553,6 +563,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             secrets,
             default_dial_in,
             dial_in: dial_in_map,
+            default_rate,
+            rates,
             user_lines,
             source,
         },

@@ -96,6 +96,11 @@ pub struct Auth {
     pub default_dial_in: DialIn,
     /// Per-user dial-in permission.
     pub dial_in: BTreeMap<String, DialIn>,
+    /// Rate limit of users without one of their own (`[auth] rate`); zero: none.
+    pub default_rate: pptp_common::rate::RateLimit,
+    /// Per-user rate limits (`[users.NAME] rate`). RADIUS's Mikrotik-Rate-Limit
+    /// overrides both.
+    pub rates: BTreeMap<String, pptp_common::rate::RateLimit>,
     /// Lines of the `[users.NAME]` tables, for messages about them.
     pub(super) user_lines: BTreeMap<String, usize>,
     /// Who judges users: the secrets file, RADIUS, or RADIUS then the file.

@@ -309,7 +309,7 @@ fn unknown_keys_and_wrong_types() {
     );
     assert_eq!(
         error_with("[users.bob]\ndial_in = \"deny\"\nmax = 3\n"),
-        "/etc/pptp-xdp/pptp-agent.toml:6: users.bob.max: unknown field `max`, expected `dial_in`"
+        "/etc/pptp-xdp/pptp-agent.toml:6: users.bob.max: unknown field `max`, expected `dial_in` or `rate`"
     );
     assert_eq!(
         error_with("[mppe]\nbits = [128, \"56\"]\n"),
@@ -396,7 +396,7 @@ fn semantic_errors_name_line_and_key() {
         ),
         (
             "[users.\"b o b\"]\n",
-            "4: users.\"b o b\": missing: dial_in = \"allow\" or \"deny\"",
+            "4: users.\"b o b\": missing: dial_in = \"allow\" or \"deny\" (or a rate)",
         ),
         (
             "[users.\"\"]\ndial_in = \"deny\"\n",
@@ -1010,4 +1010,39 @@ fn demand_dial_mistakes_are_reported_with_their_lines() {
         format!("{base}[[demand_dial]]\nname = \"DD_Seattle\"\nroutes = [\"203.0.113.0/24\"]\n");
     let c = Config::parse("/x.toml", &text).unwrap();
     assert!(!c.demand_dial[0].dials());
+}
+
+#[test]
+fn rate_limits_per_user_and_by_default() {
+    let c = parse(&format!(
+        "{MINIMAL}[auth]\nrate = \"2M\"\n[users.alice]\nrate = \"10M/20M\"\n[users.bob]\ndial_in = \"deny\"\nrate = \"1M 2M 1M 16\"\n"
+    ))
+    .unwrap();
+    let rate = |s| pptp_common::rate::RateLimit::parse(s).unwrap();
+    assert_eq!(c.auth.default_rate, rate("2M"));
+    assert_eq!(c.auth.rates.get("alice"), Some(&rate("10M/20M")));
+    assert_eq!(c.auth.rates.get("bob"), Some(&rate("1M 2M 1M 16")));
+    assert_eq!(
+        c.auth.dial_in.get("alice"),
+        None,
+        "a rate alone: the default dial-in"
+    );
+    assert_eq!(c.auth.dial_in.get("bob"), Some(&DialIn::Deny));
+    assert_eq!(
+        parse(MINIMAL).unwrap().auth.default_rate,
+        Default::default()
+    );
+
+    assert_eq!(
+        error_with("[users.alice]\nrate = \"10Mbit\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: users.alice.rate: \"10Mbit\": a rate is not a number with an optional k, M or G (e.g. \"10M/20M\": from the client/to it, bits per second)"
+    );
+    assert_eq!(
+        error_with("[auth]\nrate = \"\"\n"),
+        "/etc/pptp-xdp/pptp-agent.toml:5: auth.rate: \"\": empty rate limit (e.g. \"10M/20M\": from the client/to it, bits per second)"
+    );
+    assert!(
+        error_with("[users.carol]\n")
+            .contains("missing: dial_in = \"allow\" or \"deny\" (or a rate)")
+    );
 }

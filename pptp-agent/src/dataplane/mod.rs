@@ -8,6 +8,7 @@
 //! between the programs and the agent.
 
 pub mod bpffs;
+pub mod capture;
 pub mod counters;
 pub mod report;
 pub mod seq;

@@ -8,6 +8,7 @@
 //! negotiation to the agent. When IPCP opens, [`XdpDataplane::set_network`] gives it
 //! its client address (and `SESSIONS_BY_CLIENT` for the LAN program) and, unless the
 //! session uses MPPE, the fast flag: from then on XDP forwards its IPv4 data.
+//! [`XdpDataplane::set_rate`] writes its rate limit into `SESSION_POLICE`.
 //!
 //! Restart: the maps are pinned, so a new agent finds what a crashed one left. It
 //! cannot own those sessions (their control connections died with the old
@@ -23,6 +24,8 @@ use aya::{
 };
 use pptp_common::{
     maps,
+    police::{Policer, SessionPolicers},
+    rate::RateLimit,
     session::{
         CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SESSION_FAST,
         SessionCounters,
@@ -53,6 +56,9 @@ pub struct XdpDataplane {
     by_call: HashMap<MapData, CallKey, DecapSession>,
     by_client: HashMap<MapData, [u8; 4], EncapSession>,
     session_counters: PerCpuArray<MapData, SessionCounters>,
+    police: Array<MapData, SessionPolicers>,
+    /// `CAPTURE_SESSION`: cleared at load and when the captured session goes.
+    capture: Array<MapData, u32>,
     seq: SeqSpace,
     installed: BTreeMap<Slot, SessionSpec>,
     /// The slot holding each client address (so that [`Self::set_network`] finds
@@ -105,6 +111,8 @@ impl XdpDataplane {
             by_call: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CALL)?)?,
             by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
             session_counters: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_COUNTERS)?)?,
+            police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
+            capture: Array::try_from(take(&mut ebpf, maps::CAPTURE_SESSION)?)?,
             seq,
             ebpf,
             pins,
@@ -113,6 +121,8 @@ impl XdpDataplane {
             free: (0..MAX_SESSIONS).rev().collect(),
             attached: Vec::new(),
         };
+        // A capture a killed `pptp-agent capture` left armed.
+        dataplane.capture.set(0, 0, 0)?;
         let stale = dataplane.flush_stale()?;
         if stale > 0 {
             tracing::warn!(
@@ -194,8 +204,10 @@ impl XdpDataplane {
             call,
             network: None,
         };
+        // A slot's earlier session may have had a limit: none until it is set.
         let written = self
             .zero_counters(slot)
+            .and_then(|()| self.write_rate(slot, &RateLimit::default(), SessionPolicers::default()))
             .and_then(|()| self.write_call(slot, &spec));
         if let Err(e) = written {
             self.free.push(slot.0);
@@ -210,6 +222,38 @@ impl XdpDataplane {
         let zero =
             PerCpuValues::try_from(vec![SessionCounters::default(); cpus]).map_err(kernel)?;
         self.session_counters.set(slot.0, zero, 0).map_err(kernel)
+    }
+
+    /// Writes a session's rate limit into `SESSION_POLICE` with the buckets
+    /// `state` (a program charging the bucket between the read and this write loses
+    /// that charge: a packet or so).
+    fn write_rate(
+        &mut self,
+        slot: Slot,
+        rate: &RateLimit,
+        state: SessionPolicers,
+    ) -> Result<(), DataplaneError> {
+        let value = SessionPolicers {
+            rx: Policer {
+                limit: rate.rx.limit(),
+                state: state.rx.state,
+            },
+            tx: Policer {
+                limit: rate.tx.limit(),
+                state: state.tx.state,
+            },
+        };
+        self.police.set(slot.0, value, 0).map_err(kernel)
+    }
+
+    /// Sets an installed session's rate limit; its buckets stay as they are (a
+    /// CoA neither fills nor empties them).
+    pub fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
+        if !self.installed.contains_key(&slot) {
+            return Err(DataplaneError::NoSuchSlot(slot));
+        }
+        let state = self.police.get(&slot.0, 0).map_err(kernel)?;
+        self.write_rate(slot, rate, state)
     }
 
     /// Gives a session its network layer (or changes it, e.g. the fast flag).
@@ -304,8 +348,15 @@ impl XdpDataplane {
             None => Ok(()),
         };
         self.free.push(slot.0);
+        // A capture of this session ends with it (the slot's next session is
+        // another's).
+        let capture = match self.capture.get(&0, 0) {
+            Ok(captured) if captured == slot.0 + 1 => self.capture.set(0, 0, 0),
+            _ => Ok(()),
+        };
         by_call.map_err(kernel)?;
-        by_client.map_err(kernel)
+        by_client.map_err(kernel)?;
+        capture.map_err(kernel)
     }
 
     /// The installed sessions.
@@ -368,6 +419,10 @@ impl Dataplane for XdpDataplane {
 
     fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError> {
         XdpDataplane::remove(self, slot)
+    }
+
+    fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
+        XdpDataplane::set_rate(self, slot, rate)
     }
 
     fn counters(&self, slot: Slot) -> Option<SessionCounters> {

@@ -1,7 +1,15 @@
 //! RADIUS in the engine: claims out as [`Action::Authenticate`], verdicts in through
 //! [`Engine::handle_verdict`] (bound to the claim they answer), accounting records
-//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA. What each
+//! out as [`Action::Account`], Session-Timeout and Idle-Timeout, and CoA (which
+//! may change the rate limit too: `super::rates`). What each
 //! session keeps for it is in [`super::accounting`].
+//!
+//! What many concentrators sharing one AAA service need (docs/fleet.md): every
+//! request names the session by its NAS-Port ([`SessionId::port`], unique on this
+//! concentrator and stable for the session) and every record by an Acct-Session-Id
+//! unique across the fleet ([`AcctSessionIds`](crate::radius::nas::AcctSessionIds));
+//! Accounting-On when the engine starts afresh and Accounting-Off when it
+//! finishes ([`Action::AccountNas`]).
 
 use std::time::{Duration, Instant};
 
@@ -15,10 +23,11 @@ use crate::{
         AuthJob, Authorized,
         acct::{Due, Record, SessionClock, Status, TerminateCause},
         auth::Authorization,
+        nas::{NasRecord, NasStatus},
     },
 };
 
-use super::{Engine, action::Action, table::SessionId};
+use super::{Engine, accounting::Arrival, action::Action, table::SessionId};
 
 impl Engine {
     /// A link's claim for external judgement: to RADIUS (an earlier request for
@@ -48,7 +57,7 @@ impl Engine {
         }
         let job = AuthJob {
             claim,
-            port: u32::from(session.call.local_call_id),
+            port: id.port(),
             calling_station: session.call.peer_addr,
         };
         self.actions.push_back(Action::Authenticate {
@@ -106,11 +115,12 @@ impl Engine {
         };
         let c = session.totals(dp);
         let packets = c.input_packets + c.output_packets;
+        let octets = c.input_octets + c.output_octets;
         let due = session
             .aaa
             .clock
             .as_mut()
-            .and_then(|clock| clock.handle_timeout(now, packets));
+            .and_then(|clock| clock.handle_timeout(now, packets, octets));
         match due {
             Some(Due::Interim) => self.account(id, Status::InterimUpdate, None, now),
             Some(Due::Terminate(cause)) => {
@@ -122,19 +132,21 @@ impl Engine {
         }
     }
 
-    /// CoA: new timeouts for session `id`; whether it exists.
+    /// CoA: new timeouts, rate limit or quota for session `id`; whether it exists.
     pub fn reauthorize(&mut self, now: Instant, id: SessionId, update: &Authorization) -> bool {
         let accounting = self.config.aaa.accounting;
         let Some(session) = self.table.get_mut(id) else {
             return false;
         };
         session.aaa.reauthorize(now, update, accounting);
+        if let Some(rate) = update.rate_limit {
+            self.set_rate(id, rate);
+        }
         self.flush(id, now);
         true
     }
 
-    /// An accounting record for the session (its Acct-Session-Id is the runtime's
-    /// to write, from the session's id).
+    /// An accounting record for the session.
     pub(super) fn account(
         &mut self,
         id: SessionId,
@@ -151,11 +163,11 @@ impl Engine {
         };
         let record = Record {
             status,
-            session_id: String::new(),
+            session_id: self.config.acct_ids.of(id.get()),
             user: session.user.clone().unwrap_or_default(),
             address: session.up.as_ref().map(|up| up.peer_ip),
             calling_station: session.call.peer_addr,
-            port: u32::from(session.call.local_call_id),
+            port: id.port(),
             class: session
                 .aaa
                 .authorization
@@ -175,5 +187,30 @@ impl Engine {
             session: id,
             record,
         });
+    }
+}
+
+impl Engine {
+    /// Accounting-On, when the engine starts the NAS afresh.
+    pub(super) fn announce_arrival(&mut self) {
+        if self.config.aaa.accounting && self.config.arrival == Arrival::Fresh {
+            self.account_nas(NasStatus::On);
+        }
+    }
+
+    /// Accounting-Off, once, when the engine finishes.
+    pub(super) fn announce_departure(&mut self) {
+        if self.config.aaa.accounting && !self.departed {
+            self.departed = true;
+            self.account_nas(NasStatus::Off);
+        }
+    }
+
+    fn account_nas(&mut self, status: NasStatus) {
+        let record = NasRecord {
+            status,
+            session_id: self.config.acct_ids.nas(),
+        };
+        self.actions.push_back(Action::AccountNas { record });
     }
 }

@@ -1,6 +1,7 @@
 //! What a session keeps for RADIUS: the authorization it got, its accounting and
-//! limit clock from the moment it is up, why we ended it; and how a link's end maps
-//! to an Acct-Terminate-Cause.
+//! limit clock from the moment it is up, why we ended it; how a link's end maps
+//! to an Acct-Terminate-Cause; and how the engine came to its sessions
+//! ([`Arrival`]: whether it says Accounting-On).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,17 @@ use crate::{
         auth::Authorization,
     },
 };
+
+/// How the engine comes to the NAS's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The NAS starts: no session of an earlier run is alive, and the AAA service
+    /// is told so with Accounting-On (it closes them and frees their leases).
+    Fresh,
+    /// The sessions of an earlier process live on in this one (an upgrade in
+    /// place): nothing is said, since Accounting-On would end them at the server.
+    Takeover,
+}
 
 /// A session's RADIUS state in the engine.
 #[derive(Debug, Default)]
@@ -36,6 +48,7 @@ impl SessionAaa {
             interim: accounting
                 .then(|| a.and_then(|a| a.interim_interval).or(configured_interim))
                 .flatten(),
+            total_octets: a.and_then(|a| a.total_limit),
         }
     }
 
@@ -52,6 +65,9 @@ impl SessionAaa {
             }
             if update.interim_interval.is_some() && accounting {
                 limits.interim = update.interim_interval;
+            }
+            if update.total_limit.is_some() {
+                limits.total_octets = update.total_limit;
             }
             clock.update(now, limits);
         }

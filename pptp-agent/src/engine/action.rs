@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, ops::Range};
 
 use crate::{
     ppp::link::{ClaimTicket, DownReason, LinkConfig, LinkUp},
-    radius::{AuthJob, acct::Record},
+    radius::{AuthJob, acct::Record, nas::NasRecord},
 };
 
 use super::{
@@ -23,6 +23,11 @@ pub struct OwnerId(pub u64);
 pub enum SessionEvent {
     /// IPCP is open (again, after a renegotiation).
     Up(LinkUp),
+    /// The call is up but its peer has sent no GRE within the wait
+    /// ([`EngineConfig::gre_wait`](super::EngineConfig::gre_wait)): IP protocol 47
+    /// is probably blocked on the path. A client's session then ends
+    /// ([`SessionEvent::Down`] follows).
+    NoGre { waited: std::time::Duration },
     /// The session ended.
     Down(DownReason),
 }
@@ -45,6 +50,11 @@ pub enum Action {
     CancelAuthentication { session: SessionId },
     /// Send an accounting record.
     Account { session: SessionId, record: Record },
+    /// Send Accounting-On (queued by [`Engine::new`]) or Accounting-Off (by
+    /// [`Engine::finish`]). The runtime waits for the answer (within the RADIUS
+    /// timeouts) before it goes on: the server must clear the NAS's old sessions
+    /// and leases before a new one asks for an address.
+    AccountNas { record: NasRecord },
     /// Place a call for demand-dial interface `router`; answer with
     /// [`Engine::handle_dial_ended`].
     Dial { router: usize, generation: u64 },

@@ -4,10 +4,11 @@
 //! its sequence number (always: XDP leaves what it hands over unrecorded, and never
 //! sees outer fragments); hand the PPP frame to the link; decrypt MPPE in place;
 //! check that the IPv4 packet is one and comes from the client (or from a network
-//! behind it); answer a Windows client's DHCPINFORM; only then move the window and
-//! deliver. Per IPv4 packet from the kernel: find the session by destination (the
+//! behind it); police it by the session's upload limit; answer a Windows client's
+//! DHCPINFORM; only then move the window and deliver. Per IPv4 packet from the kernel: find the session by destination (the
 //! concentrator), take the only one (a client) or the one whose address is the
-//! source (the load generator); encrypt if the session uses MPPE; add PPP and GRE.
+//! source (the load generator); police it by the session's download limit; encrypt
+//! if the session uses MPPE; add PPP and GRE.
 //! Both directions work in buffers the caller owns or the engine keeps: no
 //! allocation per packet.
 
@@ -22,6 +23,8 @@ use crate::{
 use super::{
     AgentCounter, Device, Engine, Mode, SessionId,
     action::{Delivery, Target},
+    rates::Way,
+    session::PeerGre,
 };
 
 /// Why a received data packet was refused.
@@ -30,7 +33,7 @@ enum Refusal {
     MalformedIp,
     /// An inner source that is not the session's.
     Spoofed,
-    /// Refused and counted where it was judged (MPPE).
+    /// Refused and counted where it was judged (MPPE, the rate limit).
     Counted,
 }
 
@@ -50,6 +53,7 @@ impl Engine {
         let Some(session) = self.table.get_mut(id) else {
             return Delivery::Done;
         };
+        session.peer_gre = PeerGre::Heard;
         match session.judge(dp, &header) {
             Some(SeqVerdict::Duplicate | SeqVerdict::Old) => {
                 self.stats.add(AgentCounter::OldSequence);
@@ -92,6 +96,12 @@ impl Engine {
             }
             Ok(Some(range.start..range.start + ip.len))
         });
+        // Over the rate limit: dropped like a refusal (the window does not move, as
+        // in XDP).
+        let packet = match packet {
+            Ok(Some(range)) if !self.police(id, Way::Rx, range.len(), now) => Err(Refusal::Counted),
+            packet => packet,
+        };
         let dp = self.dataplane.as_deref();
         let Some(session) = self.table.get_mut(id) else {
             return Delivery::Done;
@@ -204,6 +214,9 @@ impl Engine {
             self.stats.add(AgentCounter::NoSessionForDestination);
             return None;
         };
+        if !self.police(id, Way::Tx, packet.len(), now) {
+            return None;
+        }
         self.encapsulate(id, packet)
     }
 

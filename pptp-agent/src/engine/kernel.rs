@@ -1,8 +1,9 @@
 //! What the engine asks of the kernel, as two small traits the runtime implements
 //! (over the XDP maps, TUN devices and netlink) and tests fake in memory:
 //!
-//! - [`Dataplane`]: the XDP maps: install a call, give it its network layer, remove
-//!   it; the GRE sequence space shared with the BPF programs; per-session counters.
+//! - [`Dataplane`]: the XDP maps: install a call, give it its network layer and its
+//!   rate limit, remove it; the GRE sequence space shared with the BPF programs;
+//!   per-session counters.
 //! - [`Network`]: routes and link addresses on the devices sessions' IPv4 leaves by,
 //!   and a client's own device.
 //!
@@ -15,7 +16,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use pptp_common::{seq::Judgement, session::SessionCounters};
+use pptp_common::{rate::RateLimit, seq::Judgement, session::SessionCounters};
 
 use crate::ppp::link::LinkUp;
 
@@ -73,6 +74,8 @@ pub trait Dataplane: Send {
     fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError>;
     /// Gives a session its network layer (or changes it).
     fn set_network(&mut self, slot: Slot, network: NetworkSpec) -> Result<(), DataplaneError>;
+    /// Sets the session's rate limit (buckets full); a zero limit lifts it.
+    fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError>;
     /// Removes a session from every map.
     fn remove(&mut self, slot: Slot) -> Result<(), DataplaneError>;
     /// What the programs counted for the session.

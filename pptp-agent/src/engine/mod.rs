@@ -15,13 +15,16 @@
 //! - `network` (private): a session's maps, routes and prefixes once it is up;
 //! - `aaa` (private) and [`accounting`]: RADIUS authentication and accounting, session
 //!   and idle timeouts, CoA, and what a session keeps for them;
+//! - `rates` (private): each session's rate limit, from RADIUS, CoA or the
+//!   configuration, on both paths;
 //! - `routers` (private) and [`router`]: the demand-dial interfaces' supervisor and
 //!   what it keeps per interface;
 //! - `operator` (private) and [`views`]: the operator's commands, and the views,
 //!   counters and selectors they use;
 //! - [`action`]: what the engine and the runtime tell each other besides packets;
 //! - [`kernel`]: the XDP maps and routes, as traits the runtime implements;
-//! - [`deadlines`]: one timer per session.
+//! - [`deadlines`]: one timer per session;
+//! - `silence` (private): calls whose peer sends no GRE (IP protocol 47 blocked).
 //!
 //! A session's life: [`Engine::handle_call_up`] (a control connection has a call)
 //! installs it in the XDP maps (so that its GRE numbering is shared with the
@@ -39,16 +42,18 @@ pub mod kernel;
 mod network;
 mod operator;
 pub mod prefixes;
+mod rates;
 pub mod router;
 mod routers;
 pub mod session;
+mod silence;
 pub mod table;
 #[cfg(test)]
 mod tests;
 pub mod views;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
@@ -63,9 +68,11 @@ use crate::{
     gre::Sequencer,
     guard::limits::LiveLimits,
     ppp::link::{DownReason, Event, Link, LinkUp},
+    radius::nas::AcctSessionIds,
 };
 
 pub use self::{
+    accounting::Arrival,
     action::{Action, CallUp, Delivery, OwnerId, SessionEvent, Target},
     kernel::{CallSpec, Dataplane, DataplaneError, Device, Network},
     router::RouterConfig,
@@ -106,6 +113,15 @@ pub struct AaaSettings {
     pub interim: Option<Duration>,
 }
 
+/// Rate limits from the configuration: per user, and a default for the others.
+/// RADIUS (Mikrotik-Rate-Limit) overrides both.
+#[derive(Debug, Clone, Default)]
+pub struct RatePolicy {
+    /// For users without a limit of their own; zero: none.
+    pub default: pptp_common::rate::RateLimit,
+    pub users: HashMap<String, pptp_common::rate::RateLimit>,
+}
+
 /// Makes the random source of each new link (magic numbers, challenges).
 pub type LinkRng = Box<dyn FnMut() -> Box<dyn RngCore + Send> + Send>;
 
@@ -119,12 +135,22 @@ pub struct EngineConfig {
     /// The limits in force (sessions per user, checked at authentication).
     pub limits: LiveLimits,
     pub aaa: AaaSettings,
+    /// How sessions are named in Acct-Session-Id.
+    pub acct_ids: AcctSessionIds,
+    /// Whether this process starts the NAS afresh (Accounting-On) or takes its
+    /// sessions over from another.
+    pub arrival: Arrival,
     /// Networks behind a user (a router): routed to its session while it is up.
     pub user_routes: HashMap<String, Vec<Ipv4Net>>,
     /// Demand-dial interfaces.
     pub routers: Vec<RouterConfig>,
     /// Whether demand-dial interfaces may dial (a dialer is there).
     pub dialing: bool,
+    /// Rate limits for users without one from RADIUS.
+    pub rates: RatePolicy,
+    /// How long a call may stay up without GRE from its peer before it is
+    /// reported (and, on a client, ended): see `silence.rs`.
+    pub gre_wait: Duration,
     pub rng: LinkRng,
 }
 
@@ -137,13 +163,21 @@ impl EngineConfig {
             dhcp: None,
             limits: LiveLimits::default(),
             aaa: AaaSettings::default(),
+            acct_ids: AcctSessionIds::default(),
+            arrival: Arrival::Fresh,
             user_routes: HashMap::new(),
             routers: Vec::new(),
             dialing: false,
+            rates: RatePolicy::default(),
+            gre_wait: GRE_WAIT,
             rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
         }
     }
 }
+
+/// [`EngineConfig::gre_wait`] unless set: LCP has sent four Configure-Requests
+/// by then, more than a lossy path loses.
+pub const GRE_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a shutdown waits for the peers' LCP Terminate-Acks before it clears the
 /// calls anyway. A peer that gets Call-Clear-Request first (pptpd) kills its pppd
@@ -170,6 +204,12 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// A shutdown in progress: until when the links may take to go down.
     closing: Option<Instant>,
+    /// Zero of the policers' clock on the agent's path.
+    origin: Instant,
+    /// Accounting-Off was said.
+    departed: bool,
+    /// Peers already told about GRE that never came (`silence.rs`).
+    hinted: HashSet<Ipv4Addr>,
 }
 
 use rand::SeedableRng as _;
@@ -200,7 +240,11 @@ impl Engine {
             actions: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
             closing: None,
+            origin: now,
+            departed: false,
+            hinted: HashSet::new(),
         };
+        engine.announce_arrival();
         for index in 0..engine.routers.len() {
             engine.router_actions(index, now);
         }
@@ -238,6 +282,7 @@ impl Engine {
             if let Some(session) = self.table.get_mut(id) {
                 session.link.handle_timeout(now);
                 self.on_session_clock(id, now);
+                self.on_gre_wait(id, now);
                 self.flush(id, now);
             }
         }
@@ -341,10 +386,14 @@ impl Engine {
         }
         if let Some(session) = self.table.get(id) {
             let clock = session.aaa.clock.as_ref().and_then(|c| c.poll_timeout());
-            let at = [session.link.poll_timeout(), clock]
-                .into_iter()
-                .flatten()
-                .min();
+            let at = [
+                session.link.poll_timeout(),
+                clock,
+                self.gre_deadline(session),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             self.timers.set(id, at.map(|at| at.max(now)));
         }
     }
@@ -419,6 +468,7 @@ impl Engine {
             }
             return;
         }
+        self.start_policing(id);
         let mppe = up.mppe.as_ref().map(|m| m.params);
         tracing::info!(session = %id, local = %up.local_ip, remote = %up.peer_ip, ?mppe, "session up");
         let Some(session) = self.table.get_mut(id) else {
@@ -446,6 +496,7 @@ impl Engine {
 
     /// Removes a session and everything it had; tells its owner to clear the call.
     fn end_session(&mut self, id: SessionId, reason: DownReason, now: Instant) {
+        self.gre_missing(id, "before the call ended");
         let Some(session) = self.table.get(id) else {
             return;
         };
@@ -516,8 +567,10 @@ impl Engine {
             .is_some_and(|until| self.table.is_empty() || now >= until)
     }
 
-    /// Ends every session left (closing its link first if not yet); the data
-    /// plane, for the runtime to shut down.
+    /// Ends every session left (closing its link first if not yet), then says
+    /// Accounting-Off: a clean stop. (A process handing its sessions over to
+    /// another does not finish: the sessions live on, and so does the NAS.)
+    /// Returns the data plane, for the runtime to shut down.
     pub fn finish(&mut self, now: Instant) -> Option<Box<dyn Dataplane>> {
         self.config.dialing = false;
         self.closing.get_or_insert(now);
@@ -525,6 +578,7 @@ impl Engine {
         for id in self.table.ids() {
             self.end_session(id, DownReason::Closed, now);
         }
+        self.announce_departure();
         self.dataplane.take()
     }
 

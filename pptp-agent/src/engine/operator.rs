@@ -60,6 +60,13 @@ impl Engine {
                     rx_bytes: c.input_octets,
                     tx_packets: c.output_packets,
                     tx_bytes: c.output_octets,
+                    rate: s
+                        .policing
+                        .rate
+                        .is_set()
+                        .then(|| s.policing.rate.to_string()),
+                    policed_rx: s.policed(dp).0,
+                    policed_tx: s.policed(dp).1,
                 }
             })
             .collect();

@@ -10,7 +10,12 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
-use pptp_common::{seq::Judgement, wire::ppp};
+use pptp_common::{
+    police::{Limit, State, police},
+    rate::RateLimit,
+    seq::Judgement,
+    wire::ppp,
+};
 
 use crate::{
     demand::Placer,
@@ -51,13 +56,76 @@ pub struct Cipher {
 /// lost too) is sent again at most this often, as packets keep arriving.
 const RESET_REQUEST_RETRY: Duration = Duration::from_millis(200);
 
-/// IPv4 packets and bytes a session moved through the agent.
+/// Whether the peer has sent the session any GRE (a firewall that passes TCP 1723
+/// but drops IP protocol 47 leaves a call up and its link deaf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerGre {
+    /// Nothing yet, and the wait is not over.
+    Awaited,
+    /// Some arrived.
+    Heard,
+    /// Nothing within the wait: counted and reported.
+    Missing,
+}
+
+/// IPv4 packets and bytes a session moved through the agent, and what its rate
+/// limit dropped there.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AgentCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    pub drop_policed_rx: u64,
+    pub drop_policed_tx: u64,
+}
+
+/// A session's rate limit and its buckets on the agent's path: the same policer
+/// (`pptp_common::police`) the BPF programs run on their copy in the maps, here on
+/// plain fields (the engine is one task).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Policing {
+    /// The limit in force, as it was given (shown by `sessions`).
+    pub rate: RateLimit,
+    /// Set once the session is up (an IPCP renegotiation keeps what a CoA set).
+    pub started: bool,
+    rx: Limit,
+    tx: Limit,
+    rx_state: State,
+    tx_state: State,
+}
+
+impl Policing {
+    /// `rate`, with full buckets.
+    pub fn new(rate: RateLimit) -> Self {
+        Self {
+            rate,
+            started: true,
+            rx: rate.rx.limit(),
+            tx: rate.tx.limit(),
+            ..Self::default()
+        }
+    }
+
+    /// Puts `rate` in force, the buckets as they are (a CoA neither fills nor
+    /// empties them).
+    pub fn change(&mut self, rate: RateLimit) {
+        *self = Self {
+            rx_state: self.rx_state,
+            tx_state: self.tx_state,
+            ..Self::new(rate)
+        };
+    }
+
+    /// Whether `len` bytes from the client pass at `now` (ns of the engine's clock).
+    pub fn rx(&mut self, now: u64, len: usize) -> bool {
+        police(&self.rx, &mut self.rx_state, now, len as u32)
+    }
+
+    /// Whether `len` bytes to the client pass.
+    pub fn tx(&mut self, now: u64, len: usize) -> bool {
+        police(&self.tx, &mut self.tx_state, now, len as u32)
+    }
 }
 
 /// One session.
@@ -81,6 +149,9 @@ pub struct Session {
     pub placer: Placer,
     /// The demand-dial interface it is bound to.
     pub router: Option<usize>,
+    /// Its rate limit on the agent's path.
+    pub policing: Policing,
+    pub peer_gre: PeerGre,
 }
 
 /// Why an IPv4 packet could not be sent on a session.
@@ -109,6 +180,8 @@ impl Session {
             routes: Vec::new(),
             placer: Placer::Peer,
             router: None,
+            policing: Policing::default(),
+            peer_gre: PeerGre::Awaited,
         }
     }
 
@@ -280,6 +353,19 @@ impl Session {
         if let Some(cipher) = &mut self.cipher {
             cipher.encrypt.reset();
         }
+    }
+
+    /// IPv4 packets the rate limit dropped (from, to the client), both paths.
+    pub fn policed(&self, dp: Option<&dyn Dataplane>) -> (u64, u64) {
+        let a = &self.counters;
+        let x = match (dp, &self.seq) {
+            (Some(dp), Sequencing::Shared(slot)) => dp.counters(*slot).unwrap_or_default(),
+            _ => Default::default(),
+        };
+        (
+            a.drop_policed_rx + x.drop_policed_rx,
+            a.drop_policed_tx + x.drop_policed_tx,
+        )
     }
 
     /// IPv4 packets and bytes: the agent's path and XDP's added up.

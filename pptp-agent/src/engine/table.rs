@@ -47,6 +47,14 @@ impl SessionId {
         self.0
     }
 
+    /// The session's NAS-Port: its slot plus one. Unique among the sessions in the
+    /// table (a slot holds one session at a time) and the same for the session's
+    /// life (a session never changes slots), whichever control connection or
+    /// dialer its call came on; rlm_sqlippool keys address leases on it.
+    pub fn port(self) -> u32 {
+        (self.0 & ((1 << Self::SLOT_BITS) - 1)) as u32
+    }
+
     /// The session an operator or RADIUS named (it may since have ended).
     pub fn from_number(n: u64) -> Self {
         Self(n)

@@ -66,6 +66,12 @@ pub struct SessionInfo {
     /// IPv4 packets and bytes sent to the peer (both paths added up).
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// The rate limit in force, as Mikrotik-Rate-Limit writes it ("10M/20M");
+    /// none: unlimited.
+    pub rate: Option<String>,
+    /// IPv4 packets the rate limit dropped, from and to the client (both paths).
+    pub policed_rx: u64,
+    pub policed_tx: u64,
 }
 
 /// One demand-dial interface, as operators see it (`pptp-agent interfaces`).
@@ -145,8 +151,12 @@ counters! {
     DhcpInformsAnswered = "dhcp_informs_answered", event "pptp_dhcp_informs_answered_total" "DHCPINFORMs answered for clients";
     /// Unreadable DHCP requests dropped.
     DhcpMalformed = "dhcp_malformed";
+    /// IPv4 packets over their session's rate limit on the agent's path.
+    Policed = "policed";
     /// Logins refused: wrong credentials, unknown user, dial-in denied, RADIUS reject.
     AuthFailures = "auth_failures", event "pptp_auth_failures_total" "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject)";
+    /// Calls whose peer sent no GRE within the wait (IP protocol 47 blocked?).
+    CallsWithoutGre = "calls_without_gre", event "pptp_calls_without_gre_total" "Calls whose peer sent no GRE within the wait (IP protocol 47 blocked on the path?)";
 }
 
 impl AgentCounter {

@@ -119,6 +119,8 @@ pub struct Limits {
     pub idle_timeout: Option<Duration>,
     /// Interim-Update interval; `None`: no interim updates.
     pub interim: Option<Duration>,
+    /// Octets both ways after which the session ends (Mikrotik-Total-Limit).
+    pub total_octets: Option<u64>,
 }
 
 /// What a session's clock asks for.
@@ -140,6 +142,7 @@ pub struct SessionClock {
     last_activity: Instant,
     last_packets: u64,
     next_idle_check: Option<Instant>,
+    next_quota_check: Option<Instant>,
     /// A timeout ended the session: nothing is due any more.
     ended: bool,
 }
@@ -147,6 +150,10 @@ pub struct SessionClock {
 /// Idle-Timeout is checked this many times per timeout (so the session ends at
 /// most a tenth of the timeout late).
 const IDLE_CHECKS: u32 = 10;
+
+/// How often a session with a quota has its octets counted (the XDP counters are
+/// read then): it ends at most this late, after what it sent in that time.
+pub const QUOTA_CHECK: Duration = Duration::from_secs(1);
 
 impl SessionClock {
     /// A clock for a session that came up at `now`.
@@ -158,6 +165,7 @@ impl SessionClock {
             last_activity: now,
             last_packets: 0,
             next_idle_check: limits.idle_timeout.map(|t| now + t / IDLE_CHECKS),
+            next_quota_check: limits.total_octets.map(|_| now + QUOTA_CHECK),
             ended: false,
         }
     }
@@ -174,6 +182,8 @@ impl SessionClock {
         }
         self.limits = limits;
         self.next_idle_check = limits.idle_timeout.map(|t| now + t / IDLE_CHECKS);
+        // At once: a CoA may set a quota the session is already over.
+        self.next_quota_check = limits.total_octets.map(|_| now);
     }
 
     /// The limits in force.
@@ -187,27 +197,43 @@ impl SessionClock {
             return None;
         }
         let session = self.limits.session_timeout.map(|t| self.started + t);
-        [session, self.next_idle_check, self.next_interim]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            session,
+            self.next_idle_check,
+            self.next_interim,
+            self.next_quota_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// What is due at `now`, given the session's packet count (both directions).
-    /// A [`Due::Terminate`] is said once; the clock is then stopped.
-    pub fn handle_timeout(&mut self, now: Instant, packets: u64) -> Option<Due> {
+    /// What is due at `now`, given the session's packet and octet counts (both
+    /// directions). A [`Due::Terminate`] is said once; the clock is then stopped.
+    pub fn handle_timeout(&mut self, now: Instant, packets: u64, octets: u64) -> Option<Due> {
         if self.ended {
             return None;
         }
-        let due = self.due(now, packets);
+        let due = self.due(now, packets, octets);
         self.ended = matches!(due, Some(Due::Terminate(_)));
         due
     }
 
-    fn due(&mut self, now: Instant, packets: u64) -> Option<Due> {
+    fn due(&mut self, now: Instant, packets: u64, octets: u64) -> Option<Due> {
         if packets != self.last_packets {
             self.last_packets = packets;
             self.last_activity = now;
+        }
+        if let Some(quota) = self.limits.total_octets {
+            // RFC 2866 has no cause for a quota: Session-Timeout is the limit
+            // RADIUS gave the session running out, and what CoovaChilli reports
+            // for its octet limits, so billing that knows it needs nothing new.
+            if octets >= quota {
+                return Some(Due::Terminate(TerminateCause::SessionTimeout));
+            }
+            if self.next_quota_check.is_some_and(|at| now >= at) {
+                self.next_quota_check = Some(now + QUOTA_CHECK);
+            }
         }
         if self
             .limits
@@ -292,11 +318,12 @@ mod tests {
                 session_timeout: Some(s(100)),
                 idle_timeout: None,
                 interim: Some(s(30)),
+                total_octets: None,
             },
         );
         assert_eq!(c.poll_timeout(), Some(t0 + s(30)));
-        assert_eq!(c.handle_timeout(t0 + s(29), 1), None);
-        assert_eq!(c.handle_timeout(t0 + s(30), 1), Some(Due::Interim));
+        assert_eq!(c.handle_timeout(t0 + s(29), 1, 0), None);
+        assert_eq!(c.handle_timeout(t0 + s(30), 1, 0), Some(Due::Interim));
         assert_eq!(c.poll_timeout(), Some(t0 + s(60)));
         // CoA: a longer timeout and no more interim updates.
         c.update(
@@ -305,16 +332,17 @@ mod tests {
                 session_timeout: Some(s(200)),
                 idle_timeout: None,
                 interim: None,
+                total_octets: None,
             },
         );
         assert_eq!(c.poll_timeout(), Some(t0 + s(200)));
-        assert_eq!(c.handle_timeout(t0 + s(150), 1), None);
+        assert_eq!(c.handle_timeout(t0 + s(150), 1, 0), None);
         assert_eq!(
-            c.handle_timeout(t0 + s(200), 1),
+            c.handle_timeout(t0 + s(200), 1, 0),
             Some(Due::Terminate(TerminateCause::SessionTimeout))
         );
         assert_eq!(
-            (c.handle_timeout(t0 + s(201), 1), c.poll_timeout()),
+            (c.handle_timeout(t0 + s(201), 1, 0), c.poll_timeout()),
             (None, None),
             "said once, then the clock stops"
         );
@@ -330,6 +358,7 @@ mod tests {
                 session_timeout: None,
                 idle_timeout: Some(s(100)),
                 interim: None,
+                total_octets: None,
             },
         );
         let mut now = t0;
@@ -338,13 +367,13 @@ mod tests {
         while now < t0 + s(300) {
             now = c.poll_timeout().unwrap();
             packets += 1;
-            assert_eq!(c.handle_timeout(now, packets), None);
+            assert_eq!(c.handle_timeout(now, packets, 0), None);
         }
         let last = now;
         // Then silence: it ends between 100 and 110 s later.
         let end = loop {
             now = c.poll_timeout().unwrap();
-            if let Some(d) = c.handle_timeout(now, packets) {
+            if let Some(d) = c.handle_timeout(now, packets, 0) {
                 assert_eq!(d, Due::Terminate(TerminateCause::IdleTimeout));
                 break now;
             }
@@ -353,6 +382,35 @@ mod tests {
             end >= last + s(100) && end <= last + s(110),
             "{:?}",
             end - last
+        );
+    }
+
+    #[test]
+    fn a_quota_is_checked_every_second_and_ends_the_session() {
+        let t0 = Instant::now();
+        let s = |n| Duration::from_secs(n);
+        let quota = Limits {
+            total_octets: Some(10_000),
+            ..Limits::default()
+        };
+        let mut c = SessionClock::new(t0, quota);
+        assert_eq!(c.poll_timeout(), Some(t0 + QUOTA_CHECK));
+        assert_eq!(c.handle_timeout(t0 + s(1), 10, 9_999), None);
+        assert_eq!(c.poll_timeout(), Some(t0 + s(2)));
+        assert_eq!(
+            c.handle_timeout(t0 + s(2), 11, 10_000),
+            Some(Due::Terminate(TerminateCause::SessionTimeout))
+        );
+        assert_eq!(c.poll_timeout(), None);
+
+        // A CoA that sets a quota below what the session used: checked at once.
+        let mut c = SessionClock::new(t0, Limits::default());
+        assert_eq!(c.poll_timeout(), None, "no quota, nothing to poll");
+        c.update(t0 + s(5), quota);
+        assert_eq!(c.poll_timeout(), Some(t0 + s(5)));
+        assert_eq!(
+            c.handle_timeout(t0 + s(5), 1, 50_000),
+            Some(Due::Terminate(TerminateCause::SessionTimeout))
         );
     }
 }

@@ -7,9 +7,11 @@
 use std::{net::Ipv4Addr, time::Duration};
 
 use ipnet::Ipv4Net;
+use pptp_common::rate::RateLimit;
 
-use super::packet::{self, Packet, attr, code, ms};
+use super::packet::{self, Packet, attr, code, mikrotik, ms};
 use crate::{
+    escape::Escaped,
     mppe::keys::{self, StartKeys},
     ppp::auth::{Claim, Method, Verdict},
 };
@@ -129,6 +131,11 @@ pub struct Authorization {
     pub class: Vec<Vec<u8>>,
     /// Reply-Message, logged.
     pub reply_message: Option<String>,
+    /// Mikrotik-Rate-Limit (one that does not parse is ignored, with a warning).
+    pub rate_limit: Option<RateLimit>,
+    /// Mikrotik-Total-Limit with its gigawords: octets both ways, after which the
+    /// session ends.
+    pub total_limit: Option<u64>,
 }
 
 impl Authorization {
@@ -157,8 +164,45 @@ impl Authorization {
             interim_interval: secs(attr::ACCT_INTERIM_INTERVAL),
             class: p.all(attr::CLASS).map(<[u8]>::to_vec).collect(),
             reply_message: (!reply.is_empty()).then(|| reply.concat()),
+            rate_limit: p
+                .vendor(mikrotik::VENDOR, mikrotik::RATE_LIMIT)
+                .and_then(parse_rate_limit),
+            total_limit: total_limit(p),
         }
     }
+}
+
+/// A Mikrotik-Rate-Limit value; `None` (warned) if it does not parse.
+fn parse_rate_limit(value: &[u8]) -> Option<RateLimit> {
+    let text = std::str::from_utf8(value).ok();
+    match text.map(RateLimit::parse) {
+        Some(Ok(rate)) => Some(rate),
+        Some(Err(e)) => {
+            tracing::warn!(value = %Escaped(value), error = %e, "Mikrotik-Rate-Limit ignored");
+            None
+        }
+        None => {
+            tracing::warn!(value = %Escaped(value), "Mikrotik-Rate-Limit is not text: ignored");
+            None
+        }
+    }
+}
+
+/// Mikrotik-Total-Limit (+ gigawords) in octets; `None` when neither is there or
+/// both are zero (MikroTik: no limit).
+fn total_limit(p: &Packet) -> Option<u64> {
+    let word = |kind| {
+        p.vendor(mikrotik::VENDOR, kind)
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(u32::from_be_bytes)
+    };
+    let low = word(mikrotik::TOTAL_LIMIT);
+    let high = word(mikrotik::TOTAL_LIMIT_GIGAWORDS);
+    if low.is_none() && high.is_none() {
+        return None;
+    }
+    let octets = (u64::from(high.unwrap_or(0)) << 32) | u64::from(low.unwrap_or(0));
+    (octets > 0).then_some(octets)
 }
 
 /// The verdict on `claim` from a verified response to its Access-Request
@@ -413,5 +457,48 @@ mod tests {
             None,
             "255.255.255.254: the NAS chooses"
         );
+    }
+
+    #[test]
+    fn mikrotik_rate_and_total_limits() {
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_vendor(
+            mikrotik::VENDOR,
+            mikrotik::RATE_LIMIT,
+            b"10M/20M 0/0 0/0 8/8",
+        );
+        p.push_vendor(mikrotik::VENDOR, mikrotik::TOTAL_LIMIT, &5u32.to_be_bytes());
+        p.push_vendor(
+            mikrotik::VENDOR,
+            mikrotik::TOTAL_LIMIT_GIGAWORDS,
+            &1u32.to_be_bytes(),
+        );
+        let a = Authorization::from_packet(&p);
+        assert_eq!(
+            a.rate_limit
+                .map(|r| (r.rx.rate, r.tx.rate, r.tx.burst_time)),
+            Some((10_000_000, 20_000_000, 8))
+        );
+        assert_eq!(a.total_limit, Some((1 << 32) + 5));
+
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_vendor(mikrotik::VENDOR, mikrotik::RATE_LIMIT, b"fast please");
+        p.push_vendor(mikrotik::VENDOR, mikrotik::TOTAL_LIMIT, &0u32.to_be_bytes());
+        // Another vendor's attribute 8 is not MikroTik's.
+        p.push_vendor(ms::VENDOR, mikrotik::RATE_LIMIT, b"1M");
+        let a = Authorization::from_packet(&p);
+        assert_eq!(
+            (a.rate_limit, a.total_limit),
+            (None, None),
+            "unparsable; zero is no limit"
+        );
+
+        let mut p = Packet::new(code::ACCESS_ACCEPT, 1, [0; 16]);
+        p.push_vendor(
+            mikrotik::VENDOR,
+            mikrotik::TOTAL_LIMIT_GIGAWORDS,
+            &2u32.to_be_bytes(),
+        );
+        assert_eq!(Authorization::from_packet(&p).total_limit, Some(2 << 32));
     }
 }

@@ -10,7 +10,9 @@
 //! - [`client`]: one exchange with retransmission and fail-over;
 //! - [`auth`]: PPP claims to Access-Requests, Access-Accepts to verdicts;
 //! - [`acct`]: Accounting-Requests and each session's interim/timeout clock;
-//! - [`dae`]: Disconnect-Request and CoA-Request handling.
+//! - [`dae`]: Disconnect-Request and CoA-Request handling;
+//! - [`nas`]: Acct-Session-Ids and Accounting-On/Off, what a concentrator in a
+//!   fleet tells the AAA service about itself.
 //!
 //! This file holds the configuration and [`Radius`], the handle the session hub
 //! uses; [`exchange`] runs a [`client::Transaction`] over a UDP socket of its own
@@ -22,13 +24,14 @@ pub mod acct;
 pub mod auth;
 pub mod client;
 pub mod dae;
+pub mod nas;
 pub mod packet;
 pub mod replay;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use rand::RngCore as _;
@@ -38,6 +41,8 @@ use self::{
     acct::Record,
     auth::{AccessRequest, Authorization, Nas},
     client::{Health, Outcome, Server, Timing, Transaction},
+    nas::{AcctSessionIds, NasRecord},
+    packet::PacketError,
 };
 use crate::{
     escape::Escaped,
@@ -108,7 +113,8 @@ pub struct RadiusConfig {
 #[derive(Debug, Clone)]
 pub struct AuthJob {
     pub claim: Claim,
-    /// Our call ID (NAS-Port).
+    /// NAS-Port: unique among the concentrator's sessions, the same for the
+    /// session's life (the engine's session slot).
     pub port: u32,
     /// The peer's outer address (Calling-Station-Id).
     pub calling_station: Ipv4Addr,
@@ -138,8 +144,8 @@ pub struct Radius {
     secrets: Arc<dyn SecretSource + Send + Sync>,
     auth_health: Arc<Mutex<Health>>,
     acct_health: Arc<Mutex<Health>>,
-    /// Seconds since the epoch at start: the first half of Acct-Session-Id.
-    boot: u32,
+    /// How this run names its sessions in Acct-Session-Id.
+    ids: AcctSessionIds,
 }
 
 impl Radius {
@@ -149,11 +155,8 @@ impl Radius {
         source: UserSource,
         secrets: Arc<dyn SecretSource + Send + Sync>,
     ) -> Self {
-        let boot = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as u32;
         Radius {
+            ids: AcctSessionIds::starting_now(&config.nas),
             exchanges: Arc::new(Semaphore::new(MAX_EXCHANGES)),
             logins: None,
             config: Arc::new(config),
@@ -161,7 +164,6 @@ impl Radius {
             secrets,
             auth_health: Arc::default(),
             acct_health: Arc::default(),
-            boot,
         }
     }
 
@@ -186,18 +188,14 @@ impl Radius {
         !self.config.acct_servers.is_empty()
     }
 
-    /// The Acct-Session-Id of the hub's session `id`: unique across restarts.
-    pub fn acct_session_id(&self, id: u64) -> String {
-        format!("{:08X}{:08X}", self.boot, id)
+    /// How this run names sessions in Acct-Session-Id (the engine writes them).
+    pub fn acct_ids(&self) -> &AcctSessionIds {
+        &self.ids
     }
 
-    /// The hub's session id in an Acct-Session-Id of ours.
+    /// The session number in an Acct-Session-Id of this run.
     pub fn session_of(&self, acct_session_id: &[u8]) -> Option<u64> {
-        let text = std::str::from_utf8(acct_session_id).ok()?;
-        let (boot, id) = (text.get(..8)?, text.get(8..)?);
-        (u32::from_str_radix(boot, 16).ok()? == self.boot)
-            .then(|| u64::from_str_radix(id, 16).ok())
-            .flatten()
+        self.ids.number(acct_session_id)
     }
 
     /// Judges a claim: Access-Request to the servers in turn; with
@@ -285,19 +283,49 @@ impl Radius {
 
     /// Sends one accounting record (to the first accounting server that answers).
     pub async fn account(&self, record: Record) {
+        let answered = self
+            .send_accounting(|id, nas, secret| record.encode(id, nas, secret))
+            .await;
+        match answered {
+            None => {
+                tracing::warn!(session = %record.session_id, "accounting record too long: not sent");
+            }
+            Some(false) => {
+                tracing::warn!(session = %record.session_id, status = ?record.status, "no accounting server answered: record lost");
+            }
+            Some(true) => {}
+        }
+    }
+
+    /// Sends Accounting-On or -Off (to the first accounting server that answers).
+    pub async fn account_nas(&self, record: NasRecord) {
+        let answered = self
+            .send_accounting(|id, nas, secret| record.encode(id, nas, secret))
+            .await
+            == Some(true);
+        if answered {
+            tracing::info!(status = ?record.status, "accounting server told");
+        } else {
+            tracing::warn!(status = ?record.status, "no accounting server answered Accounting-{:?}: its view of this NAS's sessions and leases may be stale", record.status);
+        }
+    }
+
+    /// One Accounting-Request to the accounting servers in turn: whether one
+    /// answered (`None`: the request cannot be encoded; no servers: `Some(true)`).
+    async fn send_accounting(
+        &self,
+        encode: impl Fn(u8, &Nas, &[u8]) -> Result<Vec<u8>, PacketError>,
+    ) -> Option<bool> {
         let servers = &self.config.acct_servers;
         if servers.is_empty() {
-            return;
+            return Some(true);
         }
         let id = rand::rng().next_u32() as u8;
-        let encoded: Result<Vec<_>, _> = servers
+        let encoded: Vec<_> = servers
             .iter()
-            .map(|s| record.encode(id, &self.config.nas, &s.secret))
-            .collect();
-        let Ok(encoded) = encoded else {
-            tracing::warn!(session = %record.session_id, "accounting record too long: not sent");
-            return;
-        };
+            .map(|s| encode(id, &self.config.nas, &s.secret))
+            .collect::<Result<_, _>>()
+            .ok()?;
         let outcome = exchange(
             servers,
             encoded,
@@ -306,9 +334,7 @@ impl Radius {
             &self.exchanges,
         )
         .await;
-        if outcome.answer.is_none() {
-            tracing::warn!(session = %record.session_id, status = ?record.status, "no accounting server answered: record lost");
-        }
+        Some(outcome.answer.is_some())
     }
 }
 
@@ -467,10 +493,14 @@ mod tests {
     #[test]
     fn acct_session_ids_map_back_to_sessions() {
         let r = radius(UserSource::Radius);
-        let id = r.acct_session_id(0x1234);
-        assert_eq!(id.len(), 16);
+        let id = r.acct_ids().of(0x1234);
         assert_eq!(r.session_of(id.as_bytes()), Some(0x1234));
-        assert_eq!(r.session_of(b"0000000000001234"), None, "another boot");
+        let other = radius(UserSource::Radius);
+        assert_eq!(
+            r.session_of(other.acct_ids().of(0x1234).as_bytes()),
+            None,
+            "another run"
+        );
         assert_eq!(r.session_of(b"junk"), None);
     }
 }

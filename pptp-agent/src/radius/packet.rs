@@ -85,6 +85,18 @@ pub mod ms {
     pub const CHAP2_SUCCESS: u8 = 26;
 }
 
+/// MikroTik's vendor-specific attributes (FreeRADIUS's `dictionary.mikrotik`),
+/// vendor 14988: the ones an operator's RADIUS sends for rates and quotas.
+pub mod mikrotik {
+    pub const VENDOR: u32 = 14988;
+    /// A string in the format of `pptp_common::rate`.
+    pub const RATE_LIMIT: u8 = 8;
+    /// Octets both ways together, modulo 2^32 ...
+    pub const TOTAL_LIMIT: u8 = 17;
+    /// ... and the number of times it wrapped.
+    pub const TOTAL_LIMIT_GIGAWORDS: u8 = 18;
+}
+
 /// Why bytes are not a RADIUS packet (or not one we accept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PacketError {

@@ -205,6 +205,8 @@ pub struct DialSettings {
     pub control: ControlConfig,
     /// Give up if the control connection cannot be opened within this time.
     pub connect_timeout: Duration,
+    /// Give up if the call is up but no GRE comes within this time.
+    pub gre_wait: Duration,
 }
 
 /// Dials, reports session events on `events` (an event that finds the channel full
@@ -227,12 +229,9 @@ pub async fn dial(
             current: device.clone(),
         }),
     };
-    let engine = Engine::new(
-        EngineConfig::new(Mode::Client),
-        None,
-        Box::new(network),
-        Instant::now(),
-    );
+    let mut config = EngineConfig::new(Mode::Client);
+    config.gre_wait = settings.gre_wait;
+    let engine = Engine::new(config, None, Box::new(network), Instant::now());
     let parts = HubParts {
         gre,
         devices: Devices {

@@ -121,7 +121,7 @@ async fn act(request: &Request, radius: &Radius, hub: &mpsc::Sender<HubCommand>)
             let _ = rx.await;
         } else {
             let (tx, rx) = oneshot::channel();
-            let update = Authorization::from_packet(&request.packet);
+            let update = Box::new(Authorization::from_packet(&request.packet));
             hub.send(HubCommand::Reauthorize(id, update, tx))
                 .await
                 .ok()?;

@@ -103,8 +103,9 @@ pub enum HubCommand {
     Stats(oneshot::Sender<AgentStats>),
     /// Report what the hub holds now.
     Load(oneshot::Sender<EngineLoad>),
-    /// Change the timeouts of a session (RADIUS CoA); answers whether it exists.
-    Reauthorize(SessionId, Authorization, oneshot::Sender<bool>),
+    /// Change the timeouts, rate limit or quota of a session (RADIUS CoA); answers
+    /// whether it exists.
+    Reauthorize(SessionId, Box<Authorization>, oneshot::Sender<bool>),
     /// A call placed by the [`Dialer`] ended (whether or not it came up).
     DialEnded { index: usize, generation: u64 },
     /// Report every demand-dial interface.
@@ -163,7 +164,7 @@ enum Wake {
     Tun(io::Result<usize>),
     Router(Option<(usize, Vec<u8>)>),
     Command(Option<HubCommand>),
-    Authorized(Option<(SessionId, ClaimTicket, Authorized)>),
+    Authorized(Option<Box<(SessionId, ClaimTicket, Authorized)>>),
     Timer,
 }
 
@@ -202,7 +203,7 @@ impl Hub {
                 r = recv_tun(tun.as_deref(), &mut tun_buf) => Wake::Tun(r),
                 r = from_routers.recv(), if has_routers => Wake::Router(r),
                 c = commands.recv() => Wake::Command(c),
-                Some(r) = self.authentications.join_next(), if authenticating => Wake::Authorized(r.ok()),
+                Some(r) = self.authentications.join_next(), if authenticating => Wake::Authorized(r.ok().map(Box::new)),
                 () = sleep_until(deadline) => Wake::Timer,
             };
             match wake {
@@ -228,7 +229,8 @@ impl Hub {
                     self.engine.begin_shutdown(Instant::now());
                     return self.stop(Instant::now()).await;
                 }
-                Wake::Authorized(Some((id, ticket, authorized))) => {
+                Wake::Authorized(Some(verdict)) => {
+                    let (id, ticket, authorized) = *verdict;
                     self.asking.remove(&id);
                     self.engine
                         .handle_verdict(Instant::now(), id, ticket, authorized);
@@ -381,7 +383,7 @@ impl Hub {
             }
             while let Some(action) = self.engine.poll_action() {
                 busy = true;
-                self.act(action);
+                self.act(action).await;
             }
             if !busy {
                 return;
@@ -389,7 +391,7 @@ impl Hub {
         }
     }
 
-    fn act(&mut self, action: Action) {
+    async fn act(&mut self, action: Action) {
         match action {
             // The engine clears a call exactly once, after the session's last
             // event: the owner's entry goes with it.
@@ -426,17 +428,22 @@ impl Hub {
                     asking.abort();
                 }
             }
-            Action::Account {
-                session,
-                mut record,
-            } => {
+            Action::Account { record, .. } => {
                 let Some(radius) = self.parts.radius.clone() else {
                     return;
                 };
-                record.session_id = radius.acct_session_id(session.get());
                 while self.accounting.try_join_next().is_some() {}
                 self.accounting
                     .spawn(async move { radius.account(record).await });
+            }
+            // Awaited: nothing else moves until the server has cleared this
+            // NAS's old sessions and leases (or none answered). Records in
+            // flight go first (Accounting-Off follows the Stops).
+            Action::AccountNas { record } => {
+                if let Some(radius) = self.parts.radius.clone() {
+                    self.accounting_done(&radius).await;
+                    radius.account_nas(record).await;
+                }
             }
             Action::Dial { router, generation } => match &mut self.parts.dialer {
                 Some(dialer) => dialer(router, generation),
@@ -460,9 +467,14 @@ impl Hub {
         for done in self.closing.drain(..) {
             let _ = done.send(());
         }
-        let Some(radius) = &self.parts.radius else {
-            return;
-        };
+        if let Some(radius) = self.parts.radius.clone() {
+            self.accounting_done(&radius).await;
+        }
+    }
+
+    /// Waits for the accounting requests in flight, at most as long as one takes
+    /// to fail over every server.
+    async fn accounting_done(&mut self, radius: &Radius) {
         let t = radius.config().timing;
         let servers = radius.config().acct_servers.len() as u32;
         let bound = t.timeout * (t.retries + 1) * servers.max(1);

@@ -304,6 +304,8 @@ async fn session(
                         setup: started.elapsed(),
                     });
                 }
+                // Counted by the engine; the link's own timeout decides.
+                Some(SessionEvent::NoGre { .. }) => {}
                 Some(SessionEvent::Down(_)) if up => {
                     let _ = outcomes.try_send(Outcome::Down);
                     return Watched::Ended;

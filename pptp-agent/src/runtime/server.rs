@@ -435,6 +435,8 @@ fn follow_session(
                 logins.failed(user, source, Instant::now());
             }
         }
+        // Counted and logged by the engine; the link's own timeout decides.
+        SessionEvent::NoGre { .. } => {}
     })
 }
 

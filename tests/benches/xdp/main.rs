@@ -53,10 +53,14 @@
 //!
 //! Sessions: the documentation ranges hold 500 distinct client addresses besides the
 //! links, so the bench installs 500 sessions (60 peer addresses, several calls each).
+//!
+//! Rate limits (`policed.rs`): the decap and encap cases again with a policer on
+//! every session, against the same run's figures without.
 
 mod frames;
 mod live;
 mod napi;
+mod policed;
 mod profile;
 mod report;
 mod sinks;
@@ -250,6 +254,12 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
+    // With a policer on every session, in the same mode as the table above (before
+    // threaded NAPI, and before the per-packet timings, which move the GRE windows
+    // past the generator's sequence numbers).
+    let mut policed =
+        policed::measure_live(&mut bench, &sinks, &senders, &mut dataplane, &slots, round)?;
+
     let mut profiles = Vec::new();
     if std::env::var_os("PPTP_BENCH_PERF").is_some_and(|v| v != "0") {
         for direction in [Direction::Decap, Direction::Encap] {
@@ -296,8 +306,20 @@ fn run() -> anyhow::Result<()> {
         timing::per_packet(&bench, &bare_up, &pins, rx)
     })??;
 
+    policed::measure_timings(
+        &mut policed,
+        &bench,
+        &bare_up,
+        &mut dataplane,
+        &slots,
+        &pins,
+        &ours.concentrator,
+        rx + timings.len() as u64 * 2 * TIMING_CALLS as u64,
+    )?;
+
     let load_after = load_average();
     report::print(&table, &alone, &timings, &load_before, &load_after);
+    policed::print(&table, &timings, &policed);
     profile::print(&profiles);
     eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
 

@@ -12,6 +12,8 @@ use pptp_agent::dataplane::BPF_OBJECT;
 use pptp_common::{
     counters::{Counter, GlobalCounter},
     maps,
+    police::{Limit, Policer, SessionPolicers},
+    rate::Direction,
     session::{CallKey, Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
     wire::{gre, ipv4},
 };
@@ -29,6 +31,7 @@ pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
 pub const TC_ACT_OK: u32 = 0;
 pub const TC_ACT_REDIRECT: u32 = 7;
+pub const TC_ACT_SHOT: u32 = 2;
 
 /// The BPF object loaded (programs loaded, not attached) with its maps pinned in
 /// a private bpffs.
@@ -122,6 +125,18 @@ impl Loaded {
         map.set(slot, state, 0).unwrap();
     }
 
+    pub fn set_police(&mut self, slot: u32, police: SessionPolicers) {
+        let mut map: Array<&mut MapData, SessionPolicers> =
+            Array::try_from(self.ebpf.map_mut(maps::SESSION_POLICE).unwrap()).unwrap();
+        map.set(slot, police, 0).unwrap();
+    }
+
+    pub fn police(&self, slot: u32) -> SessionPolicers {
+        let map: Array<&MapData, SessionPolicers> =
+            Array::try_from(self.ebpf.map(maps::SESSION_POLICE).unwrap()).unwrap();
+        map.get(&slot, 0).unwrap()
+    }
+
     pub fn set_config(&mut self, config: Config) {
         let mut map: Array<&mut MapData, Config> =
             Array::try_from(self.ebpf.map_mut(maps::CONFIG).unwrap()).unwrap();
@@ -144,6 +159,23 @@ impl Loaded {
         let mut map: HashMap<&mut MapData, [u8; 4], NextHop> =
             HashMap::try_from(self.ebpf.map_mut(maps::NEXT_HOPS).unwrap()).unwrap();
         map.insert(dst, hop, 0).unwrap();
+    }
+}
+
+/// A policer that passes one packet and drops the next ones: 8 bit/s (a second per
+/// byte) and no bucket beyond the first packet, so that the test run's clock,
+/// however it moves, refills nothing.
+pub fn one_packet_policer() -> Policer {
+    Policer {
+        limit: Limit {
+            depth_ns: 0,
+            ..Direction {
+                rate: 8,
+                ..Direction::default()
+            }
+            .limit()
+        },
+        ..Policer::default()
     }
 }
 

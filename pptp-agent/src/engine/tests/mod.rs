@@ -6,8 +6,11 @@
 //! a list of pending ones the test answers itself.
 
 mod aaa;
+mod fleet;
+mod rates;
 mod routers;
 mod sessions;
+mod silence;
 
 use std::{
     collections::BTreeSet,
@@ -34,7 +37,7 @@ use crate::{
         ipcp::AddressPool,
         link::{ClaimTicket, ClientConfig, Event, Link, LinkConfig, Role, ServerConfig, Verifier},
     },
-    radius::{AuthJob, Authorized, acct::Record},
+    radius::{AuthJob, Authorized, acct::Record, nas::NasRecord},
 };
 
 /// The concentrator's outer address and tunnel address.
@@ -73,12 +76,20 @@ impl AddressPool for Pool {
         self.0.lock().unwrap().pop_first()
     }
 
+    /// A wanted address (RADIUS Framed-IP-Address) is granted even outside the
+    /// pool, as the concentrator's pool does.
     fn allocate_authorized(
         &mut self,
-        _wanted: Option<Ipv4Addr>,
+        wanted: Option<Ipv4Addr>,
         _named: Option<&str>,
     ) -> Option<Ipv4Addr> {
-        self.allocate(b"")
+        match wanted {
+            Some(a) => {
+                self.0.lock().unwrap().remove(&a);
+                Some(a)
+            }
+            None => self.allocate(b""),
+        }
     }
 
     fn release(&mut self, address: Ipv4Addr) {
@@ -164,6 +175,8 @@ pub struct World {
     pub judge: Option<Judge>,
     pub pending: Vec<(SessionId, ClaimTicket, AuthJob)>,
     pub records: Vec<(SessionId, Record)>,
+    /// Accounting-On and -Off, with how many session records came before each.
+    pub nas_records: Vec<(usize, NasRecord)>,
     pub dials: Vec<(usize, u64)>,
     pub notified: Vec<(OwnerId, SessionEvent)>,
     pub delivered: Vec<(Target, Vec<u8>)>,
@@ -191,6 +204,7 @@ impl World {
             judge: None,
             pending: Vec::new(),
             records: Vec::new(),
+            nas_records: Vec::new(),
             dials: Vec::new(),
             notified: Vec::new(),
             delivered: Vec::new(),
@@ -204,6 +218,18 @@ impl World {
     pub fn call_in(&mut self, addr: Ipv4Addr, link: LinkConfig, verifier: Verifier) -> usize {
         let server = server_link(&self.pool, verifier);
         self.place(addr, server, link, None)
+    }
+
+    /// A call the engine placed as a client (`pptp-agent dial`) to a server at
+    /// `addr` that knows `users`.
+    pub fn dial(
+        &mut self,
+        addr: Ipv4Addr,
+        client: LinkConfig,
+        users: &'static [&'static str],
+    ) -> usize {
+        let remote = server_link(&self.pool, Verifier::Secrets(Box::new(Users(users))));
+        self.place(addr, client, remote, None)
     }
 
     /// A call the engine placed for demand-dial interface `router`, answered by a
@@ -364,6 +390,7 @@ impl World {
                 self.pending.retain(|(s, _, _)| *s != session);
             }
             Action::Account { session, record } => self.records.push((session, record)),
+            Action::AccountNas { record } => self.nas_records.push((self.records.len(), record)),
             Action::Dial { router, generation } => self.dials.push((router, generation)),
         }
     }

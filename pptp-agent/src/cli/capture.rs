@@ -123,7 +123,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
 
 /// The slot of session `id` in the running agent's maps.
 fn slot_of(socket: &std::path::Path, id: u64) -> anyhow::Result<u32> {
-    let stats = client::call(socket, &Request::Stats, Duration::from_secs(10))?;
+    let stats = client::call(
+        socket,
+        &Request::Stats(Default::default()),
+        Duration::from_secs(10),
+    )?;
     let sessions = stats["sessions"].as_array().cloned().unwrap_or_default();
     let Some(session) = sessions.iter().find(|s| s["id"].as_u64() == Some(id)) else {
         bail!("the agent has no session {id} (see `pptp-agent sessions`)");

@@ -131,6 +131,7 @@ fn requests_parse_and_print_back() {
         Request::Kill(Selector::Id(SessionId::from_number(3))),
         Request::Kill(Selector::User("alice".into())),
         Request::Kill(Selector::All),
+        Request::Capture(SessionId::from_number(7)),
     ] {
         assert_eq!(
             Request::parse(request.to_json().to_string().as_bytes()),
@@ -148,6 +149,8 @@ fn requests_parse_and_print_back() {
     assert!(err(r#"{"cmd":"kill","all":false}"#).contains("exactly one"));
     assert!(err(r#"{"cmd":"kill","id":"1"}"#).contains("number"));
     assert!(err(r#"{"cmd":"kill","id":-1}"#).contains("number"));
+    assert!(err(r#"{"cmd":"capture"}"#).contains("\"id\""));
+    assert!(err(r#"{"cmd":"capture","id":1,"user":"a"}"#).contains("unexpected field"));
 }
 
 const POOL: PoolUsage = PoolUsage {

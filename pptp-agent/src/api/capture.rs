@@ -151,3 +151,120 @@ fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use tokio::net::UnixStream;
+
+    use super::*;
+
+    /// A hub whose capture always holds `per_take` full-size packets; counts the
+    /// takes and the stops.
+    fn flooding_hub(per_take: usize) -> (mpsc::Sender<HubCommand>, Arc<[AtomicUsize; 2]>) {
+        let (tx, mut rx) = mpsc::channel(4);
+        let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let seen = counts.clone();
+        tokio::spawn(async move {
+            while let Some(command) = rx.recv().await {
+                match command {
+                    HubCommand::CaptureStart(_, reply) => {
+                        let _ = reply.send(Ok(1));
+                    }
+                    HubCommand::CaptureTake(_, reply) => {
+                        seen[0].fetch_add(1, Ordering::Relaxed);
+                        let packet = Captured {
+                            at: Instant::now(),
+                            direction: 0,
+                            len: 1500,
+                            data: vec![0x45; 1500],
+                        };
+                        let _ = reply.send(CapturedBatch {
+                            packets: vec![packet; per_take],
+                            dropped: 0,
+                            armed: true,
+                        });
+                    }
+                    HubCommand::CaptureStop(_) => {
+                        seen[1].fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        (tx, counts)
+    }
+
+    /// The stops the hub has seen, once it has taken what was sent (1 s at most).
+    async fn stops(counts: &[AtomicUsize; 2]) -> usize {
+        for _ in 0..100 {
+            if counts[1].load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        counts[1].load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_loses_the_capture_and_nothing_grows() {
+        let (hub, counts) = flooding_hub(100);
+        let (mut server, client) = UnixStream::pair().unwrap();
+        let started = Instant::now();
+        let (read, write) = server.split();
+        let id = SessionId::from_number(3);
+        let write_timeout = Duration::from_millis(300);
+        // The client reads nothing, not even the first line.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            serve(
+                read,
+                write,
+                (&hub, Duration::from_secs(1)),
+                write_timeout,
+                id,
+            ),
+        )
+        .await
+        .expect("the capture gave up on the client");
+        let takes = counts[0].load(Ordering::Relaxed);
+        assert!(
+            started.elapsed() >= write_timeout,
+            "it waited out one write"
+        );
+        // A socket buffer holds a few hundred kB: a few batches of 150 kB, no more.
+        assert!((1..=10).contains(&takes), "{takes} batches taken");
+        assert_eq!(stops(&counts).await, 1, "the capture stopped");
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_ends_an_idle_capture() {
+        let (hub, counts) = flooding_hub(0);
+        let (mut server, client) = UnixStream::pair().unwrap();
+        let (read, write) = server.split();
+        let id = SessionId::from_number(3);
+        let closing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(client);
+        });
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            serve(
+                read,
+                write,
+                (&hub, Duration::from_secs(1)),
+                Duration::from_secs(10),
+                id,
+            ),
+        )
+        .await
+        .expect("the capture noticed the client's end");
+        closing.await.unwrap();
+        assert_eq!(stops(&counts).await, 1, "the capture stopped");
+    }
+}

@@ -28,7 +28,7 @@ use tokio::{
 use crate::{
     engine::{
         Action, AgentStats, CallKey, Delivery, Device, Engine, EngineLoad, InterfaceInfo, OwnerId,
-        Selector, SessionEvent, SessionId, SessionInfo, Target,
+        RatePolicy, Selector, SessionEvent, SessionId, SessionInfo, Target,
         capture::{CaptureError, CaptureLimits, CapturedBatch},
     },
     ppp::link::ClaimTicket,
@@ -118,6 +118,8 @@ pub enum HubCommand {
     CaptureTake(u64, oneshot::Sender<CapturedBatch>),
     /// End a capture (its reader went away).
     CaptureStop(u64),
+    /// The configuration's rate limits were reloaded (SIGHUP).
+    SetRates(RatePolicy),
 }
 
 /// Starts a call for demand-dial interface `index` (its `generation`-th); the task
@@ -384,6 +386,10 @@ impl Hub {
                 let _ = reply.send(self.engine.take_captured(number, now));
             }
             HubCommand::CaptureStop(number) => self.engine.stop_capture(number),
+            HubCommand::SetRates(rates) => {
+                let changed = self.engine.set_rate_policy(rates);
+                tracing::info!(sessions = changed, "rate limits reloaded");
+            }
         }
     }
 

@@ -8,7 +8,8 @@
 //!
 //! Bounds: one capture at a time; the buffer holds at most [`CaptureLimits`]
 //! packets and bytes (each packet cut to `pptp_common::capture::SNAPLEN`), and
-//! what does not fit is dropped and counted, never queued. A capture that nobody
+//! what does not fit is dropped and counted (per capture, and in the agent's
+//! `capture_dropped` counter), never queued. A capture that nobody
 //! drains for [`CaptureLimits::lease`] is disarmed (its reader is gone), and one
 //! whose session ends is disarmed with it, so a later session is never captured.
 
@@ -153,22 +154,22 @@ impl Captures {
     }
 
     /// Copies `packet`, which went `direction` on session `id`, if that session is
-    /// captured.
-    pub fn tee(&mut self, id: SessionId, direction: u32, packet: &[u8], now: Instant) {
+    /// captured; true if it is but the buffer is full (the copy is dropped).
+    pub fn tee(&mut self, id: SessionId, direction: u32, packet: &[u8], now: Instant) -> bool {
         let Some(tap) = &mut self.tap else {
-            return;
+            return false;
         };
         if tap.session != id || tap.ended {
-            return;
+            return false;
         }
         if now.saturating_duration_since(tap.last_read) > tap.limits.lease {
             self.end("not read");
-            return;
+            return false;
         }
         let data = &packet[..packet.len().min(SNAPLEN)];
         if tap.held.len() >= tap.limits.packets || tap.bytes + data.len() > tap.limits.bytes {
             tap.dropped += 1;
-            return;
+            return true;
         }
         debug_assert!(direction == FROM_CLIENT || direction == TO_CLIENT);
         tap.bytes += data.len();
@@ -178,6 +179,7 @@ impl Captures {
             len: packet.len() as u32,
             data: data.to_vec(),
         });
+        false
     }
 
     /// The session `id` is gone: a capture of it takes nothing more, and ends

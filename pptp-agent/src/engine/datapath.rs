@@ -162,7 +162,9 @@ impl Engine {
         now: Instant,
     ) -> Option<(Target, std::ops::Range<usize>)> {
         let bytes = &buf[packet.clone()];
-        self.captures.tee(id, FROM_CLIENT, bytes, now);
+        if self.captures.tee(id, FROM_CLIENT, bytes, now) {
+            self.stats.add(AgentCounter::CaptureDropped);
+        }
         let session = self.table.get_mut(id)?;
         session.counters.rx_packets += 1;
         session.counters.rx_bytes += bytes.len() as u64;
@@ -236,7 +238,9 @@ impl Engine {
         match session.ip_to_gre(dp, packet, &mut self.scratch) {
             Ok(()) => {
                 let peer = session.call.peer_addr;
-                self.captures.tee(id, TO_CLIENT, packet, now);
+                if self.captures.tee(id, TO_CLIENT, packet, now) {
+                    self.stats.add(AgentCounter::CaptureDropped);
+                }
                 Some((peer, &self.scratch))
             }
             Err(_) => {

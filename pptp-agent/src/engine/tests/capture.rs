@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::engine::{
-    Selector,
+    AgentCounter, Selector,
     capture::{CaptureError, CaptureLimits},
 };
 use pptp_common::capture::{FROM_CLIENT, SNAPLEN, TO_CLIENT};
@@ -116,6 +116,7 @@ fn the_buffer_keeps_its_bounds_and_counts_its_drops() {
     }
     let batch = w.engine.take_captured(number, w.now);
     assert_eq!((batch.packets.len(), batch.dropped), (5, 12));
+    assert_eq!(w.engine.stats().get(AgentCounter::CaptureDropped), 12);
     assert_eq!(
         w.delivered.len(),
         20,

@@ -37,8 +37,10 @@ use crate::{
 };
 
 /// How long the task waits before asking the engine again when a batch was
-/// empty.
+/// small.
 const IDLE: Duration = Duration::from_millis(20);
+/// A batch this large is followed by the next at once.
+const BUSY: usize = 256;
 
 /// Serves one capture on a connection whose request was read.
 /// The session hub, and how long it may take to answer.
@@ -101,7 +103,10 @@ async fn stream(
         if !batch.armed {
             return "the capture ended";
         }
-        if batch.packets.is_empty() {
+        // A small batch: wait before asking again, so that a slow session does
+        // not cost the hub a request per packet (the buffer holds far more than
+        // the agent's path carries in that time).
+        if batch.packets.len() < BUSY {
             // The client says nothing after its request: anything it sends, or
             // its end, stops the capture.
             let mut probe = [0u8; 1];

@@ -12,9 +12,10 @@
 //! Bounds: the engine holds what the client has not taken yet, bounded in packets
 //! and bytes (`crate::engine::capture`: the excess is dropped and counted); this
 //! task takes one batch at a time, and only when the previous one is written, so
-//! a client that stops reading makes nothing grow here. Every write has
-//! the API's write timeout (`Limits::write_timeout` in the module above): a client that takes longer loses the capture,
-//! which is stopped (and the engine disarms one nobody drains for its lease).
+//! a client that stops reading makes nothing grow here. Every write has the API's
+//! write timeout (`Limits::write_timeout` in the module above): a client that takes
+//! longer loses the capture, which is stopped (and the engine disarms one nobody
+//! drains for its lease).
 
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,8 @@ use serde_json::json;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::unix::{ReadHalf, WriteHalf},
+    sync::mpsc,
 };
-
-use tokio::sync::mpsc;
 
 use super::ask::ask;
 use crate::{
@@ -42,7 +42,6 @@ const IDLE: Duration = Duration::from_millis(20);
 /// A batch this large is followed by the next at once.
 const BUSY: usize = 256;
 
-/// Serves one capture on a connection whose request was read.
 /// The session hub, and how long it may take to answer.
 pub(super) type Hub<'a> = (&'a mpsc::Sender<HubCommand>, Duration);
 

@@ -61,6 +61,9 @@ extern "C" fn on_signal(_: i32) {
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the loop sleeps when the ring buffer is empty.
 const IDLE: Duration = Duration::from_millis(5);
+/// How long the loop waits for the agent's stream before it looks at the signals,
+/// `--seconds` and `--count` again.
+const STREAM_WAIT: Duration = Duration::from_millis(100);
 
 /// Where the packets come from.
 enum Source {
@@ -134,7 +137,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
                 }
             }
             Source::Agent(stream) => match stream
-                .next_record(IDLE * 20)
+                .next_record(STREAM_WAIT)
                 .context("reading the agent's capture")?
             {
                 Captured::Idle => {

@@ -33,6 +33,20 @@ pub struct RecordHeader {
     pub slot: u32,
 }
 
+impl RecordHeader {
+    /// The header as it is laid out in a [`Record`] (native byte order): what the
+    /// agent streams for a session on its own path (`pptp-agent capture`).
+    pub fn to_bytes(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[..8].copy_from_slice(&self.time_ns.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.len.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.caplen.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.direction.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.slot.to_ne_bytes());
+        b
+    }
+}
+
 /// One record of the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +99,7 @@ mod tests {
         bytes[..24].copy_from_slice(&raw);
         bytes[24..27].copy_from_slice(&[1, 2, 3]);
         assert_eq!(Record::parse(&bytes), Some((header, &[1u8, 2, 3][..])));
+        assert_eq!(header.to_bytes(), raw);
         assert_eq!(Record::parse(&bytes[..20]), None, "short");
         bytes[12] = 100; // caplen above len
         assert_eq!(Record::parse(&bytes), None);

@@ -1,7 +1,8 @@
 //! `serve --config`: a TOML file and a pppd chap-secrets file drive the concentrator
 //! in the lab. A password user and an NT-hash user connect, a user whose dial-in
 //! permission is denied is refused with the right password, and SIGHUP adds a user
-//! without dropping the session that is up. Needs root.
+//! and changes the rate limits of the sessions that are up (the default's and a
+//! user's) without dropping them. Needs root.
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ fn config_file_users_dial_in_permission_and_reload() {
         &format!(
             "# client server secret addresses\nalice * \"alice secret\" *\nbob * {bob_hash} *\ncarol * carol-secret *\n"
         ),
-        "methods = [\"mschapv2\"]",
+        "methods = [\"mschapv2\"]\nrate = \"1M\"",
         "[users.carol]\ndial_in = \"deny\"",
     );
     let (server, secrets) = (&configured.server, configured.secrets.clone());
@@ -56,11 +57,25 @@ fn config_file_users_dial_in_permission_and_reload() {
     );
     assert!(message.contains("authentication failed"), "{message}");
 
-    // SIGHUP: dave is added and the limit lowered to 3 sessions; alice's session
-    // stays up.
+    let rates = |lab: &mut Lab| {
+        let all = agents::sessions(lab, &bin);
+        let of = |user: &str| {
+            all.iter()
+                .find(|s| s["user"] == user)
+                .map(|s| s["rate"].as_str().unwrap_or("-").to_owned())
+        };
+        (of("alice"), of("bob"))
+    };
+    let default = Some("1M/1M".to_owned());
+    assert_eq!(rates(&mut lab), (default.clone(), default));
+
+    // SIGHUP: dave is added, the limit lowered to 3 sessions, the default rate
+    // raised and alice given one of her own; alice's session stays up.
     let config_path = configured.dir.join("pptp-agent.toml");
-    let mut config_text = std::fs::read_to_string(&config_path).unwrap();
-    config_text.push_str("[limits]\nmax_sessions = 3\n");
+    let mut config_text = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("rate = \"1M\"", "rate = \"3M\"");
+    config_text.push_str("[limits]\nmax_sessions = 3\n[users.alice]\nrate = \"2M/4M\"\n");
     std::fs::write(&config_path, config_text).unwrap();
     std::fs::write(
         &secrets,
@@ -80,6 +95,14 @@ fn config_file_users_dial_in_permission_and_reload() {
             .contains("reloaded")
     })
     .expect("the agent reloads on SIGHUP");
+    let reloaded = (Some("2M/4M".to_owned()), Some("3M/3M".to_owned()));
+    pptp_tests::demo::wait_for(Duration::from_secs(5), || rates(&mut lab) == reloaded)
+        .unwrap_or_else(|_| {
+            panic!(
+                "the live sessions' rates after SIGHUP: {:?}",
+                rates(&mut lab)
+            )
+        });
     assert!(
         lab.exited(alice.pid).is_none(),
         "alice's session survived the reload"

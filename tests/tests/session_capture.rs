@@ -1,9 +1,12 @@
-//! `pptp-agent capture` in the lab: two fast-path sessions carry pings at the same
-//! time; a capture of one of them, read by tshark, holds that session's packets in
-//! both directions (decapsulated by the uplink program, encapsulated by the LAN
-//! program and by TC egress for what the concentrator itself sends) and not one of
-//! the other session's. A session on the agent's path is refused with the reason.
-//! Needs root, tshark.
+//! `pptp-agent capture` in the lab: two fast-path sessions and one MPPE session
+//! (the agent's path) carry pings at the same time; a capture of one fast-path
+//! session, read by tshark, holds that session's packets in both directions
+//! (decapsulated by the uplink program, encapsulated by the LAN program and by TC
+//! egress for what the concentrator itself sends) and not one of the other
+//! sessions'; a capture of the MPPE session (the agent tees its decrypted packets
+//! and streams them over the API socket) holds its own packets both ways, the
+//! concentrator's pings to it included, and no other session's, and ends when the
+//! session does. Needs root, tshark.
 
 use std::{process::Command, time::Duration};
 
@@ -90,19 +93,6 @@ fn a_capture_holds_its_sessions_packets_and_no_others() {
         cmd
     };
 
-    // The agent's path is refused, and says why.
-    let refused = agents::output_within(
-        &mut command(&carol["id"], &["--seconds", "1"]),
-        Duration::from_secs(20),
-    )
-    .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("agent's path"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
-
     let mut capture = command(
         &alice["id"],
         &["-w", file.to_str().unwrap(), "--seconds", "4"],
@@ -137,19 +127,7 @@ fn a_capture_holds_its_sessions_packets_and_no_others() {
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stderr).trim());
 
-    let lines = tshark(&[
-        "-r",
-        file.to_str().unwrap(),
-        "-T",
-        "fields",
-        "-e",
-        "ip.src",
-        "-e",
-        "ip.dst",
-        "-e",
-        "icmp.type",
-    ])
-    .unwrap();
+    let lines = read(&file);
     let packets: Vec<Vec<&str>> = lines.lines().map(|l| l.split('\t').collect()).collect();
     let alice_s = alice_addr.to_string();
     let lan = addr::LAN_HOST.to_string();
@@ -180,5 +158,83 @@ fn a_capture_holds_its_sessions_packets_and_no_others() {
     );
 
     let _ = std::fs::remove_file(&file);
+
+    // The MPPE session, from the agent: everyone pings again, and the concentrator
+    // pings carol; then carol's session ends, and so does the capture.
+    assert_eq!(carol["path"].as_str(), Some("agent"), "{carol}");
+    let carol_addr: std::net::Ipv4Addr = carol["client"].as_str().unwrap().parse().unwrap();
+    let file = std::env::temp_dir().join(format!("{}-carol.pcap", lab.id()));
+    let mut capture = command(&carol["id"], &["-w", file.to_str().unwrap()]);
+    let capturing =
+        std::thread::spawn(move || agents::output_within(&mut capture, Duration::from_secs(60)));
+    // Armed once the agent says so in its log.
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&server.log).is_ok_and(|l| l.contains("capture started"))
+    })
+    .unwrap_or_else(|_| panic!("the capture did not start\n{}", server.log_tail()));
+    let (alice_ns, bob_ns, carol_ns) = (lab.client_ns(0), lab.client_ns(1), lab.client_ns(2));
+    let others = std::thread::spawn(move || {
+        pings(&alice_ns, addr::LAN_HOST, 10);
+        pings(&bob_ns, addr::LAN_HOST, 10);
+    });
+    pings(&carol_ns, addr::LAN_HOST, 10);
+    pings(&lab.concentrator_ns(), carol_addr, 3);
+    others.join().unwrap();
+    let killed = agents::operator(&mut lab, &bin, &["kill", &carol["id"].to_string()]).unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    let out = capturing.join().unwrap().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("the session ended"), "{said}");
+    eprintln!("{}", said.trim());
+
+    let lines = read(&file);
+    let packets: Vec<Vec<&str>> = lines.lines().map(|l| l.split('\t').collect()).collect();
+    let carol_s = carol_addr.to_string();
+    let count = |src: &str, dst: &str, icmp: &str| {
+        packets.iter().filter(|p| p[..] == [src, dst, icmp]).count()
+    };
+    assert!(
+        packets.iter().all(|p| p.contains(&carol_s.as_str())
+            && !p.contains(&alice_s.as_str())
+            && !p.contains(&bob_addr.as_str())),
+        "only carol's packets: {lines}"
+    );
+    assert_eq!(
+        count(&carol_s, &lan, "8"),
+        10,
+        "echo requests from carol: {lines}"
+    );
+    assert_eq!(
+        count(&lan, &carol_s, "0"),
+        10,
+        "echo replies to carol: {lines}"
+    );
+    assert_eq!(
+        count(&agents::SERVER_TUNNEL_ADDR.to_string(), &carol_s, "8")
+            + count("198.51.100.1", &carol_s, "8"),
+        3,
+        "the concentrator's own echo requests to carol: {lines}"
+    );
+
+    let _ = std::fs::remove_file(&file);
     lab.stop(server.pid, Duration::from_secs(10)).unwrap();
+}
+
+/// Source, destination and ICMP type of each packet of the pcap `file`, as tshark
+/// reads them (one line each, tab-separated).
+fn read(file: &std::path::Path) -> String {
+    tshark(&[
+        "-r",
+        file.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-e",
+        "ip.src",
+        "-e",
+        "ip.dst",
+        "-e",
+        "icmp.type",
+    ])
+    .unwrap()
 }

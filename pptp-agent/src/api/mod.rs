@@ -23,6 +23,7 @@
 //! | `{"cmd":"kill","id":N}` | `{"killed":N}`: how many sessions were hung up |
 //! | `{"cmd":"kill","user":"NAME"}` | the same, every session of that user |
 //! | `{"cmd":"kill","all":true}` | the same, every session |
+//! | `{"cmd":"capture","id":N}` | `{"capture":NUMBER}`, then session N's packets until it ends (see [`capture`]) |
 //! | anything else | `{"error":"..."}` |
 //!
 //! `sessions` and `stats` take an optional query ([`query::SessionQuery`]):
@@ -56,6 +57,8 @@
 //! [`Limits::hub_timeout`]. A slow or hostile local client holds one task and one
 //! connection slot for a few seconds at most and never blocks the hub.
 
+mod ask;
+mod capture;
 pub mod client;
 pub mod metrics;
 pub mod query;
@@ -135,6 +138,8 @@ pub enum Request {
     Interfaces,
     Stats(SessionQuery),
     Kill(Selector),
+    /// Stream a session's packets (one on the agent's path).
+    Capture(SessionId),
 }
 
 impl Request {
@@ -153,9 +158,10 @@ impl Request {
             "sessions" | "stats" => &["cmd", "user", "sort", "limit"],
             "interfaces" => &["cmd"],
             "kill" => &["cmd", "id", "user", "all"],
+            "capture" => &["cmd", "id"],
             other => {
                 return Err(format!(
-                    "unknown cmd {other:?} (sessions, stats, kill, interfaces)"
+                    "unknown cmd {other:?} (sessions, stats, kill, interfaces, capture)"
                 ));
             }
         };
@@ -166,6 +172,11 @@ impl Request {
             "sessions" => SessionQuery::parse(&fields).map(Self::Sessions),
             "interfaces" => Ok(Self::Interfaces),
             "stats" => SessionQuery::parse(&fields).map(Self::Stats),
+            "capture" => fields
+                .get("id")
+                .and_then(Value::as_u64)
+                .map(|id| Self::Capture(SessionId::from_number(id)))
+                .ok_or_else(|| "capture takes \"id\", a session id (a number)".into()),
             _ => {
                 let mut selectors = Vec::new();
                 if let Some(id) = fields.get("id") {
@@ -208,6 +219,7 @@ impl Request {
             Self::Kill(Selector::Id(id)) => json!({"cmd": "kill", "id": id}),
             Self::Kill(Selector::User(user)) => json!({"cmd": "kill", "user": user}),
             Self::Kill(Selector::All) => json!({"cmd": "kill", "all": true}),
+            Self::Capture(id) => json!({"cmd": "capture", "id": id}),
         }
     }
 }
@@ -230,18 +242,7 @@ impl Backend {
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
     ) -> Result<T, String> {
-        let (tx, rx) = oneshot::channel();
-        let asked = tokio::time::timeout(self.timeout, self.hub.send(command(tx)));
-        match asked.await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err("the session hub has stopped".into()),
-            Err(_) => return Err("the session hub did not take the request in time".into()),
-        }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err("the session hub has stopped".into()),
-            Err(_) => Err("the session hub did not answer in time".into()),
-        }
+        ask::ask(&self.hub, self.timeout, command).await
     }
 
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, String> {
@@ -306,6 +307,7 @@ impl Backend {
             Request::Interfaces => self.interfaces().await.map(|i| json!({ "interfaces": i })),
             Request::Stats(query) => self.stats(&query).await,
             Request::Kill(selector) => self.kill(selector).await.map(|n| json!({ "killed": n })),
+            Request::Capture(_) => Err("a capture is a stream: see `pptp-agent capture`".into()),
         };
         result.unwrap_or_else(|e| json!({ "error": e }))
     }
@@ -550,16 +552,20 @@ pub(crate) async fn read_line<R: tokio::io::AsyncRead + Unpin>(
 }
 
 async fn handle(mut stream: UnixStream, backend: &Backend, limits: Limits) {
-    let (read, mut write) = stream.split();
+    let (mut read, mut write) = stream.split();
     let answer = match tokio::time::timeout(
         limits.read_timeout,
-        read_line(read, limits.request_bytes),
+        read_line(&mut read, limits.request_bytes),
     )
     .await
     {
         Err(_) => json!({"error": "request not received in time"}),
         Ok(Err(e)) => json!({ "error": e }),
         Ok(Ok(line)) => match Request::parse(&line) {
+            Ok(Request::Capture(id)) => {
+                let hub = (&backend.hub, backend.timeout);
+                return capture::serve(read, write, hub, limits.write_timeout, id).await;
+            }
             Ok(request) => backend.answer(request).await,
             Err(e) => json!({ "error": e }),
         },

@@ -137,6 +137,7 @@ fn requests_parse_and_print_back() {
         Request::Kill(Selector::Id(SessionId::from_number(3))),
         Request::Kill(Selector::User("alice".into())),
         Request::Kill(Selector::All),
+        Request::Capture(SessionId::from_number(7)),
     ] {
         assert_eq!(
             Request::parse(request.to_json().to_string().as_bytes()),
@@ -158,6 +159,8 @@ fn requests_parse_and_print_back() {
     assert!(err(r#"{"cmd":"stats","limit":-1}"#).contains("number"));
     assert!(err(r#"{"cmd":"sessions","user":1}"#).contains("string"));
 
+    assert!(err(r#"{"cmd":"capture"}"#).contains("\"id\""));
+    assert!(err(r#"{"cmd":"capture","id":1,"user":"a"}"#).contains("unexpected field"));
     let query = SessionQuery {
         user: Some("alice".into()),
         sort: query::SortKey::RxBytes,

@@ -1,13 +1,15 @@
 //! `pptp-agent capture SESSION [-w FILE]`: a pcap of one session's inner IPv4
-//! packets, both directions, straight from the XDP and TC programs (there is no
-//! `pppN` device to run tcpdump on). The running agent names the session's slot
-//! (`stats`); `pptp_agent::dataplane::capture` arms the programs for that slot and
-//! reads their ring buffer. The file is classic pcap, link type raw IPv4, which
-//! tshark and tcpdump read; without `-w` it goes to standard output (`| tshark -r -`).
+//! packets, both directions (there is no `pppN` device to run tcpdump on). The
+//! running agent says which path the session takes (`stats`). On the data plane's,
+//! `pptp_agent::dataplane::capture` arms the XDP and TC programs for the session's
+//! slot and reads their ring buffer; on the agent's (MPPE, fallback, no XDP) the
+//! agent itself streams the packets over the API socket
+//! (`pptp_agent::api::client::CaptureStream`). Both give the same records. The file
+//! is classic pcap, link type raw IPv4, which tshark and tcpdump read; without `-w`
+//! it goes to standard output (`| tshark -r -`).
 //!
 //! Stops on Ctrl-C or SIGTERM, after `--count` packets or `--seconds`, or when the
-//! session ends. Only packets the data plane forwards are seen: a session on the
-//! agent's path (MPPE) is refused.
+//! session ends.
 
 use std::{
     io::Write,
@@ -20,7 +22,10 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use pptp_agent::{
-    api::{Request, client},
+    api::{
+        Request,
+        client::{self, CaptureStream, Captured},
+    },
     dataplane::capture::Capture,
 };
 use pptp_common::capture::{RecordHeader, SNAPLEN};
@@ -56,10 +61,21 @@ extern "C" fn on_signal(_: i32) {
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the loop sleeps when the ring buffer is empty.
 const IDLE: Duration = Duration::from_millis(5);
+/// How long the loop waits for the agent's stream before it looks at the signals,
+/// `--seconds` and `--count` again.
+const STREAM_WAIT: Duration = Duration::from_millis(100);
+
+/// Where the packets come from.
+enum Source {
+    /// The XDP programs' ring buffer, for the session in this slot.
+    Maps(Box<Capture>, u32),
+    /// The agent's stream.
+    Agent(CaptureStream),
+}
 
 pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let socket = args.api.socket(&args.pins.instance);
-    let slot = slot_of(&socket, args.session)?;
+    let path = path_of(&socket, args.session)?;
     let handler = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::empty(),
@@ -77,7 +93,14 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
     };
     out.write_all(&pcap_header())?;
     out.flush()?;
-    let mut capture = Capture::start(&args.pins.pin_dir()?, slot)?;
+    let mut source = match path {
+        Some(slot) => Source::Maps(Box::new(Capture::start(&args.pins.pin_dir()?, slot)?), slot),
+        None => Source::Agent(CaptureStream::start(
+            &socket,
+            args.session,
+            Duration::from_secs(10),
+        )?),
+    };
     let boot = wall_clock_at_boot();
     let started = Instant::now();
     let mut last_check = Instant::now();
@@ -95,25 +118,46 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         {
             break "time is up";
         }
-        if last_check.elapsed() >= CHECK_EVERY {
-            last_check = Instant::now();
-            if !capture.armed() || slot_of(&socket, args.session).ok() != Some(slot) {
-                break "the session ended";
+        let next = match &mut source {
+            Source::Maps(capture, slot) => {
+                if last_check.elapsed() >= CHECK_EVERY {
+                    last_check = Instant::now();
+                    if !capture.armed() || path_of(&socket, args.session).ok() != Some(Some(*slot))
+                    {
+                        break "the session ended";
+                    }
+                }
+                match capture.next_record() {
+                    Some((header, data)) => Captured::Record(header, data),
+                    None => {
+                        out.flush()?;
+                        std::thread::sleep(IDLE);
+                        Captured::Idle
+                    }
+                }
             }
-        }
-        match capture.next_record() {
-            Some((header, data)) => {
+            Source::Agent(stream) => match stream
+                .next_record(STREAM_WAIT)
+                .context("reading the agent's capture")?
+            {
+                Captured::Idle => {
+                    out.flush()?;
+                    Captured::Idle
+                }
+                next => next,
+            },
+        };
+        match next {
+            Captured::Record(header, data) => {
                 out.write_all(&pcap_record(&header, &data, boot))?;
                 packets += 1;
             }
-            None => {
-                out.flush()?;
-                std::thread::sleep(IDLE);
-            }
+            Captured::Idle => {}
+            Captured::Ended => break "the session ended",
         }
     };
     out.flush()?;
-    drop(capture);
+    drop(source);
     eprintln!(
         "capture of session {}: {packets} packets ({why})",
         args.session
@@ -121,8 +165,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The slot of session `id` in the running agent's maps.
-fn slot_of(socket: &std::path::Path, id: u64) -> anyhow::Result<u32> {
+/// The slot of session `id` in the running agent's maps; `None` if the session is
+/// on the agent's path.
+fn path_of(socket: &std::path::Path, id: u64) -> anyhow::Result<Option<u32>> {
     let stats = client::call(
         socket,
         &Request::Stats(Default::default()),
@@ -133,16 +178,12 @@ fn slot_of(socket: &std::path::Path, id: u64) -> anyhow::Result<u32> {
         bail!("the agent has no session {id} (see `pptp-agent sessions`)");
     };
     if session["path"] != "xdp" {
-        bail!(
-            "session {id} is on the agent's path ({}): its packets do not cross the XDP programs, so there is nothing to capture",
-            session["mppe"]
-                .as_str()
-                .map_or("fallback".to_owned(), |m| format!("MPPE {m}"))
-        );
+        return Ok(None);
     }
     session["dataplane"]["slot"]
         .as_u64()
         .and_then(|s| u32::try_from(s).ok())
+        .map(Some)
         .with_context(|| format!("session {id} is not in the XDP maps"))
 }
 

@@ -263,10 +263,7 @@ impl Plan {
             },
             dhcp: config.dhcp.clone(),
             demand_dial: config.demand_dial.clone(),
-            rates: RatePolicy {
-                default: config.auth.default_rate,
-                users: config.auth.rates.clone().into_iter().collect(),
-            },
+            rates: rate_policy(&config),
             reload: Some((config, users)),
             radius,
         })
@@ -296,9 +293,22 @@ impl Plan {
     }
 }
 
+/// The configuration's rate limits, as the engine takes them.
+fn rate_policy(config: &Config) -> RatePolicy {
+    RatePolicy {
+        default: config.auth.default_rate,
+        users: config.auth.rates.clone().into_iter().collect(),
+    }
+}
+
 /// SIGHUP: re-read the configuration and the secrets and put the new users, dial-in
-/// permissions and limits in force; sessions stay up.
-fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
+/// permissions, limits and rate limits in force; sessions stay up (those whose rate
+/// did not come from RADIUS take the new one).
+fn reload(
+    state: &mut Option<(Config, AuthUsers)>,
+    limits: &LiveLimits,
+    hub: &tokio::sync::mpsc::Sender<pptp_agent::runtime::hub::HubCommand>,
+) {
     let Some((config, users)) = state else {
         tracing::warn!("SIGHUP: nothing to reload without --config");
         return;
@@ -313,8 +323,14 @@ fn reload(state: &mut Option<(Config, AuthUsers)>, limits: &LiveLimits) {
             }
             users.replace(reload.users);
             limits.replace(reload.config.limits.clone());
+            let rates = pptp_agent::runtime::hub::HubCommand::SetRates(rate_policy(&reload.config));
+            if hub.try_send(rates).is_err() {
+                tracing::warn!(
+                    "SIGHUP: the session hub is busy; the rate limits were not reloaded (send SIGHUP again)"
+                );
+            }
             *config = reload.config;
-            tracing::info!("SIGHUP: secrets, dial-in permissions and limits reloaded");
+            tracing::info!("SIGHUP: secrets, dial-in permissions, limits and rate limits reloaded");
         }
         Err(errors) => {
             tracing::error!(
@@ -484,7 +500,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
-                _ = hup.recv() => reload(&mut reload_state, &settings.limits),
+                _ = hup.recv() => reload(&mut reload_state, &settings.limits, &hub_tx),
             }
         }
         let (done, wait) = oneshot::channel();

@@ -140,7 +140,7 @@ impl Engine {
         };
         session.aaa.reauthorize(now, update, accounting);
         if let Some(rate) = update.rate_limit {
-            self.set_rate(id, rate);
+            self.set_rate(id, rate, true);
         }
         self.flush(id, now);
         true

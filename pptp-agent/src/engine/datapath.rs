@@ -14,6 +14,8 @@
 
 use std::{net::Ipv4Addr, time::Instant};
 
+use pptp_common::capture::{FROM_CLIENT, TO_CLIENT};
+
 use crate::{
     gre::{GreHeader, SeqVerdict},
     inet::Ipv4Packet,
@@ -160,6 +162,9 @@ impl Engine {
         now: Instant,
     ) -> Option<(Target, std::ops::Range<usize>)> {
         let bytes = &buf[packet.clone()];
+        if self.captures.tee(id, FROM_CLIENT, bytes, now) {
+            self.stats.add(AgentCounter::CaptureDropped);
+        }
         let session = self.table.get_mut(id)?;
         session.counters.rx_packets += 1;
         session.counters.rx_bytes += bytes.len() as u64;
@@ -168,7 +173,7 @@ impl Engine {
             match dhcp.respond(bytes, &mut reply) {
                 Ok(Some(len)) => {
                     reply.truncate(len);
-                    self.send_ip(id, &reply);
+                    self.send_ip(id, &reply, now);
                     self.stats.add(AgentCounter::DhcpInformsAnswered);
                     return None;
                 }
@@ -217,15 +222,27 @@ impl Engine {
         if !self.police(id, Way::Tx, packet.len(), now) {
             return None;
         }
-        self.encapsulate(id, packet)
+        self.encapsulate(id, packet, now)
     }
 
-    /// `packet` on session `id`, as a GRE packet in the engine's buffer.
-    fn encapsulate(&mut self, id: SessionId, packet: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
+    /// `packet` on session `id`, as a GRE packet in the engine's buffer (and in
+    /// its capture, if one runs).
+    fn encapsulate(
+        &mut self,
+        id: SessionId,
+        packet: &[u8],
+        now: Instant,
+    ) -> Option<(Ipv4Addr, &[u8])> {
         let dp = self.dataplane.as_deref();
         let session = self.table.get_mut(id)?;
         match session.ip_to_gre(dp, packet, &mut self.scratch) {
-            Ok(()) => Some((session.call.peer_addr, &self.scratch)),
+            Ok(()) => {
+                let peer = session.call.peer_addr;
+                if self.captures.tee(id, TO_CLIENT, packet, now) {
+                    self.stats.add(AgentCounter::CaptureDropped);
+                }
+                Some((peer, &self.scratch))
+            }
             Err(_) => {
                 self.stats.add(AgentCounter::SendErrors);
                 None
@@ -235,8 +252,8 @@ impl Engine {
 
     /// Queues `packet` for session `id` (answers the engine makes itself, packets
     /// that waited for a demand-dial link).
-    pub(super) fn send_ip(&mut self, id: SessionId, packet: &[u8]) {
-        if let Some((dst, gre)) = self.encapsulate(id, packet) {
+    pub(super) fn send_ip(&mut self, id: SessionId, packet: &[u8], now: Instant) {
+        if let Some((dst, gre)) = self.encapsulate(id, packet, now) {
             let gre = gre.to_vec();
             self.transmit.push_back((dst, gre));
         }

@@ -17,6 +17,7 @@
 //!   and idle timeouts, CoA, and what a session keeps for them;
 //! - `rates` (private): each session's rate limit, from RADIUS, CoA or the
 //!   configuration, on both paths;
+//! - [`capture`]: a copy of one agent-path session's packets for `pptp-agent capture`;
 //! - `routers` (private) and [`router`]: the demand-dial interfaces' supervisor and
 //!   what it keeps per interface;
 //! - `operator` (private) and [`views`]: the operator's commands, and the views,
@@ -36,6 +37,7 @@
 mod aaa;
 pub mod accounting;
 pub mod action;
+pub mod capture;
 mod datapath;
 pub mod deadlines;
 pub mod kernel;
@@ -83,6 +85,7 @@ pub use self::{
     },
 };
 use self::{
+    capture::Captures,
     deadlines::Deadlines,
     router::Router,
     session::{Sequencing, Session},
@@ -210,6 +213,8 @@ pub struct Engine {
     departed: bool,
     /// Peers already told about GRE that never came (`silence.rs`).
     hinted: HashSet<Ipv4Addr>,
+    /// `pptp-agent capture` of a session on the agent's path.
+    captures: Captures,
 }
 
 use rand::SeedableRng as _;
@@ -243,6 +248,7 @@ impl Engine {
             origin: now,
             departed: false,
             hinted: HashSet::new(),
+            captures: Captures::default(),
         };
         engine.announce_arrival();
         for index in 0..engine.routers.len() {
@@ -512,6 +518,7 @@ impl Engine {
             return;
         };
         self.timers.set(id, None);
+        self.captures.session_gone(id);
         if session.aaa.asking {
             self.authenticating -= 1;
             self.actions

@@ -1,5 +1,6 @@
 //! The operator's commands on the engine: the sessions as `pptp-agent sessions`
-//! shows them, kill, the counters and what the engine holds.
+//! shows them, kill, the counters and what the engine holds, and the capture of a
+//! session on the agent's path (`pptp-agent capture`, kept in `capture.rs`).
 
 use std::time::Instant;
 
@@ -7,11 +8,39 @@ use crate::{escape::Escaped, radius::acct::TerminateCause};
 
 use super::{
     Engine, Mode,
+    capture::{CaptureError, CaptureLimits, CapturedBatch},
     table::SessionId,
     views::{AgentStats, DataPath, EngineLoad, Selector, SessionInfo, SessionState},
 };
 
 impl Engine {
+    /// Arms a capture of session `id`, which must be on the agent's path (the data
+    /// plane's sessions are captured from its maps); answers the capture's number,
+    /// which [`take_captured`](Self::take_captured) and
+    /// [`stop_capture`](Self::stop_capture) name.
+    pub fn start_capture(
+        &mut self,
+        id: SessionId,
+        limits: CaptureLimits,
+        now: Instant,
+    ) -> Result<u64, CaptureError> {
+        let session = self.table.get(id).ok_or(CaptureError::NoSession(id))?;
+        if session.on_fast_path() {
+            return Err(CaptureError::FastPath(id));
+        }
+        self.captures.start(id, limits, now)
+    }
+
+    /// Takes what capture `number` holds; `armed` false once it has ended.
+    pub fn take_captured(&mut self, number: u64, now: Instant) -> CapturedBatch {
+        self.captures.take(number, now)
+    }
+
+    /// Ends capture `number` (its reader went away).
+    pub fn stop_capture(&mut self, number: u64) {
+        self.captures.stop(number);
+    }
+
     /// Every session, as operators see it, in id order.
     pub fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
         let dp = self.dataplane.as_deref();

@@ -1,6 +1,7 @@
 //! Each session's rate limit: chosen when the session comes up (Mikrotik-Rate-Limit
 //! from the Access-Accept, else the user's `rate` in the configuration, else the
-//! default), changed by a CoA, and enforced on both paths: the data plane's copy in
+//! default), changed by a CoA, or by a reload of the configuration's rates (SIGHUP)
+//! for the sessions whose limit did not come from RADIUS, and enforced on both paths: the data plane's copy in
 //! the maps (`Dataplane::set_rate`) for what XDP and TC forward, the session's
 //! [`super::session::Policing`] for what the agent carries (MPPE, setup, fallback).
 //! Both run `pptp_common::police`, so the two paths limit alike.
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use pptp_common::rate::RateLimit;
 
-use super::{AgentCounter, Engine, SessionId, session::Sequencing};
+use super::{AgentCounter, Engine, RatePolicy, SessionId, session::Sequencing};
 
 /// A direction of the agent's path.
 #[derive(Clone, Copy)]
@@ -40,23 +41,53 @@ impl Engine {
             .authorization
             .as_ref()
             .and_then(|a| a.rate_limit);
-        let from_config = session
-            .user
-            .as_deref()
-            .and_then(|user| self.config.rates.users.get(user));
-        let rate = from_radius
-            .or(from_config.copied())
-            .unwrap_or(self.config.rates.default);
-        self.set_rate(id, rate);
+        match from_radius {
+            Some(rate) => self.set_rate(id, rate, true),
+            None => self.set_rate(id, self.configured_rate(id), false),
+        }
+    }
+
+    /// Session `id`'s limit from the configuration: its user's, else the default.
+    fn configured_rate(&self, id: SessionId) -> RateLimit {
+        self.table
+            .get(id)
+            .and_then(|s| s.user.as_deref())
+            .and_then(|user| self.config.rates.users.get(user))
+            .copied()
+            .unwrap_or(self.config.rates.default)
+    }
+
+    /// The configuration's rates were reloaded (SIGHUP): from now on new sessions
+    /// take `rates`, and so does every live session whose limit did not come from
+    /// RADIUS (an Access-Accept or a CoA), at once. Answers how many changed.
+    pub fn set_rate_policy(&mut self, rates: RatePolicy) -> usize {
+        self.config.rates = rates;
+        let live: Vec<SessionId> = self
+            .table
+            .iter()
+            .filter(|(_, s)| s.policing.started && !s.policing.from_radius)
+            .map(|(id, _)| id)
+            .collect();
+        let mut changed = 0;
+        for id in live {
+            let rate = self.configured_rate(id);
+            if self.table.get(id).is_some_and(|s| s.policing.rate != rate) {
+                self.set_rate(id, rate, false);
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// Puts `rate` in force for session `id` on both paths (the buckets as they
-    /// are: a new limit starts from what the old one left).
-    pub(super) fn set_rate(&mut self, id: SessionId, rate: RateLimit) {
+    /// are: a new limit starts from what the old one left); `from_radius` says
+    /// whether RADIUS gave it.
+    pub(super) fn set_rate(&mut self, id: SessionId, rate: RateLimit, from_radius: bool) {
         let Some(session) = self.table.get_mut(id) else {
             return;
         };
         session.policing.change(rate);
+        session.policing.from_radius = from_radius;
         if rate.is_set() {
             tracing::info!(session = %id, %rate, "rate limit");
         }

@@ -98,7 +98,7 @@ impl Engine {
         let waiting = router.config.demand.on_link_up(now);
         tracing::info!(interface = %router.config.name, queued = waiting.len(), "demand-dial link up");
         for packet in &waiting {
-            self.send_ip(id, packet);
+            self.send_ip(id, packet, now);
         }
     }
 

@@ -89,6 +89,9 @@ pub struct Policing {
     pub rate: RateLimit,
     /// Set once the session is up (an IPCP renegotiation keeps what a CoA set).
     pub started: bool,
+    /// The limit came from RADIUS (Access-Accept or CoA): a reload of the
+    /// configuration's rates leaves it alone.
+    pub from_radius: bool,
     rx: Limit,
     tx: Limit,
     rx_state: State,

@@ -157,6 +157,9 @@ counters! {
     AuthFailures = "auth_failures", event "pptp_auth_failures_total" "Logins refused (credentials, unknown user, dial-in denied, RADIUS reject)";
     /// Calls whose peer sent no GRE within the wait (IP protocol 47 blocked?).
     CallsWithoutGre = "calls_without_gre", event "pptp_calls_without_gre_total" "Calls whose peer sent no GRE within the wait (IP protocol 47 blocked on the path?)";
+    /// Packets a capture of an agent-path session could not keep (its reader fell
+    /// behind); the packets themselves went on.
+    CaptureDropped = "capture_dropped", event "pptp_capture_dropped_total" "Packets a capture (pptp-agent capture) could not keep; the packets went on";
 }
 
 impl AgentCounter {

@@ -28,7 +28,8 @@ use tokio::{
 use crate::{
     engine::{
         Action, AgentStats, CallKey, Delivery, Device, Engine, EngineLoad, InterfaceInfo, OwnerId,
-        Selector, SessionEvent, SessionId, SessionInfo, Target,
+        RatePolicy, Selector, SessionEvent, SessionId, SessionInfo, Target,
+        capture::{CaptureError, CaptureLimits, CapturedBatch},
     },
     ppp::link::ClaimTicket,
     pptp::{
@@ -110,6 +111,15 @@ pub enum HubCommand {
     DialEnded { index: usize, generation: u64 },
     /// Report every demand-dial interface.
     Interfaces(oneshot::Sender<Vec<InterfaceInfo>>),
+    /// Start capturing an agent-path session (`pptp-agent capture`); answers the
+    /// capture's number.
+    CaptureStart(SessionId, oneshot::Sender<Result<u64, CaptureError>>),
+    /// Take what a capture holds.
+    CaptureTake(u64, oneshot::Sender<CapturedBatch>),
+    /// End a capture (its reader went away).
+    CaptureStop(u64),
+    /// The configuration's rate limits were reloaded (SIGHUP).
+    SetRates(RatePolicy),
 }
 
 /// Starts a call for demand-dial interface `index` (its `generation`-th); the task
@@ -367,6 +377,18 @@ impl Hub {
             }
             HubCommand::Interfaces(reply) => {
                 let _ = reply.send(self.engine.interfaces());
+            }
+            HubCommand::CaptureStart(id, reply) => {
+                let started = self.engine.start_capture(id, CaptureLimits::default(), now);
+                let _ = reply.send(started);
+            }
+            HubCommand::CaptureTake(number, reply) => {
+                let _ = reply.send(self.engine.take_captured(number, now));
+            }
+            HubCommand::CaptureStop(number) => self.engine.stop_capture(number),
+            HubCommand::SetRates(rates) => {
+                let changed = self.engine.set_rate_policy(rates);
+                tracing::info!(sessions = changed, "rate limits reloaded");
             }
         }
     }

@@ -6,6 +6,7 @@
 //! a list of pending ones the test answers itself.
 
 mod aaa;
+mod capture;
 mod fleet;
 mod rates;
 mod routers;

@@ -2,7 +2,9 @@
 //! session's limit comes from (the configuration's user entry, its default, RADIUS
 //! over both), what it lets through each way, a CoA that changes it on a live
 //! session; a Mikrotik-Total-Limit (from the Access-Accept or a CoA) that ends the
-//! session, and the cause its accounting Stop carries.
+//! session, and the cause its accounting Stop carries; a reload of the
+//! configuration's rates, which changes the live sessions whose limit did not come
+//! from RADIUS.
 
 use pptp_common::rate::RateLimit;
 
@@ -164,6 +166,13 @@ fn radius_rate_limit_overrides_the_configuration() {
         (55..=57).contains(&rx) && (110..=112).contains(&tx),
         "{rx} {tx}"
     );
+    // A reload of the configuration's rates leaves the Access-Accept's alone.
+    let reloaded = RatePolicy {
+        default: rate("1M"),
+        users: [("alice".to_owned(), rate("1M"))].into(),
+    };
+    assert_eq!(w.engine.set_rate_policy(reloaded), 0);
+    assert_eq!(shown_rate(&w, id).as_deref(), Some("80k/160k"));
 }
 
 #[test]
@@ -252,4 +261,46 @@ fn a_coa_quota_below_what_was_used_ends_the_session_at_once() {
         stop_of(&w, id).and_then(|r| r.cause),
         Some(TerminateCause::SessionTimeout)
     );
+}
+
+#[test]
+fn a_reload_changes_the_configured_rates_of_live_sessions_but_not_radius_ones() {
+    let rates = RatePolicy {
+        default: rate("80k"),
+        users: [("alice".to_owned(), rate("80k"))].into(),
+    };
+    // RADIUS accepts everyone, without a Mikrotik-Rate-Limit.
+    let mut w = world(rates, Some(Authorization::default()));
+    let (p, alice) = up(&mut w, "alice");
+    let (_, bob) = up(&mut w, "bob");
+    let (_, carol) = up(&mut w, "carol");
+    let coa = Authorization {
+        rate_limit: Some(rate("800k")),
+        ..Authorization::default()
+    };
+    assert!(w.engine.reauthorize(w.now, carol, &coa));
+    let (rx, tx) = flood(&mut w, p, 3);
+    assert!(rx <= 37 && tx <= 37, "before: {rx} {tx}");
+
+    let reloaded = RatePolicy {
+        default: rate("40k"),
+        users: [("alice".to_owned(), rate("160k"))].into(),
+    };
+    assert_eq!(w.engine.set_rate_policy(reloaded), 2, "alice and bob");
+    assert_eq!(shown_rate(&w, alice).as_deref(), Some("160k/160k"));
+    assert_eq!(shown_rate(&w, bob).as_deref(), Some("40k/40k"));
+    assert_eq!(
+        shown_rate(&w, carol).as_deref(),
+        Some("800k/800k"),
+        "the CoA's rate stays"
+    );
+    // At once: the first second after the reload runs at 20 kB/s.
+    let (rx, tx) = flood(&mut w, p, 1);
+    assert!(
+        (19..=21).contains(&rx) && (19..=21).contains(&tx),
+        "after: {rx} {tx}"
+    );
+    // A new session takes the new default.
+    let (_, dave) = up(&mut w, "dave");
+    assert_eq!(shown_rate(&w, dave).as_deref(), Some("40k/40k"));
 }

@@ -2,7 +2,7 @@
 //! policer installed on every session, measured in the same run as without.
 //!
 //! Two limits, high enough that nothing is dropped (the live rounds spread a few
-//! Mpps over [`SESSIONS`] sessions): a plain rate, and one with MikroTik bursts (the
+//! Mpps over the installed sessions): a plain rate, and one with MikroTik bursts (the
 //! sub-window bookkeeping of `pptp_common::police` on every packet). The live
 //! figure is the whole pipeline's, 64 B inner, as in the main table; each is given
 //! against (a), the bare redirect of the same rounds, so that the machine's drift

@@ -11,7 +11,7 @@ use pptp_common::{maps, session::NextHop};
 use pptp_tests::bench_lab::{addr, link};
 
 use crate::{
-    Direction, Plane, SESSIONS, TIMING_CALLS, XDP_PASS, XDP_REDIRECT, frames::frame, program,
+    Direction, Plane, TIMING_CALLS, XDP_PASS, XDP_REDIRECT, frames::frame, installed, program,
     program_mut, session,
 };
 
@@ -92,12 +92,12 @@ pub fn per_packet(
     // Sequence numbers above anything the live rounds sent.
     let seq0 = seq_base + 1_000_000;
     let decap_frame = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
+        let mut f = frame(Direction::Decap, Plane::Ours, n % installed(), 64);
         let seq = (seq0 + n as u64) as u32;
         f[42..46].copy_from_slice(&seq.to_be_bytes());
         f
     };
-    let encap_frame = |n: usize| frame(Direction::Encap, Plane::Ours, n % SESSIONS, 64);
+    let encap_frame = |n: usize| frame(Direction::Encap, Plane::Ours, n % installed(), 64);
     let nothing = |_| Ok(());
     let mut timings = Vec::new();
     let mut push = |what: &str, (median_ns, verdict): (u64, u32)| {
@@ -132,7 +132,7 @@ pub fn per_packet(
     );
     let seq1 = seq0 + TIMING_CALLS as u64;
     let decap_frame2 = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
+        let mut f = frame(Direction::Decap, Plane::Ours, n % installed(), 64);
         let seq = (seq1 + n as u64) as u32;
         f[42..46].copy_from_slice(&seq.to_be_bytes());
         f
@@ -161,12 +161,12 @@ pub fn per_packet(
         time_program(lan_prog, &ctx(lan), TIMING_CALLS, encap_frame, |n| {
             if n > 0
                 && hops
-                    .get(&session((n - 1) % SESSIONS).peer.octets(), 0)
+                    .get(&session((n - 1) % installed()).peer.octets(), 0)
                     .is_err()
             {
                 not_forced.set(not_forced.get() + 1);
             }
-            let _ = hops.remove(&session(n % SESSIONS).peer.octets());
+            let _ = hops.remove(&session(n % installed()).peer.octets());
             Ok(())
         })?,
     );

@@ -90,7 +90,7 @@ use pptp_agent::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
     },
-    engine::kernel::{CallSpec, NetworkSpec},
+    engine::kernel::{CallSpec, NetworkSpec, Slot},
 };
 use pptp_tests::{
     bench_lab::{self, BenchLab, addr, link},
@@ -307,13 +307,9 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
-    // Sequence numbers for the per-packet timings: above anything sent so far.
-    let mut rx = 0;
-    for slot in &slots {
-        rx += dataplane.session_counters(*slot)?.rx_packets;
-    }
+    // The per-packet timings continue every session's window from where it stands.
     let timings = in_ns(&ours.concentrator, || {
-        timing::per_packet(&bench, &bare_up, &pins, rx)
+        timing::per_packet(&bench, &bare_up, &pins, &windows(&dataplane, &slots))
     })??;
 
     policed::measure_timings(
@@ -324,7 +320,6 @@ fn run() -> anyhow::Result<()> {
         &slots,
         &pins,
         &ours.concentrator,
-        rx + timings.len() as u64 * 2 * TIMING_CALLS as u64,
     )?;
 
     let load_after = load_average();
@@ -362,6 +357,14 @@ fn threaded_napi(lab: &BenchLab) -> anyhow::Result<NapiThreads> {
         );
     }
     Ok(threads)
+}
+
+/// The highest sequence number accepted so far on each session (by session index).
+fn windows(dataplane: &XdpDataplane, slots: &[Slot]) -> Vec<u32> {
+    slots
+        .iter()
+        .map(|slot| dataplane.seq().highest_received(slot.0).unwrap_or(0))
+        .collect()
 }
 
 /// One session's identifiers.

@@ -207,8 +207,13 @@ fn run() -> anyhow::Result<()> {
     // Ours: the agent's data plane with `sessions` fast sessions.
     let pins = PinDir::new(bpffs.path(), "bench")?;
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions { drop_unknown: true })?;
-    let mut slots = Vec::new();
-    for i in 0..sessions {
+    // Installed in a shuffled order, so that session i's slot is not i: the
+    // generator visits the sessions in order, and slots in order would let the CPU
+    // prefetch the per-slot arrays, which real traffic does not allow.
+    let mut slots = vec![Slot(0); sessions];
+    let step = coprime_step(sessions);
+    for k in 0..sessions {
+        let i = k * step % sessions;
         let s = session(i);
         let slot = dataplane.install(CallSpec {
             peer_addr: s.peer,
@@ -224,7 +229,7 @@ fn run() -> anyhow::Result<()> {
                 fast: true,
             },
         )?;
-        slots.push(slot);
+        slots[i] = slot;
     }
     in_ns(&ours.concentrator, || {
         dataplane.attach_uplink(link::UPLINK)?;
@@ -357,6 +362,18 @@ fn threaded_napi(lab: &BenchLab) -> anyhow::Result<NapiThreads> {
         );
     }
     Ok(threads)
+}
+
+/// A step coprime to `n` from about 5/8 of it: `k * step % n` visits every session
+/// once, neighbours far apart.
+fn coprime_step(n: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    (n * 5 / 8..=n).find(|&p| gcd(p, n) == 1).unwrap_or(1)
 }
 
 /// The highest sequence number accepted so far on each session (by session index).

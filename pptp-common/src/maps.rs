@@ -4,7 +4,8 @@
 /// Per-CPU array of [`crate::counters::Counter`] indexed by
 /// [`crate::counters::GlobalCounter`].
 pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
-/// Hash of [`crate::session::CallKey`] -> [`crate::session::DecapSession`].
+/// Array of [`crate::session::DecapSession`] indexed by our call ID
+/// ([`crate::session::CALL_IDS`] entries).
 pub const SESSIONS_BY_CALL: &str = "SESSIONS_BY_CALL";
 /// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`].
 pub const SESSIONS_BY_CLIENT: &str = "SESSIONS_BY_CLIENT";

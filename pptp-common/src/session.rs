@@ -5,8 +5,14 @@
 //! as they appear in an IPv4 header; call IDs and MTUs in host order.
 //!
 //! Maps (names in [`crate::maps`]):
-//! - `SESSIONS_BY_CALL`: [`CallKey`] -> [`DecapSession`], consulted by the uplink
-//!   program for every enhanced GRE packet.
+//! - `SESSIONS_BY_CALL`: an array of [`DecapSession`] indexed by our call ID (all
+//!   [`CALL_IDS`] of them), consulted by the uplink program for every enhanced GRE
+//!   packet. The concentrator has one call-ID space for all its control connections
+//!   (`pptp-agent/src/pptp/call_id.rs`), so our call ID alone names a session; the
+//!   entry holds the peer's address, and a packet from any other source, or for an
+//!   empty entry, is an unknown session ([`DecapSession::accepts`]). One array
+//!   lookup costs the same at 50,000 sessions as at 500; the hash it replaced cost
+//!   about 40 ns per packet (`docs/benchmarks.md`).
 //! - `SESSIONS_BY_CLIENT`: client address -> [`EncapSession`], consulted by the
 //!   encapsulating programs for every packet towards a client.
 //! - `SESSION_SEQ`: an mmapable array of [`SeqState`] by session slot: the one GRE
@@ -18,42 +24,41 @@
 /// Session flag: the XDP path forwards this session's IPv4 data. Without it (setup,
 /// MPPE, or moved to the fallback path) every frame goes to the agent.
 pub const SESSION_FAST: u32 = 1;
+/// Session flag of [`DecapSession`]: the entry holds a session (an all-zero entry,
+/// an empty call ID, has it clear).
+pub const SESSION_INSTALLED: u32 = 2;
 
 use crate::seq::Judgement;
 
 /// Maximum number of sessions the maps hold (slots `0..MAX_SESSIONS`).
 pub const MAX_SESSIONS: u32 = 65_536;
 
-/// Key of `SESSIONS_BY_CALL`: the peer's outer address and the call ID we assigned
-/// (the peer puts it in the key field of the GRE packets it sends us).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CallKey {
-    pub peer_addr: [u8; 4],
-    pub call_id: u16,
-    pub _pad: u16,
-}
+/// Entries of `SESSIONS_BY_CALL`: one per 16-bit call ID (the key field of the GRE
+/// packets the peer sends us is the call ID we assigned).
+pub const CALL_IDS: u32 = 65_536;
 
-impl CallKey {
-    pub const fn new(peer_addr: [u8; 4], call_id: u16) -> Self {
-        Self {
-            peer_addr,
-            call_id,
-            _pad: 0,
-        }
-    }
-}
-
-/// Value of `SESSIONS_BY_CALL`: what decapsulation needs.
+/// Entry of `SESSIONS_BY_CALL` at our call ID: what decapsulation needs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecapSession {
+    /// The peer's outer address: the only outer source accepted for this call ID.
+    pub peer_addr: [u8; 4],
     /// The address assigned to the client by IPCP: the only inner source accepted.
     pub client_addr: [u8; 4],
     /// Index of the session in `SESSION_SEQ` and `SESSION_COUNTERS`.
     pub slot: u32,
-    /// `SESSION_*` flags.
+    /// `SESSION_*` flags; [`SESSION_INSTALLED`] in every entry that holds a session.
     pub flags: u32,
+}
+
+impl DecapSession {
+    /// Whether GRE from outer source `src` belongs to this entry's session: the
+    /// entry holds one and `src` is its peer. Anything else (an empty call ID, or a
+    /// call ID of another peer's session) is an unknown session.
+    #[inline(always)]
+    pub fn accepts(&self, src: [u8; 4]) -> bool {
+        self.flags & SESSION_INSTALLED != 0 && self.peer_addr == src
+    }
 }
 
 /// Value of `SESSIONS_BY_CLIENT`: what encapsulation needs.
@@ -208,7 +213,6 @@ pub struct Config {
 mod pod {
     use super::*;
     // SAFETY: all of these are repr(C), padded explicitly, valid for any bits.
-    unsafe impl aya::Pod for CallKey {}
     unsafe impl aya::Pod for DecapSession {}
     unsafe impl aya::Pod for EncapSession {}
     unsafe impl aya::Pod for SeqState {}
@@ -224,12 +228,31 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<CallKey>(), 8);
-        assert_eq!(size_of::<DecapSession>(), 12);
+        assert_eq!(size_of::<DecapSession>(), 16);
         assert_eq!(size_of::<EncapSession>(), 24);
         assert_eq!(size_of::<SeqState>(), 24);
         assert_eq!(size_of::<SessionCounters>(), 80);
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<NextHop>(), 24);
+    }
+
+    #[test]
+    fn an_entry_accepts_only_its_installed_peer() {
+        let peer = [198, 51, 100, 10];
+        let entry = DecapSession {
+            peer_addr: peer,
+            client_addr: [192, 0, 2, 7],
+            slot: 3,
+            flags: SESSION_INSTALLED | SESSION_FAST,
+        };
+        assert!(entry.accepts(peer));
+        assert!(!entry.accepts([198, 51, 100, 11]));
+        // An empty entry accepts nobody, not even the all-zero source.
+        assert!(!DecapSession::default().accepts([0; 4]));
+        let emptied = DecapSession {
+            flags: SESSION_FAST,
+            ..entry
+        };
+        assert!(!emptied.accepts(peer));
     }
 }

@@ -32,7 +32,7 @@ const TEMPLATE_WORDS: usize = TEMPLATE_LEN / 8;
 /// the fixed part of the GRE header).
 const SEQ_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::FIXED_LEN;
 /// Room for this many templates.
-const MAX_TEMPLATES: u32 = 4096;
+const MAX_TEMPLATES: u32 = 60_000;
 
 /// Generator settings, written by the bench before each run.
 #[repr(C)]

@@ -11,7 +11,7 @@ use pptp_common::{
     counters::{Counter, GlobalCounter},
     police::SessionPolicers,
     session::{
-        CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
+        CALL_IDS, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
         SessionCounters,
     },
 };
@@ -20,7 +20,7 @@ use pptp_common::{
 pub static GLOBAL_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(GlobalCounter::COUNT, 0);
 
 #[map(name = "SESSIONS_BY_CALL")]
-pub static SESSIONS_BY_CALL: HashMap<CallKey, DecapSession> = HashMap::pinned(MAX_SESSIONS, 0);
+pub static SESSIONS_BY_CALL: Array<DecapSession> = Array::pinned(CALL_IDS, 0);
 
 #[map(name = "SESSIONS_BY_CLIENT")]
 pub static SESSIONS_BY_CLIENT: HashMap<[u8; 4], EncapSession> = HashMap::pinned(MAX_SESSIONS, 0);

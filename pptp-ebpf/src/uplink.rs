@@ -20,7 +20,7 @@ use pptp_common::{
     capture::FROM_CLIENT,
     counters::GlobalCounter,
     seq::Judgement,
-    session::{CallKey, SESSION_FAST},
+    session::SESSION_FAST,
     wire::{
         DHCP_SERVER_PORT, PPTP_TCP_PORT, ethernet, get16, gre, ipv4,
         ppp::{self, protocol},
@@ -153,13 +153,18 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         return None;
     }
 
-    let Some(session) = (unsafe { SESSIONS_BY_CALL.get(CallKey::new(src, gre.call_id())) }) else {
-        count(GlobalCounter::UnknownSession, frame_len);
-        return Some(if config().drop_unknown != 0 {
-            DROP
-        } else {
-            PASS
-        });
+    // One entry per call ID; an empty one, or another peer's, is no session of
+    // this packet's (`DecapSession::accepts`).
+    let session = match SESSIONS_BY_CALL.get(u32::from(gre.call_id())) {
+        Some(session) if session.accepts(src) => session,
+        _ => {
+            count(GlobalCounter::UnknownSession, frame_len);
+            return Some(if config().drop_unknown != 0 {
+                DROP
+            } else {
+                PASS
+            });
+        }
     };
     let slot = session.slot;
 

@@ -9,7 +9,8 @@
 //!
 //! Every chain has the same addresses and MAC addresses, so one set of frames serves
 //! all three. Peers (outer GRE sources) live in 198.51.100.64/26 and clients (tunnel
-//! addresses) in 192.0.2.0/24, 198.51.100.128/25 and 203.0.113.128/25, all routed
+//! addresses) in 192.0.2.0/24, 198.51.100.128/25, 203.0.113.128/25 and (beyond 500
+//! clients) 198.18.0.0/16, all routed
 //! on the concentrator via the wan end (198.51.100.2); the wan and LAN ends have
 //! permanent neighbour entries on the concentrator (their sink programs answer no
 //! ARP). Both concentrator veths have GRO on: XDP frames sent into a veth need NAPI
@@ -61,8 +62,9 @@ pub mod addr {
 
     /// Number of distinct peer addresses (198.51.100.64 + i).
     pub const PEERS: usize = 60;
-    /// Number of distinct client addresses the ranges leave room for.
-    pub const MAX_CLIENTS: usize = 250 + 125 + 125;
+    /// Number of distinct client addresses: 500 in the documentation ranges, the
+    /// rest in 198.18.0.0/15 (RFC 2544's benchmarking range).
+    pub const MAX_CLIENTS: usize = 250 + 125 + 125 + 65_536;
 
     /// Outer address of peer `i`.
     pub fn peer(i: usize) -> Ipv4Addr {
@@ -76,16 +78,21 @@ pub mod addr {
             0..250 => Ipv4Addr::new(192, 0, 2, 1 + i as u8),
             250..375 => Ipv4Addr::new(198, 51, 100, 129 + (i - 250) as u8),
             375..500 => Ipv4Addr::new(203, 0, 113, 129 + (i - 375) as u8),
-            _ => panic!("client {i}: the documentation ranges hold {MAX_CLIENTS} clients"),
+            500..MAX_CLIENTS => {
+                let [_, _, hi, lo] = ((i - 500) as u32).to_be_bytes();
+                Ipv4Addr::new(198, 18, hi, lo)
+            }
+            _ => panic!("client {i}: the bench ranges hold {MAX_CLIENTS} clients"),
         }
     }
 
     /// Routes on the concentrator towards the wan end.
-    pub const ROUTED: [&str; 4] = [
+    pub const ROUTED: [&str; 5] = [
         "198.51.100.64/26",
         "192.0.2.0/24",
         "198.51.100.128/25",
         "203.0.113.128/25",
+        "198.18.0.0/16",
     ];
 }
 

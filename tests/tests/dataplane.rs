@@ -2,23 +2,23 @@
 //! installs is what the BPF programs see (through the same pinned maps), the agent
 //! and the programs draw from one GRE sequence space, a restarted agent flushes
 //! what a crashed one left, shutdown leaves nothing, and refusals say why (a taken
-//! address, a full slot table). Needs root (BPF).
+//! address, a taken call ID, a full slot table). Needs root (BPF).
 
 mod support;
 
 use std::net::Ipv4Addr;
 
-use aya::maps::{HashMap, Map, MapData};
 use pptp_agent::{
     dataplane::{
         bpffs::PinDir,
+        report::installed_calls,
         xdp::{XdpDataplane, XdpOptions},
     },
     engine::kernel::{CallSpec, DataplaneError, NetworkSpec},
 };
 use pptp_common::{
     maps,
-    session::{CallKey, DecapSession, MAX_SESSIONS, NextHop, SESSION_FAST},
+    session::{DecapSession, MAX_SESSIONS, NextHop, SESSION_FAST, SESSION_INSTALLED},
 };
 use pptp_tests::bpffs::TempBpffs;
 use support::*;
@@ -35,11 +35,8 @@ const NETWORK: NetworkSpec = NetworkSpec {
     fast: true,
 };
 
-fn pinned_calls(pins: &PinDir) -> Vec<(CallKey, DecapSession)> {
-    let data = MapData::from_pin(pins.object(maps::SESSIONS_BY_CALL)).unwrap();
-    let map: HashMap<MapData, CallKey, DecapSession> =
-        HashMap::try_from(Map::HashMap(data)).unwrap();
-    map.iter().map(Result::unwrap).collect()
+fn pinned_calls(pins: &PinDir) -> Vec<(u16, DecapSession)> {
+    installed_calls(pins).unwrap()
 }
 
 #[test]
@@ -48,11 +45,12 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
     let pins = PinDir::new(bpffs.path(), "agent").unwrap();
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
     let slot = dataplane.install(CALL).unwrap();
-    let key = CallKey::new([198, 51, 100, 10], 0x1001);
+    let key = 0x1001;
     let in_setup = DecapSession {
+        peer_addr: [198, 51, 100, 10],
         client_addr: [0; 4],
         slot: slot.0,
-        flags: 0,
+        flags: SESSION_INSTALLED,
     };
     assert_eq!(
         pinned_calls(&pins),
@@ -61,9 +59,10 @@ fn installs_are_seen_by_the_programs_and_share_one_sequence_space() {
     );
     dataplane.set_network(slot, NETWORK).unwrap();
     let up = DecapSession {
+        peer_addr: [198, 51, 100, 10],
         client_addr: [192, 0, 2, 10],
         slot: slot.0,
-        flags: SESSION_FAST,
+        flags: SESSION_INSTALLED | SESSION_FAST,
     };
     assert_eq!(pinned_calls(&pins), vec![(key, up)]);
     let other = dataplane
@@ -165,7 +164,8 @@ fn a_full_slot_table_refuses_calls_until_a_slot_is_freed() {
     let bpffs = TempBpffs::for_test("dataplane-full").unwrap();
     let pins = PinDir::new(bpffs.path(), "agent").unwrap();
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
-    // Call keys are (peer, call ID): two peers give more keys than there are slots.
+    // As many call IDs as slots; a call beyond them (peer .11) is refused as the
+    // table is full, whatever its call ID.
     let call = |n: u32| CallSpec {
         peer_addr: Ipv4Addr::new(198, 51, 100, 10 + (n >> 16) as u8),
         local_call_id: n as u16,
@@ -179,10 +179,90 @@ fn a_full_slot_table_refuses_calls_until_a_slot_is_freed() {
         Err(DataplaneError::SlotsFull(MAX_SESSIONS))
     ));
     dataplane.remove(slots[7]).unwrap();
-    assert_eq!(dataplane.install(call(MAX_SESSIONS)).unwrap(), slots[7]);
+    assert!(
+        matches!(
+            dataplane.install(call(MAX_SESSIONS)),
+            Err(DataplaneError::CallIdTaken { call_id: 0, owner }) if owner == slots[0]
+        ),
+        "a free slot, but call ID 0 is still call(0)'s"
+    );
+    assert_eq!(dataplane.install(call(MAX_SESSIONS + 7)).unwrap(), slots[7]);
     assert!(matches!(
         dataplane.remove(slots[7]).and_then(|()| dataplane.remove(slots[7])),
         Err(DataplaneError::NoSuchSlot(s)) if s == slots[7]
     ));
+    dataplane.shutdown().unwrap();
+}
+
+/// `SESSIONS_BY_CALL` is indexed by our call ID alone: a second call with a live
+/// call ID, from another peer, is refused (never written over the first), and the
+/// first keeps its entry; once the first is removed, the ID is free again.
+#[test]
+fn a_live_call_id_is_refused_to_another_peer() {
+    let bpffs = TempBpffs::for_test("dataplane-call-ids").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    let first = dataplane.install(CALL).unwrap();
+    dataplane.set_network(first, NETWORK).unwrap();
+    let before = pinned_calls(&pins);
+    let other_peer = CallSpec {
+        peer_addr: Ipv4Addr::new(198, 51, 100, 20),
+        peer_call_id: 9,
+        ..CALL
+    };
+    assert!(
+        matches!(
+            dataplane.install(other_peer),
+            Err(DataplaneError::CallIdTaken { call_id: 0x1001, owner }) if owner == first
+        ),
+        "the call ID is live"
+    );
+    assert_eq!(
+        pinned_calls(&pins),
+        before,
+        "the first call's entry is intact"
+    );
+    assert_eq!(dataplane.sessions().count(), 1);
+
+    dataplane.remove(first).unwrap();
+    assert!(pinned_calls(&pins).is_empty());
+    let second = dataplane.install(other_peer).unwrap();
+    assert_eq!(
+        pinned_calls(&pins),
+        vec![(
+            0x1001,
+            DecapSession {
+                peer_addr: [198, 51, 100, 20],
+                client_addr: [0; 4],
+                slot: second.0,
+                flags: SESSION_INSTALLED,
+            }
+        )]
+    );
+    dataplane.shutdown().unwrap();
+}
+
+/// Pins left by an agent from before the array (`SESSIONS_BY_CALL` a hash keyed by
+/// peer address and call ID, made here with bpftool) do not stop a new agent from
+/// loading.
+#[test]
+fn an_older_agents_session_hash_is_unpinned() {
+    let bpffs = TempBpffs::for_test("dataplane-old-pins").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    pins.prepare().unwrap();
+    let old = pins.object(maps::SESSIONS_BY_CALL);
+    let status = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args(["type", "hash", "key", "8", "value", "12", "entries", "16"])
+        .args(["name", "SESSIONS_BY_CAL"])
+        .status()
+        .expect("bpftool (run `cargo xtask setup`)");
+    assert!(
+        status.success() && old.exists(),
+        "bpftool map create failed"
+    );
+    let dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    assert!(pinned_calls(&pins).is_empty());
     dataplane.shutdown().unwrap();
 }

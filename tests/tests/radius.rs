@@ -14,11 +14,6 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use aya::maps::{HashMap, Map, MapData};
-use pptp_common::{
-    maps,
-    session::{CallKey, DecapSession},
-};
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE, start_configured},
     demo::wait_for,
@@ -52,10 +47,10 @@ frank   Cleartext-Password := "frank-pw"
 "#;
 
 fn installed_calls(bpffs: &std::path::Path) -> usize {
-    let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
-    let map: HashMap<MapData, CallKey, DecapSession> =
-        HashMap::try_from(Map::HashMap(MapData::from_pin(path).unwrap())).unwrap();
-    map.keys().count()
+    let pins = pptp_agent::dataplane::bpffs::PinDir::new(bpffs, SERVER_INSTANCE).unwrap();
+    pptp_agent::dataplane::report::installed_calls(&pins)
+        .unwrap()
+        .len()
 }
 
 fn sessions(lab: &Lab, bin: &std::path::Path) -> Vec<serde_json::Value> {

@@ -5,11 +5,6 @@
 
 use std::{net::SocketAddrV4, time::Duration};
 
-use aya::maps::{HashMap, Map, MapData};
-use pptp_common::{
-    maps,
-    session::{CallKey, DecapSession},
-};
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE},
     demo::wait_for,
@@ -32,10 +27,10 @@ fn stats(bpffs: &std::path::Path) -> serde_json::Value {
 }
 
 fn installed_calls(bpffs: &std::path::Path) -> usize {
-    let path = bpffs.join(SERVER_INSTANCE).join(maps::SESSIONS_BY_CALL);
-    let map: HashMap<MapData, CallKey, DecapSession> =
-        HashMap::try_from(Map::HashMap(MapData::from_pin(path).unwrap())).unwrap();
-    map.keys().count()
+    let pins = pptp_agent::dataplane::bpffs::PinDir::new(bpffs, SERVER_INSTANCE).unwrap();
+    pptp_agent::dataplane::report::installed_calls(&pins)
+        .unwrap()
+        .len()
 }
 
 /// Routes and addresses without `ip`: the concentrator and the client run with a PATH

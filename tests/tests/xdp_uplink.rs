@@ -7,7 +7,7 @@ mod support;
 use pptp_common::{
     maps::PROG_UPLINK,
     police::SessionPolicers,
-    session::{CallKey, Config, DecapSession, NextHop, SESSION_FAST, SeqState},
+    session::{Config, DecapSession, NextHop, SESSION_FAST, SESSION_INSTALLED, SeqState},
 };
 use support::*;
 
@@ -41,19 +41,21 @@ fn inner(ttl: u8) -> Ipv4 {
 fn loaded() -> Loaded {
     let mut l = Loaded::new("xdp-uplink");
     l.add_decap(
-        CallKey::new(PEER, CALL),
+        CALL,
         DecapSession {
+            peer_addr: PEER,
             client_addr: CLIENT,
             slot: SLOT,
-            flags: SESSION_FAST,
+            flags: SESSION_INSTALLED | SESSION_FAST,
         },
     );
     l.add_decap(
-        CallKey::new(SLOW_PEER, SLOW_CALL),
+        SLOW_CALL,
         DecapSession {
+            peer_addr: SLOW_PEER,
             client_addr: [192, 0, 2, 11],
             slot: SLOW_SLOT,
-            flags: 0,
+            flags: SESSION_INSTALLED,
         },
     );
     l.add_next_hop(LAN_HOST, LAN_HOP);

@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Skip the `perf record` profile of the XDP data plane (taken when perf is installed).
     #[arg(long)]
     no_perf: bool,
+    /// Sessions installed in the XDP bench, one run per count (the fast path must cost
+    /// no more at 50,000 than at 500).
+    #[arg(long, value_delimiter = ',', default_values_t = [500, 50_000])]
+    xdp_sessions: Vec<usize>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -45,11 +49,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !perf && !args.no_perf {
         eprintln!("xtask: perf not found: the benchmark runs without a profile");
     }
-    cmd::run(
-        bench("pptp-tests", "xdp")
-            .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
-            .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" }),
-    )?;
+    for sessions in &args.xdp_sessions {
+        cmd::run(
+            bench("pptp-tests", "xdp")
+                .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
+                .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" })
+                .env("PPTP_BENCH_SESSIONS", sessions.to_string()),
+        )?;
+    }
     cmd::run(&mut bench("pptp-agent", "mppe"))?;
     let agent = cmd::build_agent(true)?;
     cmd::run(

@@ -4,10 +4,10 @@
 use std::net::Ipv4Addr;
 
 use anyhow::Context as _;
-use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use pptp_common::{
     maps,
-    session::{CallKey, DecapSession, SESSION_FAST, SessionCounters},
+    session::{CALL_IDS, DecapSession, SESSION_FAST, SESSION_INSTALLED, SessionCounters},
 };
 use serde::Serialize;
 
@@ -36,6 +36,22 @@ pub struct SessionRow {
     pub counters: SessionCounters,
 }
 
+/// The installed entries of the pinned `SESSIONS_BY_CALL` in `pins`, by our call
+/// ID (every one of the [`CALL_IDS`] entries is read: a few tens of milliseconds).
+pub fn installed_calls(pins: &PinDir) -> anyhow::Result<Vec<(u16, DecapSession)>> {
+    let data = MapData::from_pin(pins.object(maps::SESSIONS_BY_CALL))
+        .with_context(|| format!("opening the pinned map {}", maps::SESSIONS_BY_CALL))?;
+    let calls: Array<MapData, DecapSession> = Array::try_from(Map::Array(data))?;
+    let mut installed = Vec::new();
+    for call_id in 0..CALL_IDS {
+        let entry = calls.get(&call_id, 0)?;
+        if entry.flags & SESSION_INSTALLED != 0 {
+            installed.push((call_id as u16, entry));
+        }
+    }
+    Ok(installed)
+}
+
 /// Everything `stats` prints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -52,13 +68,10 @@ impl Report {
             MapData::from_pin(pins.object(name))
                 .with_context(|| format!("opening the pinned map {name}"))
         };
-        let calls: HashMap<MapData, CallKey, DecapSession> =
-            HashMap::try_from(Map::HashMap(open(maps::SESSIONS_BY_CALL)?))?;
         let counters: PerCpuArray<MapData, SessionCounters> =
             PerCpuArray::try_from(Map::PerCpuArray(open(maps::SESSION_COUNTERS)?))?;
         let mut sessions = Vec::new();
-        for entry in calls.iter() {
-            let (key, session) = entry?;
+        for (call_id, session) in installed_calls(pins)? {
             let mut sum = SessionCounters::default();
             counters
                 .get(&session.slot, 0)?
@@ -66,8 +79,8 @@ impl Report {
                 .for_each(|c| sum.add(c));
             sessions.push(SessionRow {
                 slot: session.slot,
-                peer: Ipv4Addr::from(key.peer_addr),
-                call_id: key.call_id,
+                peer: Ipv4Addr::from(session.peer_addr),
+                call_id,
                 client: (session.client_addr != [0; 4])
                     .then(|| Ipv4Addr::from(session.client_addr)),
                 path: if session.flags & SESSION_FAST != 0 {

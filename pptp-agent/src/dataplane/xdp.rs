@@ -2,24 +2,33 @@
 //! maps pinned, attach them (uplink: decapsulation; LAN: encapsulation), and
 //! install, switch and remove sessions.
 //!
-//! A call is installed as soon as it is up ([`XdpDataplane::install`]): an entry in
-//! `SESSIONS_BY_CALL` and a slot in the per-session arrays, so that the uplink
+//! A call is installed as soon as it is up ([`XdpDataplane::install`]): the entry of
+//! its call ID (ours) in `SESSIONS_BY_CALL` and a slot in the per-session arrays, so
+//! that the uplink
 //! program keeps its GRE sequence numbers from the first packet and hands its PPP
 //! negotiation to the agent. When IPCP opens, [`XdpDataplane::set_network`] gives it
 //! its client address (and `SESSIONS_BY_CLIENT` for the LAN program) and, unless the
 //! session uses MPPE, the fast flag: from then on XDP forwards its IPv4 data.
 //! [`XdpDataplane::set_rate`] writes its rate limit into `SESSION_POLICE`.
 //!
+//! `SESSIONS_BY_CALL` is an array indexed by our call ID, so one call ID is one
+//! session whatever its peer: the concentrator draws every call's ID from one
+//! allocator (`pptp-agent/src/pptp/call_id.rs`, shared by all control connections
+//! and the demand-dial calls), and [`XdpDataplane::install`] refuses a call ID that
+//! is installed already ([`DataplaneError::CallIdTaken`]) rather than overwrite
+//! another peer's session. An entry only ever goes from empty to a session and back
+//! (removal zeroes it), never from one peer's session to another's.
+//!
 //! Restart: the maps are pinned, so a new agent finds what a crashed one left. It
 //! cannot own those sessions (their control connections died with the old
 //! process), so [`XdpDataplane::load`] flushes them: nothing stale keeps forwarding.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, MapData, MapInfo, MapType, PerCpuArray, PerCpuValues},
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 use pptp_common::{
@@ -27,8 +36,8 @@ use pptp_common::{
     police::{Policer, SessionPolicers},
     rate::RateLimit,
     session::{
-        CallKey, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SESSION_FAST,
-        SessionCounters,
+        CALL_IDS, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SESSION_FAST,
+        SESSION_INSTALLED, SessionCounters,
     },
 };
 
@@ -53,7 +62,7 @@ pub struct XdpOptions {
 pub struct XdpDataplane {
     ebpf: Ebpf,
     pins: PinDir,
-    by_call: HashMap<MapData, CallKey, DecapSession>,
+    by_call: Array<MapData, DecapSession>,
     by_client: HashMap<MapData, [u8; 4], EncapSession>,
     session_counters: PerCpuArray<MapData, SessionCounters>,
     police: Array<MapData, SessionPolicers>,
@@ -61,9 +70,9 @@ pub struct XdpDataplane {
     capture: Array<MapData, u32>,
     seq: SeqSpace,
     installed: BTreeMap<Slot, SessionSpec>,
-    /// The slot holding each client address (so that [`Self::set_network`] finds
-    /// an address's owner without walking every session).
-    by_address: std::collections::HashMap<std::net::Ipv4Addr, Slot>,
+    /// The installed sessions by our call ID and by client address.
+    calls: BTreeMap<u16, Slot>,
+    clients: BTreeMap<Ipv4Addr, Slot>,
     free: Vec<u32>,
     attached: Vec<String>,
 }
@@ -73,6 +82,7 @@ impl XdpDataplane {
     /// agent left behind and writes the configuration.
     pub fn load(pins: PinDir, options: XdpOptions) -> anyhow::Result<Self> {
         pins.prepare()?;
+        unpin_old_layout(&pins)?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.path())
             .load(BPF_OBJECT)
@@ -108,7 +118,7 @@ impl XdpDataplane {
         // The mapping keeps the map alive; the fd may close.
         let seq = SeqSpace::map(&seq_map)?;
         let mut dataplane = Self {
-            by_call: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CALL)?)?,
+            by_call: Array::try_from(take(&mut ebpf, maps::SESSIONS_BY_CALL)?)?,
             by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
             session_counters: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_COUNTERS)?)?,
             police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
@@ -117,7 +127,8 @@ impl XdpDataplane {
             ebpf,
             pins,
             installed: BTreeMap::new(),
-            by_address: std::collections::HashMap::new(),
+            calls: BTreeMap::new(),
+            clients: BTreeMap::new(),
             free: (0..MAX_SESSIONS).rev().collect(),
             attached: Vec::new(),
         };
@@ -134,11 +145,14 @@ impl XdpDataplane {
     }
 
     fn flush_stale(&mut self) -> anyhow::Result<usize> {
-        let calls: Vec<CallKey> = self.by_call.keys().collect::<Result<_, _>>()?;
-        let clients: Vec<[u8; 4]> = self.by_client.keys().collect::<Result<_, _>>()?;
-        for key in &calls {
-            self.by_call.remove(key)?;
+        let mut calls = 0;
+        for call_id in 0..CALL_IDS {
+            if self.by_call.get(&call_id, 0)?.flags & SESSION_INSTALLED != 0 {
+                self.by_call.set(call_id, DecapSession::default(), 0)?;
+                calls += 1;
+            }
         }
+        let clients: Vec<[u8; 4]> = self.by_client.keys().collect::<Result<_, _>>()?;
         for key in &clients {
             self.by_client.remove(key)?;
         }
@@ -148,7 +162,7 @@ impl XdpDataplane {
         for key in &cached {
             hops.remove(key)?;
         }
-        Ok(calls.len().max(clients.len()))
+        Ok(calls.max(clients.len()))
     }
 
     /// Attaches the decapsulating program to the uplink.
@@ -194,6 +208,15 @@ impl XdpDataplane {
 
     /// Installs a call whose network layer is not up yet; returns its slot.
     pub fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError> {
+        if self.free.is_empty() {
+            return Err(DataplaneError::SlotsFull(MAX_SESSIONS));
+        }
+        if let Some(&owner) = self.calls.get(&call.local_call_id) {
+            return Err(DataplaneError::CallIdTaken {
+                call_id: call.local_call_id,
+                owner,
+            });
+        }
         let slot = Slot(
             self.free
                 .pop()
@@ -214,6 +237,7 @@ impl XdpDataplane {
             return Err(e);
         }
         self.installed.insert(slot, spec);
+        self.calls.insert(call.local_call_id, slot);
         Ok(slot)
     }
 
@@ -262,8 +286,11 @@ impl XdpDataplane {
             .installed
             .get(&slot)
             .ok_or(DataplaneError::NoSuchSlot(slot))?;
-        let owner = self.by_address.get(&network.client_addr);
-        if let Some(&owner) = owner.filter(|owner| **owner != slot) {
+        if let Some(&owner) = self
+            .clients
+            .get(&network.client_addr)
+            .filter(|&&owner| owner != slot)
+        {
             return Err(DataplaneError::AddressTaken {
                 address: network.client_addr,
                 owner,
@@ -276,6 +303,7 @@ impl XdpDataplane {
             self.by_client
                 .remove(&old.client_addr.octets())
                 .map_err(kernel)?;
+            self.clients.remove(&old.client_addr);
         }
         spec.network = Some(network);
         self.by_client
@@ -299,21 +327,22 @@ impl XdpDataplane {
             .insert(slot, spec)
             .and_then(|old| old.network)
         {
-            self.by_address.remove(&old.client_addr);
+            self.clients.remove(&old.client_addr);
         }
-        self.by_address.insert(network.client_addr, slot);
+        self.clients.insert(network.client_addr, slot);
         Ok(())
     }
 
     fn write_call(&mut self, slot: Slot, spec: &SessionSpec) -> Result<(), DataplaneError> {
         let client = spec.network.map_or([0; 4], |n| n.client_addr.octets());
         self.by_call
-            .insert(
-                CallKey::new(spec.call.peer_addr.octets(), spec.call.local_call_id),
+            .set(
+                u32::from(spec.call.local_call_id),
                 DecapSession {
+                    peer_addr: spec.call.peer_addr.octets(),
                     client_addr: client,
                     slot: slot.0,
-                    flags: flags(spec),
+                    flags: flags(spec) | SESSION_INSTALLED,
                 },
                 0,
             )
@@ -336,13 +365,15 @@ impl XdpDataplane {
             .installed
             .remove(&slot)
             .ok_or(DataplaneError::NoSuchSlot(slot))?;
-        let by_call = self.by_call.remove(&CallKey::new(
-            spec.call.peer_addr.octets(),
-            spec.call.local_call_id,
-        ));
+        self.calls.remove(&spec.call.local_call_id);
+        let by_call = self.by_call.set(
+            u32::from(spec.call.local_call_id),
+            DecapSession::default(),
+            0,
+        );
         let by_client = match spec.network {
             Some(n) => {
-                self.by_address.remove(&n.client_addr);
+                self.clients.remove(&n.client_addr);
                 self.by_client.remove(&n.client_addr.octets())
             }
             None => Ok(()),
@@ -460,6 +491,25 @@ fn flags(spec: &SessionSpec) -> u32 {
 /// A map operation the kernel refused.
 fn kernel(e: impl std::error::Error + Send + Sync + 'static) -> DataplaneError {
     DataplaneError::Kernel(Box::new(e))
+}
+
+/// Removes the pin of a `SESSIONS_BY_CALL` that is not an array: the hash keyed by
+/// (peer address, call ID) of an agent before the array. Its sessions could not be
+/// kept anyway ([`XdpDataplane::load`] flushes what a previous agent left); without
+/// this, the loader would reuse the pinned hash and the kernel refuse the programs.
+fn unpin_old_layout(pins: &PinDir) -> anyhow::Result<()> {
+    let path = pins.object(maps::SESSIONS_BY_CALL);
+    if !path.exists() {
+        return Ok(());
+    }
+    let map_type = MapInfo::from_pin(&path)
+        .and_then(|info| info.map_type())
+        .with_context(|| format!("reading {}", path.display()))?;
+    if map_type != MapType::Array {
+        tracing::warn!(path = %path.display(), ?map_type, "removing the pin of an older agent's session map");
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {

@@ -54,6 +54,10 @@ pub enum DataplaneError {
     /// Every slot of the per-session arrays is in use.
     #[error("all {0} session slots are in use")]
     SlotsFull(u32),
+    /// Another session has this call ID of ours (the data plane looks sessions up
+    /// by our call ID alone: the concentrator has one call-ID space).
+    #[error("call ID {call_id} already belongs to the session in slot {}", .owner.0)]
+    CallIdTaken { call_id: u16, owner: Slot },
     /// Another session has this client address.
     #[error("address {address} already belongs to the session in slot {}", .owner.0)]
     AddressTaken { address: Ipv4Addr, owner: Slot },

@@ -26,9 +26,9 @@ use pptp_agent::dataplane::{counters::GlobalCounters, xdp::XdpDataplane};
 use pptp_tests::{bench_lab::link, sample::median};
 
 use crate::{
-    BATCH, Direction, GenConfig, Plane, ROUNDS, SESSIONS, TEMPLATE_LEN,
+    BATCH, Direction, GenConfig, Plane, ROUNDS, TEMPLATE_LEN,
     frames::frame,
-    in_ns, napi, pinned_cpu, program,
+    in_ns, installed, napi, pinned_cpu, program,
     sinks::{End, Sinks},
 };
 
@@ -153,7 +153,7 @@ pub fn set_templates(
 ) -> anyhow::Result<Vec<u8>> {
     let mut templates: Array<&mut MapData, [u64; TEMPLATE_LEN / 8]> =
         Array::try_from(bench.map_mut("GEN_TEMPLATES").context("no GEN_TEMPLATES")?)?;
-    for i in 0..SESSIONS {
+    for i in 0..installed() {
         let f = frame(direction, plane, i, size);
         let mut t = [0u64; TEMPLATE_LEN / 8];
         for (word, bytes) in t.iter_mut().zip(f[..TEMPLATE_LEN].chunks_exact(8)) {
@@ -170,7 +170,7 @@ pub fn set_templates(
     config.set(
         0,
         GenConfig {
-            count: SESSIONS as u32,
+            count: installed() as u32,
             gre_seq: gre_seq.into(),
         },
         0,

@@ -4,7 +4,7 @@
 //!
 //! Topology ([`pptp_tests::bench_lab`]): three identical namespace chains
 //! `wan end -- concentrator -- LAN end`, one per data plane:
-//! - **ours**: the agent's [`XdpDataplane`] with [`SESSIONS`] fast sessions installed
+//! - **ours**: the agent's [`XdpDataplane`] with [`installed`] fast sessions installed
 //!   through its API, `pptp_uplink` on the uplink, `pptp_lan` on the LAN link;
 //! - **(a) bare redirect**: an XDP program that redirects every frame, unparsed, to
 //!   the other link (the limit of this machine);
@@ -51,8 +51,12 @@
 //! `NEXT_HOPS` emptied before every call, the decap and encap figures show what a
 //! `bpf_fib_lookup` per packet would cost.
 //!
-//! Sessions: the documentation ranges hold 500 distinct client addresses besides the
-//! links, so the bench installs 500 sessions (60 peer addresses, several calls each).
+//! Sessions: [`SESSIONS`] (500) by default, `PPTP_BENCH_SESSIONS` (up to
+//! [`MAX_BENCH_SESSIONS`]) otherwise, over 60 peer addresses (several calls each, as
+//! PACs carry many users' calls). The first 500 clients have addresses in the
+//! documentation ranges, the rest in 198.18.0.0/16 ([`addr::client`]). Our call IDs
+//! are spread over the 16-bit space ([`session`]), as the concentrator's random
+//! allocator spreads them, not packed in one run of neighbouring map entries.
 //!
 //! Rate limits (`policed.rs`): the decap and encap cases again with a policer on
 //! every session, against the same run's figures without.
@@ -86,7 +90,7 @@ use pptp_agent::{
         bpffs::PinDir,
         xdp::{XdpDataplane, XdpOptions},
     },
-    engine::kernel::{CallSpec, NetworkSpec},
+    engine::kernel::{CallSpec, NetworkSpec, Slot},
 };
 use pptp_tests::{
     bench_lab::{self, BenchLab, addr, link},
@@ -97,8 +101,12 @@ use pptp_tests::{
 use live::{Mode, NapiThreads, Senders};
 use sinks::Sinks;
 
-/// Sessions installed (and templates the generator cycles through).
+/// Sessions installed (and templates the generator cycles through) unless
+/// `PPTP_BENCH_SESSIONS` says otherwise (see [`sessions`]).
 const SESSIONS: usize = 500;
+/// Most sessions the bench installs (templates in `bench_gen`, `MAX_TEMPLATES` of
+/// `pptp-ebpf/src/bench.rs`).
+const MAX_BENCH_SESSIONS: usize = 60_000;
 /// Inner packet sizes (IPv4 total length).
 const SIZES: [usize; 2] = [64, 1400];
 /// Rounds per data plane and case; the report gives their median.
@@ -162,6 +170,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
+    let sessions = sessions_from_env()?;
+    INSTALLED.get_or_init(|| sessions);
     let round = std::env::var("PPTP_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -194,11 +204,16 @@ fn run() -> anyhow::Result<()> {
     let bare_up = bare_redirect(&bare.concentrator, link::UPLINK, link::LAN)?;
     let bare_lan = bare_redirect(&bare.concentrator, link::LAN, link::UPLINK)?;
 
-    // Ours: the agent's data plane with SESSIONS fast sessions.
+    // Ours: the agent's data plane with `sessions` fast sessions.
     let pins = PinDir::new(bpffs.path(), "bench")?;
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions { drop_unknown: true })?;
-    let mut slots = Vec::new();
-    for i in 0..SESSIONS {
+    // Installed in a shuffled order, so that session i's slot is not i: the
+    // generator visits the sessions in order, and slots in order would let the CPU
+    // prefetch the per-slot arrays, which real traffic does not allow.
+    let mut slots = vec![Slot(0); sessions];
+    let step = coprime_step(sessions);
+    for k in 0..sessions {
+        let i = k * step % sessions;
         let s = session(i);
         let slot = dataplane.install(CallSpec {
             peer_addr: s.peer,
@@ -214,7 +229,7 @@ fn run() -> anyhow::Result<()> {
                 fast: true,
             },
         )?;
-        slots.push(slot);
+        slots[i] = slot;
     }
     in_ns(&ours.concentrator, || {
         dataplane.attach_uplink(link::UPLINK)?;
@@ -235,7 +250,7 @@ fn run() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     eprintln!(
-        "bench: {SESSIONS} sessions installed, {ROUNDS} rounds of {:.1} s per data plane and case",
+        "bench: {sessions} sessions installed, {ROUNDS} rounds of {:.1} s per data plane and case",
         round.as_secs_f64()
     );
     let no_napi = NapiThreads::new();
@@ -297,13 +312,9 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
-    // Sequence numbers for the per-packet timings: above anything sent so far.
-    let mut rx = 0;
-    for slot in &slots {
-        rx += dataplane.session_counters(*slot)?.rx_packets;
-    }
+    // The per-packet timings continue every session's window from where it stands.
     let timings = in_ns(&ours.concentrator, || {
-        timing::per_packet(&bench, &bare_up, &pins, rx)
+        timing::per_packet(&bench, &bare_up, &pins, &windows(&dataplane, &slots))
     })??;
 
     policed::measure_timings(
@@ -314,7 +325,6 @@ fn run() -> anyhow::Result<()> {
         &slots,
         &pins,
         &ours.concentrator,
-        rx + timings.len() as u64 * 2 * TIMING_CALLS as u64,
     )?;
 
     let load_after = load_average();
@@ -354,6 +364,26 @@ fn threaded_napi(lab: &BenchLab) -> anyhow::Result<NapiThreads> {
     Ok(threads)
 }
 
+/// A step coprime to `n` from about 5/8 of it: `k * step % n` visits every session
+/// once, neighbours far apart.
+fn coprime_step(n: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    (n * 5 / 8..=n).find(|&p| gcd(p, n) == 1).unwrap_or(1)
+}
+
+/// The highest sequence number accepted so far on each session (by session index).
+fn windows(dataplane: &XdpDataplane, slots: &[Slot]) -> Vec<u32> {
+    slots
+        .iter()
+        .map(|slot| dataplane.seq().highest_received(slot.0).unwrap_or(0))
+        .collect()
+}
+
 /// One session's identifiers.
 struct Session {
     peer: Ipv4Addr,
@@ -362,10 +392,35 @@ struct Session {
     client: Ipv4Addr,
 }
 
+/// The number of sessions installed: set once by [`run`] from
+/// `PPTP_BENCH_SESSIONS`.
+static INSTALLED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// `PPTP_BENCH_SESSIONS` (1 to [`MAX_BENCH_SESSIONS`]) or [`SESSIONS`].
+fn sessions_from_env() -> anyhow::Result<usize> {
+    let Some(value) = std::env::var_os("PPTP_BENCH_SESSIONS") else {
+        return Ok(SESSIONS);
+    };
+    match value.to_str().and_then(|v| v.parse().ok()) {
+        Some(n) if (1..=MAX_BENCH_SESSIONS).contains(&n) => Ok(n),
+        _ => bail!(
+            "PPTP_BENCH_SESSIONS={value:?}: the bench installs 1 to {MAX_BENCH_SESSIONS} sessions"
+        ),
+    }
+}
+
+/// The number of sessions installed.
+fn installed() -> usize {
+    *INSTALLED.get().unwrap_or(&SESSIONS)
+}
+
+/// Session `i`: our call ID is `(i + 1) * 40503 mod 65536` (an odd multiplier: a
+/// permutation of the 16-bit values that never gives 0 for `i < 65535`), so that
+/// neighbouring sessions' IDs lie far apart.
 fn session(i: usize) -> Session {
     Session {
         peer: addr::peer(i % addr::PEERS),
-        call_id: 0x1000 + i as u16,
+        call_id: ((i as u32 + 1).wrapping_mul(40_503) & 0xffff) as u16,
         peer_call_id: 0x4000 + i as u16,
         client: addr::client(i),
     }

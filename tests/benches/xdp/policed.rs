@@ -2,7 +2,7 @@
 //! policer installed on every session, measured in the same run as without.
 //!
 //! Two limits, high enough that nothing is dropped (the live rounds spread a few
-//! Mpps over [`SESSIONS`] sessions): a plain rate, and one with MikroTik bursts (the
+//! Mpps over the installed sessions): a plain rate, and one with MikroTik bursts (the
 //! sub-window bookkeeping of `pptp_common::police` on every packet). The live
 //! figure is the whole pipeline's, 64 B inner, as in the main table; each is given
 //! against (a), the bare redirect of the same rounds, so that the machine's drift
@@ -83,8 +83,8 @@ pub fn measure_live(
     Ok(out)
 }
 
-/// The per-packet timings of every limit, after the main ones (`seq_base`: the
-/// sessions' received packets then); the sessions have no limit afterwards.
+/// The per-packet timings of every limit, after the main ones; the sessions have no
+/// limit afterwards.
 #[allow(clippy::too_many_arguments)]
 pub fn measure_timings(
     policed: &mut [Policed],
@@ -94,14 +94,13 @@ pub fn measure_timings(
     slots: &[pptp_agent::engine::kernel::Slot],
     pins: &PinDir,
     ns: &str,
-    seq_base: u64,
 ) -> anyhow::Result<()> {
-    for (k, p) in policed.iter_mut().enumerate() {
+    for p in policed.iter_mut() {
         let text = LIMITS.iter().find(|(n, _)| *n == p.name).map(|(_, t)| *t);
         set_all(dataplane, slots, &limit(text.unwrap_or_default())?)?;
-        // Each timing run takes its sequence numbers from above the last one's.
-        let base = seq_base + 5_000_000 * (k as u64 + 1);
-        p.timings = crate::in_ns(ns, || timing::per_packet(bench, bare_up, pins, base))??;
+        // Each timing run continues the windows where the last one left them.
+        let windows = crate::windows(dataplane, slots);
+        p.timings = crate::in_ns(ns, || timing::per_packet(bench, bare_up, pins, &windows))??;
         check_nothing_policed(dataplane, slots, p.name)?;
     }
     set_all(dataplane, slots, &RateLimit::default())

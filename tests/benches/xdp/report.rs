@@ -3,7 +3,7 @@
 //! how ours' counters moved, and the per-packet timings.
 
 use crate::{
-    Direction, Plane, ROUNDS, SESSIONS, TIMING_CALLS,
+    Direction, Plane, ROUNDS, TIMING_CALLS, installed,
     live::{Case, Kind},
     timing::Timing,
 };
@@ -25,7 +25,8 @@ pub fn print(
 ) {
     println!();
     println!(
-        "pptp-xdp XDP benchmark: {SESSIONS} sessions, medians of {ROUNDS} rounds; only frames of the kind each plane must deliver count"
+        "pptp-xdp XDP benchmark: {} sessions, medians of {ROUNDS} rounds; only frames of the kind each plane must deliver count",
+        installed()
     );
     println!("load average before: {load_before}; after: {load_after}");
     println!();

@@ -11,7 +11,7 @@ use pptp_common::{maps, session::NextHop};
 use pptp_tests::bench_lab::{addr, link};
 
 use crate::{
-    Direction, Plane, SESSIONS, TIMING_CALLS, XDP_PASS, XDP_REDIRECT, frames::frame, program,
+    Direction, Plane, TIMING_CALLS, XDP_PASS, XDP_REDIRECT, frames::frame, installed, program,
     program_mut, session,
 };
 
@@ -65,11 +65,15 @@ fn time_repeat(program: &Xdp, ctx: &[u8], data: &[u8], repeat: u32) -> anyhow::R
 }
 
 /// Runs inside the "ours" concentrator namespace (the FIB lookups see its routes).
+/// `windows`: the highest sequence number each session has accepted; every decap
+/// frame carries its session's next one (one frame per session per round robin, so
+/// with 50,000 sessions and [`TIMING_CALLS`] calls each session sees one or two:
+/// a jump past the window would be dropped, `pptp_common::seq`).
 pub fn per_packet(
     bench: &Ebpf,
     bare_up: &Ebpf,
     pins: &PinDir,
-    seq_base: u64,
+    windows: &[u32],
 ) -> anyhow::Result<Vec<Timing>> {
     // The data plane's programs, loaded again with the same pinned maps.
     let mut programs = EbpfLoader::new()
@@ -89,15 +93,17 @@ pub fn per_packet(
             .flat_map(|v: &u32| v.to_ne_bytes())
             .collect()
     };
-    // Sequence numbers above anything the live rounds sent.
-    let seq0 = seq_base + 1_000_000;
-    let decap_frame = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
-        let seq = (seq0 + n as u64) as u32;
+    // Frame `n` of the `round`th run over the sessions: its session's next number.
+    let per_session = TIMING_CALLS.div_ceil(installed()) + 1;
+    let decap_at = |round: usize, n: usize| {
+        let i = n % installed();
+        let mut f = frame(Direction::Decap, Plane::Ours, i, 64);
+        let seq = windows[i].wrapping_add(1 + (round * per_session + n / installed()) as u32);
         f[42..46].copy_from_slice(&seq.to_be_bytes());
         f
     };
-    let encap_frame = |n: usize| frame(Direction::Encap, Plane::Ours, n % SESSIONS, 64);
+    let decap_frame = |n: usize| decap_at(0, n);
+    let encap_frame = |n: usize| frame(Direction::Encap, Plane::Ours, n % installed(), 64);
     let nothing = |_| Ok(());
     let mut timings = Vec::new();
     let mut push = |what: &str, (median_ns, verdict): (u64, u32)| {
@@ -130,13 +136,7 @@ pub fn per_packet(
             nothing,
         )?,
     );
-    let seq1 = seq0 + TIMING_CALLS as u64;
-    let decap_frame2 = |n: usize| {
-        let mut f = frame(Direction::Decap, Plane::Ours, n % SESSIONS, 64);
-        let seq = (seq1 + n as u64) as u32;
-        f[42..46].copy_from_slice(&seq.to_be_bytes());
-        f
-    };
+    let decap_frame2 = |n: usize| decap_at(1, n);
     let not_forced = std::cell::Cell::new(0usize);
     push(
         "pptp_uplink decap, bpf_fib_lookup every packet",
@@ -161,12 +161,12 @@ pub fn per_packet(
         time_program(lan_prog, &ctx(lan), TIMING_CALLS, encap_frame, |n| {
             if n > 0
                 && hops
-                    .get(&session((n - 1) % SESSIONS).peer.octets(), 0)
+                    .get(&session((n - 1) % installed()).peer.octets(), 0)
                     .is_err()
             {
                 not_forced.set(not_forced.get() + 1);
             }
-            let _ = hops.remove(&session(n % SESSIONS).peer.octets());
+            let _ = hops.remove(&session(n % installed()).peer.octets());
             Ok(())
         })?,
     );

@@ -14,7 +14,7 @@ use pptp_common::{
     maps,
     police::{Limit, Policer, SessionPolicers},
     rate::Direction,
-    session::{CallKey, Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
+    session::{Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
     wire::{gre, ipv4},
 };
 use pptp_tests::bpffs::TempBpffs;
@@ -143,10 +143,11 @@ impl Loaded {
         map.set(0, config, 0).unwrap();
     }
 
-    pub fn add_decap(&mut self, key: CallKey, session: DecapSession) {
-        let mut map: HashMap<&mut MapData, CallKey, DecapSession> =
-            HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
-        map.insert(key, session, 0).unwrap();
+    /// Writes the entry of our call ID `call_id` (installed by its flags).
+    pub fn add_decap(&mut self, call_id: u16, session: DecapSession) {
+        let mut map: Array<&mut MapData, DecapSession> =
+            Array::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
+        map.set(u32::from(call_id), session, 0).unwrap();
     }
 
     pub fn add_encap(&mut self, client: [u8; 4], session: EncapSession) {

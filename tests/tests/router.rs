@@ -433,6 +433,8 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
             .map(|i| (i["dials"].as_u64().unwrap(), i["state"].clone()))
     };
     let [(sea_dials, _), (ny_dials, _)] = dials(&s);
+    let log_of = |router: &Router| std::fs::read_to_string(&router.agent.log).unwrap();
+    let marks = [log_of(&s.seattle).len(), log_of(&s.new_york).len()];
     for ns in [&sea, &ny] {
         nft::hold_tcp_port(ns, 1723).unwrap();
     }
@@ -458,13 +460,30 @@ fn seattle_and_new_york_dial_each_other_on_demand() {
     });
     let both = (from_seattle.join().unwrap(), from_new_york.join().unwrap());
     assert_eq!(both, (true, true), "\n{}", s.logs());
-    for (name, router) in [("Seattle", &s.seattle), ("New York", &s.new_york)] {
-        let log = std::fs::read_to_string(&router.agent.log).unwrap();
+    // Both calls placed: a router that has both bound to its interface settles them
+    // (logs it and clears one); the other may see its duplicate cleared before it
+    // was bound (authenticated), so at least one of the two says so. A router whose
+    // SYN still waited for TCP's retransmission when the other call bound the
+    // interface may never place its own: then there is nothing to settle
+    // (engine::tests::routers covers the collision itself on a virtual clock).
+    let logs: Vec<String> = [(&s.seattle, marks[0]), (&s.new_york, marks[1])]
+        .into_iter()
+        .map(|(router, mark)| log_of(router)[mark..].to_string())
+        .collect();
+    let placed = logs
+        .iter()
+        .all(|log| log.contains("control connection established"));
+    let settled = logs
+        .iter()
+        .any(|log| log.contains("two calls for one interface"));
+    if placed {
         assert!(
-            log.contains("two calls for one interface"),
-            "{name} saw both calls and settled them\n{}",
+            settled,
+            "both calls placed, and one router settled them\n{}",
             s.logs()
         );
+    } else {
+        eprintln!("one call only in this collision: the other router's dial never connected");
     }
     wait_for(Duration::from_secs(5), || {
         s.seattle.sessions().len() == 1 && s.new_york.sessions().len() == 1

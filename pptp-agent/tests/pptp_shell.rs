@@ -3,20 +3,72 @@
 //! a peer that stops reading is dropped within the write timeout; a call's reply
 //! waits until the hub has acted on the call.
 
-use std::time::Duration;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use pptp_agent::pptp::call::OutgoingCallParams;
+use pptp_agent::pptp::call_id::CallIdAllocator;
 use pptp_agent::pptp::control::{CloseReason, ControlConfig, ControlConnection, Event, Roles};
 use pptp_agent::pptp::message::StopReason;
 use pptp_agent::pptp::shell::{CallClears, Channels, Command, Pass, ShellLimits, drive};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("event in time")
         .expect("shell alive")
+}
+
+/// Commands to one of the tests' connections.
+type Commands = mpsc::Receiver<Command<CallIdAllocator>>;
+
+/// Answers the first connection on `listener` with `limits`, telling `log` what the
+/// owner's `on_event` passes on.
+fn answer_one(
+    listener: TcpListener,
+    commands: Commands,
+    log: mpsc::Sender<Event>,
+    limits: ShellLimits,
+    on_event: impl FnMut(&mut ControlConnection, Event, Instant) -> Option<Pass<Event>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = ControlConnection::answer(ControlConfig::default(), Instant::now());
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands,
+            clears: &clears,
+            out: &log,
+        };
+        drive(stream, conn, channels, limits, on_event).await
+    })
+}
+
+/// Our client (PNS) connected to `addr`, passing every event on to `log`.
+fn originate(addr: SocketAddr, commands: Commands, log: mpsc::Sender<Event>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let config = ControlConfig {
+            roles: Roles::Pns,
+            ..ControlConfig::default()
+        };
+        let conn = ControlConnection::originate(config, Instant::now());
+        let clears = CallClears::default();
+        let channels = Channels {
+            commands,
+            clears: &clears,
+            out: &log,
+        };
+        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
+            Some(Pass::on(e))
+        })
+        .await
+    })
 }
 
 #[tokio::test]
@@ -28,47 +80,19 @@ async fn call_over_loopback_tcp() {
     let (server_cmd, server_rx) = mpsc::channel::<Command<_>>(4);
     let (client_cmd, client_rx) = mpsc::channel::<Command<_>>(4);
 
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: server_rx,
-            clears: &clears,
-            out: &server_log,
-        };
-        drive(
-            stream,
-            conn,
-            channels,
-            ShellLimits::default(),
-            |conn, e, now| {
-                if let Event::CallRequested { local_call_id, .. } = e {
-                    conn.accept_call(local_call_id, now).unwrap();
-                }
-                Some(Pass::on(e))
-            },
-        )
-        .await
-    });
-    let client = tokio::spawn(async move {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let config = ControlConfig {
-            roles: Roles::Pns,
-            ..ControlConfig::default()
-        };
-        let conn = ControlConnection::originate(config, std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: client_rx,
-            clears: &clears,
-            out: &client_log,
-        };
-        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
+    let server = answer_one(
+        listener,
+        server_rx,
+        server_log,
+        ShellLimits::default(),
+        |conn, e, now| {
+            if let Event::CallRequested { local_call_id, .. } = e {
+                conn.accept_call(local_call_id, now).unwrap();
+            }
             Some(Pass::on(e))
-        })
-        .await
-    });
+        },
+    );
+    let client = originate(addr, client_rx, client_log);
 
     assert!(matches!(
         next(&mut client_events).await,
@@ -137,19 +161,8 @@ async fn peer_closing_tcp_ends_the_connection() {
     let addr = listener.local_addr().unwrap();
     let (log, mut events) = mpsc::channel(4);
     let (_cmd, rx) = mpsc::channel::<Command<_>>(1);
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: rx,
-            clears: &clears,
-            out: &log,
-        };
-        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
-            Some(Pass::on(e))
-        })
-        .await
+    let server = answer_one(listener, rx, log, ShellLimits::default(), |_, e, _| {
+        Some(Pass::on(e))
     });
     drop(TcpStream::connect(addr).await.unwrap());
     let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -178,17 +191,7 @@ async fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout() {
         outbound_bytes: 16 * 1024,
         write_timeout: Duration::from_secs(1),
     };
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: rx,
-            clears: &clears,
-            out: &log,
-        };
-        drive(stream, conn, channels, limits, |_, e, _| Some(Pass::on(e))).await
-    });
+    let server = answer_one(listener, rx, log, limits, |_, e, _| Some(Pass::on(e)));
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
@@ -253,49 +256,21 @@ async fn a_calls_reply_waits_until_the_receiver_has_acted() {
     let (acted, acted_on) = oneshot::channel();
     let mut acted_on = Some(acted_on);
 
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let conn = ControlConnection::answer(ControlConfig::default(), std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: server_rx,
-            clears: &clears,
-            out: &server_log,
-        };
-        drive(
-            stream,
-            conn,
-            channels,
-            ShellLimits::default(),
-            |conn, e, now| match e {
-                Event::CallRequested { local_call_id, .. } => {
-                    conn.accept_call(local_call_id, now).unwrap();
-                    Some(Pass::on(e))
-                }
-                Event::CallUp(_) => Some(Pass::then_write(e, acted_on.take().unwrap())),
-                e => Some(Pass::on(e)),
-            },
-        )
-        .await
-    });
-    tokio::spawn(async move {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let config = ControlConfig {
-            roles: Roles::Pns,
-            ..ControlConfig::default()
-        };
-        let conn = ControlConnection::originate(config, std::time::Instant::now());
-        let clears = CallClears::default();
-        let channels = Channels {
-            commands: client_rx,
-            clears: &clears,
-            out: &client_log,
-        };
-        drive(stream, conn, channels, ShellLimits::default(), |_, e, _| {
-            Some(Pass::on(e))
-        })
-        .await
-    });
+    answer_one(
+        listener,
+        server_rx,
+        server_log,
+        ShellLimits::default(),
+        move |conn, e, now| match e {
+            Event::CallRequested { local_call_id, .. } => {
+                conn.accept_call(local_call_id, now).unwrap();
+                Some(Pass::on(e))
+            }
+            Event::CallUp(_) => Some(Pass::then_write(e, acted_on.take().unwrap())),
+            e => Some(Pass::on(e)),
+        },
+    );
+    originate(addr, client_rx, client_log);
     assert!(matches!(
         next(&mut client_events).await,
         Event::Established(_)

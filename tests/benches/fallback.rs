@@ -14,20 +14,17 @@
 
 use std::{
     path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, ensure};
 use pptp_tests::{
-    agents,
-    demo::wait_for,
-    lab::{Lab, LabSpec, addr},
+    agents, iperf,
+    lab::{Lab, LabSpec},
     netns,
     sample::median,
 };
 
-const IPERF_PORT: u16 = 5201;
 /// Inner packet size of the RC4 measurement (a full-size TCP segment).
 const PACKET: usize = 1400;
 /// Rounds per case; the report gives their medians.
@@ -64,30 +61,11 @@ fn run_iperf(
     reverse: bool,
     seconds: u64,
 ) -> anyhow::Result<Measurement> {
-    let mut server = Command::new("iperf3");
-    server.args([
-        "-s",
-        "-1",
-        "-B",
-        &addr::LAN_HOST.to_string(),
-        "-p",
-        &IPERF_PORT.to_string(),
-    ]);
-    let lan = lab.lan_ns();
-    let iperf_server = lab.spawn(&lan, server)?;
-    wait_for(Duration::from_secs(10), || {
-        agents::listening(&lan, IPERF_PORT)
-    })?;
+    let iperf_server = iperf::serve_once(lab)?;
     let before_cpu = cpu_seconds(server_pid)?;
     let (rx0, tx0) = agents::link_packets(&lab.concentrator_ns(), "pptp0")?;
     let started = Instant::now();
-    let mut client = Command::new("iperf3");
-    client.args([
-        "-c",
-        &addr::LAN_HOST.to_string(),
-        "-p",
-        &IPERF_PORT.to_string(),
-    ]);
+    let mut client = iperf::client();
     client.args(["-t", &seconds.to_string(), "-J"]);
     if reverse {
         client.arg("-R");

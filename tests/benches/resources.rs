@@ -10,19 +10,19 @@
 //!
 //! Run by `cargo xtask bench` with `PPTP_AGENT_BIN` set to a release build.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
 use anyhow::{Context as _, ensure};
 use pptp_tests::{
     agents,
     demo::wait_for,
+    iperf,
     lab::{Lab, LabSpec, addr},
     load::{self, LoadRun},
     netns,
     process::{open_fds, rss},
 };
 
-const IPERF_PORT: u16 = 5201;
 /// Seconds of UDP each way through the MPPE session.
 const UDP_SECONDS: u64 = 10;
 /// Sessions per load-test round, and rounds.
@@ -51,21 +51,8 @@ fn mib(bytes: u64) -> f64 {
 
 /// UDP datagrams of 64 bytes for `UDP_SECONDS`, client to LAN (or back).
 fn udp_flood(lab: &mut Lab, reverse: bool) -> anyhow::Result<()> {
-    let lan = lab.lan_ns();
-    let mut server = Command::new("iperf3");
-    server.args(["-s", "-1", "-B", &addr::LAN_HOST.to_string()]);
-    server.args(["-p", &IPERF_PORT.to_string()]);
-    let iperf_server = lab.spawn(&lan, server)?;
-    wait_for(Duration::from_secs(10), || {
-        agents::listening(&lan, IPERF_PORT)
-    })?;
-    let mut client = Command::new("iperf3");
-    client.args([
-        "-c",
-        &addr::LAN_HOST.to_string(),
-        "-p",
-        &IPERF_PORT.to_string(),
-    ]);
+    let iperf_server = iperf::serve_once(lab)?;
+    let mut client = iperf::client();
     client.args(["-u", "-b", "0", "-l", "64", "-t", &UDP_SECONDS.to_string()]);
     if reverse {
         client.arg("-R");

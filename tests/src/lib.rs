@@ -23,6 +23,7 @@ pub mod bpffs;
 pub mod capture;
 pub mod demo;
 pub mod freeradius;
+pub mod iperf;
 pub mod lab;
 pub mod load;
 pub mod netns;

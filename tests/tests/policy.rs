@@ -15,13 +15,13 @@ use pptp_tests::{
     agents::{self, start_configured},
     demo::wait_for,
     freeradius::{self, FreeRadius, dae, num},
+    iperf,
     lab::{Lab, LabSpec, addr},
     netns,
 };
 
 const SECRET: &str = "radius-secret";
 const DAE_SECRET: &str = "dae-secret";
-const IPERF_PORT: u16 = 5201;
 /// Seconds of each throughput run.
 const RUN: u64 = 4;
 
@@ -46,26 +46,9 @@ fn iperf(
     seconds: u64,
     omit: u64,
 ) -> anyhow::Result<(Vec<f64>, f64)> {
-    let mut server = Command::new("iperf3");
-    server.stdout(std::process::Stdio::null()).args([
-        "-s",
-        "-1",
-        "-B",
-        &addr::LAN_HOST.to_string(),
-        "-p",
-        &IPERF_PORT.to_string(),
-    ]);
-    let lan = lab.lan_ns();
-    let iperf_server = lab.spawn(&lan, server)?;
-    wait_for(Duration::from_secs(10), || {
-        agents::listening(&lan, IPERF_PORT)
-    })?;
-    let mut client = Command::new("iperf3");
+    let iperf_server = iperf::serve_once(lab)?;
+    let mut client = iperf::client();
     client.args([
-        "-c",
-        &addr::LAN_HOST.to_string(),
-        "-p",
-        &IPERF_PORT.to_string(),
         "-t",
         &seconds.to_string(),
         "-i",

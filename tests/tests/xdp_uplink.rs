@@ -612,6 +612,12 @@ fn a_captured_session_is_copied_to_the_ring_buffer_and_no_other() {
     let mut l = loaded();
     let ppp = [&[0xff, 0x03, 0x00, 0x21][..], &inner(64).bytes()].concat();
     let data = |seq: u32| uplink_frame(&outer(PEER, gre(CALL, Some(seq), None, &ppp)));
+    // What the agent's capture command does: the session in `slot` is the captured one.
+    let arm = |l: &mut Loaded, slot: u32| {
+        let mut armed: Array<_, u32> =
+            Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
+        armed.set(0, slot + 1, 0).unwrap();
+    };
     // Nothing is captured while no capture runs.
     check(
         &l,
@@ -620,9 +626,7 @@ fn a_captured_session_is_copied_to_the_ring_buffer_and_no_other() {
         XDP_REDIRECT,
         &[("gre_enhanced", 1), ("decapsulated", 1)],
     );
-    let mut armed: Array<_, u32> =
-        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
-    armed.set(0, SLOW_SLOT + 1, 0).unwrap();
+    arm(&mut l, SLOW_SLOT);
     check(
         &l,
         "another session captured",
@@ -630,9 +634,7 @@ fn a_captured_session_is_copied_to_the_ring_buffer_and_no_other() {
         XDP_REDIRECT,
         &[("gre_enhanced", 1), ("decapsulated", 1)],
     );
-    let mut armed: Array<_, u32> =
-        Array::try_from(l.ebpf.map_mut(pptp_common::maps::CAPTURE_SESSION).unwrap()).unwrap();
-    armed.set(0, SLOT + 1, 0).unwrap();
+    arm(&mut l, SLOT);
     check(
         &l,
         "captured",

@@ -36,10 +36,20 @@ pub enum ClientError {
 
 /// Sends `request` to the agent listening on `path` and returns its answer.
 pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Value, ClientError> {
-    let protocol = |message: String| ClientError::Protocol {
-        path: path.to_owned(),
-        message,
-    };
+    let stream = send(path, request, timeout)?;
+    let mut answer = Vec::new();
+    BufReader::new(stream.take(MAX_ANSWER))
+        .read_until(b'\n', &mut answer)
+        .map_err(|e| protocol(path, format!("reading the answer: {e}")))?;
+    if answer.last() != Some(&b'\n') {
+        return Err(protocol(path, "the answer was cut short".into()));
+    }
+    answer_of(path, &answer)
+}
+
+/// A connection to the agent on `path` (reads and writes bounded by `timeout`) that
+/// has sent it `request`.
+fn send(path: &Path, request: &Request, timeout: Duration) -> Result<UnixStream, ClientError> {
     let mut stream = UnixStream::connect(path).map_err(|cause| ClientError::Unreachable {
         path: path.to_owned(),
         cause,
@@ -47,27 +57,32 @@ pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Value, 
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| protocol(e.to_string()))?;
+        .map_err(|e| protocol(path, e.to_string()))?;
     let mut line = request.to_json().to_string();
     line.push('\n');
     stream
         .write_all(line.as_bytes())
-        .map_err(|e| protocol(format!("sending the request: {e}")))?;
-    let mut answer = Vec::new();
-    BufReader::new(stream.take(MAX_ANSWER))
-        .read_until(b'\n', &mut answer)
-        .map_err(|e| protocol(format!("reading the answer: {e}")))?;
-    if answer.last() != Some(&b'\n') {
-        return Err(protocol("the answer was cut short".into()));
-    }
-    let value: Value = serde_json::from_slice(&answer)
-        .map_err(|e| protocol(format!("the answer is not JSON: {e}")))?;
+        .map_err(|e| protocol(path, format!("sending the request: {e}")))?;
+    Ok(stream)
+}
+
+/// The agent's answer line as JSON, or what it refused.
+fn answer_of(path: &Path, answer: &[u8]) -> Result<Value, ClientError> {
+    let value: Value = serde_json::from_slice(answer)
+        .map_err(|e| protocol(path, format!("the answer is not JSON: {e}")))?;
     if let Some(error) = value.get("error") {
         return Err(ClientError::Refused(
             error.as_str().unwrap_or("(no message)").to_owned(),
         ));
     }
     Ok(value)
+}
+
+fn protocol(path: &Path, message: String) -> ClientError {
+    ClientError::Protocol {
+        path: path.to_owned(),
+        message,
+    }
 }
 
 /// What [`CaptureStream::next_record`] found.
@@ -94,42 +109,19 @@ const RECORD_HEADER: usize = std::mem::size_of::<pptp_common::capture::RecordHea
 impl CaptureStream {
     /// Asks the agent on `path` to capture session `id` (which must be on its path).
     pub fn start(path: &Path, id: u64, timeout: Duration) -> Result<Self, ClientError> {
-        let protocol = |message: String| ClientError::Protocol {
-            path: path.to_owned(),
-            message,
-        };
-        let mut stream = UnixStream::connect(path).map_err(|cause| ClientError::Unreachable {
-            path: path.to_owned(),
-            cause,
-        })?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| protocol(e.to_string()))?;
-        let mut line = Request::Capture(crate::engine::SessionId::from_number(id))
-            .to_json()
-            .to_string();
-        line.push('\n');
-        stream
-            .write_all(line.as_bytes())
-            .map_err(|e| protocol(format!("sending the request: {e}")))?;
+        let request = Request::Capture(crate::engine::SessionId::from_number(id));
+        let mut stream = send(path, &request, timeout)?;
         // The answer line, a byte at a time: the records follow it at once.
         let mut answer = Vec::new();
         let mut byte = [0u8; 1];
         while answer.last() != Some(&b'\n') && answer.len() < 4096 {
             match stream.read(&mut byte) {
-                Ok(0) => return Err(protocol("the answer was cut short".into())),
+                Ok(0) => return Err(protocol(path, "the answer was cut short".into())),
                 Ok(_) => answer.push(byte[0]),
-                Err(e) => return Err(protocol(format!("reading the answer: {e}"))),
+                Err(e) => return Err(protocol(path, format!("reading the answer: {e}"))),
             }
         }
-        let value: Value = serde_json::from_slice(&answer)
-            .map_err(|e| protocol(format!("the answer is not JSON: {e}")))?;
-        if let Some(error) = value.get("error") {
-            return Err(ClientError::Refused(
-                error.as_str().unwrap_or("(no message)").to_owned(),
-            ));
-        }
+        answer_of(path, &answer)?;
         Ok(Self {
             stream,
             held: Vec::new(),

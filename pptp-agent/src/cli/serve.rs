@@ -483,7 +483,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let socket = tokio::net::UdpSocket::bind(dae.listen)
                 .await
                 .with_context(|| format!("RADIUS dynamic authorization on {}", dae.listen))?;
-            servers.push(tokio::spawn(pptp_agent::runtime::dae::serve(socket, dae, radius, hub_tx.clone(), guard.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(pptp_agent::runtime::dae::serve(socket, dae, hub_tx.clone(), guard.clone(), stop_rx.clone())));
         }
         // Everything is open: what the limit leaves is for control connections.
         let budget = fd_budget(nofile, &reserve, settings.limits.get().max_sessions)?;

@@ -2,13 +2,20 @@
 //! shows them, kill, the counters and what the engine holds, and the capture of a
 //! session on the agent's path (`pptp-agent capture`, kept in `capture.rs`).
 
-use std::time::Instant;
+use std::{net::Ipv4Addr, time::Instant};
 
-use crate::{escape::Escaped, radius::acct::TerminateCause};
+use crate::{
+    escape::Escaped,
+    radius::{
+        acct::TerminateCause,
+        dae::{Named, Target},
+    },
+};
 
 use super::{
     Engine, Mode,
     capture::{CaptureError, CaptureLimits, CapturedBatch},
+    session::Session,
     table::SessionId,
     views::{AgentStats, DataPath, EngineLoad, Selector, SessionInfo, SessionState},
 };
@@ -49,10 +56,7 @@ impl Engine {
             .iter()
             .map(|(id, s)| {
                 let c = s.totals(dp);
-                let client = s.up.as_ref().map(|up| match self.config.mode {
-                    Mode::Concentrator => up.peer_ip,
-                    Mode::Client | Mode::Probe => up.local_ip,
-                });
+                let client = self.client_of(s);
                 SessionInfo {
                     id,
                     user: s.user.clone(),
@@ -101,6 +105,48 @@ impl Engine {
             .collect();
         infos.sort_by_key(|i| i.id);
         infos
+    }
+
+    /// The sessions a RADIUS Disconnect- or CoA-Request names (RFC 5176), found
+    /// through the table's indexes (the session number its Acct-Session-Id
+    /// carries, else the client address, else the user) and checked against every
+    /// other attribute it gives; `session_of` maps an Acct-Session-Id to a number.
+    pub fn sessions_named(
+        &self,
+        target: &Target,
+        session_of: impl Fn(&[u8]) -> Option<u64>,
+    ) -> Vec<SessionId> {
+        let candidates: Vec<SessionId> = if let Some(acct) = &target.acct_session_id {
+            session_of(acct)
+                .map(SessionId::from_number)
+                .into_iter()
+                .collect()
+        } else if let Some(address) = target.address {
+            self.table.by_client(address).into_iter().collect()
+        } else if let Some(user) = &target.user {
+            self.table.of_user(user).collect()
+        } else {
+            Vec::new()
+        };
+        let named = candidates.into_iter().filter_map(|id| {
+            let s = self.table.get(id)?;
+            let named = Named {
+                number: id.get(),
+                user: s.user.as_deref(),
+                client: self.client_of(s),
+            };
+            Some((id, named))
+        });
+        target.select(named, session_of)
+    }
+
+    /// The client's address inside the tunnel, once IPCP is up: the peer's for a
+    /// concentrator, our own for a client.
+    fn client_of(&self, s: &Session) -> Option<Ipv4Addr> {
+        s.up.as_ref().map(|up| match self.config.mode {
+            Mode::Concentrator => up.peer_ip,
+            Mode::Client | Mode::Probe => up.local_ip,
+        })
     }
 
     /// Hangs up the sessions selected (LCP Terminate, then the call is cleared);

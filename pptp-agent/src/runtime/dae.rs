@@ -1,6 +1,7 @@
 //! The dynamic authorization server (RFC 5176): the UDP loop around the sans-IO
 //! `radius/dae.rs`. It checks each datagram there and in a
-//! [`ReplayCache`], asks the hub for its sessions, ends them or changes their
+//! [`ReplayCache`], asks the hub which sessions it names (the engine finds them
+//! through its indexes), ends them or changes their
 //! timeouts through [`HubCommand`]s and answers. What it drops is counted
 //! ([`GuardStats`]) and logged once per interval.
 
@@ -19,9 +20,9 @@ use crate::{
     engine::Selector,
     guard::{GuardStats, ratelog::LogEvery},
     radius::{
-        DaeConfig, Radius,
+        DaeConfig,
         auth::Authorization,
-        dae::{Dropped, Named, Request, answer, error_cause, read_request},
+        dae::{Dropped, Request, answer, error_cause, read_request},
         packet::{self, code},
         replay::{Admission, Refused, ReplayCache},
     },
@@ -32,7 +33,6 @@ use crate::{
 pub async fn serve(
     socket: UdpSocket,
     config: DaeConfig,
-    radius: Radius,
     hub: mpsc::Sender<HubCommand>,
     stats: Arc<GuardStats>,
     mut shutdown: watch::Receiver<bool>,
@@ -84,7 +84,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let error = act(&request, &radius, &hub).await;
+        let error = act(&request, &hub).await;
         tracing::info!(%from, code = request.packet.code, target = ?request.target, ?error, "dynamic authorization");
         let answer = answer(&request, error);
         let _ = socket.send_to(&answer, from).await;
@@ -93,22 +93,15 @@ pub async fn serve(
 }
 
 /// Carries a request out; the Error-Cause for a NAK.
-async fn act(request: &Request, radius: &Radius, hub: &mpsc::Sender<HubCommand>) -> Option<u32> {
+async fn act(request: &Request, hub: &mpsc::Sender<HubCommand>) -> Option<u32> {
     if request.target.is_empty() {
         return Some(error_cause::MISSING_ATTRIBUTE);
     }
     let (tx, rx) = oneshot::channel();
-    hub.send(HubCommand::Sessions(tx)).await.ok()?;
-    let sessions = rx.await.ok()?;
-    let named = sessions.iter().map(|s| {
-        let named = Named {
-            number: s.id.get(),
-            user: s.user.as_deref(),
-            client: s.client,
-        };
-        (s.id, named)
-    });
-    let ids = request.target.select(named, |s| radius.session_of(s));
+    hub.send(HubCommand::Named(request.target.clone(), tx))
+        .await
+        .ok()?;
+    let ids = rx.await.ok()?;
     if ids.is_empty() {
         return Some(error_cause::SESSION_CONTEXT_NOT_FOUND);
     }

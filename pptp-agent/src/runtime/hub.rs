@@ -36,7 +36,7 @@ use crate::{
         call_id::SharedCallIds,
         shell::{CallClears, Command},
     },
-    radius::{Authorized, Radius, auth::Authorization},
+    radius::{Authorized, Radius, auth::Authorization, dae},
 };
 
 use super::{
@@ -98,6 +98,8 @@ pub enum HubCommand {
     Send(Vec<u8>),
     /// Report every session.
     Sessions(oneshot::Sender<Vec<SessionInfo>>),
+    /// The sessions a dynamic-authorization request names.
+    Named(dae::Target, oneshot::Sender<Vec<SessionId>>),
     /// Hang up the sessions selected; answers how many were selected.
     Kill(Selector, oneshot::Sender<usize>),
     /// Report the agent path's counters.
@@ -354,6 +356,13 @@ impl Hub {
             }
             HubCommand::Sessions(reply) => {
                 let _ = reply.send(self.engine.sessions(now));
+            }
+            HubCommand::Named(target, reply) => {
+                let radius = self.parts.radius.as_ref();
+                let ids = self
+                    .engine
+                    .sessions_named(&target, |acct| radius?.session_of(acct));
+                let _ = reply.send(ids);
             }
             HubCommand::Kill(selector, reply) => {
                 let _ = reply.send(self.engine.kill(now, &selector));

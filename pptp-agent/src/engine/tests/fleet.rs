@@ -1,6 +1,7 @@
 //! A concentrator among many sharing one AAA service: NAS-Port unique and stable,
 //! Acct-Session-Id unique across concentrators, Accounting-On at start and
-//! Accounting-Off at a clean stop (not on a takeover), Framed-IP-Address honoured.
+//! Accounting-Off at a clean stop (not on a takeover), Framed-IP-Address honoured,
+//! dynamic-authorization requests matched to the sessions they name.
 
 use super::*;
 use crate::{
@@ -9,6 +10,7 @@ use crate::{
     radius::{
         acct::Status,
         auth::{Authorization, Nas},
+        dae::Target,
         nas::{AcctSessionIds, NasStatus},
     },
 };
@@ -225,4 +227,77 @@ fn framed_ip_address_from_radius_is_the_clients() {
         w.peer_sends(p, &from_client),
         Delivery::Deliver { .. }
     ));
+}
+
+#[test]
+fn dynamic_authorization_requests_find_their_sessions_through_the_indexes() {
+    let mut w = concentrator("pptp-1", Arrival::Fresh);
+    let peers: Vec<usize> = ["alice", "alice", "bob"]
+        .iter()
+        .enumerate()
+        .map(|(i, user)| w.call_in(client(i as u8), client_link(user, user), Verifier::External))
+        .collect();
+    answer_claims(&mut w, AddressGrant::Any);
+    assert!(w.run_until(Duration::from_secs(10), |w| {
+        peers.iter().all(|&p| w.peers[p].is_up())
+    }));
+    let ids: Vec<SessionId> = peers.iter().map(|&p| w.session_of(p).unwrap()).collect();
+    let infos = w.engine.sessions(w.now);
+    let address_of = |id| infos.iter().find(|i| i.id == id).unwrap().client.unwrap();
+    let acct_id_of = |w: &World, id| records_of(w, id)[0].session_id.clone();
+    let bob_acct = acct_id_of(&w, ids[2]).into_bytes();
+    let acct_ids = AcctSessionIds::new(
+        &Nas {
+            identifier: Some("pptp-1".into()),
+            ip: None,
+        },
+        0x6932_A1F0,
+        7,
+    );
+    let named = |w: &World, target: Target| {
+        let mut found = w
+            .engine
+            .sessions_named(&target, |acct| acct_ids.number(acct));
+        found.sort();
+        found
+    };
+    let user = |u: &str| Some(u.to_owned());
+
+    let alice = Target {
+        user: user("alice"),
+        ..Target::default()
+    };
+    assert_eq!(named(&w, alice), vec![ids[0], ids[1]]);
+    let bob_by_address = Target {
+        address: Some(address_of(ids[2])),
+        ..Target::default()
+    };
+    assert_eq!(named(&w, bob_by_address), vec![ids[2]]);
+    let bob_as_alice = Target {
+        user: user("alice"),
+        address: Some(address_of(ids[2])),
+        ..Target::default()
+    };
+    assert_eq!(
+        named(&w, bob_as_alice),
+        vec![],
+        "every attribute must match"
+    );
+    let bob_by_acct = Target {
+        acct_session_id: Some(bob_acct.clone()),
+        user: user("bob"),
+        ..Target::default()
+    };
+    assert_eq!(named(&w, bob_by_acct.clone()), vec![ids[2]]);
+    let unknown = Target {
+        acct_session_id: Some(b"not-ours".to_vec()),
+        ..Target::default()
+    };
+    assert_eq!(named(&w, unknown), vec![]);
+    assert_eq!(named(&w, Target::default()), vec![], "naming nothing");
+
+    // Once bob's session has ended, its Acct-Session-Id names nothing.
+    assert_eq!(w.engine.kill(w.now, &Selector::Id(ids[2])), 1);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.sessions() == 2));
+    assert_eq!(named(&w, bob_by_acct), vec![]);
 }

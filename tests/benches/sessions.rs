@@ -1,5 +1,5 @@
 //! Sessions at scale: `pptp-agent load-test` establishes as many sessions as the lab
-//! has tunnel addresses for (699: the tests may only use the documentation ranges),
+//! has tunnel addresses for (5,000 voluntary clients, `addr::SCALE_POOLS`),
 //! against a concentrator with XDP and, as the baseline measured in the same run,
 //! one without (every session on the agent's path, no BPF map writes). Reports
 //! sessions/s, the concentrator's memory per session (its RSS with every session up
@@ -151,7 +151,7 @@ fn main() -> anyhow::Result<()> {
 
     let mib = |b: f64| b / (1024.0 * 1024.0);
     println!(
-        "\nsessions: {sessions} at once (every tunnel address the documentation ranges leave), {CONCURRENCY} setups in flight, CHAP, each pinging the LAN host; medians of {ROUNDS} interleaved rounds\n"
+        "\nsessions: {sessions} voluntary clients at once (one control connection each), {CONCURRENCY} setups in flight, CHAP, each pinging the LAN host; medians of {ROUNDS} interleaved rounds\n"
     );
     println!(
         "{:<30} {:>11} {:>10} {:>10} {:>10} {:>10} {:>12}",

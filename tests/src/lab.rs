@@ -7,10 +7,10 @@
 //!  client j ───────────────────────────┘
 //! ```
 //!
-//! The WAN and the LAN are /27s (198.51.100.0/27, 203.0.113.0/27), which leaves
-//! the rest of their /24s to tunnel addresses: sessions normally get 192.0.2.0/24,
-//! and the scale test uses all three ranges ([`addr::WIDE_POOLS`]), since tests may
-//! only use the documentation ranges. Names carry the creating process's PID
+//! The WAN and the LAN are /27s (198.51.100.0/27, 203.0.113.0/27); sessions
+//! normally get tunnel addresses from 192.0.2.0/24, and the scale test and the
+//! sessions benchmark from RFC 2544's benchmarking range ([`addr::SCALE_POOLS`]).
+//! Names carry the creating process's PID
 //! (`pxl<pid>x<n>-conc`), so labs of concurrent tests never collide and the
 //! leftovers of a killed test can be found ([`down_stale`]) and removed. A [`Lab`]
 //! tears itself down when dropped, also when a test panics; processes started
@@ -31,7 +31,7 @@ use crate::{
     netns::{self, ip, ip_in},
 };
 
-/// Addresses of the lab (documentation ranges only).
+/// Addresses of the lab (documentation ranges, and 198.18.0.0/15 for many sessions).
 pub mod addr {
     use std::net::Ipv4Addr;
 
@@ -48,13 +48,10 @@ pub mod addr {
 
     /// Clients the WAN has room for (198.51.100.10 to .30).
     pub const MAX_CLIENTS: usize = 21;
-    /// Every tunnel address the documentation ranges leave once the lab's own
-    /// addresses and the concentrator's tunnel address (192.0.2.1) are taken: 699.
-    pub const WIDE_POOLS: [&str; 3] = [
-        "192.0.2.2-192.0.2.254",
-        "198.51.100.32-198.51.100.254",
-        "203.0.113.32-203.0.113.254",
-    ];
+    /// Tunnel addresses for many sessions at once: 5,000 of RFC 2544's
+    /// benchmarking range (198.18.0.0/15), which the LAN host reaches through its
+    /// default route via the concentrator like any other tunnel address.
+    pub const SCALE_POOLS: [&str; 1] = ["198.18.0.1-198.18.19.136"];
 
     /// WAN address of client `i` (0-based).
     pub fn client(i: usize) -> Ipv4Addr {

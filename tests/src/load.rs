@@ -1,6 +1,6 @@
-//! Many sessions in the lab: a concentrator whose pools hold every tunnel address
-//! the documentation ranges leave ([`addr::WIDE_POOLS`]), and `pptp-agent
-//! load-test` in client 0's namespace filling them. Used by the scale test and the
+//! Many sessions in the lab: a concentrator whose pools hold 5,000 tunnel
+//! addresses ([`addr::SCALE_POOLS`]), and `pptp-agent load-test` in client 0's
+//! namespace filling them. Used by the scale test and the
 //! sessions benchmark.
 
 use std::{
@@ -20,9 +20,9 @@ use crate::{
 pub const USER: &str = "load";
 pub const PASSWORD: &str = "load-secret";
 
-/// Addresses in [`addr::WIDE_POOLS`]: the most sessions the lab can hold at once.
+/// Addresses in [`addr::SCALE_POOLS`]: the most sessions the lab can hold at once.
 pub fn pool_size() -> usize {
-    addr::WIDE_POOLS
+    addr::SCALE_POOLS
         .iter()
         .map(|range| {
             let (first, last) = range.split_once('-').expect("FIRST-LAST");
@@ -45,7 +45,7 @@ pub fn start_concentrator(
 ) -> anyhow::Result<Agent> {
     let spec = ConfigSpec {
         xdp,
-        pools: &addr::WIDE_POOLS,
+        pools: &addr::SCALE_POOLS,
         secrets: &format!("{USER} * {PASSWORD} *\n"),
         auth: "methods = [\"chap\"]",
         extra: "[limits]\nmax_sessions = 65535\nconnections_per_source = 0\nunauthenticated_calls_per_source = 0",

@@ -4,9 +4,12 @@
 //!
 //! - (a) millions of packets through one MPPE-128 session (the agent's path), small
 //!   UDP datagrams each way with iperf3, and
-//! - (b) 10,000 session set-ups and tear-downs in a row: `pptp-agent load-test`
-//!   rounds of 500 sessions, each pinging through its tunnel, against a
-//!   concentrator with XDP.
+//! - (b) 200,000 session set-ups and tear-downs in a row (`PPTP_BENCH_CHURN_ROUNDS`
+//!   rounds, 40 by default, of as many sessions as the lab's pool holds, 5,000):
+//!   `pptp-agent load-test` rounds, each session pinging through its tunnel,
+//!   against a concentrator with XDP; besides RSS and descriptors, what the
+//!   concentrator says it holds (sessions, pool addresses, live Call IDs, calls in
+//!   the XDP maps) idle and after the last round, and each round's set-up rate.
 //!
 //! Run by `cargo xtask bench` with `PPTP_AGENT_BIN` set to a release build.
 
@@ -25,9 +28,10 @@ use pptp_tests::{
 
 /// Seconds of UDP each way through the MPPE session.
 const UDP_SECONDS: u64 = 10;
-/// Sessions per load-test round, and rounds.
-const CHURN_ROUND: usize = 500;
-const CHURN_ROUNDS: usize = 20;
+/// Load-test rounds of churn, unless `PPTP_BENCH_CHURN_ROUNDS` says otherwise.
+const CHURN_ROUNDS: usize = 40;
+/// Setups in flight during churn.
+const CHURN_CONCURRENCY: usize = 128;
 
 /// Memory and descriptors of the concentrator at one moment.
 #[derive(Clone, Copy)]
@@ -101,44 +105,94 @@ fn mppe_traffic(bin: &Path) -> anyhow::Result<(Sample, Sample, u64)> {
     Ok((before, after, packets))
 }
 
+/// What the concentrator says it holds: sessions, pool addresses in use, live
+/// Call IDs, calls in the XDP maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Holds {
+    sessions: u64,
+    pool: u64,
+    call_ids: u64,
+    installed: u64,
+}
+
+impl Holds {
+    fn of(lab: &mut Lab, bin: &Path) -> anyhow::Result<Self> {
+        let s = agents::stats(lab, bin)?;
+        let field = |v: &serde_json::Value| v.as_u64().with_context(|| format!("stats: {s}"));
+        Ok(Self {
+            sessions: field(&s["totals"]["sessions"])?,
+            pool: field(&s["pool"]["in_use"])?,
+            call_ids: field(&s["call_ids"])?,
+            installed: field(&s["installed_calls"])?,
+        })
+    }
+}
+
+/// (b)'s figures.
+struct Churn {
+    rounds: usize,
+    round_size: usize,
+    idle: (Sample, Holds),
+    first: Sample,
+    last: (Sample, Holds),
+    /// Each round's set-ups per second (`load-test`'s own figure).
+    rates: Vec<f64>,
+    /// Wall time of all rounds, set-up, ping, hang-up and wait for the table to empty.
+    seconds: f64,
+}
+
 /// (b): idle, after the first round, after the last.
-fn churn(bin: &Path) -> anyhow::Result<[Sample; 3]> {
+fn churn(bin: &Path, rounds: usize) -> anyhow::Result<Churn> {
     let mut lab = Lab::up(&LabSpec { clients: 1 })?;
     let dir = std::env::temp_dir().join(format!("{}-bench-resources", lab.id()));
     let server = load::start_concentrator(&mut lab, bin, &dir, true)?;
+    let round_size = load::pool_size();
     std::thread::sleep(Duration::from_millis(500));
-    let idle = Sample::of(server.pid)?;
-    let mut first = idle;
-    for round in 0..CHURN_ROUNDS {
+    let idle = (Sample::of(server.pid)?, Holds::of(&mut lab, bin)?);
+    let mut first = idle.0;
+    let mut rates = Vec::new();
+    let started = std::time::Instant::now();
+    for round in 0..rounds {
         let run = LoadRun::start(
             &mut lab,
             bin,
             &dir,
             &format!("churn{round}"),
-            CHURN_ROUND,
-            64,
+            round_size,
+            CHURN_CONCURRENCY,
             0,
         )?;
         wait_for(Duration::from_secs(300), || lab.exited(run.pid).is_some())?;
         let report = run.report()?;
         ensure!(
-            report["established"].as_u64() == Some(CHURN_ROUND as u64)
-                && report["echo_answered"].as_u64() == Some(CHURN_ROUND as u64),
+            report["established"].as_u64() == Some(round_size as u64)
+                && report["echo_answered"].as_u64() == Some(round_size as u64),
             "round {round}: not every session came up and answered: {report}\n{}",
             run.notable_log(20)
         );
-        wait_for(Duration::from_secs(30), || {
-            agents::sessions(&mut lab, bin).is_empty()
+        rates.push(report["sessions_per_second"].as_f64().unwrap_or(0.0));
+        wait_for(Duration::from_secs(60), || {
+            Holds::of(&mut lab, bin).is_ok_and(|h| h.sessions == 0)
         })
         .context("sessions left after a round")?;
         if round == 0 {
             first = Sample::of(server.pid)?;
         }
+        let _ = std::fs::remove_file(&run.log);
     }
-    let last = Sample::of(server.pid)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let last = (Sample::of(server.pid)?, Holds::of(&mut lab, bin)?);
     lab.stop(server.pid, Duration::from_secs(30))?;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok([idle, first, last])
+    Ok(Churn {
+        rounds,
+        round_size,
+        idle,
+        first,
+        last,
+        rates,
+        seconds,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -155,21 +209,56 @@ fn main() -> anyhow::Result<()> {
         before.fds,
         after.fds
     );
-    let [idle, first, last] = churn(&bin)?;
-    let total = CHURN_ROUND * CHURN_ROUNDS;
+    let rounds = std::env::var("PPTP_BENCH_CHURN_ROUNDS")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .context("PPTP_BENCH_CHURN_ROUNDS: a number of rounds")?
+        .unwrap_or(CHURN_ROUNDS);
+    ensure!(rounds >= 2, "PPTP_BENCH_CHURN_ROUNDS: at least 2");
+    let c = churn(&bin, rounds)?;
+    let total = c.rounds * c.round_size;
+    let mut rates = c.rates.clone();
+    rates.sort_by(f64::total_cmp);
     println!(
-        "\n(b) {total} session set-ups and tear-downs ({CHURN_ROUNDS} load-test rounds of {CHURN_ROUND}), XDP"
+        "\n(b) {total} session set-ups and tear-downs in a row ({} load-test rounds of {}, {CHURN_CONCURRENCY} in flight, each session pinging), XDP, in {:.0} s",
+        c.rounds, c.round_size, c.seconds
     );
     println!(
-        "    concentrator RSS idle {:.1} MiB, after round 1 {:.1} MiB, after round {CHURN_ROUNDS} {:.1} MiB ({:+.0} bytes per session come and gone since round 1)",
-        mib(idle.rss),
-        mib(first.rss),
-        mib(last.rss),
-        (last.rss as f64 - first.rss as f64) / (total - CHURN_ROUND) as f64
+        "    set-ups per second per round: min {:.0}, median {:.0}, max {:.0}; {:.0} set-ups and tear-downs per second over the whole run",
+        rates[0],
+        rates[rates.len() / 2],
+        rates[rates.len() - 1],
+        total as f64 / c.seconds
     );
     println!(
-        "    descriptors idle {}, after round 1 {}, after round {CHURN_ROUNDS} {}",
-        idle.fds, first.fds, last.fds
+        "    concentrator RSS idle {:.1} MiB, after round 1 {:.1} MiB, after round {} {:.1} MiB ({:+.0} bytes per session come and gone since round 1)",
+        mib(c.idle.0.rss),
+        mib(c.first.rss),
+        c.rounds,
+        mib(c.last.0.rss),
+        (c.last.0.rss as f64 - c.first.rss as f64) / (total - c.round_size) as f64
+    );
+    println!(
+        "    descriptors idle {}, after round 1 {}, after round {} {}",
+        c.idle.0.fds, c.first.fds, c.rounds, c.last.0.fds
+    );
+    let (idle, last) = (c.idle.1, c.last.1);
+    println!(
+        "    held idle -> after the last round: sessions {} -> {}, pool addresses {} -> {}, live Call IDs {} -> {}, calls in the XDP maps {} -> {}{}",
+        idle.sessions,
+        last.sessions,
+        idle.pool,
+        last.pool,
+        idle.call_ids,
+        last.call_ids,
+        idle.installed,
+        last.installed,
+        if idle == last {
+            " (back to idle)"
+        } else {
+            " (NOT back to idle)"
+        }
     );
     Ok(())
 }

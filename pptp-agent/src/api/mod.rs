@@ -19,7 +19,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `{"cmd":"sessions"}` | `{"sessions":[SESSION, ...], "matched":N}` |
-//! | `{"cmd":"stats"}` | `{"xdp":BOOL, "counters":[...], "installed_calls":N, "hub":{...}, "totals":{...}, "sessions":[...], "matched":N}` |
+//! | `{"cmd":"stats"}` | `{"xdp":BOOL, "counters":[...], "installed_calls":N, "pool":{...}, "call_ids":N, "hub":{...}, "totals":{...}, "sessions":[...], "matched":N}` |
 //! | `{"cmd":"kill","id":N}` | `{"killed":N}`: how many sessions were hung up |
 //! | `{"cmd":"kill","user":"NAME"}` | the same, every session of that user |
 //! | `{"cmd":"kill","all":true}` | the same, every session |
@@ -45,7 +45,8 @@
 //! holds the agent path's counters ([`AgentStats`]), `load` what the engine holds
 //! now ([`EngineLoad`]: timers, RADIUS requests in flight), `guard` what the guards
 //! turned away ([`GuardStats`]: refused connections, calls and logins, dropped
-//! dynamic authorization requests), `totals` the number of
+//! dynamic authorization requests), `pool` the address pool's `in_use` and
+//! `size`, `call_ids` the live Call IDs of the concentrator, `totals` the number of
 //! `sessions`, by state (`up`, `starting`) and by path (`xdp`, `agent`).
 //!
 //! # Bounds
@@ -89,6 +90,7 @@ use crate::{
         SessionState,
     },
     guard::GuardStats,
+    pptp::call_id::SharedCallIds,
     runtime::{
         hub::HubCommand,
         pool::{PoolHandle, PoolUsage},
@@ -231,6 +233,8 @@ pub struct Backend {
     pub pins: Option<PinDir>,
     /// The address pool, for its fill.
     pub pool: Option<Arc<dyn PoolHandle>>,
+    /// The Call IDs the control connections draw from, for how many are live.
+    pub call_ids: Option<SharedCallIds>,
     /// What the guards turned away (descriptor budget, unauthenticated calls, login
     /// back-off, dynamic authorization).
     pub guard: Arc<GuardStats>,
@@ -285,7 +289,10 @@ impl Backend {
         let hub = self.hub_stats().await?;
         let load = self.hub_load().await?;
         let report = self.report().await?;
-        let pool = self.pool.as_ref().map(|p| p.usage());
+        let held = Held {
+            pool: self.pool.as_ref().map(|p| p.usage()),
+            call_ids: self.call_ids.as_ref().map(SharedCallIds::live),
+        };
         Ok(stats_document(
             &hub,
             &load,
@@ -293,7 +300,7 @@ impl Backend {
             &sessions,
             query,
             report.as_ref(),
-            pool,
+            held,
         ))
     }
 
@@ -341,6 +348,14 @@ impl Totals {
     }
 }
 
+/// What the runtime holds besides the engine's sessions: the pool's fill and the
+/// live Call IDs (both back to their idle value once every session has ended).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Held {
+    pub pool: Option<PoolUsage>,
+    pub call_ids: Option<usize>,
+}
+
 /// The `stats` answer: the totals over `sessions`, the ones `query` lists joined
 /// with their rows in the XDP maps (by peer address and our call ID, through a hash
 /// map: linear in the sessions, not quadratic), the hub's drops, the guards'
@@ -352,7 +367,7 @@ pub fn stats_document(
     sessions: &[SessionInfo],
     query: &SessionQuery,
     report: Option<&Report>,
-    pool: Option<PoolUsage>,
+    held: Held,
 ) -> Value {
     let totals = Totals::of(sessions);
     let (listed, matched) = query.apply(sessions.to_vec());
@@ -387,7 +402,8 @@ pub fn stats_document(
         .collect();
     let mut doc = json!({
         "xdp": report.is_some(),
-        "pool": pool,
+        "pool": held.pool,
+        "call_ids": held.call_ids,
         "hub": hub,
         "load": load,
         "guard": guard.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -8,6 +8,7 @@ use std::{
 };
 
 use super::{
+    Held,
     client::{self, ClientError},
     view::{SessionView, StatsView, printable, render_sessions, render_stats, uptime},
     *,
@@ -240,7 +241,7 @@ fn stats_count_every_session_and_list_what_the_query_asks() {
             ..SessionQuery::default()
         },
         Some(&report()),
-        None,
+        Held::default(),
     );
     assert_eq!(doc["totals"]["sessions"], 50);
     assert_eq!(doc["matched"], 5);
@@ -258,7 +259,7 @@ fn stats_count_every_session_and_list_what_the_query_asks() {
             ..SessionQuery::default()
         },
         Some(&report()),
-        None,
+        Held::default(),
     );
     assert_eq!(listed["sessions"][0]["local_call_id"], 7);
     assert_eq!(listed["sessions"][0]["dataplane"]["slot"], 3);
@@ -278,7 +279,10 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         &[alice(), bob()],
         &SessionQuery::default(),
         Some(&report()),
-        Some(POOL),
+        Held {
+            pool: Some(POOL),
+            call_ids: Some(2),
+        },
     );
     assert_eq!(doc["xdp"], true);
     assert_eq!(doc["installed_calls"], 1);
@@ -291,6 +295,7 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         json!({"sessions": 2, "up": 1, "starting": 1, "xdp": 1, "agent": 1})
     );
     assert_eq!(doc["pool"], json!({"in_use": 2, "size": 241}));
+    assert_eq!(doc["call_ids"], 2);
     assert_eq!(doc["sessions"][0]["user"], "alice");
     assert_eq!(doc["sessions"][0]["dataplane"]["slot"], 3);
     assert_eq!(doc["sessions"][0]["dataplane"]["to_agent"], 11);
@@ -303,11 +308,12 @@ fn stats_join_hub_sessions_with_their_rows_in_the_maps() {
         &[alice()],
         &SessionQuery::default(),
         None,
-        None,
+        Held::default(),
     );
     assert_eq!(without_xdp["xdp"], false);
     assert!(without_xdp.get("counters").is_none());
     assert_eq!(without_xdp["pool"], Value::Null);
+    assert_eq!(without_xdp["call_ids"], Value::Null);
 }
 
 #[test]
@@ -370,13 +376,17 @@ fn stats_render_counters_drops_and_sessions() {
         &[alice(), bob()],
         &SessionQuery::default(),
         Some(&report()),
-        Some(POOL),
+        Held {
+            pool: Some(POOL),
+            call_ids: Some(2),
+        },
     );
     let view: StatsView = serde_json::from_value(doc).unwrap();
     let text = render_stats(&view);
     assert!(
         text.starts_with(
             "sessions: 2 (up 1, starting 1; path xdp 1, agent 1)\npool: 2 of 241 addresses in use\n\
+             call IDs: 2 live\n\
              agent holds: 0 session timers, 0 RADIUS authentications and 0 accounting requests in flight\n\n"
         ),
         "{text}"
@@ -421,7 +431,10 @@ fn stats_render_counters_drops_and_sessions() {
         &[],
         &SessionQuery::default(),
         None,
-        Some(POOL),
+        Held {
+            pool: Some(POOL),
+            call_ids: None,
+        },
     ))
     .unwrap();
     assert!(render_stats(&view).contains("XDP: not in use"));
@@ -614,6 +627,7 @@ async fn the_socket_answers_one_json_line_per_request() {
         hub,
         pins: None,
         pool: None,
+        call_ids: None,
         guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });
@@ -738,6 +752,7 @@ async fn metrics_are_served_over_http_and_bad_requests_refused() {
         hub,
         pins: None,
         pool: None,
+        call_ids: None,
         guard: Arc::default(),
         timeout: Duration::from_secs(2),
     });

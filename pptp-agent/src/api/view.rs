@@ -73,6 +73,8 @@ pub struct StatsView {
     pub installed_calls: Option<u64>,
     #[serde(default)]
     pub pool: Option<PoolUsage>,
+    #[serde(default)]
+    pub call_ids: Option<u64>,
     pub hub: BTreeMap<String, u64>,
     #[serde(default)]
     pub load: Option<EngineLoad>,
@@ -185,6 +187,9 @@ pub fn render_stats(stats: &StatsView) -> String {
             "pool: {} of {} addresses in use",
             pool.in_use, pool.size
         );
+    }
+    if let Some(call_ids) = stats.call_ids {
+        let _ = writeln!(out, "call IDs: {call_ids} live");
     }
     if let Some(load) = stats.load {
         let _ = writeln!(

@@ -124,6 +124,7 @@ impl BoundApi {
         hub: tokio::sync::mpsc::Sender<pptp_agent::runtime::hub::HubCommand>,
         pins: Option<PinDir>,
         pool: std::sync::Arc<dyn pptp_agent::runtime::pool::PoolHandle>,
+        call_ids: pptp_agent::pptp::call_id::SharedCallIds,
         guard: std::sync::Arc<pptp_agent::guard::GuardStats>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<RunningApi> {
@@ -133,6 +134,7 @@ impl BoundApi {
             hub,
             pins,
             pool: Some(pool),
+            call_ids: Some(call_ids),
             guard,
             timeout: limits.hub_timeout,
         });

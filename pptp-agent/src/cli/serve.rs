@@ -475,7 +475,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {address}"))?;
             listeners.push((address, listener));
         }
-        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), guard.clone(), stop_rx.clone())?;
+        let api = api.start(hub_tx.clone(), pins, settings.pool.clone(), shared.call_ids(), guard.clone(), stop_rx.clone())?;
         let mut servers = Vec::new();
         if let Some(radius) = radius
             && let Some(dae) = radius.config().dae.clone()

@@ -173,7 +173,9 @@ impl EngineConfig {
             dialing: false,
             rates: RatePolicy::default(),
             gre_wait: GRE_WAIT,
-            rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
+            // The kernel's generator, read when a link draws (magic numbers,
+            // challenges): no state per link, where a seeded ChaCha costs 320 bytes.
+            rng: Box::new(|| Box::new(rand::rngs::OsRng.unwrap_err())),
         }
     }
 }
@@ -217,7 +219,7 @@ pub struct Engine {
     captures: Captures,
 }
 
-use rand::SeedableRng as _;
+use rand::TryRngCore as _;
 
 impl Engine {
     pub fn new(

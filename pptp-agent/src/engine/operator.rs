@@ -95,9 +95,9 @@ impl Engine {
                     tx_bytes: c.output_octets,
                     rate: s
                         .policing
-                        .rate
+                        .rate()
                         .is_set()
-                        .then(|| s.policing.rate.to_string()),
+                        .then(|| s.policing.rate().to_string()),
                     policed_rx: s.policed(dp).0,
                     policed_tx: s.policed(dp).1,
                 }

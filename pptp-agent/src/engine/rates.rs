@@ -71,7 +71,11 @@ impl Engine {
         let mut changed = 0;
         for id in live {
             let rate = self.configured_rate(id);
-            if self.table.get(id).is_some_and(|s| s.policing.rate != rate) {
+            if self
+                .table
+                .get(id)
+                .is_some_and(|s| s.policing.rate() != rate)
+            {
                 self.set_rate(id, rate, false);
                 changed += 1;
             }

@@ -83,15 +83,22 @@ pub struct AgentCounters {
 /// A session's rate limit and its buckets on the agent's path: the same policer
 /// (`pptp_common::police`) the BPF programs run on their copy in the maps, here on
 /// plain fields (the engine is one task).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Policing {
-    /// The limit in force, as it was given (shown by `sessions`).
-    pub rate: RateLimit,
     /// Set once the session is up (an IPCP renegotiation keeps what a CoA set).
     pub started: bool,
     /// The limit came from RADIUS (Access-Accept or CoA): a reload of the
     /// configuration's rates leaves it alone.
     pub from_radius: bool,
+    /// The limit and its buckets; `None` when there is none (most sessions: a
+    /// pointer instead of the 430 bytes of a limit and its buckets).
+    limited: Option<Box<Limited>>,
+}
+
+#[derive(Debug, Clone)]
+struct Limited {
+    /// The limit, as it was given (shown by `sessions`).
+    rate: RateLimit,
     rx: Limit,
     tx: Limit,
     rx_state: State,
@@ -102,32 +109,48 @@ impl Policing {
     /// `rate`, with full buckets.
     pub fn new(rate: RateLimit) -> Self {
         Self {
-            rate,
             started: true,
-            rx: rate.rx.limit(),
-            tx: rate.tx.limit(),
-            ..Self::default()
+            from_radius: false,
+            limited: rate.is_set().then(|| {
+                Box::new(Limited {
+                    rate,
+                    rx: rate.rx.limit(),
+                    tx: rate.tx.limit(),
+                    rx_state: State::default(),
+                    tx_state: State::default(),
+                })
+            }),
         }
+    }
+
+    /// The limit in force (unset: none).
+    pub fn rate(&self) -> RateLimit {
+        self.limited.as_ref().map(|l| l.rate).unwrap_or_default()
     }
 
     /// Puts `rate` in force, the buckets as they are (a CoA neither fills nor
     /// empties them).
     pub fn change(&mut self, rate: RateLimit) {
-        *self = Self {
-            rx_state: self.rx_state,
-            tx_state: self.tx_state,
-            ..Self::new(rate)
-        };
+        let old = self.limited.take();
+        *self = Self::new(rate);
+        if let (Some(new), Some(old)) = (&mut self.limited, old) {
+            new.rx_state = old.rx_state;
+            new.tx_state = old.tx_state;
+        }
     }
 
     /// Whether `len` bytes from the client pass at `now` (ns of the engine's clock).
     pub fn rx(&mut self, now: u64, len: usize) -> bool {
-        police(&self.rx, &mut self.rx_state, now, len as u32)
+        self.limited
+            .as_mut()
+            .is_none_or(|l| police(&l.rx, &mut l.rx_state, now, len as u32))
     }
 
     /// Whether `len` bytes to the client pass.
     pub fn tx(&mut self, now: u64, len: usize) -> bool {
-        police(&self.tx, &mut self.tx_state, now, len as u32)
+        self.limited
+            .as_mut()
+            .is_none_or(|l| police(&l.tx, &mut l.tx_state, now, len as u32))
     }
 }
 

@@ -341,7 +341,8 @@ pub struct Link {
     rng: Box<dyn RngCore + Send>,
     phase: Phase,
     lcp: Fsm<Lcp>,
-    auth: Option<AuthMachine>,
+    /// Boxed: 256 bytes a link needs only while it authenticates.
+    auth: Option<Box<AuthMachine>>,
     /// The claim handed out for external judgement, if one waits.
     claim: Option<(ClaimTicket, Claim)>,
     /// Claims handed out so far (the next ticket).
@@ -502,7 +503,7 @@ impl Link {
             self.end_passive(now);
         }
         self.lcp.handle_timeout(now);
-        let outcome = match &mut self.auth {
+        let outcome = match self.auth.as_deref_mut() {
             Some(AuthMachine::Authenticator(a)) => a.handle_timeout(now),
             Some(AuthMachine::Peer(p)) => p.handle_timeout(now),
             None => None,
@@ -537,7 +538,7 @@ impl Link {
 
     /// When [`Link::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let auth = match &self.auth {
+        let auth = match self.auth.as_deref() {
             Some(AuthMachine::Authenticator(a)) => a.poll_timeout(),
             Some(AuthMachine::Peer(p)) => p.poll_timeout(),
             None => None,
@@ -630,7 +631,7 @@ impl Link {
         }
         self.grant = grant;
         if let (Some((_, claim)), Some(AuthMachine::Authenticator(a))) =
-            (self.claim.take(), &mut self.auth)
+            (self.claim.take(), self.auth.as_deref_mut())
         {
             let outcome = a.complete(&claim, verdict, &mut *self.rng);
             self.auth_outcome(now, outcome);
@@ -640,7 +641,7 @@ impl Link {
     }
 
     fn auth_packet(&mut self, now: Instant, frame: Frame<'_>) {
-        let outcome = match (&mut self.auth, &self.config.role) {
+        let outcome = match (self.auth.as_deref_mut(), &self.config.role) {
             (Some(AuthMachine::Authenticator(a)), Role::Server(s))
                 if a.method().protocol() == frame.protocol =>
             {
@@ -840,7 +841,7 @@ impl Link {
             let framing = self.framing();
             // Authentication first: a Failure must reach the peer before our
             // Terminate-Request.
-            match &mut self.auth {
+            match self.auth.as_deref_mut() {
                 Some(AuthMachine::Authenticator(a)) => {
                     let proto = a.method().protocol();
                     while let Some(p) = a.poll_transmit() {
@@ -994,7 +995,7 @@ impl Link {
             AuthMachine::Authenticator(a) => a.start(now, &mut *self.rng),
             AuthMachine::Peer(p) => p.start(now, &mut *self.rng),
         }
-        self.auth = Some(machine);
+        self.auth = Some(Box::new(machine));
     }
 
     fn check_up(&mut self) {

@@ -19,6 +19,7 @@ use pptp_tests::{
     load::{self, LoadRun},
     netns,
     sample::median,
+    traffic,
 };
 use serde_json::Value;
 
@@ -76,12 +77,7 @@ fn round(bin: &Path, sessions: usize, xdp: bool) -> anyhow::Result<Round> {
     let rss_idle = rss(server.pid)?;
     let run = LoadRun::start(&mut lab, bin, &dir, "load", sessions, CONCURRENCY, 3)?;
     wait_for(Duration::from_secs(600), || {
-        agents::sessions(&mut lab, bin)
-            .iter()
-            .filter(|s| s["state"] == "up")
-            .count()
-            == sessions
-            || lab.exited(run.pid).is_some()
+        agents::up_sessions(&mut lab, bin) == sessions as u64 || lab.exited(run.pid).is_some()
     })?;
     let rss_up = rss(server.pid)?;
     let map_bytes = if xdp {
@@ -94,8 +90,18 @@ fn round(bin: &Path, sessions: usize, xdp: bool) -> anyhow::Result<Round> {
     ensure!(
         report["established"].as_u64() == Some(sessions as u64)
             && report["echo_answered"].as_u64() == Some(sessions as u64),
-        "not every session came up and answered: {report}\n{}",
-        run.notable_log(20)
+        "not every session came up and answered: {report}\n{}\nconcentrator: {}\nlink drops: client {}, wan {}, concentrator {}, lan {}",
+        run.notable_log(20),
+        agents::stats(&mut lab, bin)
+            .map(|mut s| {
+                s["sessions"] = Value::Null;
+                s
+            })
+            .unwrap_or_default(),
+        traffic::link_drops(&lab.client_ns(0))?,
+        traffic::link_drops(&lab.wan_ns())?,
+        traffic::link_drops(&lab.concentrator_ns())?,
+        traffic::link_drops(&lab.lan_ns())?,
     );
     lab.stop(server.pid, Duration::from_secs(30))?;
     let _ = std::fs::remove_dir_all(&dir);

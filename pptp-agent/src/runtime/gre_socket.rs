@@ -17,6 +17,41 @@ use crate::inet::Ipv4Packet;
 
 const IPPROTO_GRE: i32 = 47;
 
+/// The receive buffer asked for: room for a burst of about 10,000 small packets
+/// (an skb of a 100-byte packet takes about 800 bytes of it), as when every one of
+/// thousands of sessions sends at once (the load generator's echo round).
+const RECV_BUFFER: usize = 8 << 20;
+
+/// Sets the socket's receive buffer to `bytes`: beyond `net.core.rmem_max` with
+/// SO_RCVBUFFORCE when the agent may (CAP_NET_ADMIN), else as far as SO_RCVBUF
+/// goes (`rmem_max`, 208 KiB by default: a few hundred packets).
+fn set_recv_buffer(socket: &Socket, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid descriptor, and a c_int option value of the size given.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    let granted = socket.recv_buffer_size()?;
+    if granted < bytes {
+        tracing::warn!(
+            granted,
+            asked = bytes,
+            "the raw GRE socket's receive buffer is smaller than asked (no CAP_NET_ADMIN; raise net.core.rmem_max): bursts from many sessions at once may be dropped"
+        );
+    }
+    Ok(())
+}
+
 /// A GRE packet as received: the sender's address and the GRE bytes.
 #[derive(Debug)]
 pub struct Received {
@@ -37,7 +72,7 @@ impl GreSocket {
     pub fn open() -> io::Result<Self> {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_GRE)))?;
         socket.set_nonblocking(true)?;
-        socket.set_recv_buffer_size(4 << 20)?;
+        set_recv_buffer(&socket, RECV_BUFFER)?;
         // SAFETY: the socket is owned by the AsyncFd for its whole life and its fd
         // never changes.
         let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }

@@ -1,7 +1,7 @@
 //! The calls one control connection of ours is to place ([`CallOrders`]): the load
 //! generator's PACs place many Incoming-Call-Requests on one connection, ordered one
 //! at a time as its set-up window allows; `dial` and demand-dial interfaces place
-//! one. [`carry_calls`](super::client::carry_calls) runs the connection; this keeps
+//! one. `client`'s `carry_calls` runs the connection; this keeps
 //! which calls are ordered, placed and up, and when the connection is done.
 
 use std::{
@@ -17,13 +17,20 @@ use crate::pptp::{
     message::StopReason,
 };
 
-use super::{
-    client::CallKind,
-    hub::{ControlCommand, SessionNotify},
-};
+use super::hub::{ControlCommand, SessionNotify};
+
+/// Which call to place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallKind {
+    /// Outgoing-Call-Request: we are the PNS (a voluntary client).
+    #[default]
+    Outgoing,
+    /// Incoming-Call-Request: we are the PAC (an ISP's access switch).
+    Incoming,
+}
 
 /// The calls one control connection is to place, shared between its task
-/// ([`carry_calls`](super::client::carry_calls)) and whoever orders them (through
+/// (`carry_calls`) and whoever orders them (through
 /// the commands [`CallOrders::order`] and [`CallOrders::last`] make, sent to the
 /// connection). A call's [`SessionNotify`] goes to the hub with the call once it
 /// is up; a call that ends before that, or never gets placed, drops it (its owner

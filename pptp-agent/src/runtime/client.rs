@@ -35,6 +35,8 @@ use crate::{
     },
 };
 
+pub use super::call_orders::CallKind;
+
 use super::{
     call_orders::CallOrders,
     gre_socket::GreSocket,
@@ -44,16 +46,6 @@ use super::{
 
 /// PPTP's control port.
 pub const PPTP_PORT: u16 = 1723;
-
-/// Which call to place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CallKind {
-    /// Outgoing-Call-Request: we are the PNS (a voluntary client).
-    #[default]
-    Outgoing,
-    /// Incoming-Call-Request: we are the PAC (an ISP's access switch).
-    Incoming,
-}
 
 /// One call to place.
 #[derive(Clone)]

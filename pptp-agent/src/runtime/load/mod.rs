@@ -88,6 +88,9 @@ impl LoadSettings {
 const SESSION_EVENTS: usize = 4;
 /// Time every session has to end after the hang-up.
 const HANGUP_WAIT: Duration = Duration::from_secs(60);
+/// Logged (info) once every session is up or failed, before the traffic check
+/// ends and the hold begins.
+pub const SETUP_OVER: &str = "every session is up or has failed";
 /// How often unanswered echo requests are looked at.
 const ECHO_TICK: Duration = Duration::from_millis(100);
 
@@ -162,8 +165,18 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
     let mut tick = tokio::time::interval(ECHO_TICK);
     // Set-up and traffic check: until every session is up or failed, and every up
     // one answered or out of echo requests.
+    let mut announced = false;
     loop {
         let setting_up = report.established + report.failed < settings.sessions;
+        if !setting_up && !announced {
+            // Benchmarks read the concentrator's memory from this line on.
+            tracing::info!(
+                established = report.established,
+                failed = report.failed,
+                "{SETUP_OVER}"
+            );
+            announced = true;
+        }
         let now = Instant::now();
         if !setting_up && echoes.as_ref().is_none_or(|e| e.settled(now)) {
             break;

@@ -61,7 +61,7 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
-use rand::RngCore;
+use rand::{RngCore, TryRngCore as _};
 
 use crate::{
     demand::Placer,
@@ -173,7 +173,10 @@ impl EngineConfig {
             dialing: false,
             rates: RatePolicy::default(),
             gre_wait: GRE_WAIT,
-            rng: Box::new(|| Box::new(rand::rngs::StdRng::from_os_rng())),
+            // The operating system's generator: a zero-sized handle (a generator
+            // seeded per link cost each session 320 bytes), read a few times per
+            // link (magic numbers, challenges, the echo timer's offset).
+            rng: Box::new(|| Box::new(rand::rngs::OsRng.unwrap_err())),
         }
     }
 }
@@ -216,8 +219,6 @@ pub struct Engine {
     /// `pptp-agent capture` of a session on the agent's path.
     captures: Captures,
 }
-
-use rand::SeedableRng as _;
 
 impl Engine {
     pub fn new(

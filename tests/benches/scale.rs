@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use pptp_agent::runtime::load::SETUP_OVER;
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE},
     bpffs::pinned_map_bytes,
@@ -25,7 +26,6 @@ use pptp_tests::{
     load::{self, LoadRun, Target},
     process::rss,
 };
-use pptp_agent::runtime::load::SETUP_OVER;
 use serde_json::Value;
 
 /// Seconds every session stays up after the traffic check (the memory is read

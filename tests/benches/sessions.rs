@@ -9,15 +9,16 @@
 //! median of each figure. Run by `cargo xtask bench` with `PPTP_AGENT_BIN` set to a
 //! release build.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use pptp_tests::{
     agents::{self, SERVER_INSTANCE},
+    bpffs::pinned_map_bytes,
     demo::wait_for,
     lab::{Lab, LabSpec},
     load::{self, LoadRun},
-    netns,
+    process::rss,
     sample::median,
     traffic,
 };
@@ -35,38 +36,6 @@ struct Round {
     rss_idle: u64,
     rss_up: u64,
     map_bytes: u64,
-}
-
-/// Resident memory of process `pid`, bytes.
-fn rss(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib * 1024)
-}
-
-/// Memory locked by the maps pinned under `dir` (what bpftool reports as
-/// bytes_memlock, summed).
-fn pinned_map_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
-        let path = entry?.path();
-        let out = netns::output(
-            Command::new("bpftool")
-                .args(["-j", "map", "show", "pinned"])
-                .arg(&path),
-        )
-        .with_context(|| format!("bpftool map show pinned {}", path.display()))?;
-        let map: Value = serde_json::from_slice(&out.stdout)?;
-        total += map["bytes_memlock"].as_u64().unwrap_or(0);
-    }
-    Ok(total)
 }
 
 fn round(bin: &Path, sessions: usize, xdp: bool) -> anyhow::Result<Round> {

@@ -50,3 +50,21 @@ impl Drop for TempBpffs {
         let _ = std::fs::remove_dir(&self.path);
     }
 }
+
+/// Memory locked by the maps pinned under `dir` (what bpftool reports as
+/// bytes_memlock, summed).
+pub fn pinned_map_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        let out = crate::netns::output(
+            std::process::Command::new("bpftool")
+                .args(["-j", "map", "show", "pinned"])
+                .arg(&path),
+        )
+        .with_context(|| format!("bpftool map show pinned {}", path.display()))?;
+        let map: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        total += map["bytes_memlock"].as_u64().unwrap_or(0);
+    }
+    Ok(total)
+}

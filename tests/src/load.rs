@@ -53,6 +53,27 @@ pub fn start_concentrator(
     agents::start_from_config(lab, bin, dir, &spec)
 }
 
+/// The tunnel pool of the 50,000-session benchmark: 198.18.0.0/15 (RFC 2544's
+/// benchmarking range), 131,069 addresses, more than the BPF maps hold.
+pub const BENCHMARK_POOL: &str = "198.18.0.2-198.19.255.254";
+
+/// Starts the concentrator for access switches placing many incoming calls each
+/// (`load-test --incoming`): XDP, [`BENCHMARK_POOL`], CHAP, and no cap on calls
+/// waiting for authentication per connection or per source, nor on connections
+/// per source (an operator would lift these for its switches' addresses only,
+/// with a `[[limits.peers]]` entry).
+pub fn start_pac_concentrator(lab: &mut Lab, bin: &Path, dir: &Path) -> anyhow::Result<Agent> {
+    let spec = ConfigSpec {
+        xdp: true,
+        pools: &[BENCHMARK_POOL],
+        secrets: &format!("{USER} * {PASSWORD} *\n"),
+        auth: "methods = [\"chap\"]",
+        extra: "[limits]\nmax_sessions = 65535\nconnections_per_source = 0\n\
+                unauthenticated_calls_per_connection = 0\nunauthenticated_calls_per_source = 0",
+    };
+    agents::start_from_config(lab, bin, dir, &spec)
+}
+
 /// Where a load test runs from and to, and how many sessions it holds how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
@@ -106,6 +127,19 @@ impl LoadRun {
         name: &str,
         to: Target,
     ) -> anyhow::Result<Self> {
+        Self::start_with(lab, bin, dir, name, to, &[])
+    }
+
+    /// As [`LoadRun::start_to`], with further `load-test` arguments (`--incoming
+    /// --calls-per-connection N`, a longer `--setup-timeout`).
+    pub fn start_with(
+        lab: &mut Lab,
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        to: Target,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let Target {
             sessions,
             concurrency,
@@ -121,6 +155,7 @@ impl LoadRun {
             .args(["--user", USER, "--password", PASSWORD, "--auth", "chap"])
             .args(["--ping", &addr::LAN_HOST.to_string()])
             .args(["--hold", &hold.to_string(), "--json"])
+            .args(extra)
             .stdout(std::fs::File::create(&report)?)
             .stderr(std::fs::File::create(&log)?);
         let pid = lab.spawn(&lab.client_ns(to.client), cmd)?;

@@ -15,6 +15,9 @@
 //! - `resources` (`tests/benches/resources.rs`): the concentrator's RSS and open
 //!   descriptors before and after millions of packets through an MPPE session and
 //!   10,000 session set-ups and tear-downs (both must come back flat).
+//! - `scale` (`tests/benches/scale.rs`): 50,000 sessions up at once as incoming
+//!   calls (1,000 per control connection) on the XDP path: set-ups per second,
+//!   memory per session, BPF map memory and hang-up time beside the goals.
 
 use clap::Args;
 use pptp_tests::lab;
@@ -66,6 +69,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     )?;
     cmd::run(bench("pptp-tests", "sessions").env("PPTP_AGENT_BIN", &agent))?;
     cmd::run(bench("pptp-tests", "resources").env("PPTP_AGENT_BIN", &agent))?;
+    cmd::run(bench("pptp-tests", "scale").env("PPTP_AGENT_BIN", &agent))?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(
         stale.is_empty(),

@@ -16,12 +16,24 @@ pub struct LoadTestArgs {
     /// The concentrator.
     #[arg(long, value_name = "ADDR")]
     server: Ipv4Addr,
-    /// Sessions to establish, each with its own control connection and call. The
-    /// concentrator must allow that many (max_sessions, connections_per_source,
-    /// sessions_per_user, pool size).
+    /// Sessions to establish: each with its own control connection and outgoing
+    /// call, or, with --incoming, as incoming calls sharing control connections.
+    /// The concentrator must allow that many (limits.max_sessions,
+    /// connections_per_source, unauthenticated_calls_per_source and, for
+    /// --incoming, unauthenticated_calls_per_connection; sessions_per_user; pool
+    /// size).
     #[arg(long, default_value_t = 100)]
     sessions: u32,
-    /// Session setups in flight at once.
+    /// Place incoming calls as a PAC (an ISP's access switch, as `dial
+    /// --incoming`) instead of outgoing calls as a PNS.
+    #[arg(long)]
+    incoming: bool,
+    /// With --incoming: calls on each control connection (Call IDs allow up to
+    /// 65,535).
+    #[arg(long, default_value_t = 1000, requires = "incoming",
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    calls_per_connection: u32,
+    /// Session setups in flight at once (over all control connections).
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
     /// User name every session authenticates as.
@@ -30,8 +42,8 @@ pub struct LoadTestArgs {
     /// Its password.
     #[arg(long)]
     password: String,
-    /// Once all sessions are up, each sends ICMP echo requests to this address
-    /// through its tunnel until one is answered (up to 5 tries).
+    /// As soon as it is up, each session sends ICMP echo requests to this address
+    /// through its tunnel, one a second until one is answered (up to 5).
     #[arg(long, value_name = "ADDR")]
     ping: Option<Ipv4Addr>,
     /// Seconds a session may take from TCP connect to IPCP up.
@@ -57,6 +69,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         server: args.server,
         sessions: args.sessions,
         concurrency: args.concurrency,
+        incoming: args.incoming.then_some(args.calls_per_connection),
         credentials: Credentials {
             user: args.user.clone().into_bytes(),
             password: args.password.clone().into_bytes(),

@@ -87,7 +87,7 @@ impl Engine {
             .link
             .verified_with(now, ticket, authorized.verdict, authorized.grant)
         {
-            session.aaa.authorization = authorized.authorization;
+            session.aaa.authorization = authorized.authorization.map(Box::new);
         }
         self.flush(id, now);
     }

@@ -27,8 +27,9 @@ pub enum Arrival {
 /// A session's RADIUS state in the engine.
 #[derive(Debug, Default)]
 pub struct SessionAaa {
-    /// What the Access-Accept said (`None`: judged by the secrets file).
-    pub authorization: Option<Authorization>,
+    /// What the Access-Accept said (`None`: judged by the secrets file). Boxed:
+    /// sessions without RADIUS need not carry its 300-odd bytes.
+    pub authorization: Option<Box<Authorization>>,
     /// Running from the moment the session is up (Accounting-Start sent).
     pub clock: Option<SessionClock>,
     /// Why we closed the session, if we did.
@@ -90,6 +91,15 @@ impl SessionAaa {
 mod tests {
     use super::*;
 
+    /// A session holds its RADIUS authorization boxed: one without RADIUS (the
+    /// secrets file, and every session of the 50,000-session benchmark) carries a
+    /// pointer, not the Access-Accept's attributes (408 bytes in all before, 176 after).
+    #[test]
+    fn a_session_without_radius_carries_no_authorization_inline() {
+        let size = std::mem::size_of::<SessionAaa>();
+        assert!(size <= 192, "{size} bytes");
+    }
+
     #[test]
     fn causes_and_limits() {
         let mut aaa = SessionAaa::default();
@@ -118,11 +128,11 @@ mod tests {
             "no accounting, no interim"
         );
         assert_eq!(aaa.limits(Some(s(60)), true).interim, Some(s(60)));
-        aaa.authorization = Some(Authorization {
+        aaa.authorization = Some(Box::new(Authorization {
             interim_interval: Some(s(30)),
             idle_timeout: Some(s(9)),
             ..Authorization::default()
-        });
+        }));
         let limits = aaa.limits(Some(s(60)), true);
         assert_eq!(
             (limits.interim, limits.idle_timeout),

@@ -61,7 +61,7 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
-use rand::RngCore;
+use rand::{RngCore, TryRngCore as _};
 
 use crate::{
     demand::Placer,
@@ -173,8 +173,9 @@ impl EngineConfig {
             dialing: false,
             rates: RatePolicy::default(),
             gre_wait: GRE_WAIT,
-            // The kernel's generator, read when a link draws (magic numbers,
-            // challenges): no state per link, where a seeded ChaCha costs 320 bytes.
+            // The operating system's generator: a zero-sized handle (a generator
+            // seeded per link cost each session 320 bytes), read a few times per
+            // link (magic numbers, challenges, the echo timer's offset).
             rng: Box::new(|| Box::new(rand::rngs::OsRng.unwrap_err())),
         }
     }
@@ -218,8 +219,6 @@ pub struct Engine {
     /// `pptp-agent capture` of a session on the agent's path.
     captures: Captures,
 }
-
-use rand::TryRngCore as _;
 
 impl Engine {
     pub fn new(

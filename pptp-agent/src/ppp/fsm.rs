@@ -17,6 +17,8 @@
 //! one timer as data through [`Fsm::poll_timeout`].
 
 use std::collections::VecDeque;
+
+use super::queue::pop_or_release;
 use std::time::{Duration, Instant};
 
 use super::packet::{self, Opt, Packet};
@@ -258,12 +260,12 @@ impl<N: Negotiator> Fsm<N> {
 
     /// The next packet to send (protocol field not included).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        pop_or_release(&mut self.transmit)
     }
 
     /// The next layer notice.
     pub fn poll_notice(&mut self) -> Option<Notice> {
-        self.notices.pop_front()
+        pop_or_release(&mut self.notices)
     }
 
     /// When [`Fsm::handle_timeout`] must be called next.

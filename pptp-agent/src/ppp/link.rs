@@ -39,6 +39,7 @@ use super::fsm::{Extension, FinishReason, Fsm, Limits, Negotiator, Notice, State
 use super::ipcp::{AddressPool, Ipcp, IpcpConfig};
 use super::ipv6cp::Ipv6cp;
 use super::lcp::{self, AuthRole, Lcp, LcpConfig, LcpFailure};
+use super::queue::pop_or_release;
 use crate::mppe::{KeyStrength, StartKeys};
 
 /// The phases of RFC 1661 §3.2.
@@ -528,12 +529,12 @@ impl Link {
 
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        pop_or_release(&mut self.transmit)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_or_release(&mut self.events)
     }
 
     /// When [`Link::handle_timeout`] must be called next.

@@ -12,6 +12,7 @@
 //! - [`auth`]: PAP, CHAP-MD5, MS-CHAPv1 and MS-CHAPv2, authenticator and peer.
 //! - [`frame`] and [`packet`]: the wire formats (framing with ACFC/PFC; Code/Id/Length
 //!   packets and option lists). They never panic on any input.
+//! - `queue`: the machines' output queues give their memory back once drained.
 
 pub mod auth;
 pub mod ccp;
@@ -22,6 +23,7 @@ pub mod ipv6cp;
 pub mod lcp;
 pub mod link;
 pub mod packet;
+mod queue;
 
 /// The `rand` the engine's injected RNG (`rand::RngCore`) comes from, so callers can
 /// build one (e.g. a seeded `StdRng` in tests and fuzz targets) without matching versions.

@@ -1005,6 +1005,74 @@ fn pns_answering_incoming_call() {
     ));
 }
 
+/// An access switch carries many users' calls on one connection: 1,000
+/// Incoming-Call-Requests at once all come up, an hour passes (keepalives on the
+/// PAC's side), and clearing one call from either end leaves every other up.
+#[test]
+fn a_thousand_incoming_calls_on_one_connection_and_clearing_one_leaves_the_rest() {
+    let mut p = Pair::new(
+        ControlConfig {
+            roles: Roles::Pac,
+            ..client_config()
+        },
+        ControlConfig::default(),
+    );
+    p.drive();
+    p.take_events();
+    let pac_ids: Vec<u16> = (0..1000)
+        .map(|_| {
+            p.client
+                .place_incoming_call(&IncomingCallParams::default(), p.now)
+                .unwrap()
+        })
+        .collect();
+    p.drive();
+    let (_, requested) = p.take_events();
+    let pns_ids: Vec<u16> = requested
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallRequested { local_call_id, .. } => Some(*local_call_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pns_ids.len(), 1000);
+    for &id in &pns_ids {
+        p.server.accept_call(id, p.now).unwrap();
+    }
+    p.drive();
+    let (c, s) = p.take_events();
+    let ups = |evs: &[Event]| evs.iter().filter(|e| matches!(e, Event::CallUp(_))).count();
+    assert_eq!((ups(&c), ups(&s)), (1000, 1000));
+    p.advance(Duration::from_secs(3600));
+    let (c, s) = p.take_events();
+    assert_eq!((call_down(&c), call_down(&s)), (vec![], vec![]));
+
+    // The PAC hangs up one user; the PNS clears another.
+    p.client.clear_call(pac_ids[17], p.now).unwrap();
+    p.server.clear_call(pns_ids[500], p.now).unwrap();
+    p.drive();
+    let (c, s) = p.take_events();
+    assert_eq!(
+        c.iter()
+            .filter(|e| matches!(e, Event::CallDown { .. }))
+            .count(),
+        2
+    );
+    assert_eq!(
+        s.iter()
+            .filter(|e| matches!(e, Event::CallDown { .. }))
+            .count(),
+        2
+    );
+    assert_eq!((p.client.call_count(), p.server.call_count()), (998, 998));
+    let up = |c: &ControlConnection, id| c.call_state(id) == Some(CallState::Established);
+    assert!(!up(&p.client, pac_ids[17]));
+    let still = pac_ids.iter().filter(|&&id| up(&p.client, id)).count();
+    assert_eq!(still, 998);
+    assert_eq!(pns_ids.iter().filter(|&&id| up(&p.server, id)).count(), 998);
+    assert!(p.client.is_established() && p.server.is_established());
+}
+
 #[test]
 fn pns_refuses_incoming_call() {
     let mut p = pac_client_pair();

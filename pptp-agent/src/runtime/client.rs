@@ -29,15 +29,16 @@ use crate::{
         link::{ClientConfig, EchoConfig, LinkConfig, Role},
     },
     pptp::{
-        call::{IncomingCallParams, OutgoingCallParams},
         call_id::SharedCallIds,
         control::{ControlConfig, ControlConnection, Event},
-        message::StopReason,
         shell::{self, CallClears, Pass, ShellLimits},
     },
 };
 
+pub use super::call_orders::CallKind;
+
 use super::{
+    call_orders::CallOrders,
     gre_socket::GreSocket,
     hub::{self, CallUp, ControlCommand, Devices, Hub, HubCommand, HubParts, SessionNotify},
     network::{ClientDevice, TunNetwork},
@@ -45,16 +46,6 @@ use super::{
 
 /// PPTP's control port.
 pub const PPTP_PORT: u16 = 1723;
-
-/// Which call to place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CallKind {
-    /// Outgoing-Call-Request: we are the PNS (a voluntary client).
-    #[default]
-    Outgoing,
-    /// Incoming-Call-Request: we are the PAC (an ISP's access switch).
-    Incoming,
-}
 
 /// One call to place.
 #[derive(Clone)]
@@ -107,7 +98,32 @@ pub async fn place_call(
     target: &CallTarget,
     hub: mpsc::Sender<HubCommand>,
     router: Option<usize>,
-    mut notify: Option<SessionNotify>,
+    notify: Option<SessionNotify>,
+    call_ids: SharedCallIds,
+) -> anyhow::Result<()> {
+    let orders = CallOrders::one(target.kind, notify);
+    let (_commands, receiver) = mpsc::channel::<ControlCommand>(1);
+    carry_calls(target, hub, router, &orders, receiver, call_ids).await?;
+    anyhow::ensure!(
+        orders.came_up() > 0,
+        "the call to {} did not come up",
+        target.server
+    );
+    Ok(())
+}
+
+/// Opens a control connection to `target` and places on it the calls `orders`
+/// holds and those ordered later through `commands` ([`CallOrders::order`]),
+/// handing each to `hub` (bound to demand-dial interface `router`, if any) as it
+/// comes up, their Call IDs drawn from `call_ids`. A call that goes down leaves the
+/// others alone; once [`CallOrders::last`] has come and the last call is down, the
+/// connection is stopped. Returns when the control connection is closed.
+pub async fn carry_calls(
+    target: &CallTarget,
+    hub: mpsc::Sender<HubCommand>,
+    router: Option<usize>,
+    orders: &CallOrders,
+    commands: mpsc::Receiver<ControlCommand>,
     call_ids: SharedCallIds,
 ) -> anyhow::Result<()> {
     let server_addr = resolve(&target.server).await?;
@@ -126,37 +142,21 @@ pub async fn place_call(
     };
     let conn =
         ControlConnection::originate_with_pool(target.control.clone(), call_ids, Instant::now());
-    let (_commands, receiver) = mpsc::channel::<ControlCommand>(1);
     let clears = Arc::new(CallClears::default());
     let channels = shell::Channels {
-        commands: receiver,
+        commands,
         clears: &clears,
         out: &hub,
     };
-    let mut link = Some(target.link_config());
-    let mut came_up = false;
     shell::drive(stream, conn, channels, ShellLimits::default(), |conn, event, now| match event {
         Event::Established(peer) => {
             tracing::info!(server = %server, host = %peer.host_name, kind = ?target.kind, "control connection established");
-            let placed = match target.kind {
-                CallKind::Outgoing => conn
-                    .place_outgoing_call(&OutgoingCallParams::default(), now)
-                    .map(drop),
-                CallKind::Incoming => conn
-                    .place_incoming_call(&IncomingCallParams::default(), now)
-                    .map(drop),
-            };
-            if let Err(e) = placed {
-                tracing::error!(error = %e, "cannot place the call");
-                conn.stop(StopReason::None, now);
-            }
+            orders.place_queued(conn, now);
             None
         }
         Event::CallUp(info) => {
-            let (Some(peer_call_id), Some(link)) = (info.peer_call_id, link.take()) else {
-                return None;
-            };
-            came_up = true;
+            let peer_call_id = info.peer_call_id?;
+            let notify = orders.up(info.local_call_id)?;
             let (installed, acted_on) = oneshot::channel();
             let up = HubCommand::CallUp(Box::new(CallUp {
                 call: CallSpec {
@@ -165,9 +165,9 @@ pub async fn place_call(
                     local_call_id: info.local_call_id,
                     peer_call_id,
                 },
-                link,
+                link: target.link_config(),
                 control: clears.clone(),
-                notify: notify.take(),
+                notify,
                 router,
                 installed,
             }));
@@ -175,7 +175,8 @@ pub async fn place_call(
         }
         Event::CallDown { local_call_id, reason, .. } => {
             tracing::info!(local_call_id, ?reason, "call down");
-            conn.stop(StopReason::None, now);
+            // A call that never came up drops its notify here.
+            orders.down(conn, local_call_id, now);
             Some(Pass::on(HubCommand::CallDown((server_addr, local_call_id))))
         }
         Event::Closed(reason) => {
@@ -185,7 +186,7 @@ pub async fn place_call(
         _ => None,
     })
     .await;
-    anyhow::ensure!(came_up, "the call to {server} did not come up");
+    orders.abandon();
     Ok(())
 }
 

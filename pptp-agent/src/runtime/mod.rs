@@ -4,7 +4,8 @@
 //! - [`hub`]: the one task that runs the engine: GRE socket, TUN devices, commands,
 //!   RADIUS exchanges, the engine's actions.
 //! - [`server`]: the concentrator's control side (TCP 1723), a task per connection.
-//! - [`client`]: the calling side: place a call, dial (`pptp-agent dial`).
+//! - [`client`]: the calling side: place a call, dial (`pptp-agent dial`);
+//!   [`call_orders`]: the calls one of our control connections is to place.
 //! - [`load`]: the load generator (`pptp-agent load-test`).
 //! - [`routers`]: demand-dial interfaces from the configuration, and their dialer.
 //! - [`gre_socket`], [`tun`], [`network`]: the raw GRE socket, TUN devices, and the
@@ -14,6 +15,7 @@
 //! - [`pool`]: the concentrator's address pool.
 //! - [`dae`]: RADIUS Disconnect and CoA requests (RFC 5176) carried out on the hub.
 
+pub mod call_orders;
 pub mod client;
 pub mod dae;
 pub mod gre_socket;

@@ -203,3 +203,15 @@ fn sessions_up_together_send_their_echo_requests_spread_over_an_interval() {
         "{busiest} of {CALLS} sessions' echo requests left in the same second"
     );
 }
+
+/// A link's random source (magic numbers, CHAP challenges, its echo timer's offset)
+/// is the operating system's, held in no memory of the link's own: each link
+/// carried a seeded ChaCha generator of its own, about 320 bytes a session.
+#[test]
+fn a_link_random_source_costs_no_memory_per_session() {
+    let mut config = EngineConfig::new(Mode::Concentrator);
+    let mut rng = (config.rng)();
+    assert_eq!(std::mem::size_of_val(&*rng), 0);
+    // And it is random.
+    assert_ne!(rng.next_u64(), rng.next_u64());
+}

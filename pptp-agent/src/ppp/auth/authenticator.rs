@@ -14,6 +14,8 @@
 //! (no retry: like pppd, the peer must start a new call).
 
 use std::collections::VecDeque;
+
+use super::super::queue::pop_or_release;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -208,7 +210,7 @@ impl Authenticator {
 
     /// The next packet to send, on protocol [`Method::protocol`].
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        pop_or_release(&mut self.transmit)
     }
 
     /// When [`Authenticator::handle_timeout`] is due.

@@ -6,6 +6,8 @@
 //! arrives, since a lost Success is otherwise never sent again.
 
 use std::collections::VecDeque;
+
+use super::super::queue::pop_or_release;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -88,7 +90,7 @@ impl Peer {
 
     /// The next packet to send, on protocol [`Method::protocol`].
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        pop_or_release(&mut self.transmit)
     }
 
     /// When [`Peer::handle_timeout`] is due.

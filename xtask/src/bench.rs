@@ -14,10 +14,14 @@
 //!   with every tunnel address of the lab in use, with XDP against the agent's path.
 //! - `resources` (`tests/benches/resources.rs`): the concentrator's RSS and open
 //!   descriptors before and after millions of packets through an MPPE session and
-//!   10,000 session set-ups and tear-downs (both must come back flat).
+//!   200,000 session set-ups and tear-downs (both must come back flat, and so must
+//!   the sessions, pool addresses, Call IDs and map entries the concentrator holds).
 //! - `scale` (`tests/benches/scale.rs`): 50,000 sessions up at once as incoming
 //!   calls (1,000 per control connection) on the XDP path: set-ups per second,
 //!   memory per session, BPF map memory and hang-up time beside the goals.
+//! - `budget` (`tests/benches/budget.rs`): voluntary clients up to the descriptor
+//!   budget (about 19,000 here), one more refused while every session keeps
+//!   answering its ping.
 
 use clap::Args;
 use pptp_tests::lab;
@@ -70,6 +74,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     cmd::run(bench("pptp-tests", "sessions").env("PPTP_AGENT_BIN", &agent))?;
     cmd::run(bench("pptp-tests", "resources").env("PPTP_AGENT_BIN", &agent))?;
     cmd::run(bench("pptp-tests", "scale").env("PPTP_AGENT_BIN", &agent))?;
+    cmd::run(bench("pptp-tests", "budget").env("PPTP_AGENT_BIN", &agent))?;
     let stale = lab::down_stale()?;
     anyhow::ensure!(
         stale.is_empty(),

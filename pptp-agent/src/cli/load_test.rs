@@ -52,6 +52,10 @@ pub struct LoadTestArgs {
     /// Seconds to keep every session up after the traffic check.
     #[arg(long, default_value_t = 0)]
     hold: u64,
+    /// After the hold, check every session's traffic again (with --ping): do they
+    /// all still carry it (after something else happened to the concentrator)?
+    #[arg(long, requires = "ping")]
+    recheck: bool,
     /// The MRU we ask for.
     #[arg(long, default_value_t = 1400)]
     mru: u16,
@@ -80,6 +84,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         ping: args.ping,
         setup_timeout: Duration::from_secs(args.setup_timeout),
         hold: Duration::from_secs(args.hold),
+        recheck: args.recheck,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,14 +95,16 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
     } else {
         println!("{report}");
     }
-    let traffic_ok =
-        args.ping.is_none() || (report.echo_unanswered == 0 && report.echo_misdelivered == 0);
+    let unanswered_again = report.recheck_unanswered.unwrap_or(0);
+    let traffic_ok = args.ping.is_none()
+        || (report.echo_unanswered == 0 && report.echo_misdelivered == 0 && unanswered_again == 0);
     anyhow::ensure!(
         report.failed == 0 && traffic_ok,
-        "{} of {} sessions failed, {} carried no traffic, {} echo replies came through another session's call",
+        "{} of {} sessions failed, {} carried no traffic, {} no longer after the hold, {} echo replies came through another session's call",
         report.failed,
         report.attempted,
         report.echo_unanswered,
+        unanswered_again,
         report.echo_misdelivered
     );
     Ok(())

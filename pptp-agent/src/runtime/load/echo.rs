@@ -80,6 +80,31 @@ impl Echoes {
         echo_request(address, self.target, id, 0)
     }
 
+    /// The check once more, for every session that came up (after the hold: do
+    /// they still carry traffic?), and the first request of each, sent at `now`.
+    pub fn again(&self, now: Instant) -> (Echoes, Vec<Vec<u8>>) {
+        let mut again = Echoes::new(self.target);
+        let packets = self
+            .ids
+            .iter()
+            .map(|(&address, &id)| {
+                again.ids.insert(address, id);
+                again.waiting.insert(
+                    address,
+                    Waiting {
+                        id,
+                        up_at: now,
+                        sent: 1,
+                        last_sent: now,
+                    },
+                );
+                echo_request(address, self.target, id, 0)
+            })
+            .collect();
+        again.last_sent = Some(now);
+        (again, packets)
+    }
+
     /// A packet that arrived through the call of the session with address `via`.
     pub fn received(&mut self, via: Ipv4Addr, packet: &[u8], now: Instant) {
         let Some((to, id)) = echo_reply_to(packet, self.target) else {
@@ -229,5 +254,19 @@ mod tests {
         let last = t0 + Duration::from_secs(5);
         assert!(!echoes.settled(last + ECHO_WAIT - Duration::from_millis(1)));
         assert!(echoes.settled(last + ECHO_WAIT));
+
+        // Checked again: both sessions ask anew and count anew.
+        let t1 = t0 + Duration::from_secs(60);
+        let (mut again, requests) = echoes.again(t1);
+        assert_eq!(requests.len(), 2);
+        assert!(!again.settled(t1 + ECHO_WAIT));
+        let for_a = requests
+            .iter()
+            .find(|r| echo_reply_to(&reply_to(r), host) == Some((a, 0)))
+            .unwrap();
+        again.received(a, &reply_to(for_a), t1 + Duration::from_millis(5));
+        assert_eq!(again.answered(), 1);
+        assert_eq!(again.misdelivered, 0);
+        assert!(!again.settled(t1 + ECHO_WAIT));
     }
 }

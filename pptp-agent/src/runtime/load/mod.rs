@@ -72,6 +72,8 @@ pub struct LoadSettings {
     pub setup_timeout: Duration,
     /// How long every session stays up after the traffic check.
     pub hold: Duration,
+    /// After the hold, every session that came up is checked again (with `ping`).
+    pub recheck: bool,
 }
 
 impl LoadSettings {
@@ -250,6 +252,27 @@ pub async fn run(settings: LoadSettings) -> anyhow::Result<LoadReport> {
         if let Outcome::Down = outcome {
             report.flaps += 1;
         }
+    }
+    if settings.recheck
+        && let Some(first) = &echoes
+    {
+        let (mut again, requests) = first.again(Instant::now());
+        for packet in requests {
+            let _ = hub_tx.send(HubCommand::Send(packet)).await;
+        }
+        while !again.settled(Instant::now()) {
+            tokio::select! {
+                Some(outcome) = outcomes.recv() => if let Outcome::Down = outcome { report.flaps += 1 },
+                Some((via, packet)) = probe_rx.recv() => again.received(via, &packet, Instant::now()),
+                _ = tick.tick() => for packet in again.due(Instant::now()) {
+                    let _ = hub_tx.send(HubCommand::Send(packet)).await;
+                },
+            }
+        }
+        report.recheck_answered = Some(again.answered());
+        report.recheck_unanswered =
+            Some(report.echo_answered + report.echo_unanswered - again.answered());
+        report.echo_misdelivered += again.misdelivered;
     }
 
     // Hang up: LCP Terminate-Request, then each call is cleared and each control

@@ -50,6 +50,10 @@ pub struct LoadReport {
     /// Echo replies that arrived through another session's call than the one they
     /// are addressed to, or with another session's identifier.
     pub echo_misdelivered: u32,
+    /// With `--recheck`: sessions answered again after the hold, and those that
+    /// were not.
+    pub recheck_answered: Option<u32>,
+    pub recheck_unanswered: Option<u32>,
     /// Sessions that went down after coming up and before we hung up.
     pub flaps: u32,
     /// Sessions that ended within the hang-up time after we hung up.
@@ -147,6 +151,13 @@ impl std::fmt::Display for LoadReport {
             self.first_packet_ms_p50,
             self.first_packet_ms_p99
         )?;
+        if let (Some(answered), Some(unanswered)) = (self.recheck_answered, self.recheck_unanswered)
+        {
+            writeln!(
+                f,
+                "after the hold: {answered} sessions answered an echo again, {unanswered} did not"
+            )?;
+        }
         write!(
             f,
             "hang-up: {} sessions ended in {:.1} s",

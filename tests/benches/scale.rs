@@ -26,7 +26,6 @@ use pptp_tests::{
     load::{self, LoadRun, Target},
     process::rss,
 };
-use serde_json::Value;
 
 /// Seconds every session stays up after the traffic check (the memory is read
 /// meanwhile).
@@ -41,13 +40,6 @@ fn env(name: &str, default: u32) -> anyhow::Result<u32> {
         Ok(v) => Ok(v.parse()?),
         Err(_) => Ok(default),
     }
-}
-
-/// The concentrator's session count (`sessions --limit 0`: no rows, the count);
-/// `None` when it does not answer.
-fn session_count(lab: &mut Lab, bin: &std::path::Path) -> Option<u64> {
-    let out = agents::operator(lab, bin, &["sessions", "--json", "--limit", "0"]).ok()?;
-    serde_json::from_slice::<Value>(&out.stdout).ok()?["matched"].as_u64()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!(
         "set-up over after {:.1} s; the concentrator lists {:?} sessions",
         started.elapsed().as_secs_f64(),
-        session_count(&mut lab, &bin)
+        agents::totals(&mut lab, &bin).and_then(|t| t["sessions"].as_u64())
     );
     // The concentrator's view of the hang-up: from the last poll that still saw
     // every session to the first that saw none (an upper bound: polls are
@@ -103,7 +95,7 @@ fn main() -> anyhow::Result<()> {
     let mut last_full = Instant::now();
     let mut all_gone = None;
     wait_for(Duration::from_secs(600), || {
-        let count = session_count(&mut lab, &bin);
+        let count = agents::totals(&mut lab, &bin).and_then(|t| t["sessions"].as_u64());
         let now = Instant::now();
         if count == Some(u64::from(sessions)) {
             last_full = now;

@@ -315,14 +315,18 @@ pub fn stats(lab: &mut Lab, bin: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Sessions up on the concentrator, from the totals of `stats --limit 0` (no rows:
-/// cheap to ask often with thousands of sessions); 0 when it does not answer.
+/// The concentrator's session totals (`sessions`, `up`, `starting`, `xdp`,
+/// `agent`) from `stats --limit 0`: no rows, cheap to ask often with thousands of
+/// sessions (and no answer of that size left in the agent's memory); `None` when
+/// it does not answer.
+pub fn totals(lab: &mut Lab, bin: &Path) -> Option<Value> {
+    let out = operator(lab, bin, &["stats", "--limit", "0", "--json"]).ok()?;
+    Some(serde_json::from_slice::<Value>(&out.stdout).ok()?["totals"].take())
+}
+
+/// Sessions up on the concentrator ([`totals`]); 0 when it does not answer.
 pub fn up_sessions(lab: &mut Lab, bin: &Path) -> u64 {
-    operator(lab, bin, &["stats", "--limit", "0", "--json"])
-        .ok()
-        .and_then(|out| serde_json::from_slice::<Value>(&out.stdout).ok())
-        .and_then(|s| s["totals"]["up"].as_u64())
-        .unwrap_or(0)
+    totals(lab, bin).and_then(|t| t["up"].as_u64()).unwrap_or(0)
 }
 
 /// The concentrator's sessions (`sessions --json`); empty when it does not answer.

@@ -1,0 +1,178 @@
+//! The datagrams of [`Exchanges`]: a fixed set of UDP sockets, one reader task per
+//! socket and one timer task, nothing else. Every socket is bound once (when the
+//! first exchange is made) and kept; sends never wait (`try_send_to`: a datagram the
+//! kernel cannot take now is lost like any other, and the exchange's retransmission
+//! covers it). Answers that are not taken are counted in the agent's guard counters
+//! (`radius_unmatched`, `radius_late`, `radius_unverified`), requests refused because
+//! too many wait in `radius_queue_full`.
+
+use std::{
+    io,
+    net::Ipv4Addr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    net::UdpSocket,
+    sync::{Notify, oneshot},
+};
+
+use super::{
+    client::{Health, Outcome, Server, Timing},
+    exchanges::{Encode, Exchanges, Limits, Received, Refused, Request, Submitted},
+    packet,
+};
+use crate::guard::stats::GuardStats;
+
+type Done = oneshot::Sender<Result<Outcome, Refused>>;
+
+/// The sockets and the exchanges over them (cheap to clone).
+#[derive(Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    exchanges: Mutex<Exchanges<Done>>,
+    sockets: Vec<UdpSocket>,
+    /// Tells the timer task that the next deadline may have moved.
+    wake: Notify,
+    stats: Arc<GuardStats>,
+}
+
+impl Transport {
+    /// Binds `limits.sockets` UDP sockets and starts their tasks (in the current
+    /// tokio runtime; they run as long as it does).
+    pub fn bind(limits: Limits, stats: Arc<GuardStats>) -> io::Result<Self> {
+        let sockets = (0..limits.sockets.max(1))
+            .map(|_| {
+                let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+                s.set_nonblocking(true)?;
+                UdpSocket::from_std(s)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared {
+            exchanges: Mutex::new(Exchanges::new(limits)),
+            sockets,
+            wake: Notify::new(),
+            stats,
+        });
+        for socket in 0..shared.sockets.len() {
+            tokio::spawn(read(shared.clone(), socket));
+        }
+        tokio::spawn(timers(shared.clone()));
+        Ok(Transport { shared })
+    }
+
+    /// Carries out one request to `servers` (encoded by `encode` once it has an
+    /// identifier) and records in `health` which servers were silent.
+    pub async fn exchange(
+        &self,
+        servers: &Arc<[Server]>,
+        timing: Timing,
+        health: &Mutex<Health>,
+        encode: Encode,
+    ) -> Result<Outcome, Refused> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            servers: servers.clone(),
+            health: health.lock().expect("health lock").clone(),
+            timing,
+            encode,
+            token: tx,
+        };
+        let submitted = self.shared.locked(|x, now| x.submit(request, now));
+        if submitted == Submitted::Full {
+            GuardStats::count(&self.shared.stats.radius_queue_full);
+        }
+        self.shared.wake.notify_one();
+        // Without a result only when the runtime is going away: as if unanswered.
+        let result = rx.await.unwrap_or(Ok(Outcome {
+            answer: None,
+            silent: Vec::new(),
+        }));
+        if let Ok(outcome) = &result {
+            for &i in &outcome.silent {
+                tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
+            }
+            let first_signed = health.lock().expect("health lock").record(
+                outcome,
+                timing.dead_time,
+                Instant::now(),
+            );
+            if let (true, Some((i, _))) = (first_signed, &outcome.answer) {
+                tracing::info!(server = %servers[*i].addr, mode = ?timing.require_message_authenticator, "RADIUS server sends Message-Authenticator");
+            }
+        }
+        result
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the exchanges, then sends what is due and hands out results.
+    fn locked<R>(&self, f: impl FnOnce(&mut Exchanges<Done>, Instant) -> R) -> R {
+        let now = Instant::now();
+        let mut x = self.exchanges.lock().expect("exchanges lock");
+        let r = f(&mut x, now);
+        while let Some(t) = x.poll_transmit(now) {
+            if let Err(e) = self.sockets[t.socket].try_send_to(&t.bytes, t.to) {
+                tracing::debug!(error = %e, server = %t.to, "RADIUS send");
+            }
+        }
+        while let Some((done, result)) = x.poll_done() {
+            // The asker may have gone (its session ended): nothing to tell.
+            let _ = done.send(result);
+        }
+        r
+    }
+}
+
+/// Hands every datagram of socket `socket` to the exchanges.
+async fn read(shared: Arc<Shared>, socket: usize) {
+    let mut buf = vec![0u8; packet::MAX_LEN];
+    loop {
+        let (n, from) = match shared.sockets[socket].recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "RADIUS receive");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let received = shared.locked(|x, now| x.handle_datagram(socket, from, &buf[..n], now));
+        let counter = match received {
+            Received::Answer => {
+                shared.wake.notify_one();
+                continue;
+            }
+            Received::Unverified => &shared.stats.radius_unverified,
+            Received::Late => &shared.stats.radius_late,
+            Received::Unmatched => &shared.stats.radius_unmatched,
+        };
+        GuardStats::count(counter);
+        tracing::debug!(%from, ?received, "RADIUS: dropped a datagram that answers no request");
+    }
+}
+
+/// Retransmits, fails over and gives up on time.
+async fn timers(shared: Arc<Shared>) {
+    loop {
+        shared.locked(|x, now| x.handle_timeout(now));
+        // Read after `locked` has sent what was due: sending sets the new deadlines.
+        let next = shared
+            .exchanges
+            .lock()
+            .expect("exchanges lock")
+            .poll_timeout();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                    () = shared.wake.notified() => {}
+                }
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+}

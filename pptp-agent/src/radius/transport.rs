@@ -1,8 +1,8 @@
 //! The datagrams of [`Exchanges`]: a fixed set of UDP sockets, one reader task per
 //! socket and one timer task, nothing else. Every socket is bound once (when the
-//! first exchange is made) and kept; sends never wait (`try_send_to`: a datagram the
-//! kernel cannot take now is lost like any other, and the exchange's retransmission
-//! covers it). Answers that are not taken are counted in the agent's guard counters
+//! first exchange is made) and kept; sends never wait (the sockets are non-blocking:
+//! a datagram the kernel cannot take now is lost like any other, and the exchange's
+//! retransmission covers it). Answers that are not taken are counted in the agent's guard counters
 //! (`radius_unmatched`, `radius_late`, `radius_unverified`), requests refused because
 //! too many wait in `radius_queue_full`.
 
@@ -116,7 +116,11 @@ impl Shared {
         let mut x = self.exchanges.lock().expect("exchanges lock");
         let r = f(&mut x, now);
         while let Some(t) = x.poll_transmit(now) {
-            if let Err(e) = self.sockets[t.socket].try_send_to(&t.bytes, t.to) {
+            // Straight to the non-blocking socket: tokio's `try_send_to` refuses
+            // (WouldBlock) until its reactor has seen the socket writable, which
+            // loses the first datagram of every freshly bound socket.
+            let socket = socket2::SockRef::from(&self.sockets[t.socket]);
+            if let Err(e) = socket.send_to(&t.bytes, &t.to.into()) {
                 tracing::debug!(error = %e, server = %t.to, "RADIUS send");
             }
         }
@@ -174,5 +178,71 @@ async fn timers(shared: Arc<Shared>) {
             }
             None => shared.wake.notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::{
+        client::RequireMessageAuthenticator,
+        packet::{Packet, attr, code},
+    };
+
+    /// A loopback server that answers every Accounting-Request; one exchange with
+    /// a single try must be answered, so the very first datagram of a freshly
+    /// bound socket must leave.
+    #[test]
+    fn the_first_datagram_of_a_fresh_socket_is_sent_and_answered() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let servers: Arc<[Server]> = vec![Server {
+                addr: server.local_addr().unwrap(),
+                secret: b"s".to_vec(),
+            }]
+            .into();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                for _ in 0..10 {
+                    let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                    let auth: [u8; 16] = buf[4..20].try_into().unwrap();
+                    let answer = Packet::new(code::ACCOUNTING_RESPONSE, buf[1], [0; 16])
+                        .encode(b"s", Some(&auth))
+                        .unwrap();
+                    assert!(n >= 20);
+                    server.send_to(&answer, from).await.unwrap();
+                }
+            });
+            let limits = Limits {
+                sockets: 2,
+                hold: Duration::from_secs(1),
+                max_waiting: 4,
+            };
+            let transport = Transport::bind(limits, Arc::default()).unwrap();
+            let timing = Timing {
+                timeout: Duration::from_secs(2),
+                retries: 0,
+                dead_time: Duration::from_secs(30),
+                require_message_authenticator: RequireMessageAuthenticator::Auto,
+            };
+            let health = Mutex::new(Health::default());
+            // Two exchanges: the first datagram of each of the two sockets.
+            for _ in 0..2 {
+                let encode: Encode = Box::new(|id| {
+                    let mut p = Packet::new(code::ACCOUNTING_REQUEST, id, [0; 16]);
+                    p.push(attr::USER_NAME, "alice");
+                    Some(vec![p.encode(b"s", None).ok()?])
+                });
+                let outcome = transport
+                    .exchange(&servers, timing, &health, encode)
+                    .await
+                    .unwrap();
+                assert!(outcome.answer.is_some(), "not answered: {outcome:?}");
+            }
+        });
     }
 }

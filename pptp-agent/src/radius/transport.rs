@@ -189,9 +189,10 @@ mod tests {
         packet::{Packet, attr, code},
     };
 
-    /// A loopback server that answers every Accounting-Request; one exchange with
-    /// a single try must be answered, so the very first datagram of a freshly
-    /// bound socket must leave.
+    /// A loopback server that answers every Accounting-Request twice; one exchange
+    /// with a single try must be answered, so the very first datagram of a freshly
+    /// bound socket must leave; the second copy of each answer is for no exchange
+    /// (answered at its first send, its identifier was freed) and is counted.
     #[test]
     fn the_first_datagram_of_a_fresh_socket_is_sent_and_answered() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -215,6 +216,7 @@ mod tests {
                         .unwrap();
                     assert!(n >= 20);
                     server.send_to(&answer, from).await.unwrap();
+                    server.send_to(&answer, from).await.unwrap();
                 }
             });
             let limits = Limits {
@@ -222,7 +224,8 @@ mod tests {
                 hold: Duration::from_secs(1),
                 max_waiting: 4,
             };
-            let transport = Transport::bind(limits, Arc::default()).unwrap();
+            let stats = Arc::new(GuardStats::default());
+            let transport = Transport::bind(limits, stats.clone()).unwrap();
             let timing = Timing {
                 timeout: Duration::from_secs(2),
                 retries: 0,
@@ -243,6 +246,27 @@ mod tests {
                     .unwrap();
                 assert!(outcome.answer.is_some(), "not answered: {outcome:?}");
             }
+            let unmatched = || {
+                stats
+                    .radius_unmatched
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            };
+            for _ in 0..50 {
+                if unmatched() >= 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                unmatched(),
+                2,
+                "one copy of each answer was for no exchange"
+            );
+            let late = stats.radius_late.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(
+                late, 0,
+                "nothing was held: each exchange was answered at once"
+            );
         });
     }
 }

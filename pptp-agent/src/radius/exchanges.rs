@@ -9,7 +9,9 @@
 //! retransmissions (RFC 5080 §2.2.1: same identifier, same authenticator, so a
 //! server's duplicate detection works) and gives them back when it ends. Answers are
 //! matched by (socket, server, identifier) and then verified by the exchange's
-//! [`Transaction`] (Response Authenticator, Message-Authenticator).
+//! [`Transaction`] (Response Authenticator, Message-Authenticator). Each exchange
+//! spreads its waits differently ([`Transaction::with_spread`]), so a burst of
+//! requests that goes unanswered is not retransmitted as one burst.
 //!
 //! Identifiers are handed out round-robin per socket, and the sockets in turn, so an
 //! identifier comes back only after the other 255 of its socket. An exchange that was
@@ -135,6 +137,8 @@ pub struct Exchanges<T> {
     done: VecDeque<(T, Result<Outcome, Refused>)>,
     next_socket: usize,
     next_id: Vec<u8>,
+    /// Exchanges started so far: each one's seed for spreading its waits.
+    started: u64,
 }
 
 impl<T> Exchanges<T> {
@@ -154,6 +158,7 @@ impl<T> Exchanges<T> {
             done: VecDeque::new(),
             next_socket: 0,
             next_id: vec![0; limits.sockets],
+            started: 0,
             limits,
         }
     }
@@ -322,13 +327,15 @@ impl<T> Exchanges<T> {
                 .push_back((request.token, Err(Refused::Unencodable)));
             return;
         };
+        self.started += 1;
         let transaction = Transaction::new(
             &request.servers,
             encoded,
             &request.health,
             now,
             request.timing,
-        );
+        )
+        .with_spread(self.started);
         if let Some(outcome) = transaction.outcome() {
             self.done.push_back((request.token, Ok(outcome.clone())));
             return;

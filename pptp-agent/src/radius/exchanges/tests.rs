@@ -15,6 +15,14 @@ const TIMING: Timing = Timing {
 
 const HOLD: Duration = Duration::from_secs(5);
 
+/// The longest a wait of [`TIMING`] may be spread to (+10 %).
+const LONGEST: Duration = Duration::from_millis(1100);
+
+/// Whether `wait` is `timeout` give or take 10 %.
+fn within_spread(wait: Duration, timeout: Duration) -> bool {
+    wait >= timeout * 9 / 10 && wait <= timeout * 11 / 10
+}
+
 fn limits(sockets: usize, max_waiting: usize) -> Limits {
     Limits {
         sockets,
@@ -76,9 +84,10 @@ fn a_retransmission_keeps_socket_identifier_and_bytes() {
     assert_eq!(x.submit(request(1, TIMING), t0), Submitted::Started);
     let first = transmits(&mut x, t0);
     assert_eq!(first.len(), 1);
-    assert_eq!(x.poll_timeout(), Some(t0 + TIMING.timeout));
-    x.handle_timeout(t0 + TIMING.timeout);
-    let again = transmits(&mut x, t0 + TIMING.timeout);
+    let due = x.poll_timeout().unwrap();
+    assert!(within_spread(due - t0, TIMING.timeout), "{:?}", due - t0);
+    x.handle_timeout(due);
+    let again = transmits(&mut x, due);
     assert_eq!(
         again, first,
         "same socket, server, identifier and authenticator"
@@ -86,7 +95,7 @@ fn a_retransmission_keeps_socket_identifier_and_bytes() {
     // Answered after the retransmission: the identifier is held, a second answer
     // (to the other copy) is late, not unmatched nor taken for another exchange.
     let reply = answer(&first[0].bytes, b"secret");
-    let at = t0 + TIMING.timeout + Duration::from_millis(10);
+    let at = due + Duration::from_millis(10);
     assert_eq!(
         x.handle_datagram(first[0].socket, first[0].to, &reply, at),
         Received::Answer
@@ -160,7 +169,7 @@ fn a_late_answer_after_give_up_is_dropped_and_its_identifier_held() {
     let t0 = Instant::now();
     x.submit(request(0, once), t0);
     let given_up = transmits(&mut x, t0).remove(0);
-    let t1 = t0 + once.timeout;
+    let t1 = t0 + LONGEST;
     x.handle_timeout(t1);
     assert!(matches!(
         &done(&mut x)[..],
@@ -183,7 +192,7 @@ fn a_late_answer_after_give_up_is_dropped_and_its_identifier_held() {
     assert!(done(&mut x).is_empty(), "the late answer ends nothing");
     // The other 255 give up too (their identifiers held as well); the held one
     // comes free first, at t1 + HOLD, and goes to the request waiting.
-    x.handle_timeout(t1 + once.timeout);
+    x.handle_timeout(t1 + LONGEST);
     assert_eq!(done(&mut x).len(), 255);
     assert_eq!(x.poll_timeout(), Some(t1 + HOLD));
     x.handle_timeout(t1 + HOLD);
@@ -234,6 +243,32 @@ fn answers_are_matched_by_socket_server_and_identifier_then_verified() {
         Received::Unmatched,
         "answered at the first send: nothing held"
     );
+}
+
+#[test]
+fn a_burst_sent_together_is_not_retransmitted_together() {
+    let mut x = Exchanges::new(limits(1, 10));
+    let t0 = Instant::now();
+    for token in 0..100 {
+        x.submit(request(token, TIMING), t0);
+    }
+    assert_eq!(transmits(&mut x, t0).len(), 100);
+    // Step through the retransmissions in time order: each comes within 10 % of
+    // the timeout, and they are spread over more than a tenth of it.
+    let mut at = Vec::new();
+    while let Some(due) = x.poll_timeout().filter(|&d| d < t0 + LONGEST + LONGEST / 2) {
+        x.handle_timeout(due);
+        for _ in transmits(&mut x, due) {
+            at.push(due - t0);
+        }
+    }
+    assert_eq!(at.len(), 100, "every one retransmitted once");
+    assert!(
+        at.iter().all(|&w| within_spread(w, TIMING.timeout)),
+        "{at:?}"
+    );
+    let spread = *at.last().unwrap() - at[0];
+    assert!(spread > TIMING.timeout / 10, "spread over {spread:?} only");
 }
 
 #[test]

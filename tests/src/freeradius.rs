@@ -89,6 +89,19 @@ impl FreeRadius {
     /// Generates the configuration under `dir` and starts `freeradius -X` in `ns`;
     /// returns once it answers on its authentication port.
     pub fn start(lab: &mut Lab, ns: &str, dir: &Path, spec: &Spec) -> anyhow::Result<Self> {
+        Self::start_with(lab, ns, dir, spec, &["-X"])
+    }
+
+    /// As [`FreeRadius::start`], run with `mode` instead of `-X` (single-threaded,
+    /// every request logged): `["-f", "-l", "stdout"]` runs its thread pool and logs
+    /// only what a production server logs, for benchmarks.
+    pub fn start_with(
+        lab: &mut Lab,
+        ns: &str,
+        dir: &Path,
+        spec: &Spec,
+        mode: &[&str],
+    ) -> anyhow::Result<Self> {
         let bin = which("freeradius").context(
             "freeradius is not installed: run `cargo xtask setup` (Debian packages freeradius, freeradius-utils)",
         )?;
@@ -151,7 +164,8 @@ impl FreeRadius {
         let log = dir.join("freeradius.log");
         let file = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
-        cmd.args(["-X", "-d"])
+        cmd.args(mode)
+            .arg("-d")
             .arg(&raddb)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)

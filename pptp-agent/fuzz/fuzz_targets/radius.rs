@@ -3,7 +3,8 @@
 //! re-encodes to the same attributes (Message-Authenticator aside); response and
 //! request verification, vendor attributes, key decryption, the verdict for each
 //! method, the authorization (MikroTik's rate limit and quota included: a seed has
-//! them), Disconnect/CoA reading and the client transaction take any bytes. The first byte chooses whether the rest is taken as is or first signed
+//! them), Disconnect/CoA reading, the client transaction and the matching of answers
+//! to exchanges in flight take any bytes. The first byte chooses whether the rest is taken as is or first signed
 //! as a valid response (so the fuzzer reaches the verdict code without forging MD5).
 #![no_main]
 
@@ -15,8 +16,9 @@ use pptp_agent::{
     ppp::auth::{Claim, Method},
     radius::{
         auth::{self, Authorization},
-        client::{RequireMessageAuthenticator, Server, Timing, Transaction},
+        client::{Health, RequireMessageAuthenticator, Server, Timing, Transaction},
         dae,
+        exchanges::{Exchanges, Limits, Request},
         packet::{self, Packet},
     },
 };
@@ -110,6 +112,32 @@ fuzz_target!(|data: &[u8]| {
         vec![0],
         timing,
     );
-    let _ = t.poll_transmit(Instant::now());
+    let now = Instant::now();
+    let _ = t.poll_transmit(now);
     let _ = t.handle_response(0, bytes);
+
+    // The same request in flight over the shared sockets (identifier 0, the first
+    // handed out): the datagram is matched, then verified.
+    let mut exchanges = Exchanges::new(Limits {
+        sockets: 1,
+        hold: Duration::from_secs(1),
+        max_waiting: 1,
+    });
+    exchanges.submit(
+        Request {
+            servers: servers.to_vec().into(),
+            health: Health::default(),
+            timing,
+            encode: Box::new(|id| {
+                let mut r = Packet::new(packet::code::ACCESS_REQUEST, id, REQUEST_AUTH);
+                r.push(packet::attr::USER_NAME, "u");
+                Some(vec![r.encode(SECRET, None).ok()?])
+            }),
+            token: (),
+        },
+        now,
+    );
+    let _ = exchanges.poll_transmit(now);
+    let _ = exchanges.handle_datagram(0, servers[0].addr, bytes, now);
+    let _ = exchanges.poll_done();
 });

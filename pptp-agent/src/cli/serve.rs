@@ -27,7 +27,7 @@ use pptp_agent::{
         link::EchoConfig,
     },
     pptp::control::ControlConfig,
-    radius::{MAX_EXCHANGES, Radius},
+    radius::Radius,
     runtime::{
         gre_socket::GreSocket,
         hub::{Devices, Hub, HubParts},
@@ -415,10 +415,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (hub_tx, hub_rx) = pptp_agent::runtime::hub::channel();
         let guard = Arc::new(GuardStats::default());
         let shared = Shared::new(Guards::new(settings.limits.clone(), guard.clone()));
-        let radius = radius.map(|r| r.with_logins(shared.guards().logins.clone()));
+        let radius = radius.map(|r| {
+            r.with_logins(shared.guards().logins.clone())
+                .with_stats(guard.clone())
+        });
         let reserve = Reserve {
             api: api.connections(),
-            radius: if radius.is_some() { MAX_EXCHANGES as u64 } else { 0 },
+            radius: radius.as_ref().map_or(0, |r| r.config().sockets as u64),
             dialing: routers.targets.len() as u64,
             ..Reserve::default()
         };

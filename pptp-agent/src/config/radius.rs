@@ -31,6 +31,7 @@ pub(super) struct RawRadius {
     dead_time: Option<S<i64>>,
     require_message_authenticator: Option<S<RawRequire>>,
     interim_interval: Option<S<i64>>,
+    sockets: Option<S<i64>>,
     #[serde(default)]
     servers: Vec<S<RawServer>>,
     #[serde(default)]
@@ -79,6 +80,8 @@ pub mod defaults {
     pub const RETRIES: u32 = 2;
     /// Seconds a silent server is tried last.
     pub const DEAD_TIME: u64 = 30;
+    /// UDP sockets for every exchange (256 identifiers each per server).
+    pub const SOCKETS: u64 = 8;
     /// Seconds Event-Timestamp of a dynamic authorization request may be off, and
     /// requests are remembered against replays.
     pub const EVENT_TIMESTAMP_WINDOW: u64 = 300;
@@ -196,6 +199,12 @@ pub(super) fn check(
         0..=86400,
         0,
     );
+    let sockets = c.int(
+        &r.sockets,
+        "radius.sockets",
+        1..=64,
+        defaults::SOCKETS as i64,
+    ) as usize;
     let nas_ip = r.nas_ip.as_ref().and_then(|v| c.ipv4(v, "radius.nas_ip"));
     let nas = Nas {
         identifier: Some(
@@ -313,6 +322,7 @@ pub(super) fn check(
         auth_servers,
         acct_servers,
         timing,
+        sockets,
         nas,
         interim: (!interim.is_zero()).then_some(interim),
         dae,

@@ -6,7 +6,7 @@
 //! everything else is open (listeners, the hub's sockets and devices, the BPF maps
 //! and programs, the API), the descriptors held are counted and the budget for
 //! control connections is what is left of the limit after a reserve for what comes
-//! and goes ([`Reserve`]: API and metrics connections, RADIUS exchanges in flight,
+//! and goes ([`Reserve`]: API and metrics connections, the RADIUS sockets,
 //! demand-dial calls). A connection over the budget is closed at once, counted
 //! (`connections_over_fd_budget`) and logged once per interval; the box refuses
 //! calls, it does not fall over. The listeners also survive accept() errors (EMFILE,
@@ -63,7 +63,7 @@ pub struct Reserve {
     pub api: u64,
     /// Metrics scrapes served at once.
     pub metrics: u64,
-    /// RADIUS exchanges in flight at once (a UDP socket each).
+    /// The RADIUS client's UDP sockets (a fixed set, bound at its first exchange).
     pub radius: u64,
     /// Demand-dial interfaces that place calls (a control connection each).
     pub dialing: u64,

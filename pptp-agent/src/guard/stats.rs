@@ -40,6 +40,10 @@ guard_stats! {
     dae_stale_event_timestamp: "Dynamic authorization requests dropped: Event-Timestamp outside the window",
     dae_duplicates: "Dynamic authorization requests seen before (replayed or retransmitted): answered again, not acted on",
     dae_replay_cache_full: "Dynamic authorization requests dropped: the duplicate cache is full",
+    radius_unmatched: "RADIUS datagrams dropped: they answer no request in flight",
+    radius_late: "RADIUS answers dropped: late, for a request already answered or given up",
+    radius_unverified: "RADIUS answers dropped: wrong Response Authenticator or Message-Authenticator",
+    radius_queue_full: "RADIUS requests refused: too many were waiting for an identifier",
 }
 
 impl GuardStats {

@@ -8,6 +8,10 @@
 //! identifier, from another server or failing verification are ignored (counted by
 //! the caller), never accepted.
 //!
+//! With [`Transaction::with_spread`], each wait is `timeout` give or take up to 10 %
+//! (RFC 5080 §2.2.1's RAND), so that requests sent together in a burst are not all
+//! retransmitted together.
+//!
 //! The caller moves bytes: [`Transaction::poll_transmit`] says what to send where,
 //! [`Transaction::poll_timeout`] when to call [`Transaction::handle_timeout`].
 //!
@@ -146,6 +150,8 @@ pub struct Transaction {
     signed: Vec<bool>,
     pos: usize,
     sends: u32,
+    /// Seeds the spread of each wait ([`Transaction::with_spread`]).
+    spread: Option<u64>,
     timing: Timing,
     due: bool,
     deadline: Option<Instant>,
@@ -186,6 +192,7 @@ impl Transaction {
             signed: Vec::new(),
             pos: 0,
             sends: 0,
+            spread: None,
             timing,
             due: true,
             deadline: None,
@@ -198,6 +205,28 @@ impl Transaction {
         self
     }
 
+    /// The same, each wait spread by up to ±10 % as `seed` (different for each
+    /// exchange) picks.
+    pub fn with_spread(mut self, seed: u64) -> Self {
+        self.spread = Some(seed);
+        self
+    }
+
+    /// How long to wait for an answer to the send just made.
+    fn wait(&self) -> Duration {
+        let Some(seed) = self.spread else {
+            return self.timing.timeout;
+        };
+        // splitmix64 of the seed and the send's place: -100..=100 per mille.
+        let mut z = seed ^ (u64::from(self.sends) | (self.pos as u64) << 32);
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let per_mille = 900 + (z % 201) as u32;
+        self.timing.timeout * per_mille / 1000
+    }
+
     /// The next datagram to send: (server index, bytes).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(usize, &[u8])> {
         if self.outcome.is_some() || !self.due {
@@ -205,7 +234,7 @@ impl Transaction {
         }
         self.due = false;
         self.sends += 1;
-        self.deadline = Some(now + self.timing.timeout);
+        self.deadline = Some(now + self.wait());
         let server = self.order[self.pos];
         Some((server, &self.encoded[server]))
     }

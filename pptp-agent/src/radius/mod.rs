@@ -14,19 +14,21 @@
 //! - [`nas`]: Acct-Session-Ids and Accounting-On/Off, what a concentrator in a
 //!   fleet tells the AAA service about itself.
 //!
-//! This file holds the configuration and [`Radius`], the handle the session hub
-//! uses; [`exchange`] runs a [`client::Transaction`] over a UDP socket of its own
-//! (one per exchange: no identifier bookkeeping, at the cost of a socket per request
-//! in flight; at most [`MAX_EXCHANGES`] at once, which the descriptor budget
-//! reserves, the others wait their turn).
+//! - [`exchanges`]: every exchange in flight over a fixed set of sockets, each
+//!   with its whole identifier space, and answers matched to them;
+//!
+//! and [`transport`] moves their datagrams (one task per socket). This file holds
+//! the configuration and [`Radius`], the handle the session hub uses.
 
 pub mod acct;
 pub mod auth;
 pub mod client;
 pub mod dae;
+pub mod exchanges;
 pub mod nas;
 pub mod packet;
 pub mod replay;
+pub mod transport;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -35,18 +37,20 @@ use std::{
 };
 
 use rand::RngCore as _;
-use tokio::{net::UdpSocket, sync::Semaphore};
+use tokio::sync::OnceCell;
 
 use self::{
     acct::Record,
     auth::{AccessRequest, Authorization, Nas},
-    client::{Health, Outcome, Server, Timing, Transaction},
+    client::{Health, Outcome, Server, Timing},
+    exchanges::{Encode, Limits, Refused},
     nas::{AcctSessionIds, NasRecord},
     packet::PacketError,
+    transport::Transport,
 };
 use crate::{
     escape::Escaped,
-    guard::backoff::LoginGuard,
+    guard::{backoff::LoginGuard, stats::GuardStats},
     ppp::{
         auth::{Claim, SecretSource, Verdict},
         link::AddressGrant,
@@ -100,6 +104,8 @@ pub struct RadiusConfig {
     /// Accounting servers, in order of preference (empty: no accounting).
     pub acct_servers: Vec<Server>,
     pub timing: Timing,
+    /// UDP sockets every exchange goes over (each with 256 identifiers per server).
+    pub sockets: usize,
     pub nas: Nas,
     /// Interim-Update interval unless the server sends Acct-Interim-Interval.
     pub interim: Option<Duration>,
@@ -129,17 +135,23 @@ pub struct Authorized {
     pub authorization: Option<Authorization>,
 }
 
-/// RADIUS exchanges in flight at once (a UDP socket each).
-pub const MAX_EXCHANGES: usize = 256;
+/// Requests that may wait for an identifier when every socket's are in flight
+/// (more than the sessions the engine holds, each of which waits for one at most,
+/// plus the Stops of a shutdown).
+pub const MAX_WAITING: usize = 65_536;
 
 /// The hub's handle on RADIUS (cheap to clone).
 #[derive(Clone)]
 pub struct Radius {
-    /// Exchanges in flight ([`MAX_EXCHANGES`]).
-    exchanges: Arc<Semaphore>,
+    /// The sockets and exchanges, bound at the first exchange.
+    transport: Arc<OnceCell<Transport>>,
+    /// Where the transport counts the answers it drops.
+    stats: Arc<GuardStats>,
     /// Refuses logins of user names and addresses backing off after failures.
     logins: Option<LoginGuard>,
     config: Arc<RadiusConfig>,
+    auth_servers: Arc<[Server]>,
+    acct_servers: Arc<[Server]>,
     source: UserSource,
     secrets: Arc<dyn SecretSource + Send + Sync>,
     auth_health: Arc<Mutex<Health>>,
@@ -157,14 +169,23 @@ impl Radius {
     ) -> Self {
         Radius {
             ids: AcctSessionIds::starting_now(&config.nas),
-            exchanges: Arc::new(Semaphore::new(MAX_EXCHANGES)),
+            transport: Arc::default(),
+            stats: Arc::default(),
             logins: None,
+            auth_servers: config.auth_servers.clone().into(),
+            acct_servers: config.acct_servers.clone().into(),
             config: Arc::new(config),
             source,
             secrets,
             auth_health: Arc::default(),
             acct_health: Arc::default(),
         }
+    }
+
+    /// The same, counting dropped answers in `stats`.
+    pub fn with_stats(mut self, stats: Arc<GuardStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// The same, refusing (without asking the servers) logins `logins` backs off.
@@ -213,30 +234,33 @@ impl Radius {
         }
         let mut authenticator = [0u8; 16];
         rand::rng().fill_bytes(&mut authenticator);
-        let request = AccessRequest {
-            claim: &job.claim,
-            nas: &self.config.nas,
-            port: job.port,
-            calling_station: job.calling_station,
+        let config = self.config.clone();
+        let claim = job.claim.clone();
+        let encode: Encode = Box::new(move |id| {
+            let request = AccessRequest {
+                claim: &claim,
+                nas: &config.nas,
+                port: job.port,
+                calling_station: job.calling_station,
+            };
+            config
+                .auth_servers
+                .iter()
+                .map(|s| request.encode(id, authenticator, &s.secret).ok())
+                .collect()
+        });
+        let servers = &self.auth_servers;
+        let outcome = match self.exchange(servers, &self.auth_health, encode).await {
+            Ok(outcome) => outcome,
+            Err(Refused::Unencodable) => {
+                tracing::warn!("claim does not fit an Access-Request: rejected");
+                return reject;
+            }
+            Err(Refused::QueueFull) => Outcome {
+                answer: None,
+                silent: Vec::new(),
+            },
         };
-        let id = rand::rng().next_u32() as u8;
-        let servers = &self.config.auth_servers;
-        let encoded: Result<Vec<_>, _> = servers
-            .iter()
-            .map(|s| request.encode(id, authenticator, &s.secret))
-            .collect();
-        let Ok(encoded) = encoded else {
-            tracing::warn!("claim does not fit an Access-Request: rejected");
-            return reject;
-        };
-        let outcome = exchange(
-            servers,
-            encoded,
-            self.config.timing,
-            &self.auth_health,
-            &self.exchanges,
-        )
-        .await;
         let user = Escaped(&job.claim.user);
         match outcome.answer {
             Some((server, response)) => {
@@ -283,8 +307,9 @@ impl Radius {
 
     /// Sends one accounting record (to the first accounting server that answers).
     pub async fn account(&self, record: Record) {
+        let r = record.clone();
         let answered = self
-            .send_accounting(|id, nas, secret| record.encode(id, nas, secret))
+            .send_accounting(move |id, nas, secret| r.encode(id, nas, secret))
             .await;
         match answered {
             None => {
@@ -299,8 +324,9 @@ impl Radius {
 
     /// Sends Accounting-On or -Off (to the first accounting server that answers).
     pub async fn account_nas(&self, record: NasRecord) {
+        let r = record.clone();
         let answered = self
-            .send_accounting(|id, nas, secret| record.encode(id, nas, secret))
+            .send_accounting(move |id, nas, secret| r.encode(id, nas, secret))
             .await
             == Some(true);
         if answered {
@@ -314,100 +340,61 @@ impl Radius {
     /// answered (`None`: the request cannot be encoded; no servers: `Some(true)`).
     async fn send_accounting(
         &self,
-        encode: impl Fn(u8, &Nas, &[u8]) -> Result<Vec<u8>, PacketError>,
+        encode: impl Fn(u8, &Nas, &[u8]) -> Result<Vec<u8>, PacketError> + Send + 'static,
     ) -> Option<bool> {
-        let servers = &self.config.acct_servers;
-        if servers.is_empty() {
+        if self.acct_servers.is_empty() {
             return Some(true);
         }
-        let id = rand::rng().next_u32() as u8;
-        let encoded: Vec<_> = servers
-            .iter()
-            .map(|s| encode(id, &self.config.nas, &s.secret))
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let outcome = exchange(
-            servers,
-            encoded,
-            self.config.timing,
-            &self.acct_health,
-            &self.exchanges,
-        )
-        .await;
-        Some(outcome.answer.is_some())
+        let config = self.config.clone();
+        let encode: Encode = Box::new(move |id| {
+            config
+                .acct_servers
+                .iter()
+                .map(|s| encode(id, &config.nas, &s.secret).ok())
+                .collect()
+        });
+        match self
+            .exchange(&self.acct_servers, &self.acct_health, encode)
+            .await
+        {
+            Ok(outcome) => Some(outcome.answer.is_some()),
+            Err(Refused::Unencodable) => None,
+            Err(Refused::QueueFull) => Some(false),
+        }
     }
-}
 
-/// Runs one exchange over a UDP socket of its own (once `permits` has one) and
-/// records which servers were silent in `health`.
-pub async fn exchange(
-    servers: &[Server],
-    encoded: Vec<Vec<u8>>,
-    timing: Timing,
-    health: &Mutex<Health>,
-    permits: &Semaphore,
-) -> Outcome {
-    let _permit = permits.acquire().await;
-    let mut t = Transaction::new(
-        servers,
-        encoded,
-        &health.lock().expect("health lock"),
-        Instant::now(),
-        timing,
-    );
-    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "RADIUS: cannot open a UDP socket");
-            return Outcome {
-                answer: None,
-                silent: Vec::new(),
-            };
-        }
-    };
-    let mut buf = vec![0u8; packet::MAX_LEN];
-    loop {
-        let now = Instant::now();
-        t.handle_timeout(now);
-        while let Some((server, bytes)) = t.poll_transmit(now) {
-            if let Err(e) = socket.send_to(bytes, servers[server].addr).await {
-                tracing::debug!(error = %e, server = %servers[server].addr, "RADIUS send");
-            }
-        }
-        if t.outcome().is_some() {
-            break;
-        }
-        let Some(deadline) = t.poll_timeout() else {
-            break;
+    /// One exchange over the shared sockets (bound on first use).
+    async fn exchange(
+        &self,
+        servers: &Arc<[Server]>,
+        health: &Mutex<Health>,
+        encode: Encode,
+    ) -> Result<Outcome, Refused> {
+        let limits = Limits {
+            sockets: self.config.sockets,
+            // A retransmitted or abandoned request may still be answered up to
+            // about one timeout after its last send.
+            hold: self.config.timing.timeout,
+            max_waiting: MAX_WAITING,
         };
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r
-                    && let Some(server) = servers.iter().position(|s| s.addr == from)
-                    && t.handle_response(server, &buf[..n]).is_none()
-                {
-                    tracing::debug!(%from, "RADIUS: ignored a datagram that does not answer the request");
-                }
+        let transport = self
+            .transport
+            .get_or_try_init(|| async { Transport::bind(limits, self.stats.clone()) })
+            .await;
+        match transport {
+            Ok(t) => {
+                t.exchange(servers, self.config.timing, health, encode)
+                    .await
             }
-            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "RADIUS: cannot open the UDP sockets");
+                Ok(Outcome {
+                    answer: None,
+                    silent: Vec::new(),
+                })
+            }
         }
     }
-    let outcome = t.outcome().cloned().unwrap_or(Outcome {
-        answer: None,
-        silent: Vec::new(),
-    });
-    for &i in &outcome.silent {
-        tracing::warn!(server = %servers[i].addr, "RADIUS server did not answer: failing over");
-    }
-    let first_signed =
-        health
-            .lock()
-            .expect("health lock")
-            .record(&outcome, timing.dead_time, Instant::now());
-    if let (true, Some((i, _))) = (first_signed, &outcome.answer) {
-        tracing::info!(server = %servers[*i].addr, mode = ?timing.require_message_authenticator, "RADIUS server sends Message-Authenticator");
-    }
-    outcome
 }
 
 #[cfg(test)]
@@ -442,6 +429,7 @@ mod tests {
                 dead_time: Duration::from_secs(30),
                 require_message_authenticator: client::RequireMessageAuthenticator::Auto,
             },
+            sockets: 2,
             nas: Nas::default(),
             interim: None,
             dae: None,
@@ -475,7 +463,8 @@ mod tests {
             let started = Instant::now();
             let a = only.authenticate(pap(b"pw")).await;
             assert_eq!(a.verdict, Verdict::Reject);
-            assert!(started.elapsed() >= Duration::from_millis(100), "two tries");
+            // Two waits of 50 ms, each spread by up to 10 %.
+            assert!(started.elapsed() >= Duration::from_millis(90), "two tries");
 
             let fallback = radius(UserSource::RadiusThenFile);
             let a = fallback.authenticate(pap(b"pw")).await;

@@ -10,26 +10,20 @@ use pptp_common::{
     capture::RING_BYTES,
     counters::{Counter, GlobalCounter},
     police::SessionPolicers,
-    session::{
-        CALL_IDS, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SeqState,
-        SessionCounters,
-    },
+    session::{CALL_IDS, Config, EncapSession, MAX_SESSIONS, NextHop, Session, SessionEvents},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
 pub static GLOBAL_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(GlobalCounter::COUNT, 0);
 
 #[map(name = "SESSIONS_BY_CALL")]
-pub static SESSIONS_BY_CALL: Array<DecapSession> = Array::pinned(CALL_IDS, 0);
+pub static SESSIONS_BY_CALL: Array<Session> = Array::pinned(CALL_IDS, BPF_F_MMAPABLE);
 
 #[map(name = "SESSIONS_BY_CLIENT")]
 pub static SESSIONS_BY_CLIENT: HashMap<[u8; 4], EncapSession> = HashMap::pinned(MAX_SESSIONS, 0);
 
-#[map(name = "SESSION_SEQ")]
-pub static SESSION_SEQ: Array<SeqState> = Array::pinned(MAX_SESSIONS, BPF_F_MMAPABLE);
-
-#[map(name = "SESSION_COUNTERS")]
-pub static SESSION_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::pinned(MAX_SESSIONS, 0);
+#[map(name = "SESSION_EVENTS")]
+pub static SESSION_EVENTS: PerCpuArray<SessionEvents> = PerCpuArray::pinned(MAX_SESSIONS, 0);
 
 #[map(name = "SESSION_POLICE")]
 pub static SESSION_POLICE: Array<SessionPolicers> = Array::pinned(MAX_SESSIONS, 0);
@@ -58,12 +52,31 @@ pub fn count(counter: GlobalCounter, bytes: u64) {
     }
 }
 
-/// Updates the per-CPU counters of session `slot`.
+/// Counts a rare event of session `slot` in its per-CPU `SESSION_EVENTS`.
 #[inline(always)]
-pub fn count_session(slot: u32, update: impl FnOnce(&mut SessionCounters)) {
-    if let Some(counters) = SESSION_COUNTERS.get_ptr_mut(slot) {
+pub fn count_event(slot: u32, update: impl FnOnce(&mut SessionEvents)) {
+    if let Some(counters) = SESSION_EVENTS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot; no other program instance touches it concurrently.
         update(unsafe { &mut *counters });
+    }
+}
+
+/// Counts one forwarded packet of `bytes` in a session record's `packets` and
+/// `bytes` counters (atomic adds: another CPU may count on the same record).
+///
+/// # Safety
+/// Both pointers point into a valid map value.
+#[inline(always)]
+pub unsafe fn count_packet(packets: *mut u64, bytes: *mut u64, len: u64) {
+    // SAFETY: the caller's pointers; relaxed adds whose result is unused compile to
+    // BPF's non-fetching atomic add (see `encap::fetch_add` for the fetching one).
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            packets, 1,
+        );
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            bytes, len,
+        );
     }
 }
 

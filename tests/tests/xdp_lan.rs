@@ -4,7 +4,7 @@
 
 mod support;
 
-use pptp_common::{maps::PROG_LAN, police::SessionPolicers, session::SeqState};
+use pptp_common::{maps::PROG_LAN, police::SessionPolicers, session::Session};
 use support::{
     encap::{MTU, SLOT, SLOW_CLIENT},
     *,
@@ -61,7 +61,7 @@ fn encapsulates_with_and_without_ack() {
     let seq = l.seq(SLOT);
     l.set_seq(
         SLOT,
-        SeqState {
+        Session {
             rx_highest: 41,
             rx_valid: 1,
             ..seq

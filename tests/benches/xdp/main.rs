@@ -17,10 +17,12 @@
 //! counting `XDP_DROP` program (`bench_sink`) at the far end counts what arrives
 //! (`sinks.rs`: one per end of every chain, each counting apart).
 //! The generator rewrites the first 72 bytes of each frame from one template per
-//! session (round robin over the sessions, so every frame hits another session) and
-//! gives enhanced GRE frames the sequence number `n / sessions + 1`: each session
-//! sees strictly increasing sequence numbers and the uplink program's replay check
-//! drops nothing (the bench checks the session counters afterwards). The three
+//! session, round robin over the sessions in trains of `PPTP_BENCH_BURST` frames per
+//! session (1 by default: every frame hits another session, the worst case for the
+//! caches; real traffic comes in trains), and gives enhanced GRE frames their
+//! session's next sequence number: each session sees strictly increasing sequence
+//! numbers and the uplink program's replay check drops nothing (the bench checks the
+//! counters afterwards). The three
 //! chains get byte-identical frames (same addresses and MAC addresses).
 //!
 //! Only frames of the kind a data plane must deliver count (decapsulated IPv4 at

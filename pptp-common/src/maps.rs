@@ -7,7 +7,11 @@ pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
 /// Mmapable array of [`crate::session::Session`] indexed by our call ID
 /// ([`crate::session::CALL_IDS`] entries), which is also the session's slot.
 pub const SESSIONS_BY_CALL: &str = "SESSIONS_BY_CALL";
-/// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`].
+/// Mmapable array of [`crate::session::ClientEntry`] by
+/// [`crate::session::client_index`] of the client address.
+pub const CLIENT_INDEX: &str = "CLIENT_INDEX";
+/// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`], for the
+/// clients whose `CLIENT_INDEX` entry another client holds.
 pub const SESSIONS_BY_CLIENT: &str = "SESSIONS_BY_CLIENT";
 /// Per-CPU array of [`crate::session::SessionEvents`] by session slot.
 pub const SESSION_EVENTS: &str = "SESSION_EVENTS";

@@ -18,8 +18,13 @@
 //!   (`pptp-agent/src/dataplane/table.rs`). One record instead of four arrays: at
 //!   50,000 sessions each array touched by a packet was a cache and TLB miss of its
 //!   own (`docs/benchmarks.md`).
-//! - `SESSIONS_BY_CLIENT`: client address -> [`EncapSession`], consulted by the
-//!   encapsulating programs for every packet towards a client.
+//! - `CLIENT_INDEX`: an mmapable array of [`ClientEntry`] indexed by the low 16 bits
+//!   of the client address ([`client_index`]), consulted by the encapsulating
+//!   programs for every packet towards a client: one line that gives the
+//!   [`EncapSession`], where a hash lookup read a bucket and then an element.
+//! - `SESSIONS_BY_CLIENT`: client address -> [`EncapSession`] for the clients whose
+//!   index entry another client holds (addresses that agree in their low 16 bits);
+//!   consulted only where the index entry says [`ClientEntry::overflow`].
 //! - `SESSION_EVENTS`: a per-CPU array of [`SessionEvents`] by slot: what happens
 //!   rarely (frames for the agent, drops), kept out of the record's cache line.
 //! - `SESSION_POLICE`: an array of [`crate::police::SessionPolicers`] by slot, shared
@@ -151,6 +156,36 @@ pub struct EncapSession {
     pub _pad: u32,
 }
 
+/// The entry of `CLIENT_INDEX` for client address `addr`: its low 16 bits.
+#[inline(always)]
+pub fn client_index(addr: [u8; 4]) -> u32 {
+    u32::from(u16::from_be_bytes([addr[2], addr[3]]))
+}
+
+/// Entries of `CLIENT_INDEX` (every 16-bit value).
+pub const CLIENT_INDEX_ENTRIES: u32 = 65_536;
+
+/// Entry of `CLIENT_INDEX`: the client that holds it and its session. It holds one
+/// when `session.flags` has [`SESSION_INSTALLED`] (written last by the agent).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientEntry {
+    /// The client address this entry is for.
+    pub client_addr: [u8; 4],
+    /// Non-zero: clients with this index are also in `SESSIONS_BY_CLIENT`.
+    pub overflow: u32,
+    pub session: EncapSession,
+}
+
+impl ClientEntry {
+    /// The session of client `addr` if this entry holds it.
+    #[inline(always)]
+    pub fn session_of(&self, addr: [u8; 4]) -> Option<&EncapSession> {
+        (self.session.flags & SESSION_INSTALLED != 0 && self.client_addr == addr)
+            .then_some(&self.session)
+    }
+}
+
 /// What happens rarely to a session, counted per CPU in `SESSION_EVENTS` (the
 /// per-packet counters are in its [`Session`]).
 #[repr(C)]
@@ -262,6 +297,7 @@ mod pod {
     // SAFETY: all of these are repr(C), padded explicitly, valid for any bits.
     unsafe impl aya::Pod for Session {}
     unsafe impl aya::Pod for EncapSession {}
+    unsafe impl aya::Pod for ClientEntry {}
     unsafe impl aya::Pod for SessionEvents {}
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for NextHop {}
@@ -278,6 +314,7 @@ mod tests {
         assert_eq!(size_of::<Session>(), 64);
         assert_eq!(core::mem::align_of::<Session>(), 64);
         assert_eq!(size_of::<EncapSession>(), 24);
+        assert_eq!(size_of::<ClientEntry>(), 32);
         assert_eq!(size_of::<SessionEvents>(), 48);
         assert_eq!(size_of::<Config>(), 8);
         assert_eq!(size_of::<NextHop>(), 24);

@@ -25,7 +25,7 @@ use pptp_common::{
 
 use crate::{
     capture, encap, forward,
-    maps::{SESSIONS_BY_CALL, SESSIONS_BY_CLIENT, count, count_event, count_packet},
+    maps::{SESSIONS_BY_CALL, client_session, count, count_event, count_packet},
     nexthop,
     packet::Bytes,
     police,
@@ -52,7 +52,7 @@ fn encap(ctx: &TcContext) -> Option<i32> {
     if header.version() != 4 {
         return None;
     }
-    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
+    let session = client_session(header.dst())?;
     let slot = session.slot;
     let inner_len = header.total_len();
     let len = ctx.len() as u64;
@@ -89,7 +89,7 @@ fn encap(ctx: &TcContext) -> Option<i32> {
         return None;
     }
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, len);
     // SAFETY: a valid map value.
     unsafe {

@@ -20,7 +20,7 @@ use pptp_common::{
 use crate::{
     capture, encap,
     forward::{self, PASS},
-    maps::{SESSIONS_BY_CALL, SESSIONS_BY_CLIENT, count, count_event, count_packet},
+    maps::{SESSIONS_BY_CALL, client_session, count, count_event, count_packet},
     mss, nexthop,
     packet::Bytes,
     police,
@@ -37,7 +37,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(ethernet::HEADER_LEN)?);
-    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
+    let session = client_session(header.dst())?;
     let frame_len = ctx.len() as u64;
     let slot = session.slot;
     if !header.is_packet_within(ctx.len() - ethernet::HEADER_LEN) {
@@ -93,7 +93,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     let (seq, ack) = encap::next_seq(record);
     forward::adjust_head(ctx, -(encap::overhead(ack.is_some()) as i32))?;
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, frame_len);
     // SAFETY: a valid map value.
     unsafe {

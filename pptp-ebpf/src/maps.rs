@@ -10,7 +10,10 @@ use pptp_common::{
     capture::RING_BYTES,
     counters::{Counter, GlobalCounter},
     police::SessionPolicers,
-    session::{CALL_IDS, Config, EncapSession, MAX_SESSIONS, NextHop, Session, SessionEvents},
+    session::{
+        CALL_IDS, CLIENT_INDEX_ENTRIES, ClientEntry, Config, EncapSession, MAX_SESSIONS, NextHop,
+        Session, SessionEvents, client_index,
+    },
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -18,6 +21,10 @@ pub static GLOBAL_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(GlobalCou
 
 #[map(name = "SESSIONS_BY_CALL")]
 pub static SESSIONS_BY_CALL: Array<Session> = Array::pinned(CALL_IDS, BPF_F_MMAPABLE);
+
+#[map(name = "CLIENT_INDEX")]
+pub static CLIENT_INDEX: Array<ClientEntry> =
+    Array::pinned(CLIENT_INDEX_ENTRIES, BPF_F_MMAPABLE);
 
 #[map(name = "SESSIONS_BY_CLIENT")]
 pub static SESSIONS_BY_CLIENT: HashMap<[u8; 4], EncapSession> = HashMap::pinned(MAX_SESSIONS, 0);
@@ -39,6 +46,21 @@ pub static CONFIG: Array<Config> = Array::pinned(1, 0);
 
 #[map(name = "NEXT_HOPS")]
 pub static NEXT_HOPS: LruHashMap<[u8; 4], NextHop> = LruHashMap::pinned(16_384, 0);
+
+/// The session of client address `addr`: its `CLIENT_INDEX` entry, or the hash when
+/// that entry is another client's and says clients overflowed into the hash.
+#[inline(always)]
+pub fn client_session(addr: [u8; 4]) -> Option<EncapSession> {
+    let entry = CLIENT_INDEX.get(client_index(addr))?;
+    if let Some(session) = entry.session_of(addr) {
+        return Some(*session);
+    }
+    if entry.overflow == 0 {
+        return None;
+    }
+    // SAFETY: a plain hash lookup; the value is copied out.
+    unsafe { SESSIONS_BY_CLIENT.get(addr) }.copied()
+}
 
 /// Adds one frame of `bytes` to a global counter.
 #[inline(always)]

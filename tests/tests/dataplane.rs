@@ -353,3 +353,69 @@ fn a_rate_limit_sets_the_policed_flag() {
     drop(programs);
     dataplane.shutdown().unwrap();
 }
+
+/// Clients whose addresses agree in their low 16 bits: the agent puts the second in
+/// the hash and marks the shared index entry; each keeps being found by the LAN
+/// program when the other goes, and the mark goes with the last client in the hash.
+#[test]
+fn clients_sharing_an_index_entry_stay_reachable() {
+    let bpffs = TempBpffs::for_test("dataplane-index").unwrap();
+    let pins = PinDir::new(bpffs.path(), "agent").unwrap();
+    let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions::default()).unwrap();
+    let first = dataplane.install(CALL).unwrap();
+    dataplane.set_network(first, NETWORK).unwrap();
+    let twin_addr = Ipv4Addr::new(198, 18, 2, 10); // 192.0.2.10's low 16 bits
+    let twin = dataplane
+        .install(CallSpec {
+            local_call_id: 7,
+            peer_call_id: 0x3003,
+            ..CALL
+        })
+        .unwrap();
+    dataplane
+        .set_network(
+            twin,
+            NetworkSpec {
+                client_addr: twin_addr,
+                ..NETWORK
+            },
+        )
+        .unwrap();
+    let mut programs = Loaded::sharing(TempBpffs::for_test("unused-index").unwrap(), pins.path());
+    programs.add_next_hop(
+        [198, 51, 100, 10],
+        NextHop {
+            ifindex: 5,
+            smac: MAC_A,
+            dmac: MAC_B,
+            expires: u64::MAX,
+        },
+    );
+    let key_of = |programs: &Loaded, to: Ipv4Addr| {
+        let ping = Ipv4::new([203, 0, 113, 10], to.octets(), 1, icmp_echo(8));
+        let (verdict, out) = programs.run(
+            maps::PROG_LAN,
+            &ethernet(MAC_A, MAC_B, 0x0800, &ping.bytes()),
+        );
+        (verdict == XDP_REDIRECT).then(|| u16::from_be_bytes([out[40], out[41]]))
+    };
+    assert_eq!(programs.client_index_entry(twin_addr.octets()).overflow, 1);
+    assert_eq!(key_of(&programs, NETWORK.client_addr), Some(0x2002));
+    assert_eq!(key_of(&programs, twin_addr), Some(0x3003));
+    dataplane.remove(first).unwrap();
+    assert_eq!(key_of(&programs, NETWORK.client_addr), None);
+    assert_eq!(
+        key_of(&programs, twin_addr),
+        Some(0x3003),
+        "still found in the hash"
+    );
+    dataplane.remove(twin).unwrap();
+    assert_eq!(key_of(&programs, twin_addr), None);
+    assert_eq!(
+        programs.client_index_entry(twin_addr.octets()),
+        Default::default(),
+        "the entry and its mark are gone"
+    );
+    drop(programs);
+    dataplane.shutdown().unwrap();
+}

@@ -9,6 +9,7 @@
 
 pub mod bpffs;
 pub mod capture;
+pub mod clients;
 pub mod counters;
 pub mod report;
 pub mod table;

@@ -43,7 +43,9 @@ use pptp_common::{
     },
 };
 
-use super::{BPF_OBJECT, bpffs::PinDir, counters::GlobalCounters, table::SessionTable};
+use super::{
+    BPF_OBJECT, bpffs::PinDir, clients::Clients, counters::GlobalCounters, table::SessionTable,
+};
 use crate::engine::kernel::{CallSpec, Dataplane, DataplaneError, NetworkSpec, Slot};
 
 /// Everything installed for one session.
@@ -66,7 +68,8 @@ pub struct XdpOptions {
 pub struct XdpDataplane {
     ebpf: Ebpf,
     pins: PinDir,
-    by_client: HashMap<MapData, [u8; 4], EncapSession>,
+    /// `CLIENT_INDEX` and `SESSIONS_BY_CLIENT` (emptied at load).
+    by_client: Clients,
     events: PerCpuArray<MapData, SessionEvents>,
     police: Array<MapData, SessionPolicers>,
     /// `CAPTURE_SESSION`: cleared at load and when the captured session goes.
@@ -119,8 +122,15 @@ impl XdpDataplane {
         };
         // The mapping keeps the map alive; the fd may close.
         let table = SessionTable::map(&records)?;
+        let aya::maps::Map::Array(index) = take(&mut ebpf, maps::CLIENT_INDEX)? else {
+            bail!("{} is not an array", maps::CLIENT_INDEX);
+        };
+        let by_client = Clients::new(
+            &index,
+            HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
+        )?;
         let mut dataplane = Self {
-            by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
+            by_client,
             events: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_EVENTS)?)?,
             police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
             capture: Array::try_from(take(&mut ebpf, maps::CAPTURE_SESSION)?)?,
@@ -148,18 +158,13 @@ impl XdpDataplane {
         for &slot in &stale {
             self.table.clear(slot);
         }
-        let calls = stale.len();
-        let clients: Vec<[u8; 4]> = self.by_client.keys().collect::<Result<_, _>>()?;
-        for key in &clients {
-            self.by_client.remove(key)?;
-        }
         let mut hops: HashMap<&mut MapData, [u8; 4], NextHop> =
             HashMap::try_from(self.ebpf.map_mut(maps::NEXT_HOPS).context("no NEXT_HOPS")?)?;
         let cached: Vec<[u8; 4]> = hops.keys().collect::<Result<_, _>>()?;
         for key in &cached {
             hops.remove(key)?;
         }
-        Ok(calls.max(clients.len()))
+        Ok(stale.len())
     }
 
     /// Attaches the decapsulating program to the uplink.
@@ -277,16 +282,11 @@ impl XdpDataplane {
     }
 
     /// Writes the flags of `spec` into the session's record and, once it has a
-    /// network layer, its `SESSIONS_BY_CLIENT` entry.
+    /// network layer, its client entry (`CLIENT_INDEX` or `SESSIONS_BY_CLIENT`).
     fn write_flags(&mut self, slot: Slot, spec: &SessionSpec) -> Result<(), DataplaneError> {
         if let Some(network) = spec.network {
             self.by_client
-                .insert(
-                    network.client_addr.octets(),
-                    encap_entry(slot, spec, &network),
-                    0,
-                )
-                .map_err(kernel)?;
+                .set(network.client_addr, encap_entry(slot, spec, &network))?;
         }
         self.write_call(slot, spec);
         Ok(())
@@ -312,9 +312,7 @@ impl XdpDataplane {
             .network
             .filter(|old| old.client_addr != network.client_addr)
         {
-            self.by_client
-                .remove(&old.client_addr.octets())
-                .map_err(kernel)?;
+            self.by_client.remove(old.client_addr)?;
             self.clients.remove(&old.client_addr);
         }
         spec.network = Some(network);
@@ -358,7 +356,7 @@ impl XdpDataplane {
         let by_client = match spec.network {
             Some(n) => {
                 self.clients.remove(&n.client_addr);
-                self.by_client.remove(&n.client_addr.octets())
+                self.by_client.remove(n.client_addr)
             }
             None => Ok(()),
         };
@@ -368,7 +366,7 @@ impl XdpDataplane {
             Ok(captured) if captured == slot.0 + 1 => self.capture.set(0, 0, 0),
             _ => Ok(()),
         };
-        by_client.map_err(kernel)?;
+        by_client?;
         capture.map_err(kernel)
     }
 

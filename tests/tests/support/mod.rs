@@ -15,7 +15,8 @@ use pptp_common::{
     police::{Limit, Policer, SessionPolicers},
     rate::Direction,
     session::{
-        Config, EncapSession, NextHop, SESSION_POLICED, Session, SessionCounters, SessionEvents,
+        ClientEntry, Config, EncapSession, NextHop, SESSION_INSTALLED, SESSION_POLICED, Session,
+        SessionCounters, SessionEvents, client_index,
     },
     wire::{gre, ipv4},
 };
@@ -150,15 +151,24 @@ impl Loaded {
                 ..record
             },
         );
-        let mut clients: HashMap<&mut MapData, [u8; 4], EncapSession> =
-            HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
-        let entries: Vec<([u8; 4], EncapSession)> = clients.iter().map(Result::unwrap).collect();
-        for (client, entry) in entries.into_iter().filter(|(_, e)| e.slot == slot) {
+        let clients: Vec<([u8; 4], EncapSession)> = {
+            let hash: HashMap<&MapData, [u8; 4], EncapSession> =
+                HashMap::try_from(self.ebpf.map(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
+            let index: Array<&MapData, ClientEntry> =
+                Array::try_from(self.ebpf.map(maps::CLIENT_INDEX).unwrap()).unwrap();
+            let indexed = index
+                .iter()
+                .map(Result::unwrap)
+                .filter(|e| e.session.flags & SESSION_INSTALLED != 0)
+                .map(|e| (e.client_addr, e.session));
+            hash.iter().map(Result::unwrap).chain(indexed).collect()
+        };
+        for (client, entry) in clients.into_iter().filter(|(_, e)| e.slot == slot) {
             let entry = EncapSession {
                 flags: with_flag(entry.flags),
                 ..entry
             };
-            clients.insert(client, entry, 0).unwrap();
+            self.add_encap(client, entry);
         }
     }
 
@@ -181,13 +191,55 @@ impl Loaded {
         map.set(u32::from(call_id), session, 0).unwrap();
     }
 
+    /// The `CLIENT_INDEX` entry of `client`'s index.
+    pub fn client_index_entry(&self, client: [u8; 4]) -> ClientEntry {
+        let index: Array<&MapData, ClientEntry> =
+            Array::try_from(self.ebpf.map(maps::CLIENT_INDEX).unwrap()).unwrap();
+        index.get(&client_index(client), 0).unwrap()
+    }
+
+    /// The session of `client`: in its `CLIENT_INDEX` entry or in the hash.
     pub fn encap_entry(&self, client: [u8; 4]) -> EncapSession {
+        if let Some(session) = self.client_index_entry(client).session_of(client) {
+            return *session;
+        }
         let map: HashMap<&MapData, [u8; 4], EncapSession> =
             HashMap::try_from(self.ebpf.map(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
         map.get(&client, 0).unwrap()
     }
 
+    /// Writes the session of `client` as the agent does: into its `CLIENT_INDEX`
+    /// entry, or, when another client holds that entry, into the hash with the
+    /// entry's overflow mark set.
     pub fn add_encap(&mut self, client: [u8; 4], session: EncapSession) {
+        let mut index: Array<&mut MapData, ClientEntry> =
+            Array::try_from(self.ebpf.map_mut(maps::CLIENT_INDEX).unwrap()).unwrap();
+        let i = client_index(client);
+        let entry = index.get(&i, 0).unwrap();
+        let held = entry.session.flags & SESSION_INSTALLED != 0;
+        if !held || entry.client_addr == client {
+            let session = EncapSession {
+                flags: session.flags | SESSION_INSTALLED,
+                ..session
+            };
+            let entry = ClientEntry {
+                client_addr: client,
+                session,
+                ..entry
+            };
+            index.set(i, entry, 0).unwrap();
+            return;
+        }
+        index
+            .set(
+                i,
+                ClientEntry {
+                    overflow: 1,
+                    ..entry
+                },
+                0,
+            )
+            .unwrap();
         let mut map: HashMap<&mut MapData, [u8; 4], EncapSession> =
             HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
         map.insert(client, session, 0).unwrap();

@@ -23,8 +23,7 @@ pub static GLOBAL_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(GlobalCou
 pub static SESSIONS_BY_CALL: Array<Session> = Array::pinned(CALL_IDS, BPF_F_MMAPABLE);
 
 #[map(name = "CLIENT_INDEX")]
-pub static CLIENT_INDEX: Array<ClientEntry> =
-    Array::pinned(CLIENT_INDEX_ENTRIES, BPF_F_MMAPABLE);
+pub static CLIENT_INDEX: Array<ClientEntry> = Array::pinned(CLIENT_INDEX_ENTRIES, BPF_F_MMAPABLE);
 
 #[map(name = "SESSIONS_BY_CLIENT")]
 pub static SESSIONS_BY_CLIENT: HashMap<[u8; 4], EncapSession> = HashMap::pinned(MAX_SESSIONS, 0);

@@ -15,17 +15,15 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
-    os::fd::AsFd,
-    ptr::NonNull,
     sync::atomic::{AtomicU16, AtomicU32, Ordering},
 };
 
-use anyhow::{Context as _, ensure};
 use aya::maps::{HashMap, MapData};
 use pptp_common::session::{
     CLIENT_INDEX_ENTRIES, ClientEntry, EncapSession, SESSION_INSTALLED, client_index,
 };
 
+use super::mapped::Mapped;
 use crate::engine::kernel::DataplaneError;
 
 /// A projection to one field of an entry.
@@ -33,18 +31,12 @@ type Field<T> = fn(*mut ClientEntry) -> *mut T;
 
 /// The client index and its overflow hash.
 pub struct Clients {
-    base: NonNull<ClientEntry>,
-    len: usize,
+    entries: Mapped<ClientEntry>,
     hash: HashMap<MapData, [u8; 4], EncapSession>,
     /// The clients in the hash, and how many of them each index entry has.
     hashed: BTreeSet<[u8; 4]>,
     overflowed: BTreeMap<u32, usize>,
 }
-
-// SAFETY: the mapping is plain shared memory accessed only through atomics.
-unsafe impl Send for Clients {}
-// SAFETY: as above.
-unsafe impl Sync for Clients {}
 
 impl Clients {
     /// Maps `index` (the `CLIENT_INDEX` map) and takes `hash` (`SESSIONS_BY_CLIENT`);
@@ -53,28 +45,9 @@ impl Clients {
         index: &MapData,
         hash: HashMap<MapData, [u8; 4], EncapSession>,
     ) -> anyhow::Result<Self> {
-        let len = CLIENT_INDEX_ENTRIES as usize * size_of::<ClientEntry>();
-        // SAFETY: mapping a BPF array map fd, as the kernel documents for
-        // BPF_F_MMAPABLE arrays; the length is the map's value area.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&index.fd().as_fd()),
-                0,
-            )
-        };
-        ensure!(
-            ptr != libc::MAP_FAILED,
-            "mmap of CLIENT_INDEX failed: {}",
-            std::io::Error::last_os_error()
-        );
-        let base = NonNull::new(ptr.cast()).context("mmap returned null")?;
+        let entries = Mapped::map(index, CLIENT_INDEX_ENTRIES, "CLIENT_INDEX")?;
         let mut clients = Self {
-            base,
-            len,
+            entries,
             hash,
             hashed: BTreeSet::new(),
             overflowed: BTreeMap::new(),
@@ -94,9 +67,7 @@ impl Clients {
     }
 
     fn entry(&self, i: u32) -> *mut ClientEntry {
-        assert!(i < CLIENT_INDEX_ENTRIES, "client index {i} out of range");
-        // SAFETY: in bounds of the mapping (checked above).
-        unsafe { self.base.as_ptr().add(i as usize) }
+        self.entries.at(i)
     }
 
     fn u32_at(&self, i: u32, field: impl FnOnce(*mut ClientEntry) -> *mut u32) -> &AtomicU32 {
@@ -216,11 +187,4 @@ impl Clients {
 /// A map operation the kernel refused.
 fn kernel(e: impl std::error::Error + Send + Sync + 'static) -> DataplaneError {
     DataplaneError::Kernel(Box::new(e))
-}
-
-impl Drop for Clients {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `new` mapped.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
 }

@@ -11,6 +11,7 @@ pub mod bpffs;
 pub mod capture;
 pub mod clients;
 pub mod counters;
+pub mod mapped;
 pub mod report;
 pub mod table;
 pub mod xdp;

@@ -16,30 +16,20 @@
 //! Reading the records is a memory scan, not one system call per entry: `stats`
 //! finds the installed sessions among the 65,536 records of 4 MiB in memory.
 
-use std::{
-    os::fd::AsFd,
-    ptr::NonNull,
-    sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering},
-};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use anyhow::{Context as _, ensure};
 use aya::maps::MapData;
 use pptp_common::{
     seq::Judgement,
     session::{CALL_IDS, SESSION_INSTALLED, Session},
 };
 
+use super::mapped::Mapped;
+
 /// The mapped `SESSIONS_BY_CALL` array.
 pub struct SessionTable {
-    base: NonNull<Session>,
-    len: usize,
+    records: Mapped<Session>,
 }
-
-// SAFETY: the mapping is plain shared memory accessed only through atomics (and
-// volatile copies for reading whole records).
-unsafe impl Send for SessionTable {}
-// SAFETY: as above.
-unsafe impl Sync for SessionTable {}
 
 /// An address as the `u32` of its four bytes in memory order.
 fn word(addr: [u8; 4]) -> u32 {
@@ -50,32 +40,13 @@ impl SessionTable {
     /// Maps the array behind `map` (which must be the `SESSIONS_BY_CALL` map).
     pub fn map(map: &MapData) -> anyhow::Result<Self> {
         const _: () = assert!(size_of::<Session>() == 64);
-        let len = CALL_IDS as usize * size_of::<Session>();
-        // SAFETY: mapping a BPF array map fd, as the kernel documents for
-        // BPF_F_MMAPABLE arrays; the length is the map's value area.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&map.fd().as_fd()),
-                0,
-            )
-        };
-        ensure!(
-            ptr != libc::MAP_FAILED,
-            "mmap of SESSIONS_BY_CALL failed: {}",
-            std::io::Error::last_os_error()
-        );
-        let base = NonNull::new(ptr.cast()).context("mmap returned null")?;
-        Ok(Self { base, len })
+        Ok(Self {
+            records: Mapped::map(map, CALL_IDS, "SESSIONS_BY_CALL")?,
+        })
     }
 
     fn record(&self, slot: u32) -> *mut Session {
-        assert!(slot < CALL_IDS, "session slot {slot} out of range");
-        // SAFETY: in bounds of the mapping (checked above).
-        unsafe { self.base.as_ptr().add(slot as usize) }
+        self.records.at(slot)
     }
 
     fn u16_at(&self, slot: u32, field: impl FnOnce(*mut Session) -> *mut u16) -> &AtomicU16 {
@@ -214,12 +185,5 @@ impl SessionTable {
             .store(1, Ordering::Release);
         self.u16_at(slot, |s| unsafe { &raw mut (*s).rx_probe_valid })
             .store(0, Ordering::Release);
-    }
-}
-
-impl Drop for SessionTable {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `map` mapped.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }

@@ -4,15 +4,20 @@
 /// Per-CPU array of [`crate::counters::Counter`] indexed by
 /// [`crate::counters::GlobalCounter`].
 pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
-/// Array of [`crate::session::DecapSession`] indexed by our call ID
-/// ([`crate::session::CALL_IDS`] entries).
+/// Mmapable array of [`crate::session::Session`] indexed by our call ID
+/// ([`crate::session::CALL_IDS`] entries), which is also the session's slot.
 pub const SESSIONS_BY_CALL: &str = "SESSIONS_BY_CALL";
-/// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`].
+/// Mmapable array of [`crate::session::ClientEntry`] by
+/// [`crate::session::client_index`] of the client address.
+pub const CLIENT_INDEX: &str = "CLIENT_INDEX";
+/// Hash of client address (`[u8; 4]`) -> [`crate::session::EncapSession`], for the
+/// clients whose `CLIENT_INDEX` entry another client holds.
 pub const SESSIONS_BY_CLIENT: &str = "SESSIONS_BY_CLIENT";
-/// Mmapable array of [`crate::session::SeqState`] by session slot.
-pub const SESSION_SEQ: &str = "SESSION_SEQ";
-/// Per-CPU array of [`crate::session::SessionCounters`] by session slot.
-pub const SESSION_COUNTERS: &str = "SESSION_COUNTERS";
+/// Per-CPU array of [`crate::session::SessionEvents`] by session slot.
+pub const SESSION_EVENTS: &str = "SESSION_EVENTS";
+/// Maps of earlier layouts, whose pins an agent removes at load: the sequence
+/// state and the per-CPU counters now live in `SESSIONS_BY_CALL`.
+pub const OLD_MAPS: [&str; 2] = ["SESSION_SEQ", "SESSION_COUNTERS"];
 /// Array of [`crate::police::SessionPolicers`] by session slot (not per CPU: one
 /// bucket per session and direction, see [`crate::police`]).
 pub const SESSION_POLICE: &str = "SESSION_POLICE";

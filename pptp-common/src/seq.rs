@@ -1,6 +1,6 @@
 //! The receive window of a session's GRE sequence numbers (RFC 2637 §4.3), judged
 //! the same way by the uplink XDP program and by the agent, on the same
-//! [`SeqState`](crate::session::SeqState) for sessions installed in the maps.
+//! [`Session`](crate::session::Session) for sessions installed in the maps.
 //!
 //! A packet is judged before anything else is looked at, but the window only moves
 //! when the packet is *accepted*: forwarded by XDP, or taken by the agent after its
@@ -37,9 +37,9 @@ pub enum Judgement {
 }
 
 /// Judges `seq` against the highest accepted number and the probe (`None`: not
-/// set). Changes nothing: the caller records with [`SeqState`] or its own fields.
+/// set). Changes nothing: the caller records with [`Session`] or its own fields.
 ///
-/// [`SeqState`]: crate::session::SeqState
+/// [`Session`]: crate::session::Session
 #[inline(always)]
 pub fn judge(highest: Option<u32>, probe: Option<u32>, seq: u32) -> Judgement {
     let Some(highest) = highest else {

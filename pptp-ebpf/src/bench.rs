@@ -3,8 +3,10 @@
 //!
 //! - `bench_gen`: the load generator, run with BPF_PROG_TEST_RUN in live-frames mode
 //!   on the generator's veth. Every frame gets the first [`TEMPLATE_LEN`] bytes of
-//!   template `n % count` (one template per session), the GRE sequence number
-//!   `n / count + 1` when the templates are enhanced GRE, and is sent with `XDP_TX`.
+//!   template `(n / burst) % count` (one template per session: trains of `burst`
+//!   frames per session, round robin over the sessions), the next GRE sequence
+//!   number of its session when the templates are enhanced GRE, and is sent with
+//!   `XDP_TX`.
 //!   Rewriting the headers of every frame is needed: live-frames pages are recycled
 //!   with whatever the receivers wrote into them (decapsulation overwrites the GRE
 //!   header with an Ethernet header, forwarding decrements the TTL).
@@ -42,6 +44,9 @@ pub struct GenConfig {
     pub count: u32,
     /// Non-zero: write the GRE sequence number at [`SEQ_OFFSET`].
     pub gre_seq: u32,
+    /// Frames per session in a row (at least 1).
+    pub burst: u32,
+    pub _pad: u32,
 }
 
 #[map(name = "GEN_CONFIG")]
@@ -82,7 +87,9 @@ fn generate(ctx: &XdpContext) -> Option<u32> {
         n
     };
     let count = u64::from(config.count.max(1));
-    let template = GEN_TEMPLATES.get((n % count) as u32)?;
+    let burst = u64::from(config.burst.max(1));
+    let train = n / burst;
+    let template = GEN_TEMPLATES.get((train % count) as u32)?;
     let start = ctx.data();
     if start + TEMPLATE_LEN > ctx.data_end() {
         return None;
@@ -96,7 +103,9 @@ fn generate(ctx: &XdpContext) -> Option<u32> {
         unsafe { words.add(i).write_volatile(*word) };
     }
     if config.gre_seq != 0 {
-        let seq = ((n / count) as u32).wrapping_add(1);
+        // Session `train % count`'s trains so far, times `burst`, plus the place in
+        // this one: strictly increasing per session.
+        let seq = ((train / count * burst + n % burst) as u32).wrapping_add(1);
         // SAFETY: SEQ_OFFSET + 4 <= TEMPLATE_LEN, checked above.
         unsafe { *((start + SEQ_OFFSET) as *mut [u8; 4]) = seq.to_be_bytes() };
     }

@@ -25,7 +25,7 @@ use pptp_common::{
 
 use crate::{
     capture, encap, forward,
-    maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
+    maps::{SESSIONS_BY_CALL, client_session, count, count_event, count_packet},
     nexthop,
     packet::Bytes,
     police,
@@ -52,18 +52,18 @@ fn encap(ctx: &TcContext) -> Option<i32> {
     if header.version() != 4 {
         return None;
     }
-    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
+    let session = client_session(header.dst())?;
     let slot = session.slot;
     let inner_len = header.total_len();
     let len = ctx.len() as u64;
     if session.flags & SESSION_FAST == 0 {
         count(GlobalCounter::ToAgent, len);
-        count_session(slot, |c| c.to_agent += 1);
+        count_event(slot, |c| c.to_agent += 1);
         return None;
     }
     if inner_len > session.mtu as usize || inner_len != ctx.len() as usize {
         count(GlobalCounter::TooBig, len);
-        count_session(slot, |c| c.too_big += 1);
+        count_event(slot, |c| c.too_big += 1);
         return None;
     }
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
@@ -77,23 +77,28 @@ fn encap(ctx: &TcContext) -> Option<i32> {
         count(GlobalCounter::NoNextHop, len);
         return None;
     };
-    if !police::tx(slot, inner_len, len) {
+    if !police::tx(slot, session.flags, inner_len, len) {
         return Some(TC_ACT_SHOT);
     }
     capture::tc(ctx, slot, 0, inner_len, TO_CLIENT);
-    let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
+    let record = SESSIONS_BY_CALL.get_ptr_mut(slot)?;
+    let (seq, ack) = encap::next_seq(record);
     let push = ethernet::HEADER_LEN + encap::overhead(ack.is_some());
     // SAFETY: plain helper call on this program's skb.
     if unsafe { bpf_skb_change_head(ctx.skb.skb, push as u32, 0) } != 0 {
         return None;
     }
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, len);
-    count_session(slot, |c| {
-        c.tx_packets += 1;
-        c.tx_bytes += inner_len as u64;
-    });
+    // SAFETY: a valid map value.
+    unsafe {
+        count_packet(
+            &raw mut (*record).tx_packets,
+            &raw mut (*record).tx_bytes,
+            inner_len as u64,
+        )
+    };
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(hop.ifindex, 0) };
     Some(TC_ACT_REDIRECT)

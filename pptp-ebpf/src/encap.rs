@@ -4,7 +4,7 @@
 //! bytes come from `pptp_common::wire`, the builders the agent uses too.
 
 use pptp_common::{
-    session::{EncapSession, SeqState},
+    session::{EncapSession, Session},
     wire::{
         gre, ipv4,
         ppp::{self, protocol},
@@ -22,7 +22,7 @@ const GRE_SEQ_LEN: usize = gre::FIXED_LEN + 4;
 /// The sequence number for the next packet of a session and the acknowledgment
 /// (highest sequence number received) to carry, if any.
 #[inline(always)]
-pub fn next_seq(state: *mut SeqState) -> (u32, Option<u32>) {
+pub fn next_seq(state: *mut Session) -> (u32, Option<u32>) {
     // SAFETY: a valid map value; tx_next is only advanced atomically, by the
     // programs and by the agent through its mmap of the same array.
     unsafe {

@@ -20,7 +20,7 @@ use pptp_common::{
 use crate::{
     capture, encap,
     forward::{self, PASS},
-    maps::{SESSION_SEQ, SESSIONS_BY_CLIENT, count, count_session},
+    maps::{SESSIONS_BY_CALL, client_session, count, count_event, count_packet},
     mss, nexthop,
     packet::Bytes,
     police,
@@ -37,7 +37,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let header = ipv4::Header(ctx.read::<{ ipv4::HEADER_LEN }>(ethernet::HEADER_LEN)?);
-    let session = unsafe { SESSIONS_BY_CLIENT.get(header.dst()) }?;
+    let session = client_session(header.dst())?;
     let frame_len = ctx.len() as u64;
     let slot = session.slot;
     if !header.is_packet_within(ctx.len() - ethernet::HEADER_LEN) {
@@ -46,12 +46,12 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     let inner_len = header.total_len();
     if session.flags & SESSION_FAST == 0 {
         count(GlobalCounter::ToAgent, frame_len);
-        count_session(slot, |c| c.to_agent += 1);
+        count_event(slot, |c| c.to_agent += 1);
         return None;
     }
     if inner_len > session.mtu as usize {
         count(GlobalCounter::TooBig, frame_len);
-        count_session(slot, |c| c.too_big += 1);
+        count_event(slot, |c| c.too_big += 1);
         return None;
     }
     // SAFETY: ctx.ctx points at the program's xdp_md.
@@ -71,7 +71,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
         return None;
     };
 
-    if !police::tx(slot, inner_len, frame_len) {
+    if !police::tx(slot, session.flags, inner_len, frame_len) {
         return Some(forward::DROP);
     }
     capture::xdp(ctx, slot, ethernet::HEADER_LEN, inner_len, TO_CLIENT);
@@ -89,14 +89,19 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
     forward::trim(ctx, ethernet::HEADER_LEN + inner_len)?;
 
-    let (seq, ack) = encap::next_seq(SESSION_SEQ.get_ptr_mut(slot)?);
+    let record = SESSIONS_BY_CALL.get_ptr_mut(slot)?;
+    let (seq, ack) = encap::next_seq(record);
     forward::adjust_head(ctx, -(encap::overhead(ack.is_some()) as i32))?;
     forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, frame_len);
-    count_session(slot, |c| {
-        c.tx_packets += 1;
-        c.tx_bytes += inner_len as u64;
-    });
+    // SAFETY: a valid map value.
+    unsafe {
+        count_packet(
+            &raw mut (*record).tx_packets,
+            &raw mut (*record).tx_bytes,
+            inner_len as u64,
+        )
+    };
     Some(forward::redirect(&hop))
 }

@@ -13,11 +13,12 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use pptp_common::{
     counters::GlobalCounter,
     police::{Policer, State, Store, WINDOWS, Word, police},
+    session::SESSION_POLICED,
 };
 
 use crate::{
     encap::fetch_add,
-    maps::{SESSION_POLICE, count, count_session},
+    maps::{SESSION_POLICE, count, count_event},
 };
 
 /// A [`State`] in the shared map value.
@@ -55,10 +56,14 @@ impl Store for Shared {
     }
 }
 
-/// Whether a packet of `len` bytes from the client of session `slot` passes its
-/// limit; a drop is counted.
+/// Whether a packet of `len` bytes from the client of session `slot` (with
+/// `SESSION_*` flags `flags`) passes its limit; a drop is counted. A session without
+/// [`SESSION_POLICED`] passes without a read of `SESSION_POLICE`.
 #[inline(always)]
-pub fn rx(slot: u32, len: usize, frame_len: u64) -> bool {
+pub fn rx(slot: u32, flags: u32, len: usize, frame_len: u64) -> bool {
+    if flags & SESSION_POLICED == 0 {
+        return true;
+    }
     let Some(p) = SESSION_POLICE.get_ptr_mut(slot) else {
         return true;
     };
@@ -66,15 +71,18 @@ pub fn rx(slot: u32, len: usize, frame_len: u64) -> bool {
     let pass = run(unsafe { &raw mut (*p).rx }, len);
     if !pass {
         count(GlobalCounter::Policed, frame_len);
-        count_session(slot, |c| c.drop_policed_rx += 1);
+        count_event(slot, |c| c.drop_policed_rx += 1);
     }
     pass
 }
 
-/// Whether a packet of `len` bytes to the client of session `slot` passes its
-/// limit; a drop is counted.
+/// Whether a packet of `len` bytes to the client of session `slot` (with flags
+/// `flags`) passes its limit; a drop is counted, as for [`rx`].
 #[inline(always)]
-pub fn tx(slot: u32, len: usize, frame_len: u64) -> bool {
+pub fn tx(slot: u32, flags: u32, len: usize, frame_len: u64) -> bool {
+    if flags & SESSION_POLICED == 0 {
+        return true;
+    }
     let Some(p) = SESSION_POLICE.get_ptr_mut(slot) else {
         return true;
     };
@@ -82,7 +90,7 @@ pub fn tx(slot: u32, len: usize, frame_len: u64) -> bool {
     let pass = run(unsafe { &raw mut (*p).tx }, len);
     if !pass {
         count(GlobalCounter::Policed, frame_len);
-        count_session(slot, |c| c.drop_policed_tx += 1);
+        count_event(slot, |c| c.drop_policed_tx += 1);
     }
     pass
 }

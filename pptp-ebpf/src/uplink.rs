@@ -31,7 +31,7 @@ use pptp_common::{
 use crate::{
     capture,
     forward::{self, DROP, PASS},
-    maps::{SESSION_SEQ, SESSIONS_BY_CALL, config, count, count_session},
+    maps::{SESSIONS_BY_CALL, config, count, count_event, count_packet},
     nexthop,
     packet::Bytes,
     police,
@@ -153,40 +153,39 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         return None;
     }
 
-    // One entry per call ID; an empty one, or another peer's, is no session of
-    // this packet's (`DecapSession::accepts`).
-    let session = match SESSIONS_BY_CALL.get(u32::from(gre.call_id())) {
-        Some(session) if session.accepts(src) => session,
-        _ => {
-            count(GlobalCounter::UnknownSession, frame_len);
-            return Some(if config().drop_unknown != 0 {
-                DROP
-            } else {
-                PASS
-            });
-        }
-    };
-    let slot = session.slot;
+    // One entry per call ID, which is also the session's slot; an empty one, or
+    // another peer's, is no session of this packet's (`Session::accepts`). The
+    // entry is the one cache line of the session this packet reads and writes.
+    let slot = u32::from(gre.call_id());
+    let record = SESSIONS_BY_CALL.get_ptr_mut(slot)?;
+    // SAFETY: a valid map value; concurrent receivers of one session race only on
+    // which of two accepted sequence numbers is recorded as the highest.
+    let session = unsafe { &mut *record };
+    if !session.accepts(src) {
+        count(GlobalCounter::UnknownSession, frame_len);
+        return Some(if config().drop_unknown != 0 {
+            DROP
+        } else {
+            PASS
+        });
+    }
 
     // The window moves only when XDP forwards the packet itself (below); what it
     // hands to the agent, the agent judges again and records (`pptp_common::seq`).
-    // SAFETY: a valid map value; concurrent receivers of one session race only on
-    // which of two accepted sequence numbers is recorded as the highest.
-    let state = unsafe { &mut *SESSION_SEQ.get_ptr_mut(slot)? };
     let mut seq = 0;
     if has_seq {
         seq = u32::from_be_bytes(ctx.read::<4>(l4 + gre::FIXED_LEN)?);
-        match state.judge(seq) {
+        match session.judge(seq) {
             Judgement::New => {}
             Judgement::Duplicate | Judgement::Old => {
                 count(GlobalCounter::OldSequence, frame_len);
-                count_session(slot, |c| c.drop_old_seq += 1);
+                count_event(slot, |c| c.drop_old_seq += 1);
                 return Some(DROP);
             }
             Judgement::TooFar => {
-                state.set_probe(seq);
+                session.set_probe(seq);
                 count(GlobalCounter::SequenceJump, frame_len);
-                count_session(slot, |c| c.drop_old_seq += 1);
+                count_event(slot, |c| c.drop_old_seq += 1);
                 return Some(DROP);
             }
         }
@@ -213,7 +212,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     let inner_len = header.total_len();
     if header.src() != session.client_addr {
         count(GlobalCounter::SpoofedSource, frame_len);
-        count_session(slot, |c| c.drop_spoofed += 1);
+        count_event(slot, |c| c.drop_spoofed += 1);
         return Some(DROP);
     }
     if header.protocol() == ipv4::PROTO_UDP && to_dhcp_server(ctx, inner + header.header_len()) {
@@ -221,7 +220,7 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
         return Some(to_agent(slot, frame_len));
     }
 
-    if !police::rx(slot, inner_len, frame_len) {
+    if !police::rx(slot, session.flags, inner_len, frame_len) {
         return Some(DROP);
     }
     capture::xdp(ctx, slot, inner, inner_len, FROM_CLIENT);
@@ -248,12 +247,16 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     forward::adjust_head(ctx, (ip_hlen + gre_len + ppp_len) as i32)?;
     forward::trim(ctx, ethernet::HEADER_LEN + inner_len)?;
     if has_seq {
-        state.accept(seq);
+        session.accept(seq);
     }
-    count_session(slot, |c| {
-        c.rx_packets += 1;
-        c.rx_bytes += inner_len as u64;
-    });
+    // SAFETY: a valid map value.
+    unsafe {
+        count_packet(
+            &raw mut (*record).rx_packets,
+            &raw mut (*record).rx_bytes,
+            inner_len as u64,
+        )
+    };
     match (hop, arrived_with) {
         (Some(hop), _) => {
             forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
@@ -279,6 +282,6 @@ fn to_dhcp_server(ctx: &XdpContext, at: usize) -> bool {
 #[inline(always)]
 fn to_agent(slot: u32, frame_len: u64) -> u32 {
     count(GlobalCounter::ToAgent, frame_len);
-    count_session(slot, |c| c.to_agent += 1);
+    count_event(slot, |c| c.to_agent += 1);
     PASS
 }

@@ -15,7 +15,7 @@ use nix::sched::{CloneFlags, unshare};
 use pptp_common::{
     maps::PROG_EGRESS,
     police::SessionPolicers,
-    session::{EncapSession, SeqState},
+    session::{EncapSession, Session},
 };
 use support::{
     encap::{MTU, SLOT, SLOW_CLIENT},
@@ -88,7 +88,7 @@ fn encapsulates_what_the_box_sends_to_a_fast_client() {
         let seq = l.seq(SLOT);
         l.set_seq(
             SLOT,
-            SeqState {
+            Session {
                 rx_highest: 41,
                 rx_valid: 1,
                 ..seq

@@ -4,7 +4,7 @@
 
 mod support;
 
-use pptp_common::{maps::PROG_LAN, police::SessionPolicers, session::SeqState};
+use pptp_common::{maps::PROG_LAN, police::SessionPolicers, session::Session};
 use support::{
     encap::{MTU, SLOT, SLOW_CLIENT},
     *,
@@ -61,7 +61,7 @@ fn encapsulates_with_and_without_ack() {
     let seq = l.seq(SLOT);
     l.set_seq(
         SLOT,
-        SeqState {
+        Session {
             rx_highest: 41,
             rx_valid: 1,
             ..seq
@@ -253,4 +253,49 @@ fn a_packet_over_the_download_limit_is_dropped_and_counted() {
         1,
         "a policed packet takes no sequence number"
     );
+}
+
+/// Two clients whose addresses agree in their low 16 bits share a `CLIENT_INDEX`
+/// entry: the second is found in the hash the entry points to, each packet gets its
+/// own session's GRE, and an address of that index with no session is not ours.
+#[test]
+fn clients_sharing_an_index_entry_are_both_found() {
+    let (mut l, session) = encap::loaded("xdp-lan-index");
+    let twin = [198, 18, 2, 10]; // 192.0.2.10's low 16 bits
+    let twin_session = pptp_common::session::EncapSession {
+        peer_call_id: 0x3003,
+        slot: 6,
+        ..session
+    };
+    l.add_encap(twin, twin_session);
+    let entry = l.client_index_entry(CLIENT);
+    assert_eq!(
+        (entry.client_addr, entry.overflow),
+        (CLIENT, 1),
+        "the first client keeps the entry, the twin went to the hash"
+    );
+    let out = check(
+        &l,
+        "the indexed client",
+        &lan_frame(&ping(64, 32)),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    assert_eq!(out, encapsulated(&ping(63, 32).bytes(), 0, None));
+    let mut to_twin = Ipv4::new(LAN_HOST, twin, 1, icmp_echo(32));
+    let out = check(
+        &l,
+        "the client in the hash",
+        &lan_frame(&to_twin),
+        XDP_REDIRECT,
+        &[("encapsulated", 1)],
+    );
+    to_twin.ttl -= 1;
+    assert_eq!(
+        out,
+        support::encapsulated(0x3003, &encap::UPLINK_HOP, &to_twin.bytes(), 0, None)
+    );
+    assert_eq!(l.session_counters(6).tx_packets, 1);
+    let stranger = Ipv4::new(LAN_HOST, [203, 0, 2, 10], 1, icmp_echo(32));
+    check(&l, "no session", &lan_frame(&stranger), XDP_PASS, &[]);
 }

@@ -7,15 +7,16 @@ mod support;
 use pptp_common::{
     maps::PROG_UPLINK,
     police::SessionPolicers,
-    session::{Config, DecapSession, NextHop, SESSION_FAST, SESSION_INSTALLED, SeqState},
+    session::{Config, NextHop, SESSION_FAST, SESSION_INSTALLED, Session},
 };
 use support::*;
 
 const CALL: u16 = 0x1001;
 const SLOW_PEER: [u8; 4] = [198, 51, 100, 11];
 const SLOW_CALL: u16 = 0x1002;
-const SLOT: u32 = 3;
-const SLOW_SLOT: u32 = 4;
+/// The session's slot: our call ID.
+const SLOT: u32 = CALL as u32;
+const SLOW_SLOT: u32 = SLOW_CALL as u32;
 const LAN_HOP: NextHop = NextHop {
     ifindex: 7,
     smac: [0x02, 0, 0, 0, 7, 1],
@@ -42,20 +43,20 @@ fn loaded() -> Loaded {
     let mut l = Loaded::new("xdp-uplink");
     l.add_decap(
         CALL,
-        DecapSession {
+        Session {
             peer_addr: PEER,
             client_addr: CLIENT,
-            slot: SLOT,
             flags: SESSION_INSTALLED | SESSION_FAST,
+            ..Default::default()
         },
     );
     l.add_decap(
         SLOW_CALL,
-        DecapSession {
+        Session {
             peer_addr: SLOW_PEER,
             client_addr: [192, 0, 2, 11],
-            slot: SLOW_SLOT,
             flags: SESSION_INSTALLED,
+            ..Default::default()
         },
     );
     l.add_next_hop(LAN_HOST, LAN_HOP);
@@ -237,12 +238,13 @@ fn drops_and_passes_by_reason() {
         &[("gre_enhanced", 1), ("old_sequence", 1)],
     );
     // ... and 5 is newer than 0xffff_fff0.
+    let record = l.seq(SLOT);
     l.set_seq(
         SLOT,
-        SeqState {
+        Session {
             rx_highest: 0xffff_fff0,
             rx_valid: 1,
-            ..Default::default()
+            ..record
         },
     );
     check(

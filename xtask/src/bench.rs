@@ -43,6 +43,11 @@ pub struct BenchArgs {
     /// no more at 50,000 than at 500).
     #[arg(long, value_delimiter = ',', default_values_t = [500, 50_000])]
     xdp_sessions: Vec<usize>,
+    /// Frames the XDP bench's generator sends per session in a row, one run per
+    /// value and session count: 1 visits another session with every frame (the worst
+    /// case), 16 sends trains as real traffic does (docs/benchmarks.md).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
+    xdp_bursts: Vec<usize>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -60,12 +65,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("xtask: perf not found: the benchmark runs without a profile");
     }
     for sessions in &args.xdp_sessions {
-        cmd::run(
-            bench("pptp-tests", "xdp")
-                .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
-                .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" })
-                .env("PPTP_BENCH_SESSIONS", sessions.to_string()),
-        )?;
+        for burst in &args.xdp_bursts {
+            cmd::run(
+                bench("pptp-tests", "xdp")
+                    .env("PPTP_BENCH_SECONDS", args.seconds.to_string())
+                    .env("PPTP_BENCH_PERF", if perf { "1" } else { "0" })
+                    .env("PPTP_BENCH_SESSIONS", sessions.to_string())
+                    .env("PPTP_BENCH_BURST", burst.to_string()),
+            )?;
+        }
     }
     cmd::run(&mut bench("pptp-agent", "mppe"))?;
     let agent = cmd::build_agent(true)?;

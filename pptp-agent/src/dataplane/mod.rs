@@ -4,14 +4,16 @@
 //!
 //! The XDP programs are loaded from [`BPF_OBJECT`] by [`xdp`]; their maps are pinned
 //! under `<bpffs>/<instance>/` so that `pptp-agent stats` (and `bpftool`) can read
-//! them from another process. [`seq`] shares each session's GRE sequence space
-//! between the programs and the agent.
+//! them from another process. [`table`] shares each session's record (identity, GRE
+//! sequence space, packet counters) between the programs and the agent.
 
 pub mod bpffs;
 pub mod capture;
+pub mod clients;
 pub mod counters;
+pub mod mapped;
 pub mod report;
-pub mod seq;
+pub mod table;
 pub mod xdp;
 
 /// The BPF object built from `pptp-ebpf` by `build.rs`.

@@ -4,14 +4,14 @@
 use std::net::Ipv4Addr;
 
 use anyhow::Context as _;
-use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::maps::{Map, MapData, PerCpuArray};
 use pptp_common::{
     maps,
-    session::{CALL_IDS, DecapSession, SESSION_FAST, SESSION_INSTALLED, SessionCounters},
+    session::{SESSION_FAST, Session, SessionCounters, SessionEvents},
 };
 use serde::Serialize;
 
-use super::{bpffs::PinDir, counters::GlobalCounters};
+use super::{bpffs::PinDir, counters::GlobalCounters, table::SessionTable};
 
 /// Which path carries a session's IPv4 data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -36,20 +36,21 @@ pub struct SessionRow {
     pub counters: SessionCounters,
 }
 
-/// The installed entries of the pinned `SESSIONS_BY_CALL` in `pins`, by our call
-/// ID (every one of the [`CALL_IDS`] entries is read: a few tens of milliseconds).
-pub fn installed_calls(pins: &PinDir) -> anyhow::Result<Vec<(u16, DecapSession)>> {
+/// The pinned `SESSIONS_BY_CALL` in `pins`, mapped: its installed records are found
+/// by a scan of memory, not one system call per entry.
+pub fn pinned_table(pins: &PinDir) -> anyhow::Result<SessionTable> {
     let data = MapData::from_pin(pins.object(maps::SESSIONS_BY_CALL))
         .with_context(|| format!("opening the pinned map {}", maps::SESSIONS_BY_CALL))?;
-    let calls: Array<MapData, DecapSession> = Array::try_from(Map::Array(data))?;
-    let mut installed = Vec::new();
-    for call_id in 0..CALL_IDS {
-        let entry = calls.get(&call_id, 0)?;
-        if entry.flags & SESSION_INSTALLED != 0 {
-            installed.push((call_id as u16, entry));
-        }
-    }
-    Ok(installed)
+    SessionTable::map(&data)
+}
+
+/// The installed records of the pinned `SESSIONS_BY_CALL` in `pins`, by our call ID
+/// (the slot).
+pub fn installed_calls(pins: &PinDir) -> anyhow::Result<Vec<(u16, Session)>> {
+    Ok(pinned_table(pins)?
+        .installed()
+        .map(|(slot, session)| (slot as u16, session))
+        .collect())
 }
 
 /// Everything `stats` prints.
@@ -68,17 +69,18 @@ impl Report {
             MapData::from_pin(pins.object(name))
                 .with_context(|| format!("opening the pinned map {name}"))
         };
-        let counters: PerCpuArray<MapData, SessionCounters> =
-            PerCpuArray::try_from(Map::PerCpuArray(open(maps::SESSION_COUNTERS)?))?;
+        let events: PerCpuArray<MapData, SessionEvents> =
+            PerCpuArray::try_from(Map::PerCpuArray(open(maps::SESSION_EVENTS)?))?;
         let mut sessions = Vec::new();
+        // Only the installed sessions' per-CPU events are read.
         for (call_id, session) in installed_calls(pins)? {
-            let mut sum = SessionCounters::default();
-            counters
-                .get(&session.slot, 0)?
+            let mut sum = SessionEvents::default();
+            events
+                .get(&u32::from(call_id), 0)?
                 .iter()
                 .for_each(|c| sum.add(c));
             sessions.push(SessionRow {
-                slot: session.slot,
+                slot: u32::from(call_id),
                 peer: Ipv4Addr::from(session.peer_addr),
                 call_id,
                 client: (session.client_addr != [0; 4])
@@ -88,7 +90,7 @@ impl Report {
                 } else {
                     Path::Agent
                 },
-                counters: sum,
+                counters: SessionCounters::new(&session, &sum),
             });
         }
         sessions.sort_by_key(|s| s.slot);

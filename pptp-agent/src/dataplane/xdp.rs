@@ -2,14 +2,15 @@
 //! maps pinned, attach them (uplink: decapsulation; LAN: encapsulation), and
 //! install, switch and remove sessions.
 //!
-//! A call is installed as soon as it is up ([`XdpDataplane::install`]): the entry of
-//! its call ID (ours) in `SESSIONS_BY_CALL` and a slot in the per-session arrays, so
-//! that the uplink
+//! A call is installed as soon as it is up ([`XdpDataplane::install`]): the record
+//! of its call ID (ours) in `SESSIONS_BY_CALL`, which is also its slot in the other
+//! per-session arrays, so that the uplink
 //! program keeps its GRE sequence numbers from the first packet and hands its PPP
 //! negotiation to the agent. When IPCP opens, [`XdpDataplane::set_network`] gives it
 //! its client address (and `SESSIONS_BY_CLIENT` for the LAN program) and, unless the
 //! session uses MPPE, the fast flag: from then on XDP forwards its IPv4 data.
-//! [`XdpDataplane::set_rate`] writes its rate limit into `SESSION_POLICE`.
+//! [`XdpDataplane::set_rate`] writes its rate limit into `SESSION_POLICE` (and the
+//! policed flag, without which the programs skip that map).
 //!
 //! `SESSIONS_BY_CALL` is an array indexed by our call ID, so one call ID is one
 //! session whatever its peer: the concentrator draws every call's ID from one
@@ -17,7 +18,8 @@
 //! and the demand-dial calls), and [`XdpDataplane::install`] refuses a call ID that
 //! is installed already ([`DataplaneError::CallIdTaken`]) rather than overwrite
 //! another peer's session. An entry only ever goes from empty to a session and back
-//! (removal zeroes it), never from one peer's session to another's.
+//! (removal zeroes it), never from one peer's session to another's. The records are
+//! written through the agent's mmap of the array ([`SessionTable`]).
 //!
 //! Restart: the maps are pinned, so a new agent finds what a crashed one left. It
 //! cannot own those sessions (their control connections died with the old
@@ -36,12 +38,14 @@ use pptp_common::{
     police::{Policer, SessionPolicers},
     rate::RateLimit,
     session::{
-        CALL_IDS, Config, DecapSession, EncapSession, MAX_SESSIONS, NextHop, SESSION_FAST,
-        SESSION_INSTALLED, SessionCounters,
+        Config, EncapSession, NextHop, SESSION_FAST, SESSION_POLICED, Session, SessionCounters,
+        SessionEvents,
     },
 };
 
-use super::{BPF_OBJECT, bpffs::PinDir, counters::GlobalCounters, seq::SeqSpace};
+use super::{
+    BPF_OBJECT, bpffs::PinDir, clients::Clients, counters::GlobalCounters, table::SessionTable,
+};
 use crate::engine::kernel::{CallSpec, Dataplane, DataplaneError, NetworkSpec, Slot};
 
 /// Everything installed for one session.
@@ -49,6 +53,8 @@ use crate::engine::kernel::{CallSpec, Dataplane, DataplaneError, NetworkSpec, Sl
 pub struct SessionSpec {
     pub call: CallSpec,
     pub network: Option<NetworkSpec>,
+    /// It has a rate limit in either direction ([`SESSION_POLICED`]).
+    pub policed: bool,
 }
 
 /// Options of the data plane.
@@ -62,18 +68,17 @@ pub struct XdpOptions {
 pub struct XdpDataplane {
     ebpf: Ebpf,
     pins: PinDir,
-    by_call: Array<MapData, DecapSession>,
-    by_client: HashMap<MapData, [u8; 4], EncapSession>,
-    session_counters: PerCpuArray<MapData, SessionCounters>,
+    /// `CLIENT_INDEX` and `SESSIONS_BY_CLIENT` (emptied at load).
+    by_client: Clients,
+    events: PerCpuArray<MapData, SessionEvents>,
     police: Array<MapData, SessionPolicers>,
     /// `CAPTURE_SESSION`: cleared at load and when the captured session goes.
     capture: Array<MapData, u32>,
-    seq: SeqSpace,
+    table: SessionTable,
+    /// The installed sessions by slot (our call ID).
     installed: BTreeMap<Slot, SessionSpec>,
-    /// The installed sessions by our call ID and by client address.
-    calls: BTreeMap<u16, Slot>,
+    /// The installed sessions by client address.
     clients: BTreeMap<Ipv4Addr, Slot>,
-    free: Vec<u32>,
     attached: Vec<String>,
 }
 
@@ -112,24 +117,28 @@ impl XdpDataplane {
             },
             0,
         )?;
-        let aya::maps::Map::Array(seq_map) = take(&mut ebpf, maps::SESSION_SEQ)? else {
-            bail!("{} is not an array", maps::SESSION_SEQ);
+        let aya::maps::Map::Array(records) = take(&mut ebpf, maps::SESSIONS_BY_CALL)? else {
+            bail!("{} is not an array", maps::SESSIONS_BY_CALL);
         };
         // The mapping keeps the map alive; the fd may close.
-        let seq = SeqSpace::map(&seq_map)?;
+        let table = SessionTable::map(&records)?;
+        let aya::maps::Map::Array(index) = take(&mut ebpf, maps::CLIENT_INDEX)? else {
+            bail!("{} is not an array", maps::CLIENT_INDEX);
+        };
+        let by_client = Clients::new(
+            &index,
+            HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
+        )?;
         let mut dataplane = Self {
-            by_call: Array::try_from(take(&mut ebpf, maps::SESSIONS_BY_CALL)?)?,
-            by_client: HashMap::try_from(take(&mut ebpf, maps::SESSIONS_BY_CLIENT)?)?,
-            session_counters: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_COUNTERS)?)?,
+            by_client,
+            events: PerCpuArray::try_from(take(&mut ebpf, maps::SESSION_EVENTS)?)?,
             police: Array::try_from(take(&mut ebpf, maps::SESSION_POLICE)?)?,
             capture: Array::try_from(take(&mut ebpf, maps::CAPTURE_SESSION)?)?,
-            seq,
+            table,
             ebpf,
             pins,
             installed: BTreeMap::new(),
-            calls: BTreeMap::new(),
             clients: BTreeMap::new(),
-            free: (0..MAX_SESSIONS).rev().collect(),
             attached: Vec::new(),
         };
         // A capture a killed `pptp-agent capture` left armed.
@@ -145,16 +154,9 @@ impl XdpDataplane {
     }
 
     fn flush_stale(&mut self) -> anyhow::Result<usize> {
-        let mut calls = 0;
-        for call_id in 0..CALL_IDS {
-            if self.by_call.get(&call_id, 0)?.flags & SESSION_INSTALLED != 0 {
-                self.by_call.set(call_id, DecapSession::default(), 0)?;
-                calls += 1;
-            }
-        }
-        let clients: Vec<[u8; 4]> = self.by_client.keys().collect::<Result<_, _>>()?;
-        for key in &clients {
-            self.by_client.remove(key)?;
+        let stale: Vec<u32> = self.table.installed().map(|(slot, _)| slot).collect();
+        for &slot in &stale {
+            self.table.clear(slot);
         }
         let mut hops: HashMap<&mut MapData, [u8; 4], NextHop> =
             HashMap::try_from(self.ebpf.map_mut(maps::NEXT_HOPS).context("no NEXT_HOPS")?)?;
@@ -162,7 +164,7 @@ impl XdpDataplane {
         for key in &cached {
             hops.remove(key)?;
         }
-        Ok(calls.max(clients.len()))
+        Ok(stale.len())
     }
 
     /// Attaches the decapsulating program to the uplink.
@@ -206,46 +208,34 @@ impl XdpDataplane {
         Ok(())
     }
 
-    /// Installs a call whose network layer is not up yet; returns its slot.
+    /// Installs a call whose network layer is not up yet; returns its slot, which
+    /// is our call ID (one record per call ID: every slot exists, none runs out).
     pub fn install(&mut self, call: CallSpec) -> Result<Slot, DataplaneError> {
-        if self.free.is_empty() {
-            return Err(DataplaneError::SlotsFull(MAX_SESSIONS));
-        }
-        if let Some(&owner) = self.calls.get(&call.local_call_id) {
+        let slot = Slot(u32::from(call.local_call_id));
+        if self.installed.contains_key(&slot) {
             return Err(DataplaneError::CallIdTaken {
                 call_id: call.local_call_id,
-                owner,
+                owner: slot,
             });
         }
-        let slot = Slot(
-            self.free
-                .pop()
-                .ok_or(DataplaneError::SlotsFull(MAX_SESSIONS))?,
-        );
-        self.seq.reset(slot.0);
         let spec = SessionSpec {
             call,
             network: None,
+            policed: false,
         };
         // A slot's earlier session may have had a limit: none until it is set.
-        let written = self
-            .zero_counters(slot)
-            .and_then(|()| self.write_rate(slot, &RateLimit::default(), SessionPolicers::default()))
-            .and_then(|()| self.write_call(slot, &spec));
-        if let Err(e) = written {
-            self.free.push(slot.0);
-            return Err(e);
-        }
+        self.zero_events(slot)?;
+        self.write_rate(slot, &RateLimit::default(), SessionPolicers::default())?;
+        self.table
+            .install(slot.0, call.peer_addr.octets(), [0; 4], flags(&spec));
         self.installed.insert(slot, spec);
-        self.calls.insert(call.local_call_id, slot);
         Ok(slot)
     }
 
-    fn zero_counters(&mut self, slot: Slot) -> Result<(), DataplaneError> {
+    fn zero_events(&mut self, slot: Slot) -> Result<(), DataplaneError> {
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| kernel(e))?;
-        let zero =
-            PerCpuValues::try_from(vec![SessionCounters::default(); cpus]).map_err(kernel)?;
-        self.session_counters.set(slot.0, zero, 0).map_err(kernel)
+        let zero = PerCpuValues::try_from(vec![SessionEvents::default(); cpus]).map_err(kernel)?;
+        self.events.set(slot.0, zero, 0).map_err(kernel)
     }
 
     /// Writes a session's rate limit into `SESSION_POLICE` with the buckets
@@ -271,13 +261,35 @@ impl XdpDataplane {
     }
 
     /// Sets an installed session's rate limit; its buckets stay as they are (a
-    /// CoA neither fills nor empties them).
+    /// CoA neither fills nor empties them). The policed flag is set after the limit
+    /// is written and cleared before it is removed.
     pub fn set_rate(&mut self, slot: Slot, rate: &RateLimit) -> Result<(), DataplaneError> {
-        if !self.installed.contains_key(&slot) {
-            return Err(DataplaneError::NoSuchSlot(slot));
+        let mut spec = *self
+            .installed
+            .get(&slot)
+            .ok_or(DataplaneError::NoSuchSlot(slot))?;
+        spec.policed = rate.rx.limit().is_set() || rate.tx.limit().is_set();
+        if !spec.policed {
+            self.write_flags(slot, &spec)?;
         }
         let state = self.police.get(&slot.0, 0).map_err(kernel)?;
-        self.write_rate(slot, rate, state)
+        self.write_rate(slot, rate, state)?;
+        if spec.policed {
+            self.write_flags(slot, &spec)?;
+        }
+        self.installed.insert(slot, spec);
+        Ok(())
+    }
+
+    /// Writes the flags of `spec` into the session's record and, once it has a
+    /// network layer, its client entry (`CLIENT_INDEX` or `SESSIONS_BY_CLIENT`).
+    fn write_flags(&mut self, slot: Slot, spec: &SessionSpec) -> Result<(), DataplaneError> {
+        if let Some(network) = spec.network {
+            self.by_client
+                .set(network.client_addr, encap_entry(slot, spec, &network))?;
+        }
+        self.write_call(slot, spec);
+        Ok(())
     }
 
     /// Gives a session its network layer (or changes it, e.g. the fast flag).
@@ -300,28 +312,11 @@ impl XdpDataplane {
             .network
             .filter(|old| old.client_addr != network.client_addr)
         {
-            self.by_client
-                .remove(&old.client_addr.octets())
-                .map_err(kernel)?;
+            self.by_client.remove(old.client_addr)?;
             self.clients.remove(&old.client_addr);
         }
         spec.network = Some(network);
-        self.by_client
-            .insert(
-                network.client_addr.octets(),
-                EncapSession {
-                    peer_addr: spec.call.peer_addr.octets(),
-                    local_addr: spec.call.local_addr.octets(),
-                    peer_call_id: spec.call.peer_call_id,
-                    mtu: network.mtu,
-                    slot: slot.0,
-                    flags: flags(&spec),
-                    _pad: 0,
-                },
-                0,
-            )
-            .map_err(kernel)?;
-        self.write_call(slot, &spec)?;
+        self.write_flags(slot, &spec)?;
         if let Some(old) = self
             .installed
             .insert(slot, spec)
@@ -333,20 +328,12 @@ impl XdpDataplane {
         Ok(())
     }
 
-    fn write_call(&mut self, slot: Slot, spec: &SessionSpec) -> Result<(), DataplaneError> {
+    /// Writes the identity fields of the session's record (the sequence state and
+    /// the counters the programs keep in it stay).
+    fn write_call(&self, slot: Slot, spec: &SessionSpec) {
         let client = spec.network.map_or([0; 4], |n| n.client_addr.octets());
-        self.by_call
-            .set(
-                u32::from(spec.call.local_call_id),
-                DecapSession {
-                    peer_addr: spec.call.peer_addr.octets(),
-                    client_addr: client,
-                    slot: slot.0,
-                    flags: flags(spec) | SESSION_INSTALLED,
-                },
-                0,
-            )
-            .map_err(kernel)
+        self.table
+            .set_identity(slot.0, spec.call.peer_addr.octets(), client, flags(spec));
     }
 
     /// Moves a session between the XDP path (`fast`) and the agent.
@@ -365,28 +352,21 @@ impl XdpDataplane {
             .installed
             .remove(&slot)
             .ok_or(DataplaneError::NoSuchSlot(slot))?;
-        self.calls.remove(&spec.call.local_call_id);
-        let by_call = self.by_call.set(
-            u32::from(spec.call.local_call_id),
-            DecapSession::default(),
-            0,
-        );
+        self.table.clear(slot.0);
         let by_client = match spec.network {
             Some(n) => {
                 self.clients.remove(&n.client_addr);
-                self.by_client.remove(&n.client_addr.octets())
+                self.by_client.remove(n.client_addr)
             }
             None => Ok(()),
         };
-        self.free.push(slot.0);
         // A capture of this session ends with it (the slot's next session is
         // another's).
         let capture = match self.capture.get(&0, 0) {
             Ok(captured) if captured == slot.0 + 1 => self.capture.set(0, 0, 0),
             _ => Ok(()),
         };
-        by_call.map_err(kernel)?;
-        by_client.map_err(kernel)?;
+        by_client?;
         capture.map_err(kernel)
     }
 
@@ -395,19 +375,20 @@ impl XdpDataplane {
         self.installed.iter().map(|(slot, spec)| (*slot, spec))
     }
 
-    /// The shared sequence space (for frames the agent sends on a session).
-    pub fn seq(&self) -> &SeqSpace {
-        &self.seq
+    /// The session records, with the shared sequence spaces (for frames the agent
+    /// sends on a session).
+    pub fn table(&self) -> &SessionTable {
+        &self.table
     }
 
-    /// Counters of one session, summed over CPUs.
+    /// Counters of one session: its record's, and its events summed over CPUs.
     pub fn session_counters(&self, slot: Slot) -> anyhow::Result<SessionCounters> {
-        let mut sum = SessionCounters::default();
-        self.session_counters
+        let mut events = SessionEvents::default();
+        self.events
             .get(&slot.0, 0)?
             .iter()
-            .for_each(|c| sum.add(c));
-        Ok(sum)
+            .for_each(|c| events.add(c));
+        Ok(SessionCounters::new(&self.table.get(slot.0), &events))
     }
 
     /// The global counters.
@@ -461,19 +442,19 @@ impl Dataplane for XdpDataplane {
     }
 
     fn take_seq(&self, slot: Slot) -> u32 {
-        self.seq.take_seq(slot.0)
+        self.table.take_seq(slot.0)
     }
 
     fn highest_received(&self, slot: Slot) -> Option<u32> {
-        self.seq.highest_received(slot.0)
+        self.table.highest_received(slot.0)
     }
 
     fn judge(&self, slot: Slot, seq: u32) -> pptp_common::seq::Judgement {
-        self.seq.judge(slot.0, seq)
+        self.table.judge(slot.0, seq)
     }
 
     fn accept(&self, slot: Slot, seq: u32) {
-        self.seq.accept(slot.0, seq);
+        self.table.accept(slot.0, seq);
     }
 
     fn shutdown(self: Box<Self>) -> anyhow::Result<()> {
@@ -482,9 +463,23 @@ impl Dataplane for XdpDataplane {
 }
 
 fn flags(spec: &SessionSpec) -> u32 {
-    match spec.network {
+    let fast = match spec.network {
         Some(n) if n.fast => SESSION_FAST,
         _ => 0,
+    };
+    fast | if spec.policed { SESSION_POLICED } else { 0 }
+}
+
+/// The `SESSIONS_BY_CLIENT` value of session `slot` with network layer `network`.
+fn encap_entry(slot: Slot, spec: &SessionSpec, network: &NetworkSpec) -> EncapSession {
+    EncapSession {
+        peer_addr: spec.call.peer_addr.octets(),
+        local_addr: spec.call.local_addr.octets(),
+        peer_call_id: spec.call.peer_call_id,
+        mtu: network.mtu,
+        slot: slot.0,
+        flags: flags(spec),
+        _pad: 0,
     }
 }
 
@@ -493,20 +488,31 @@ fn kernel(e: impl std::error::Error + Send + Sync + 'static) -> DataplaneError {
     DataplaneError::Kernel(Box::new(e))
 }
 
-/// Removes the pin of a `SESSIONS_BY_CALL` that is not an array: the hash keyed by
-/// (peer address, call ID) of an agent before the array. Its sessions could not be
-/// kept anyway ([`XdpDataplane::load`] flushes what a previous agent left); without
-/// this, the loader would reuse the pinned hash and the kernel refuse the programs.
+/// Removes the pins of an older agent's session maps: a `SESSIONS_BY_CALL` that is
+/// not an array of [`Session`] records (the hash keyed by (peer address, call ID)
+/// from before the array, or the 16-byte entries from before the records), and the
+/// maps whose contents moved into the records (`maps::OLD_MAPS`). Their sessions
+/// could not be kept anyway ([`XdpDataplane::load`] flushes what a previous agent
+/// left); without this, the loader would reuse the pinned map and the kernel refuse
+/// the programs.
 fn unpin_old_layout(pins: &PinDir) -> anyhow::Result<()> {
+    for name in maps::OLD_MAPS {
+        let path = pins.object(name);
+        if path.exists() {
+            tracing::warn!(path = %path.display(), "removing the pin of an older agent's map");
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     let path = pins.object(maps::SESSIONS_BY_CALL);
     if !path.exists() {
         return Ok(());
     }
-    let map_type = MapInfo::from_pin(&path)
-        .and_then(|info| info.map_type())
+    let info = MapInfo::from_pin(&path).with_context(|| format!("reading {}", path.display()))?;
+    let map_type = info
+        .map_type()
         .with_context(|| format!("reading {}", path.display()))?;
-    if map_type != MapType::Array {
-        tracing::warn!(path = %path.display(), ?map_type, "removing the pin of an older agent's session map");
+    if map_type != MapType::Array || info.value_size() as usize != size_of::<Session>() {
+        tracing::warn!(path = %path.display(), ?map_type, value_size = info.value_size(), "removing the pin of an older agent's session map");
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())

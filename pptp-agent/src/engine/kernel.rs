@@ -51,9 +51,6 @@ pub struct Slot(pub u32);
 /// Why the data plane did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
-    /// Every slot of the per-session arrays is in use.
-    #[error("all {0} session slots are in use")]
-    SlotsFull(u32),
     /// Another session has this call ID of ours (the data plane looks sessions up
     /// by our call ID alone: the concentrator has one call-ID space).
     #[error("call ID {call_id} already belongs to the session in slot {}", .owner.0)]

@@ -317,11 +317,6 @@ impl Engine {
         let seq = match &mut self.dataplane {
             Some(dp) => match dp.install(call) {
                 Ok(slot) => Sequencing::Shared(slot),
-                Err(e @ DataplaneError::SlotsFull(_)) => {
-                    tracing::error!(peer = %key.0, call_id = key.1, error = %e, "call refused: the data plane is full");
-                    self.clear(up.owner, call.local_call_id);
-                    return;
-                }
                 Err(e) => {
                     tracing::error!(
                         error = format!("{e:#}"),

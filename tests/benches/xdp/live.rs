@@ -26,7 +26,7 @@ use pptp_agent::dataplane::{counters::GlobalCounters, xdp::XdpDataplane};
 use pptp_tests::{bench_lab::link, sample::median};
 
 use crate::{
-    BATCH, Direction, GenConfig, Plane, ROUNDS, TEMPLATE_LEN,
+    BATCH, Direction, GenConfig, Plane, ROUNDS, TEMPLATE_LEN, burst,
     frames::frame,
     in_ns, installed, napi, pinned_cpu, program,
     sinks::{End, Sinks},
@@ -172,6 +172,8 @@ pub fn set_templates(
         GenConfig {
             count: installed() as u32,
             gre_seq: gre_seq.into(),
+            burst: burst() as u32,
+            _pad: 0,
         },
         0,
     )?;

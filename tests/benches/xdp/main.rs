@@ -17,10 +17,12 @@
 //! counting `XDP_DROP` program (`bench_sink`) at the far end counts what arrives
 //! (`sinks.rs`: one per end of every chain, each counting apart).
 //! The generator rewrites the first 72 bytes of each frame from one template per
-//! session (round robin over the sessions, so every frame hits another session) and
-//! gives enhanced GRE frames the sequence number `n / sessions + 1`: each session
-//! sees strictly increasing sequence numbers and the uplink program's replay check
-//! drops nothing (the bench checks the session counters afterwards). The three
+//! session, round robin over the sessions in trains of `PPTP_BENCH_BURST` frames per
+//! session (1 by default: every frame hits another session, the worst case for the
+//! caches; real traffic comes in trains), and gives enhanced GRE frames their
+//! session's next sequence number: each session sees strictly increasing sequence
+//! numbers and the uplink program's replay check drops nothing (the bench checks the
+//! counters afterwards). The three
 //! chains get byte-identical frames (same addresses and MAC addresses).
 //!
 //! Only frames of the kind a data plane must deliver count (decapsulated IPv4 at
@@ -130,8 +132,10 @@ const XDP_REDIRECT: u32 = 4;
 struct GenConfig {
     count: u32,
     gre_seq: u32,
+    burst: u32,
+    _pad: u32,
 }
-// SAFETY: repr(C), two u32, no padding.
+// SAFETY: repr(C), four u32, no padding.
 unsafe impl aya::Pod for GenConfig {}
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -172,6 +176,8 @@ fn main() {
 fn run() -> anyhow::Result<()> {
     let sessions = sessions_from_env()?;
     INSTALLED.get_or_init(|| sessions);
+    let burst = burst_from_env()?;
+    BURST.get_or_init(|| burst);
     let round = std::env::var("PPTP_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -207,13 +213,11 @@ fn run() -> anyhow::Result<()> {
     // Ours: the agent's data plane with `sessions` fast sessions.
     let pins = PinDir::new(bpffs.path(), "bench")?;
     let mut dataplane = XdpDataplane::load(pins.clone(), XdpOptions { drop_unknown: true })?;
-    // Installed in a shuffled order, so that session i's slot is not i: the
-    // generator visits the sessions in order, and slots in order would let the CPU
-    // prefetch the per-slot arrays, which real traffic does not allow.
-    let mut slots = vec![Slot(0); sessions];
-    let step = coprime_step(sessions);
-    for k in 0..sessions {
-        let i = k * step % sessions;
+    // A session's slot is its call ID, and neighbouring sessions' call IDs lie far
+    // apart ([`session`]): the generator visits the sessions in order, and records
+    // in order would let the CPU prefetch them, which real traffic does not allow.
+    let mut slots = Vec::with_capacity(sessions);
+    for i in 0..sessions {
         let s = session(i);
         let slot = dataplane.install(CallSpec {
             peer_addr: s.peer,
@@ -229,7 +233,7 @@ fn run() -> anyhow::Result<()> {
                 fast: true,
             },
         )?;
-        slots[i] = slot;
+        slots.push(slot);
     }
     in_ns(&ours.concentrator, || {
         dataplane.attach_uplink(link::UPLINK)?;
@@ -250,7 +254,7 @@ fn run() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     eprintln!(
-        "bench: {sessions} sessions installed, {ROUNDS} rounds of {:.1} s per data plane and case",
+        "bench: {sessions} sessions installed, traffic in trains of {burst} frame(s) per session, {ROUNDS} rounds of {:.1} s per data plane and case",
         round.as_secs_f64()
     );
     let no_napi = NapiThreads::new();
@@ -364,23 +368,11 @@ fn threaded_napi(lab: &BenchLab) -> anyhow::Result<NapiThreads> {
     Ok(threads)
 }
 
-/// A step coprime to `n` from about 5/8 of it: `k * step % n` visits every session
-/// once, neighbours far apart.
-fn coprime_step(n: usize) -> usize {
-    let gcd = |mut a: usize, mut b: usize| {
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    };
-    (n * 5 / 8..=n).find(|&p| gcd(p, n) == 1).unwrap_or(1)
-}
-
 /// The highest sequence number accepted so far on each session (by session index).
 fn windows(dataplane: &XdpDataplane, slots: &[Slot]) -> Vec<u32> {
     slots
         .iter()
-        .map(|slot| dataplane.seq().highest_received(slot.0).unwrap_or(0))
+        .map(|slot| dataplane.table().highest_received(slot.0).unwrap_or(0))
         .collect()
 }
 
@@ -412,6 +404,27 @@ fn sessions_from_env() -> anyhow::Result<usize> {
 /// The number of sessions installed.
 fn installed() -> usize {
     *INSTALLED.get().unwrap_or(&SESSIONS)
+}
+
+/// Frames the generator sends per session in a row: set once by [`run`] from
+/// `PPTP_BENCH_BURST` (1, the default, is the worst case: every frame another
+/// session's; real traffic comes in trains, see `docs/benchmarks.md`).
+static BURST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// `PPTP_BENCH_BURST` (1 to 1024) or 1.
+fn burst_from_env() -> anyhow::Result<usize> {
+    let Some(value) = std::env::var_os("PPTP_BENCH_BURST") else {
+        return Ok(1);
+    };
+    match value.to_str().and_then(|v| v.parse().ok()) {
+        Some(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => bail!("PPTP_BENCH_BURST={value:?}: 1 to 1024 frames per session in a row"),
+    }
+}
+
+/// Frames per session in a row.
+fn burst() -> usize {
+    *BURST.get().unwrap_or(&1)
 }
 
 /// Session `i`: our call ID is `(i + 1) * 40503 mod 65536` (an odd multiplier: a

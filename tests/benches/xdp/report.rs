@@ -3,7 +3,7 @@
 //! how ours' counters moved, and the per-packet timings.
 
 use crate::{
-    Direction, Plane, ROUNDS, TIMING_CALLS, installed,
+    Direction, Plane, ROUNDS, TIMING_CALLS, burst, installed,
     live::{Case, Kind},
     timing::Timing,
 };
@@ -25,8 +25,9 @@ pub fn print(
 ) {
     println!();
     println!(
-        "pptp-xdp XDP benchmark: {} sessions, medians of {ROUNDS} rounds; only frames of the kind each plane must deliver count",
-        installed()
+        "pptp-xdp XDP benchmark: {} sessions, traffic in trains of {} frame(s) per session, medians of {ROUNDS} rounds; only frames of the kind each plane must deliver count",
+        installed(),
+        burst()
     );
     println!("load average before: {load_before}; after: {load_after}");
     println!();

@@ -14,7 +14,10 @@ use pptp_common::{
     maps,
     police::{Limit, Policer, SessionPolicers},
     rate::Direction,
-    session::{Config, DecapSession, EncapSession, NextHop, SeqState, SessionCounters},
+    session::{
+        ClientEntry, Config, EncapSession, NextHop, SESSION_INSTALLED, SESSION_POLICED, Session,
+        SessionCounters, SessionEvents, client_index,
+    },
     wire::{gre, ipv4},
 };
 use pptp_tests::bpffs::TempBpffs;
@@ -105,30 +108,68 @@ impl Loaded {
             .collect()
     }
 
+    /// The session's counters: its record's and its per-CPU events.
     pub fn session_counters(&self, slot: u32) -> SessionCounters {
-        let map: PerCpuArray<&MapData, SessionCounters> =
-            PerCpuArray::try_from(self.ebpf.map(maps::SESSION_COUNTERS).unwrap()).unwrap();
-        let mut sum = SessionCounters::default();
+        let map: PerCpuArray<&MapData, SessionEvents> =
+            PerCpuArray::try_from(self.ebpf.map(maps::SESSION_EVENTS).unwrap()).unwrap();
+        let mut sum = SessionEvents::default();
         map.get(&slot, 0).unwrap().iter().for_each(|v| sum.add(v));
-        sum
+        SessionCounters::new(&self.seq(slot), &sum)
     }
 
-    pub fn seq(&self, slot: u32) -> SeqState {
-        let map: Array<&MapData, SeqState> =
-            Array::try_from(self.ebpf.map(maps::SESSION_SEQ).unwrap()).unwrap();
+    /// The record of slot (our call ID) `slot` in `SESSIONS_BY_CALL`.
+    pub fn seq(&self, slot: u32) -> Session {
+        let map: Array<&MapData, Session> =
+            Array::try_from(self.ebpf.map(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
         map.get(&slot, 0).unwrap()
     }
 
-    pub fn set_seq(&mut self, slot: u32, state: SeqState) {
-        let mut map: Array<&mut MapData, SeqState> =
-            Array::try_from(self.ebpf.map_mut(maps::SESSION_SEQ).unwrap()).unwrap();
-        map.set(slot, state, 0).unwrap();
+    /// Overwrites the record of slot `slot` (its sequence state, for the tests).
+    pub fn set_seq(&mut self, slot: u32, record: Session) {
+        let mut map: Array<&mut MapData, Session> =
+            Array::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
+        map.set(slot, record, 0).unwrap();
     }
 
+    /// Writes the rate limits of slot `slot` and, as the agent does, sets or
+    /// clears [`SESSION_POLICED`] in its record and in its `SESSIONS_BY_CLIENT`
+    /// entries (the programs read `SESSION_POLICE` only with the flag).
     pub fn set_police(&mut self, slot: u32, police: SessionPolicers) {
+        let policed = police.rx.limit.is_set() || police.tx.limit.is_set();
+        let with_flag = |flags: u32| match policed {
+            true => flags | SESSION_POLICED,
+            false => flags & !SESSION_POLICED,
+        };
         let mut map: Array<&mut MapData, SessionPolicers> =
             Array::try_from(self.ebpf.map_mut(maps::SESSION_POLICE).unwrap()).unwrap();
         map.set(slot, police, 0).unwrap();
+        let record = self.seq(slot);
+        self.set_seq(
+            slot,
+            Session {
+                flags: with_flag(record.flags),
+                ..record
+            },
+        );
+        let clients: Vec<([u8; 4], EncapSession)> = {
+            let hash: HashMap<&MapData, [u8; 4], EncapSession> =
+                HashMap::try_from(self.ebpf.map(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
+            let index: Array<&MapData, ClientEntry> =
+                Array::try_from(self.ebpf.map(maps::CLIENT_INDEX).unwrap()).unwrap();
+            let indexed = index
+                .iter()
+                .map(Result::unwrap)
+                .filter(|e| e.session.flags & SESSION_INSTALLED != 0)
+                .map(|e| (e.client_addr, e.session));
+            hash.iter().map(Result::unwrap).chain(indexed).collect()
+        };
+        for (client, entry) in clients.into_iter().filter(|(_, e)| e.slot == slot) {
+            let entry = EncapSession {
+                flags: with_flag(entry.flags),
+                ..entry
+            };
+            self.add_encap(client, entry);
+        }
     }
 
     pub fn police(&self, slot: u32) -> SessionPolicers {
@@ -143,14 +184,62 @@ impl Loaded {
         map.set(0, config, 0).unwrap();
     }
 
-    /// Writes the entry of our call ID `call_id` (installed by its flags).
-    pub fn add_decap(&mut self, call_id: u16, session: DecapSession) {
-        let mut map: Array<&mut MapData, DecapSession> =
+    /// Writes the record of our call ID `call_id` (installed by its flags).
+    pub fn add_decap(&mut self, call_id: u16, session: Session) {
+        let mut map: Array<&mut MapData, Session> =
             Array::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CALL).unwrap()).unwrap();
         map.set(u32::from(call_id), session, 0).unwrap();
     }
 
+    /// The `CLIENT_INDEX` entry of `client`'s index.
+    pub fn client_index_entry(&self, client: [u8; 4]) -> ClientEntry {
+        let index: Array<&MapData, ClientEntry> =
+            Array::try_from(self.ebpf.map(maps::CLIENT_INDEX).unwrap()).unwrap();
+        index.get(&client_index(client), 0).unwrap()
+    }
+
+    /// The session of `client`: in its `CLIENT_INDEX` entry or in the hash.
+    pub fn encap_entry(&self, client: [u8; 4]) -> EncapSession {
+        if let Some(session) = self.client_index_entry(client).session_of(client) {
+            return *session;
+        }
+        let map: HashMap<&MapData, [u8; 4], EncapSession> =
+            HashMap::try_from(self.ebpf.map(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
+        map.get(&client, 0).unwrap()
+    }
+
+    /// Writes the session of `client` as the agent does: into its `CLIENT_INDEX`
+    /// entry, or, when another client holds that entry, into the hash with the
+    /// entry's overflow mark set.
     pub fn add_encap(&mut self, client: [u8; 4], session: EncapSession) {
+        let mut index: Array<&mut MapData, ClientEntry> =
+            Array::try_from(self.ebpf.map_mut(maps::CLIENT_INDEX).unwrap()).unwrap();
+        let i = client_index(client);
+        let entry = index.get(&i, 0).unwrap();
+        let held = entry.session.flags & SESSION_INSTALLED != 0;
+        if !held || entry.client_addr == client {
+            let session = EncapSession {
+                flags: session.flags | SESSION_INSTALLED,
+                ..session
+            };
+            let entry = ClientEntry {
+                client_addr: client,
+                session,
+                ..entry
+            };
+            index.set(i, entry, 0).unwrap();
+            return;
+        }
+        index
+            .set(
+                i,
+                ClientEntry {
+                    overflow: 1,
+                    ..entry
+                },
+                0,
+            )
+            .unwrap();
         let mut map: HashMap<&mut MapData, [u8; 4], EncapSession> =
             HashMap::try_from(self.ebpf.map_mut(maps::SESSIONS_BY_CLIENT).unwrap()).unwrap();
         map.insert(client, session, 0).unwrap();

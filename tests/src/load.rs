@@ -74,6 +74,28 @@ pub fn start_pac_concentrator(lab: &mut Lab, bin: &Path, dir: &Path) -> anyhow::
     agents::start_from_config(lab, bin, dir, &spec)
 }
 
+/// Panics unless the `load-test` report says that all `sessions` were attempted,
+/// came up, answered their echo through their own call (none misdelivered), did
+/// not flap and were hung up; `context` starts the message.
+pub fn assert_every_session_carried_traffic(report: &Value, sessions: usize, context: &str) {
+    for (field, expected) in [
+        ("attempted", sessions),
+        ("established", sessions),
+        ("failed", 0),
+        ("flaps", 0),
+        ("echo_answered", sessions),
+        ("echo_unanswered", 0),
+        ("echo_misdelivered", 0),
+        ("hung_up", sessions),
+    ] {
+        assert_eq!(
+            report[field].as_u64(),
+            Some(expected as u64),
+            "{context}{field} in {report}"
+        );
+    }
+}
+
 /// Where a load test runs from and to, and how many sessions it holds how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {

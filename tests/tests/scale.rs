@@ -107,20 +107,7 @@ fn fill_the_pool(xdp: bool, rounds: usize) {
             summary(&mut lab, &bin),
             run.notable_log(40)
         );
-        for (field, expected) in [
-            ("established", SESSIONS),
-            ("failed", 0),
-            ("echo_answered", SESSIONS),
-            ("echo_unanswered", 0),
-            ("echo_misdelivered", 0),
-            ("hung_up", SESSIONS),
-        ] {
-            assert_eq!(
-                report[field].as_u64(),
-                Some(expected as u64),
-                "round {round}: {field} in {report}"
-            );
-        }
+        load::assert_every_session_carried_traffic(&report, SESSIONS, &format!("round {round}: "));
         eprintln!(
             "round {round}: {SESSIONS} sessions in {:.1} s ({:.0}/s), setup p50 {:.0} ms p99 {:.0} ms",
             report["setup_seconds"].as_f64().unwrap(),

@@ -65,7 +65,24 @@ impl Echoes {
 
     /// Session `index` came up at `now` with `address`: its first request.
     pub fn up(&mut self, index: u32, address: Ipv4Addr, now: Instant) -> Vec<u8> {
-        let id = echo_id(index);
+        self.ask(address, echo_id(index), now)
+    }
+
+    /// The check once more, for every session that came up (after the hold: do
+    /// they still carry traffic?), and the first request of each, sent at `now`.
+    pub fn again(&self, now: Instant) -> (Echoes, Vec<Vec<u8>>) {
+        let mut again = Echoes::new(self.target);
+        let packets = self
+            .ids
+            .iter()
+            .map(|(&address, &id)| again.ask(address, id, now))
+            .collect();
+        (again, packets)
+    }
+
+    /// The session with `address` and identifier `id` waits for a reply to the
+    /// request sent at `now`, returned.
+    fn ask(&mut self, address: Ipv4Addr, id: u16, now: Instant) -> Vec<u8> {
         self.ids.insert(address, id);
         self.waiting.insert(
             address,
@@ -78,31 +95,6 @@ impl Echoes {
         );
         self.last_sent = Some(now);
         echo_request(address, self.target, id, 0)
-    }
-
-    /// The check once more, for every session that came up (after the hold: do
-    /// they still carry traffic?), and the first request of each, sent at `now`.
-    pub fn again(&self, now: Instant) -> (Echoes, Vec<Vec<u8>>) {
-        let mut again = Echoes::new(self.target);
-        let packets = self
-            .ids
-            .iter()
-            .map(|(&address, &id)| {
-                again.ids.insert(address, id);
-                again.waiting.insert(
-                    address,
-                    Waiting {
-                        id,
-                        up_at: now,
-                        sent: 1,
-                        last_sent: now,
-                    },
-                );
-                echo_request(address, self.target, id, 0)
-            })
-            .collect();
-        again.last_sent = Some(now);
-        (again, packets)
     }
 
     /// A packet that arrived through the call of the session with address `via`.

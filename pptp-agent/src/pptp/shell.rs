@@ -163,119 +163,129 @@ pub struct Channels<'a, P: CallIdPool, O> {
 
 /// Runs `conn` over `stream` until the connection closes. A failed read or write,
 /// a full outbound queue or a stalled write counts as the peer closing TCP.
-pub async fn drive<P: CallIdPool, O>(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its future"
+)]
+pub fn drive<'a, P: CallIdPool + 'a, O: 'a>(
     stream: TcpStream,
     mut conn: ControlConnection<P>,
-    channels: Channels<'_, P, O>,
+    channels: Channels<'a, P, O>,
     limits: ShellLimits,
-    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant) -> Option<Pass<O>>,
-) {
-    let Channels {
-        mut commands,
-        clears,
-        out: pass_on,
-    } = channels;
-    // The kernel gives up on unacknowledged data after the same time.
-    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(limits.write_timeout))
-    {
-        tracing::debug!(error = %e, "TCP_USER_TIMEOUT");
-    }
-    let (reader, mut writer) = stream.into_split();
-    let mut out = Outbound {
-        bytes: Vec::new(),
-        written: 0,
-        progress: Instant::now(),
-    };
-    // The connection was dropped: what the machine says now (calls down) still
-    // reaches the owner, what it sends does not reach the peer.
-    let mut dropped = false;
-    loop {
-        // Events may queue messages (accepting a call), so go on until both queues
-        // of the machine are empty.
+    mut on_event: impl FnMut(&mut ControlConnection<P>, Event, Instant) -> Option<Pass<O>> + 'a,
+) -> impl Future<Output = ()> + 'a {
+    // An async block rather than an async fn: its captures are the future's only
+    // copy of the arguments (an async fn keeps each argument twice, the machine's
+    // 560 bytes among them, in every control connection's task).
+    async move {
+        let Channels {
+            mut commands,
+            clears,
+            out: pass_on,
+        } = channels;
+        // The kernel gives up on unacknowledged data after the same time.
+        if let Err(e) =
+            socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(limits.write_timeout))
+        {
+            tracing::debug!(error = %e, "TCP_USER_TIMEOUT");
+        }
+        let (reader, mut writer) = stream.into_split();
+        let mut out = Outbound {
+            bytes: Vec::new(),
+            written: 0,
+            progress: Instant::now(),
+        };
+        // The connection was dropped: what the machine says now (calls down) still
+        // reaches the owner, what it sends does not reach the peer.
+        let mut dropped = false;
         loop {
-            let mut busy = false;
-            while let Some(e) = conn.poll_event() {
-                busy = true;
-                if let Some(pass) = on_event(&mut conn, e, Instant::now()) {
-                    // The receiver gone (shutting down) changes nothing here, nor
-                    // does one that does not act within the limit.
-                    let _ = pass_on.send(pass.message).await;
-                    if let Some(acted_on) = pass.acted_on {
-                        let _ = tokio::time::timeout(HOLD_LIMIT, acted_on).await;
+            // Events may queue messages (accepting a call), so go on until both queues
+            // of the machine are empty.
+            loop {
+                let mut busy = false;
+                while let Some(e) = conn.poll_event() {
+                    busy = true;
+                    if let Some(pass) = on_event(&mut conn, e, Instant::now()) {
+                        // The receiver gone (shutting down) changes nothing here, nor
+                        // does one that does not act within the limit.
+                        let _ = pass_on.send(pass.message).await;
+                        if let Some(acted_on) = pass.acted_on {
+                            let _ = tokio::time::timeout(HOLD_LIMIT, acted_on).await;
+                        }
                     }
                 }
-            }
-            while let Some(bytes) = conn.poll_transmit() {
-                busy = true;
-                if dropped {
-                    continue;
+                while let Some(bytes) = conn.poll_transmit() {
+                    busy = true;
+                    if dropped {
+                        continue;
+                    }
+                    if out.pending().len() + bytes.len() > limits.outbound_bytes {
+                        tracing::warn!(
+                            queued = out.pending().len(),
+                            "the peer does not read: control connection dropped"
+                        );
+                        dropped = true;
+                        conn.handle_eof();
+                        continue;
+                    }
+                    out.push(&bytes, Instant::now());
                 }
-                if out.pending().len() + bytes.len() > limits.outbound_bytes {
+                if !busy {
+                    break;
+                }
+            }
+            if dropped {
+                return;
+            }
+            let now = Instant::now();
+            if !out.pending().is_empty() && now >= out.progress + limits.write_timeout {
+                if !conn.is_closed() {
                     tracing::warn!(
                         queued = out.pending().len(),
-                        "the peer does not read: control connection dropped"
+                        timeout = ?limits.write_timeout,
+                        "nothing written to the peer within the write timeout: control connection dropped"
                     );
-                    dropped = true;
-                    conn.handle_eof();
-                    continue;
                 }
-                out.push(&bytes, Instant::now());
+                dropped = true;
+                conn.handle_eof();
+                continue;
             }
-            if !busy {
-                break;
+            if conn.is_closed() && out.pending().is_empty() {
+                // The peer may already be gone (pptp-linux closes right after its
+                // Call-Clear-Request); a failed shutdown changes nothing.
+                let _ = writer.shutdown().await;
+                return;
             }
-        }
-        if dropped {
-            return;
-        }
-        let now = Instant::now();
-        if !out.pending().is_empty() && now >= out.progress + limits.write_timeout {
-            if !conn.is_closed() {
-                tracing::warn!(
-                    queued = out.pending().len(),
-                    timeout = ?limits.write_timeout,
-                    "nothing written to the peer within the write timeout: control connection dropped"
-                );
-            }
-            dropped = true;
-            conn.handle_eof();
-            continue;
-        }
-        if conn.is_closed() && out.pending().is_empty() {
-            // The peer may already be gone (pptp-linux closes right after its
-            // Call-Clear-Request); a failed shutdown changes nothing.
-            let _ = writer.shutdown().await;
-            return;
-        }
-        let reading = !conn.is_closed() && out.pending().len() <= limits.outbound_bytes / 2;
-        let write_deadline =
-            (!out.pending().is_empty()).then_some(out.progress + limits.write_timeout);
-        let deadline = [conn.poll_timeout(), write_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(tokio::time::Instant::from_std);
-        tokio::select! {
-            ready = reader.readable(), if reading => match ready {
-                Err(_) => conn.handle_eof(),
-                Ok(()) => read_now(&reader, &mut conn),
-            },
-            written = writer.write(out.pending()), if !out.pending().is_empty() => match written {
-                Ok(0) | Err(_) => {
-                    dropped = true;
-                    conn.handle_eof();
+            let reading = !conn.is_closed() && out.pending().len() <= limits.outbound_bytes / 2;
+            let write_deadline =
+                (!out.pending().is_empty()).then_some(out.progress + limits.write_timeout);
+            let deadline = [conn.poll_timeout(), write_deadline]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                ready = reader.readable(), if reading => match ready {
+                    Err(_) => conn.handle_eof(),
+                    Ok(()) => read_now(&reader, &mut conn),
+                },
+                written = writer.write(out.pending()), if !out.pending().is_empty() => match written {
+                    Ok(0) | Err(_) => {
+                        dropped = true;
+                        conn.handle_eof();
+                    }
+                    Ok(n) => out.advance(n, Instant::now()),
+                },
+                Some(command) = commands.recv(), if !conn.is_closed() => command(&mut conn, Instant::now()),
+                () = clears.wake.notified(), if !conn.is_closed() => {
+                    let now = Instant::now();
+                    for call in clears.take() {
+                        // A call already gone is no error worth telling.
+                        let _ = conn.clear_call(call, now);
+                    }
                 }
-                Ok(n) => out.advance(n, Instant::now()),
-            },
-            Some(command) = commands.recv(), if !conn.is_closed() => command(&mut conn, Instant::now()),
-            () = clears.wake.notified(), if !conn.is_closed() => {
-                let now = Instant::now();
-                for call in clears.take() {
-                    // A call already gone is no error worth telling.
-                    let _ = conn.clear_call(call, now);
-                }
+                () = sleep_until(deadline) => conn.handle_timeout(Instant::now()),
             }
-            () = sleep_until(deadline) => conn.handle_timeout(Instant::now()),
         }
     }
 }

@@ -88,7 +88,7 @@ fn encap(ctx: &TcContext) -> Option<i32> {
     if unsafe { bpf_skb_change_head(ctx.skb.skb, push as u32, 0) } != 0 {
         return None;
     }
-    encap::write_headers(ctx, &hop, &session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, hop, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, len);
     // SAFETY: a valid map value.
     unsafe {

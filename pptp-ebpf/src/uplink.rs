@@ -271,9 +271,9 @@ fn decap(
     match (hop, arrived_with) {
         (Some(hop), _) => {
             forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
-            forward::write_ethernet(ctx, &hop)?;
+            forward::write_ethernet(ctx, hop)?;
             count(GlobalCounter::Decapsulated, frame_len);
-            Some(forward::redirect(&hop))
+            Some(forward::redirect(hop))
         }
         (None, ethernet) => {
             ctx.write(0, &ethernet?)?;

@@ -24,7 +24,7 @@ use pptp_common::{
 };
 
 use crate::{
-    capture, encap, forward,
+    capture, encap,
     maps::{SESSIONS_BY_CALL, client_session, count, count_event, count_packet},
     nexthop,
     packet::Bytes,
@@ -88,8 +88,7 @@ fn encap(ctx: &TcContext) -> Option<i32> {
     if unsafe { bpf_skb_change_head(ctx.skb.skb, push as u32, 0) } != 0 {
         return None;
     }
-    forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, hop, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, len);
     // SAFETY: a valid map value.
     unsafe {

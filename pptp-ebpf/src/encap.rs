@@ -4,9 +4,9 @@
 //! bytes come from `pptp_common::wire`, the builders the agent uses too.
 
 use pptp_common::{
-    session::{EncapSession, Session},
+    session::{EncapSession, NextHop, Session},
     wire::{
-        gre, ipv4,
+        ethernet, gre, ipv4,
         ppp::{self, protocol},
     },
 };
@@ -37,17 +37,29 @@ pub fn overhead(ack: bool) -> usize {
     ipv4::HEADER_LEN + GRE_SEQ_LEN + if ack { 4 } else { 0 } + PPP_HEADER.len()
 }
 
-/// Writes outer IPv4 + GRE + PPP at `at` for an inner packet of `inner_len` bytes
-/// (the room was made by the caller).
+/// Bytes from the start of the frame to the inner packet, at most: Ethernet, outer
+/// IPv4, GRE with acknowledgment, PPP.
+const MAX_FRAME_HEADERS: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + GRE_SEQ_LEN + 4 + 4;
+
+/// Writes Ethernet for `hop` + outer IPv4 + GRE + PPP at the start of the frame, in
+/// front of an inner packet of `inner_len` bytes (the room was made by the caller).
+/// One bounds check covers all of them: the span of the longest headers lies inside
+/// any frame with an inner IPv4 header (20 bytes, more than the 4 of an
+/// acknowledgment) after the headers.
 #[inline(always)]
 pub fn write_headers<B: Bytes>(
     pkt: &B,
-    at: usize,
+    hop: &NextHop,
     session: &EncapSession,
     inner_len: usize,
     seq: u32,
     ack: Option<u32>,
 ) -> Option<()> {
+    let span = pkt.span::<MAX_FRAME_HEADERS>(0)?;
+    span.write(
+        0,
+        &ethernet::header(hop.dmac, hop.smac, ethernet::ETHERTYPE_IPV4),
+    )?;
     let push = overhead(ack.is_some());
     let outer = ipv4::Repr::new(
         session.local_addr,
@@ -55,16 +67,17 @@ pub fn write_headers<B: Bytes>(
         ipv4::PROTO_GRE,
         (push - ipv4::HEADER_LEN + inner_len) as u16,
     );
-    pkt.write(at, &outer.header())?;
-    let gre = at + ipv4::HEADER_LEN;
+    let ip = ethernet::HEADER_LEN;
+    span.write(ip, &outer.header())?;
+    let gre = ip + ipv4::HEADER_LEN;
     let payload_len = (PPP_HEADER.len() + inner_len) as u16;
-    pkt.write(gre, &gre_header(session, payload_len, seq, ack.is_some()))?;
+    span.write(gre, &gre_header(session, payload_len, seq, ack.is_some()))?;
     match ack {
         Some(ack) => {
-            pkt.write(gre + GRE_SEQ_LEN, &ack.to_be_bytes())?;
-            pkt.write(gre + GRE_SEQ_LEN + 4, &PPP_HEADER)
+            span.write(gre + GRE_SEQ_LEN, &ack.to_be_bytes())?;
+            span.write(gre + GRE_SEQ_LEN + 4, &PPP_HEADER)
         }
-        None => pkt.write(gre + GRE_SEQ_LEN, &PPP_HEADER),
+        None => span.write(gre + GRE_SEQ_LEN, &PPP_HEADER),
     }
 }
 

@@ -92,8 +92,7 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
     let record = SESSIONS_BY_CALL.get_ptr_mut(slot)?;
     let (seq, ack) = encap::next_seq(record);
     forward::adjust_head(ctx, -(encap::overhead(ack.is_some()) as i32))?;
-    forward::write_ethernet(ctx, &hop)?;
-    encap::write_headers(ctx, ethernet::HEADER_LEN, &session, inner_len, seq, ack)?;
+    encap::write_headers(ctx, hop, &session, inner_len, seq, ack)?;
     count(GlobalCounter::Encapsulated, frame_len);
     // SAFETY: a valid map value.
     unsafe {
@@ -103,5 +102,5 @@ fn encap(ctx: &XdpContext) -> Option<u32> {
             inner_len as u64,
         )
     };
-    Some(forward::redirect(&hop))
+    Some(forward::redirect(hop))
 }

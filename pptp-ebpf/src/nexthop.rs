@@ -40,6 +40,10 @@ const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
 /// (no route, neighbour not resolved, needs fragmenting, ...). The lookup is made as
 /// for a packet forwarded after arriving on `ifindex` (for TC egress: the session
 /// device; an output lookup would pin the route to that device).
+///
+/// The answer is this CPU's slot, read in place until the program ends: copying it
+/// out would split the MAC addresses into bytes held (spilled) across the helper
+/// calls that resize the frame, before the Ethernet header is written.
 #[inline(always)]
 pub fn lookup<C: EbpfContext>(
     ctx: &C,
@@ -47,23 +51,24 @@ pub fn lookup<C: EbpfContext>(
     src: [u8; 4],
     dst: [u8; 4],
     tot_len: u16,
-) -> Option<NextHop> {
+) -> Option<&'static NextHop> {
     // SAFETY: helper calls with valid arguments.
     let now = unsafe { bpf_jiffies64() };
     // Fibonacci hashing of the address picks the slot.
     let index = (u32::from_ne_bytes(dst).wrapping_mul(2_654_435_761) >> 22) & (SLOTS - 1);
     let slot = HOP_SLOTS.get_ptr_mut(index)?;
-    // SAFETY: this CPU's slot; no other program instance touches it concurrently.
-    let slot = unsafe { &mut *slot };
+    // SAFETY: this CPU's slot, a map value that lives as long as the program; no
+    // other program instance touches it concurrently.
+    let slot: &'static mut HopSlot = unsafe { &mut *slot };
     if slot.dst == dst && slot.hop.expires > now {
-        return Some(slot.hop);
+        return Some(&slot.hop);
     }
     if let Some(cached) = unsafe { NEXT_HOPS.get(dst) }
         && cached.expires > now
     {
         slot.dst = dst;
         slot.hop = *cached;
-        return Some(*cached);
+        return Some(&slot.hop);
     }
     // SAFETY: an all-zero bpf_fib_lookup is a valid (empty) parameter block.
     let mut params: FibParams = unsafe { core::mem::zeroed() };
@@ -93,5 +98,5 @@ pub fn lookup<C: EbpfContext>(
     let _ = NEXT_HOPS.insert(dst, hop, 0);
     slot.dst = dst;
     slot.hop = hop;
-    Some(hop)
+    Some(&slot.hop)
 }

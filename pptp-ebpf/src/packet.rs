@@ -27,6 +27,19 @@ pub trait Bytes {
         Some(unsafe { *(at as *const [u8; N]) })
     }
 
+    /// The `N` bytes at `offset`, checked once to lie inside the packet, for several
+    /// writes into them ([`Span::write`]); `None` if the packet is too short. Each
+    /// [`Bytes::write`] reloads the packet's bounds and compares again (a store to the
+    /// packet may, for all LLVM knows, change the context it reads them from).
+    #[inline(always)]
+    fn span<const N: usize>(&self, offset: usize) -> Option<Span<N>> {
+        let at = self.start() + offset;
+        if at + N > self.end() {
+            return None;
+        }
+        Some(Span(at))
+    }
+
     /// Overwrites `N` bytes at `offset`; `None` if the packet is too short.
     #[inline(always)]
     fn write<const N: usize>(&self, offset: usize, bytes: &[u8; N]) -> Option<()> {
@@ -36,6 +49,23 @@ pub trait Bytes {
         }
         // SAFETY: the comparison above proves all N bytes lie inside the packet.
         unsafe { *(at as *mut [u8; N]) = *bytes };
+        Some(())
+    }
+}
+
+/// `N` bytes of a packet known to lie inside it ([`Bytes::span`]). Valid until the
+/// packet is resized (a helper that moves its head or tail).
+pub struct Span<const N: usize>(usize);
+
+impl<const N: usize> Span<N> {
+    /// Overwrites `M` bytes at `offset` of the span; `None` if they do not fit in it.
+    #[inline(always)]
+    pub fn write<const M: usize>(&self, offset: usize, bytes: &[u8; M]) -> Option<()> {
+        if offset + M > N {
+            return None;
+        }
+        // SAFETY: the span's N bytes were checked to lie inside the packet.
+        unsafe { *((self.0 + offset) as *mut [u8; M]) = *bytes };
         Some(())
     }
 }

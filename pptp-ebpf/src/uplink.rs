@@ -41,8 +41,9 @@ use crate::{
 enum Frame {
     /// Not ours to decapsulate: counted in this class, verdict by class.
     Other(GlobalCounter),
-    /// Enhanced GRE whose fixed header has been validated.
+    /// Enhanced GRE whose fixed header (`gre`) has been validated.
     Gre {
+        gre: gre::Header,
         l4: usize,
         ip_hlen: usize,
         src: [u8; 4],
@@ -61,6 +62,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
             }
         }
         Frame::Gre {
+            gre,
             l4,
             ip_hlen,
             src,
@@ -71,7 +73,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
                 count(GlobalCounter::OuterFragment, frame_len);
                 return PASS;
             }
-            decap(ctx, l4, ip_hlen, src).unwrap_or_else(|| {
+            decap(ctx, gre, l4, ip_hlen, src).unwrap_or_else(|| {
                 count(GlobalCounter::Malformed, frame_len);
                 DROP
             })
@@ -100,13 +102,14 @@ fn classify(ctx: &XdpContext) -> Frame {
     match ip.protocol() {
         ipv4::PROTO_TCP => Frame::Other(classify_tcp(ctx, l4)),
         ipv4::PROTO_GRE => match classify_gre(ctx, l4) {
-            GlobalCounter::GreEnhanced => Frame::Gre {
+            Ok(gre) => Frame::Gre {
+                gre,
                 l4,
                 ip_hlen: ip.header_len(),
                 src: ip.src(),
                 fragment: ip.is_fragment(),
             },
-            class => Frame::Other(class),
+            Err(class) => Frame::Other(class),
         },
         _ => Frame::Other(GlobalCounter::OtherIpv4),
     }
@@ -126,25 +129,33 @@ fn classify_tcp(ctx: &XdpContext, l4: usize) -> GlobalCounter {
     }
 }
 
+/// The fixed header of enhanced GRE at `l4` that passes the flag rule, or the class
+/// of anything else (the header is read once and handed on to [`decap`]).
 #[inline(always)]
-fn classify_gre(ctx: &XdpContext, l4: usize) -> GlobalCounter {
+fn classify_gre(ctx: &XdpContext, l4: usize) -> Result<gre::Header, GlobalCounter> {
     let Some(base) = ctx.read::<4>(l4) else {
-        return GlobalCounter::Malformed;
+        return Err(GlobalCounter::Malformed);
     };
     if !gre::is_enhanced(base[gre::field::FLAGS_VERSION]) {
-        return GlobalCounter::GreOther;
+        return Err(GlobalCounter::GreOther);
     }
     match ctx.read::<{ gre::FIXED_LEN }>(l4) {
-        Some(fixed) if gre::Header(fixed).check().is_ok() => GlobalCounter::GreEnhanced,
-        _ => GlobalCounter::Malformed,
+        Some(fixed) if gre::Header(fixed).check().is_ok() => Ok(gre::Header(fixed)),
+        _ => Err(GlobalCounter::Malformed),
     }
 }
 
-/// Decapsulates one enhanced GRE packet; `None` means malformed.
+/// Decapsulates one enhanced GRE packet whose fixed header `gre` is at `l4`; `None`
+/// means malformed.
 #[inline(always)]
-fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u32> {
+fn decap(
+    ctx: &XdpContext,
+    gre: gre::Header,
+    l4: usize,
+    ip_hlen: usize,
+    src: [u8; 4],
+) -> Option<u32> {
     let frame_len = ctx.len() as u64;
-    let gre = gre::Header(ctx.read::<{ gre::FIXED_LEN }>(l4)?);
     let has_seq = gre.has_seq();
     let payload_len = gre.payload_len() as usize;
     let gre_len = gre.header_len();
@@ -260,9 +271,9 @@ fn decap(ctx: &XdpContext, l4: usize, ip_hlen: usize, src: [u8; 4]) -> Option<u3
     match (hop, arrived_with) {
         (Some(hop), _) => {
             forward::decrement_ttl(ctx, ethernet::HEADER_LEN, &header)?;
-            forward::write_ethernet(ctx, &hop)?;
+            forward::write_ethernet(ctx, hop)?;
             count(GlobalCounter::Decapsulated, frame_len);
-            Some(forward::redirect(&hop))
+            Some(forward::redirect(hop))
         }
         (None, ethernet) => {
             ctx.write(0, &ethernet?)?;

@@ -36,17 +36,6 @@ fn up(w: &mut World, user: &str, outer: u8) -> (usize, SessionId, Ipv4Addr) {
     (p, id, client)
 }
 
-/// `packet` with `len` bytes in all (a valid IPv4 header).
-fn sized(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
-    let mut p = ipv4(src, dst);
-    p.resize(len, 0);
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[10..12].fill(0);
-    let sum = crate::inet::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    p
-}
-
 #[test]
 fn the_armed_session_is_teed_both_ways_and_no_other() {
     let mut w = world();

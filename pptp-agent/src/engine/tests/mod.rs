@@ -499,3 +499,14 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     p[10..12].copy_from_slice(&sum.to_be_bytes());
     p
 }
+
+/// An IPv4 packet of `len` bytes in all from `src` to `dst` (a valid header).
+pub fn sized(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
+    let mut p = ipv4(src, dst);
+    p.resize(len, 0);
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[10..12].fill(0);
+    let sum = crate::inet::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p
+}

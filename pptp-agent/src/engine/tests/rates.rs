@@ -25,17 +25,6 @@ fn rate(s: &str) -> RateLimit {
     RateLimit::parse(s).unwrap()
 }
 
-/// An IPv4 packet of `len` bytes from `src` to `dst`.
-fn sized(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Vec<u8> {
-    let mut p = ipv4(src, dst);
-    p.resize(len, 0);
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[10..12].fill(0);
-    let sum = crate::inet::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    p
-}
-
 /// A concentrator whose RADIUS accepts `password = user name` and answers with
 /// `authorization`; `rates` from the configuration.
 fn world(rates: RatePolicy, authorization: Option<Authorization>) -> World {

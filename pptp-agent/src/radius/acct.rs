@@ -68,9 +68,7 @@ pub struct Record {
 impl Record {
     /// The request for one server.
     pub fn encode(&self, id: u8, nas: &Nas, secret: &[u8]) -> Result<Vec<u8>, PacketError> {
-        let mut p = Packet::new(code::ACCOUNTING_REQUEST, id, [0; 16]);
-        p.push_u32(attr::ACCT_STATUS_TYPE, self.status as u32);
-        p.push(attr::ACCT_SESSION_ID, self.session_id.as_bytes());
+        let mut p = request(id, self.status as u32, &self.session_id);
         p.push(attr::USER_NAME, self.user.as_bytes());
         p.push_u32(
             attr::ACCT_AUTHENTIC,
@@ -102,14 +100,29 @@ impl Record {
         if let Some(cause) = self.cause {
             p.push_u32(attr::ACCT_TERMINATE_CAUSE, cause as u32);
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        p.push_u32(attr::EVENT_TIMESTAMP, now.as_secs() as u32);
-        p.push_u32(attr::ACCT_DELAY_TIME, 0);
-        nas.add_to(&mut p);
-        p.encode(secret, None)
+        seal(p, nas, secret)
     }
+}
+
+/// An Accounting-Request with its Acct-Status-Type and Acct-Session-Id, the
+/// attributes every one starts with (a session's, or the NAS's own).
+pub(super) fn request(id: u8, status: u32, session_id: &str) -> Packet {
+    let mut p = Packet::new(code::ACCOUNTING_REQUEST, id, [0; 16]);
+    p.push_u32(attr::ACCT_STATUS_TYPE, status);
+    p.push(attr::ACCT_SESSION_ID, session_id.as_bytes());
+    p
+}
+
+/// Ends an Accounting-Request as every one ends: the time it is sent
+/// (Event-Timestamp, Acct-Delay-Time 0), the NAS's identity; encoded with `secret`.
+pub(super) fn seal(mut p: Packet, nas: &Nas, secret: &[u8]) -> Result<Vec<u8>, PacketError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    p.push_u32(attr::EVENT_TIMESTAMP, now.as_secs() as u32);
+    p.push_u32(attr::ACCT_DELAY_TIME, 0);
+    nas.add_to(&mut p);
+    p.encode(secret, None)
 }
 
 /// The limits one session lives by (Access-Accept, updated by CoA).

@@ -10,10 +10,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{
-    auth::Nas,
-    packet::{Packet, PacketError, attr, code},
-};
+use super::{acct, auth::Nas, packet::PacketError};
 
 /// Acct-Session-Ids of one run of the agent. RFC 2866 §5.5 asks for one per
 /// session, the same in its Start, Interim-Updates and Stop, and every
@@ -93,16 +90,11 @@ impl NasRecord {
     /// identity and the time (rlm_sql's Accounting-On query closes the sessions
     /// started before Event-Timestamp).
     pub fn encode(&self, id: u8, nas: &Nas, secret: &[u8]) -> Result<Vec<u8>, PacketError> {
-        let mut p = Packet::new(code::ACCOUNTING_REQUEST, id, [0; 16]);
-        p.push_u32(attr::ACCT_STATUS_TYPE, self.status as u32);
-        p.push(attr::ACCT_SESSION_ID, self.session_id.as_bytes());
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        p.push_u32(attr::EVENT_TIMESTAMP, now.as_secs() as u32);
-        p.push_u32(attr::ACCT_DELAY_TIME, 0);
-        nas.add_to(&mut p);
-        p.encode(secret, None)
+        acct::seal(
+            acct::request(id, self.status as u32, &self.session_id),
+            nas,
+            secret,
+        )
     }
 }
 
@@ -111,6 +103,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::radius::packet::{Packet, attr};
 
     fn nas(identifier: Option<&str>, ip: Option<Ipv4Addr>) -> Nas {
         Nas {

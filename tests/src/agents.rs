@@ -166,6 +166,30 @@ pub fn dial(lab: &mut Lab, bin: &Path, i: usize, extra: &[&str]) -> anyhow::Resu
     dial_to(lab, bin, i, addr::CONC_WAN, extra)
 }
 
+/// As [`dial`], as `user` with `password`, authenticating with `auth` and with
+/// MPPE `mppe` (`dial --auth` and `--mppe`).
+pub fn dial_as(
+    lab: &mut Lab,
+    bin: &Path,
+    i: usize,
+    user: &str,
+    password: &str,
+    auth: &str,
+    mppe: &str,
+) -> anyhow::Result<Agent> {
+    let args = [
+        "--user",
+        user,
+        "--password",
+        password,
+        "--auth",
+        auth,
+        "--mppe",
+        mppe,
+    ];
+    dial(lab, bin, i, &args)
+}
+
 /// As [`dial`], to the PPTP server at `server` (a real peer, say).
 pub fn dial_to(
     lab: &mut Lab,

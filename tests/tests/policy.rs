@@ -128,23 +128,8 @@ fn rate_limits_and_quotas_from_radius_and_coa() {
     );
     let server = &configured.server;
     let dial = |lab: &mut Lab, i: usize, user: &str, auth: &str, mppe: &str| {
-        let password = format!("{user}-pw");
-        agents::dial(
-            lab,
-            &bin,
-            i,
-            &[
-                "--user",
-                user,
-                "--password",
-                &password,
-                "--auth",
-                auth,
-                "--mppe",
-                mppe,
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{user}: {e:#}\n{}", server.log_tail()))
+        agents::dial_as(lab, &bin, i, user, &format!("{user}-pw"), auth, mppe)
+            .unwrap_or_else(|e| panic!("{user}: {e:#}\n{}", server.log_tail()))
     };
 
     // The XDP path: grace, no MPPE.

@@ -152,28 +152,14 @@ fn freeradius_authenticates_accounts_and_disconnects() {
     ];
     let mut clients = Vec::new();
     for (i, (user, password, auth, mppe)) in cases.iter().enumerate() {
-        let client = agents::dial(
-            &mut lab,
-            &bin,
-            i,
-            &[
-                "--user",
-                user,
-                "--password",
-                password,
-                "--auth",
-                auth,
-                "--mppe",
-                mppe,
-            ],
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "{user} ({auth}, MPPE {mppe}): {e:#}\n{}\n{}",
-                server.log_tail(),
-                radius.log_tail()
-            )
-        });
+        let client =
+            agents::dial_as(&mut lab, &bin, i, user, password, auth, mppe).unwrap_or_else(|e| {
+                panic!(
+                    "{user} ({auth}, MPPE {mppe}): {e:#}\n{}\n{}",
+                    server.log_tail(),
+                    radius.log_tail()
+                )
+            });
         assert!(
             agents::ping(&lab.client_ns(i), addr::LAN_HOST, 3).unwrap(),
             "{user} ({auth}, MPPE {mppe}): ping through the tunnel"

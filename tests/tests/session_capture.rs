@@ -45,23 +45,8 @@ fn a_capture_holds_its_sessions_packets_and_no_others() {
         (1, "bob", "pap", "deny"),
         (2, "carol", "mschapv2", "require"),
     ] {
-        let password = format!("{user}-pw");
-        agents::dial(
-            &mut lab,
-            &bin,
-            i,
-            &[
-                "--user",
-                user,
-                "--password",
-                &password,
-                "--auth",
-                auth,
-                "--mppe",
-                mppe,
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{user}: {e:#}\n{}", server.log_tail()));
+        agents::dial_as(&mut lab, &bin, i, user, &format!("{user}-pw"), auth, mppe)
+            .unwrap_or_else(|e| panic!("{user}: {e:#}\n{}", server.log_tail()));
     }
     let all = agents::sessions(&mut lab, &bin);
     let of = |user: &str| {
